@@ -6,8 +6,6 @@ package client
 import (
 	"context"
 	"time"
-
-	"github.com/septemberai/terraform-provider-engine/internal/api"
 )
 
 // Logger receives request/response debug lines. The provider adapts tflog to it; nil discards.
@@ -45,9 +43,3 @@ type ListSnapshotsOptions struct {
 	Status  string
 }
 
-// TODO(client): every method below is implemented in this package's other files.
-var (
-	_ = (*Client).Health
-	_ = context.Background
-	_ = api.Base
-)
