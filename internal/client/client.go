@@ -42,4 +42,3 @@ type ListSnapshotsOptions struct {
 	Version string
 	Status  string
 }
-
