@@ -1,0 +1,74 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+
+	"github.com/septemberai/terraform-provider-engine/internal/api"
+	"github.com/septemberai/terraform-provider-engine/internal/client"
+)
+
+var _ datasource.DataSourceWithConfigure = (*instanceDataSource)(nil)
+
+// NewInstanceDataSource is the engine_instance data source: one engine, by user id.
+func NewInstanceDataSource() datasource.DataSource { return &instanceDataSource{} }
+
+type instanceDataSource struct {
+	data *providerData
+}
+
+func (d *instanceDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_instance"
+}
+
+func (d *instanceDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "Reads one engine by the user it serves: its version, brain schema version, status, health and " +
+			"brain write counter. Use it to see what an `engine_release` would start from.",
+		Attributes: engineAttributes(schema.StringAttribute{
+			Required:            true,
+			MarkdownDescription: "The user whose engine to read, for example `user-0001`.",
+			Validators:          []validator.String{userIDValidator()},
+		}),
+	}
+}
+
+func (d *instanceDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
+	d.data = configureData(req.ProviderData, &resp.Diagnostics)
+}
+
+func (d *instanceDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
+	var m engineModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	userID := m.UserID.ValueString()
+	e, err := d.data.Client.GetEngine(ctx, userID)
+	if client.IsNotFound(err) {
+		resp.Diagnostics.AddAttributeError(path.Root("user_id"), "Engine Not Found",
+			fmt.Sprintf("The control plane has no engine for user %q. Check the user_id; data \"engine_instances\" lists "+
+				"the engines it knows (filter with user_id_prefix).", userID))
+		return
+	}
+	if err != nil {
+		resp.Diagnostics.Append(clientErrorAttrDiag(path.Root("user_id"), "Engine Read Failed", err))
+		return
+	}
+	m = newEngineModel(e)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+// userIDValidator checks the id shape the control API accepts, so a typo with a slash or space
+// fails at validate time instead of as a confusing 404.
+func userIDValidator() validator.String {
+	return stringvalidator.RegexMatches(regexp.MustCompile(api.IDPattern),
+		"must be a user id: letters, digits, '.', '_' or '-', starting with a letter or digit, at most 128 characters")
+}
