@@ -48,6 +48,14 @@ const (
 	CodeFaultInjected       = "FAULT_INJECTED"
 	CodeNotFound            = "NOT_FOUND"
 	CodeMethodNotAllowed    = "METHOD_NOT_ALLOWED"
+	// CodeMigrationFailed marks an engine whose brain migration failed: the transaction rolled
+	// back and the brain's dirty flag is set, so no version boots on it until a restore.
+	CodeMigrationFailed = "MIGRATION_FAILED"
+	// CodeHealthCheckFailed marks an engine that booted but never reported healthy in time.
+	CodeHealthCheckFailed = "HEALTH_CHECK_FAILED"
+	// CodeInterrupted marks an operation the control plane could not finish because it stopped
+	// while the operation ran; the engine is left in the state its brain shows.
+	CodeInterrupted = "OPERATION_INTERRUPTED"
 )
 
 // ErrorBody is the body of every non-2xx response.
