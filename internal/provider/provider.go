@@ -189,6 +189,7 @@ func (p *engineProvider) DataSources(context.Context) []func() datasource.DataSo
 		NewInstancesDataSource,
 		NewVersionsDataSource,
 		NewUpgradePathDataSource,
+		NewBrainSnapshotsDataSource,
 	}
 }
 

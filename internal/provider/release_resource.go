@@ -1,0 +1,259 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/septemberai/terraform-provider-engine/internal/api"
+	"github.com/septemberai/terraform-provider-engine/internal/client"
+	"github.com/septemberai/terraform-provider-engine/internal/rollout"
+	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
+)
+
+var (
+	_ resource.ResourceWithConfigure   = (*releaseResource)(nil)
+	_ resource.ResourceWithImportState = (*releaseResource)(nil)
+	_ resource.ResourceWithModifyPlan  = (*releaseResource)(nil)
+)
+
+func init() { resources = append(resources, NewReleaseResource) }
+
+// NewReleaseResource is the engine_release resource.
+func NewReleaseResource() resource.Resource { return &releaseResource{} }
+
+// releaseResource manages the version one engine runs.
+type releaseResource struct {
+	data *providerData
+}
+
+// privateReleaseOp is the private-state key of an upgrade an interrupted apply left running.
+const privateReleaseOp = "release_operation"
+
+func (r *releaseResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_release"
+}
+
+func (r *releaseResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	r.data = configureData(req.ProviderData, &resp.Diagnostics)
+}
+
+func (r *releaseResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var plan releaseModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := plan.Timeouts.Create(ctx, 30*time.Minute)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out := r.converge(ctx, &plan, nil, resp.Private)
+	resp.Diagnostics.Append(out.diags...)
+	switch {
+	case out.interrupted:
+		// An error here would taint the release and plan a rollback-and-redo; instead record
+		// it with the attempt in progress, and let the next plan attach to the operation.
+		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	case out.diags.HasError():
+		// The engine is on the version it was found on (never started, or rolled back): nothing
+		// to track, and the next plan shows the create, so the upgrade is still pending.
+	default:
+		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	}
+}
+
+func (r *releaseResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan, state releaseModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := plan.Timeouts.Update(ctx, 30*time.Minute)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out := r.converge(ctx, &plan, &state, resp.Private)
+	resp.Diagnostics.Append(out.diags...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *releaseResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state releaseModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	userID := state.UserID.ValueString()
+	if userID == "" {
+		userID = state.ID.ValueString() // import
+	}
+	e, err := r.data.Client.GetEngine(ctx, userID)
+	if client.IsNotFound(err) {
+		tflog.Warn(ctx, "engine gone; removing the release from state", map[string]any{"user_id": userID})
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if err != nil {
+		resp.Diagnostics.Append(clientErrorDiag("Engine Read Failed", err))
+		return
+	}
+	if op, ok, diags := getPendingOperation(ctx, req.Private, privateReleaseOp); ok || diags.HasError() {
+		resp.Diagnostics.Append(diags...)
+		if cur, err := r.data.Client.GetOperation(ctx, op.ID); err == nil && cur.Done() {
+			a := lastAttemptFrom(state.LastAttempt)
+			a.applyOperation(cur)
+			state.LastAttempt = a.object()
+			resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateReleaseOp, nil)...)
+		} else if client.IsNotFound(err) {
+			resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateReleaseOp, nil)...)
+		}
+	}
+	state.fillEngine(e)
+	if state.PreviousVersion.IsNull() || state.PreviousVersion.ValueString() == "" {
+		state.PreviousVersion = types.StringValue(e.EngineVersion)
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+func (r *releaseResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state releaseModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if state.OnDestroy.ValueString() == onDestroyKeep {
+		tflog.Info(ctx, "on_destroy = keep: leaving the engine as it is", map[string]any{"user_id": state.UserID.ValueString()})
+		return
+	}
+	timeout, diags := state.Timeouts.Delete(ctx, 30*time.Minute)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	userID, to := state.UserID.ValueString(), state.PreviousVersion.ValueString()
+	ctx = tflog.SetField(ctx, "user_id", userID)
+	d := r.data.driver()
+	// Wait out whatever runs (an interrupted rollback included: resuming is waiting for it).
+	e, _, err := d.Idle(ctx, userID, nil)
+	if client.IsNotFound(err) {
+		return
+	}
+	if err != nil {
+		resp.Diagnostics.Append(rollbackFailedDiag(userID, to, err))
+		return
+	}
+	if e.EngineVersion == to && e.Status == api.StatusRunning {
+		tflog.Info(ctx, "engine already runs the rollback target", map[string]any{"version": to})
+		return
+	}
+	cat, err := r.data.Catalog(ctx)
+	if err != nil {
+		resp.Diagnostics.Append(clientErrorDiag("Release Catalog Read Failed", err))
+		return
+	}
+	rb, err := rollout.PlanRollback(cat, e, to, state.PreUpgradeSnapshotID.ValueString())
+	if err != nil {
+		resp.Diagnostics.Append(rollbackFailedDiag(userID, to, err))
+		return
+	}
+	drain, health := state.durations()
+	if _, err := d.Rollback(ctx, userID, client.NewIdempotencyKey(), rb, drain, health); err != nil {
+		resp.Diagnostics.Append(rollbackFailedDiag(userID, to, err))
+		return
+	}
+	if e, err = r.data.Client.GetEngine(ctx, userID); err != nil || e.EngineVersion != to || e.Status != api.StatusRunning {
+		resp.Diagnostics.Append(rollbackFailedDiag(userID, to, fmt.Errorf("after the rollback the engine runs %s with status %s (%v)", e.EngineVersion, e.Status, err)))
+	}
+}
+
+func rollbackFailedDiag(userID, to string, err error) diag.Diagnostic {
+	return diag.NewErrorDiagnostic("Engine Rollback Failed",
+		fmt.Sprintf("Destroy could not return user %s's engine to %s: %v.\n\nThe release stays in state. Fix the cause, then run terraform destroy again: it resumes "+
+			"(a running rollback is waited for, never started twice). To drop the release without rolling back, set on_destroy = \"keep\" and apply first.", userID, to, errText(err)))
+}
+
+func errText(err error) string {
+	var ce *client.Error
+	var oe *rollout.OperationError
+	switch {
+	case errors.As(err, &oe):
+		return oe.Error()
+	case errors.As(err, &ce):
+		return clientErrorDetail(err)
+	}
+	return err.Error()
+}
+
+func (r *releaseResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	set := func(name string, v any) {
+		resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root(name), v)...)
+	}
+	set("id", req.ID)
+	set("user_id", req.ID)
+	set("auto_snapshot", false)
+	set("allow_major_upgrade", false)
+	set("allow_downgrade", false)
+	set("drain_timeout", "30s")
+	set("health_timeout", "2m")
+	set("auto_rollback", true)
+	set("on_destroy", onDestroyRollback)
+	set("pre_upgrade_snapshot_id", "")
+}
+
+// fillEngine copies what the engine reports into state: the running version (so out-of-band
+// changes show as drift), its schema and id.
+func (m *releaseModel) fillEngine(e api.Engine) {
+	m.ID = types.StringValue(e.UserID)
+	m.UserID = types.StringValue(e.UserID)
+	m.Version = types.StringValue(e.EngineVersion)
+	m.EngineID = types.StringValue(e.EngineID)
+	m.SchemaVersion = types.Int64Value(int64(e.SchemaVersion))
+	if m.PreUpgradeSnapshotID.IsNull() || m.PreUpgradeSnapshotID.IsUnknown() {
+		m.PreUpgradeSnapshotID = types.StringValue("")
+	}
+	if m.PlannedUpgrade.IsNull() || m.PlannedUpgrade.IsUnknown() {
+		m.PlannedUpgrade = plannedUpgradeObject(upgrade.ActionNone, api.UpgradePath{From: e.EngineVersion, To: e.EngineVersion, Kind: upgrade.KindNone}, types.StringValue(""))
+	}
+	if m.LastAttempt.IsNull() || m.LastAttempt.IsUnknown() {
+		m.LastAttempt = types.ObjectNull(lastAttemptAttrTypes)
+	}
+}
+
+// applyOperation records how an upgrade operation ended.
+func (a *lastAttempt) applyOperation(op api.Operation) {
+	a.OperationID = op.ID
+	if a.Version == "" {
+		a.Version = op.ToVersion
+	}
+	if a.StartedAt == "" {
+		a.StartedAt = rfc3339(op.CreatedAt)
+	}
+	switch op.Status {
+	case api.OpSucceeded:
+		a.Status, a.Error = attemptSucceeded, ""
+	case api.OpFailed:
+		a.Status, a.Error = attemptFailed, opErrorText(op)
+	default:
+		a.Status = attemptInProgress
+	}
+	if op.FinishedAt != nil {
+		a.FinishedAt = rfc3339(*op.FinishedAt)
+	}
+}

@@ -1,0 +1,400 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/septemberai/terraform-provider-engine/internal/api"
+	"github.com/septemberai/terraform-provider-engine/internal/client"
+	"github.com/septemberai/terraform-provider-engine/internal/rollout"
+	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
+)
+
+// privateState is the part of the framework's private state a converge needs.
+type privateState interface {
+	SetKey(context.Context, string, []byte) diag.Diagnostics
+	GetKey(context.Context, string) ([]byte, diag.Diagnostics)
+}
+
+type convergeResult struct {
+	diags diag.Diagnostics
+	// interrupted: the apply stopped (cancel or timeout) while an operation kept running on the
+	// control plane; it is recorded in private state for the next apply to attach to.
+	interrupted bool
+}
+
+// converge brings the engine to m.Version: attach to or wait out a running operation, re-check
+// the plan's rules on fresh reads, honour the rollout window, snapshot if asked, take the eval
+// baseline, upgrade (or downgrade, or restore), check the gates, roll back on failure. It leaves
+// m holding the truth: the running version and how the attempt ended. prior is nil on create.
+func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *releaseModel, priv privateState) convergeResult {
+	var out convergeResult
+	userID, target := m.UserID.ValueString(), m.Version.ValueString()
+	ctx = tflog.SetField(ctx, "user_id", userID)
+	d := r.data.driver()
+	cat, err := r.data.Catalog(ctx)
+	if err != nil {
+		out.diags.Append(clientErrorDiag("Release Catalog Read Failed", err))
+		return out
+	}
+	attempt := lastAttempt{Version: target, StartedAt: rfc3339(time.Now())}
+	if prior != nil {
+		m.EngineID, m.PreviousVersion = prior.EngineID, prior.PreviousVersion
+		if m.PreUpgradeSnapshotID.IsUnknown() {
+			m.PreUpgradeSnapshotID = prior.PreUpgradeSnapshotID
+		}
+	}
+	finish := func(e api.Engine, a *lastAttempt) convergeResult {
+		m.fillEngine(e)
+		m.Version = types.StringValue(e.EngineVersion)
+		if a != nil {
+			m.LastAttempt = a.object()
+		} else if m.LastAttempt.IsUnknown() {
+			if prior != nil {
+				m.LastAttempt = prior.LastAttempt
+			} else {
+				m.LastAttempt = types.ObjectNull(lastAttemptAttrTypes)
+			}
+		}
+		m.resolvePlanned(cat, e.EngineVersion)
+		return out
+	}
+
+	// 1. Attach to our own operation left running by an interrupted apply, or wait out another.
+	pending, hasPending, diags := getPendingOperation(ctx, priv, privateReleaseOp)
+	out.diags.Append(diags...)
+	attach := func(op api.Operation) bool {
+		if hasPending && op.ID == pending.ID {
+			return true
+		}
+		return (op.Kind == api.OpUpgrade || op.Kind == api.OpRestore) && op.ToVersion == target
+	}
+	e, attached, err := d.Idle(ctx, userID, attach)
+	if err != nil && ctx.Err() != nil {
+		return r.interrupted(ctx, m, prior, priv, attached, attempt, err)
+	}
+	if client.IsNotFound(err) {
+		out.diags.AddAttributeError(path.Root("user_id"), "Engine Not Found",
+			fmt.Sprintf("The control plane has no engine for user_id %q. Check the user id; data \"engine_instances\" lists the engines it knows.", userID))
+		return out
+	}
+	if err != nil && attached == nil {
+		out.diags.Append(clientErrorDiag("Engine Read Failed", err))
+		return out
+	}
+	if prior == nil {
+		m.EngineID = types.StringValue(e.EngineID)
+		m.PreviousVersion = types.StringValue(e.EngineVersion)
+		if attached != nil {
+			m.PreviousVersion = types.StringValue(attached.FromVersion)
+		}
+	}
+	if attached != nil {
+		attempt.applyOperation(*attached)
+		attempt.SnapshotID = attached.SnapshotID
+		out.diags.Append(priv.SetKey(ctx, privateReleaseOp, nil)...)
+		if attached.SnapshotID != "" {
+			m.PreUpgradeSnapshotID = types.StringValue(attached.SnapshotID)
+		}
+		if attached.Status == api.OpSucceeded && e.EngineVersion == target {
+			return finish(e, &attempt)
+		}
+		if attached.Status == api.OpFailed {
+			out.diags.AddError("Engine Upgrade Failed", fmt.Sprintf("The upgrade of user %s's engine to %s that an earlier apply left running (operation %s) failed: %s. "+
+				"The engine runs %s (%s). Run terraform plan to see what a retry would do.", userID, target, attached.ID, opErrorText(*attached), e.EngineVersion, e.Status))
+			return finish(e, &attempt)
+		}
+	}
+	if e.EngineVersion == target && e.Status == api.StatusRunning {
+		return finish(e, nil)
+	}
+	if from := plannedFrom(m.PlannedUpgrade); from != "" && from != e.EngineVersion {
+		out.diags.AddError("Engine Changed Since Plan",
+			fmt.Sprintf("User %s's engine ran %s when this plan was made but runs %s now (status %s): someone else changed it. Nothing was started. Run terraform plan again and review the new plan.",
+				userID, from, e.EngineVersion, e.Status))
+		return finish(e, nil)
+	}
+
+	// 2. The plan's rules again, on fresh reads (the snapshot may have expired or been tampered).
+	timeout := 30 * time.Minute
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	intent := upgrade.ReleaseIntent{Engine: e, Target: target, AutoSnapshot: m.AutoSnapshot.ValueBool(),
+		AllowMajor: m.AllowMajorUpgrade.ValueBool(), AllowDowngrade: m.AllowDowngrade.ValueBool(), Deadline: time.Now().Add(timeout)}
+	if diags := r.loadSnapshots(ctx, m, &intent); diags.HasError() {
+		out.diags.Append(diags...)
+		return finish(e, nil)
+	}
+	dec := upgrade.PlanRelease(cat, intent)
+	if len(dec.Errors) > 0 {
+		out.diags.Append(problemDiags(dec.Errors, true)...)
+		return finish(e, nil)
+	}
+	if w, _ := m.window(); w != nil && !w.Contains(time.Now()) {
+		out.diags.AddAttributeError(path.Root("rollout_window"), "Outside The Rollout Window",
+			fmt.Sprintf("It is %s; upgrades of user %s's engine may start only in %s. Nothing was started. The window next opens at %s: apply again then, or change rollout_window.",
+				time.Now().UTC().Format(time.RFC3339), userID, w.String(), w.NextOpening(time.Now()).Format(time.RFC3339)))
+		return finish(e, nil)
+	}
+
+	// 3. Snapshot, baseline, operation.
+	from := e.EngineVersion
+	snapshotID := m.SnapshotID.ValueString()
+	if dec.Action == upgrade.ActionRestore && snapshotID == "" && intent.RestoreSnapshot != nil {
+		snapshotID = intent.RestoreSnapshot.ID
+	}
+	if dec.TakeSnapshot {
+		tflog.Info(ctx, "taking the pre-upgrade snapshot", map[string]any{"phase": api.StepSnapshot})
+		snap, _, err := d.Snapshot(ctx, userID, client.NewIdempotencyKey(), api.CreateSnapshotRequest{
+			Description: fmt.Sprintf("pre-upgrade %s -> %s (engine_release auto_snapshot)", from, target), RetentionDays: defaultRetentionDays})
+		if err != nil {
+			out.diags.Append(operationErrorDiag("Pre-Upgrade Snapshot Failed", err))
+			return finish(e, nil)
+		}
+		snapshotID = snap.ID
+	}
+	if dec.Action == upgrade.ActionUpgrade && dec.Path.RequiresSnapshot {
+		m.PreUpgradeSnapshotID = types.StringValue(snapshotID)
+		attempt.SnapshotID = snapshotID
+	}
+	gate := m.evalGate()
+	if gate != nil {
+		score, err := d.Eval(ctx, userID, gate.Suite.ValueString())
+		if err != nil {
+			out.diags.Append(operationErrorDiag("Baseline Eval Failed", err))
+			return finish(e, nil)
+		}
+		attempt.Baseline = &score
+	}
+	drain, health := m.durations()
+	key := client.NewIdempotencyKey()
+	var op api.Operation
+	if dec.Action == upgrade.ActionRestore {
+		op, err = d.StartRestore(ctx, userID, key, e.Generation, api.RestoreRequest{SnapshotID: snapshotID, Version: target,
+			DrainTimeoutSeconds: rollout.Seconds(drain), HealthTimeoutSeconds: rollout.Seconds(health)})
+	} else {
+		op, err = d.StartUpgrade(ctx, userID, key, e.Generation, api.UpgradeRequest{Version: target, SnapshotID: snapshotID,
+			AllowDowngrade: dec.Action == upgrade.ActionDowngrade, DrainTimeoutSeconds: rollout.Seconds(drain), HealthTimeoutSeconds: rollout.Seconds(health)})
+	}
+	if err != nil {
+		if client.HasCode(err, api.CodePreconditionFailed) {
+			out.diags.AddError("Engine Changed Since Plan", fmt.Sprintf("User %s's engine changed between the read and the upgrade (%s). Nothing was started. Run terraform plan again.", userID, errText(err)))
+		} else {
+			out.diags.Append(clientErrorDiag("Engine Upgrade Not Started", err))
+		}
+		return finish(e, nil)
+	}
+	out.diags.Append(setPendingOperation(ctx, priv, privateReleaseOp, op)...)
+	attempt.OperationID = op.ID
+	tflog.Info(ctx, "upgrade started", map[string]any{"operation_id": op.ID, "from": from, "to": target})
+	op, err = d.Wait(ctx, op)
+	if err != nil && ctx.Err() != nil {
+		return r.interrupted(ctx, m, prior, priv, &op, attempt, err)
+	}
+	out.diags.Append(priv.SetKey(ctx, privateReleaseOp, nil)...)
+	attempt.applyOperation(op)
+
+	// 4. Gates.
+	var failure string
+	var oe *rollout.OperationError
+	switch {
+	case errors.As(err, &oe):
+		failure = fmt.Sprintf("the %s step failed: %s", oe.Step(), opErrorText(oe.Op))
+	case err != nil:
+		out.diags.Append(clientErrorDiag("Engine Upgrade Wait Failed", err))
+		return finish(e, &attempt)
+	case gate != nil:
+		score, err := d.Eval(ctx, userID, gate.Suite.ValueString())
+		if err != nil {
+			failure = "the post-upgrade eval did not run: " + errText(err)
+			break
+		}
+		attempt.Score = &score
+		if reg := *attempt.Baseline - score; reg > gate.MaxRegression.ValueFloat64() {
+			failure = fmt.Sprintf("the eval gate failed: suite %q scored %.3f on %s against a baseline of %.3f on %s, a regression of %.3f, above max_regression %.3f",
+				gate.Suite.ValueString(), score, target, *attempt.Baseline, from, reg, gate.MaxRegression.ValueFloat64())
+		}
+	}
+	if failure == "" {
+		attempt.Status, attempt.Error = attemptSucceeded, ""
+		return r.finishFresh(ctx, m, finish, e, &attempt, &out)
+	}
+
+	// 5. Failure: roll back when asked.
+	attempt.Status, attempt.Error = attemptFailed, failure
+	if !m.AutoRollback.ValueBool() || dec.Action == upgrade.ActionRestore {
+		out.diags.AddError("Engine Upgrade Failed", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed: %s. auto_rollback is off, so the engine was left as it is; "+
+			"state records what it runs. Roll back with a lower version and allow_downgrade, or destroy the release.", userID, from, target, failure))
+		return r.finishFresh(ctx, m, finish, e, &attempt, &out)
+	}
+	now, err := r.data.Client.GetEngine(ctx, userID)
+	if err == nil {
+		var rb rollout.RollbackPlan
+		if rb, err = rollout.PlanRollback(cat, now, from, snapshotID); err == nil {
+			_, err = d.Rollback(ctx, userID, client.NewIdempotencyKey(), rb, drain, health)
+		}
+	}
+	if err != nil {
+		out.diags.AddError("Engine Upgrade Failed And Rollback Failed", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed (%s), and the automatic rollback to %s failed too: %s. "+
+			"State records what the engine runs now. Restore it by hand from snapshot %s (engine-controlplane restore), then run terraform plan.", userID, from, target, failure, from, errText(err), orUnknown(snapshotID)))
+		return r.finishFresh(ctx, m, finish, e, &attempt, &out)
+	}
+	attempt.Status = attemptRolledBack
+	lost := ""
+	if snapshotID != "" {
+		lost = fmt.Sprintf(" from snapshot %s", snapshotID)
+	}
+	out.diags.AddError("Engine Upgrade Rolled Back", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed: %s.\n\nThe engine was rolled back automatically to %s%s and is healthy. "+
+		"State records that it runs %s and last_attempt.status = \"rolled_back\"; the next plan shows the upgrade as still pending. Fix the cause (or pick another version) before applying again.",
+		userID, from, target, failure, from, lost, from))
+	return r.finishFresh(ctx, m, finish, e, &attempt, &out)
+}
+
+// finishFresh re-reads the engine so state holds what really runs, whatever happened above.
+func (r *releaseResource) finishFresh(ctx context.Context, m *releaseModel, finish func(api.Engine, *lastAttempt) convergeResult, e api.Engine, a *lastAttempt, out *convergeResult) convergeResult {
+	if a.FinishedAt == "" && a.Status != attemptInProgress {
+		a.FinishedAt = rfc3339(time.Now())
+	}
+	if fresh, err := r.data.Client.GetEngine(ctx, m.UserID.ValueString()); err == nil {
+		e = fresh
+	} else {
+		out.diags.Append(clientErrorDiag("Engine Read Failed", err))
+	}
+	finish(e, a)
+	return *out
+}
+
+// interrupted records an apply stopped while an operation runs on: state keeps the attempt
+// in progress and private state the operation, so the next plan attaches to it.
+func (r *releaseResource) interrupted(ctx context.Context, m *releaseModel, prior *releaseModel, priv privateState, op *api.Operation, a lastAttempt, cause error) convergeResult {
+	var out convergeResult
+	out.interrupted = true
+	if op != nil && op.ID != "" {
+		a.applyOperation(*op)
+		out.diags.Append(setPendingOperation(context.WithoutCancel(ctx), priv, privateReleaseOp, *op)...)
+	}
+	a.Status = attemptInProgress
+	m.LastAttempt = a.object()
+	if m.PreUpgradeSnapshotID.IsUnknown() {
+		m.PreUpgradeSnapshotID = types.StringValue(a.SnapshotID)
+	}
+	if m.SchemaVersion.IsUnknown() {
+		m.SchemaVersion = types.Int64Value(0)
+	}
+	if m.PreviousVersion.IsUnknown() && prior != nil {
+		m.PreviousVersion = prior.PreviousVersion
+	}
+	if cat, err := r.data.Catalog(context.WithoutCancel(ctx)); err == nil {
+		m.resolvePlanned(cat, plannedFrom(m.PlannedUpgrade))
+	}
+	msg := fmt.Sprintf("The apply stopped (%v) while user %s's engine was moving to %s", cause, m.UserID.ValueString(), m.Version.ValueString())
+	if op != nil && op.ID != "" {
+		msg += fmt.Sprintf(" in operation %s. The control plane keeps running it; the next terraform plan/apply attaches to it and records how it ended. Nothing will run twice.", op.ID)
+	} else {
+		msg += ". No operation had started yet; the next apply starts it."
+	}
+	if prior == nil {
+		out.diags.AddWarning("Engine Upgrade Still Running", msg)
+	} else {
+		out.diags.AddError("Engine Upgrade Still Running", msg)
+	}
+	return out
+}
+
+// loadSnapshots reads the snapshots the rules need: the configured one, and for a downgrade the
+// one a restore would use (snapshot_id, else the pre-upgrade snapshot in state).
+func (r *releaseResource) loadSnapshots(ctx context.Context, m *releaseModel, in *upgrade.ReleaseIntent) diag.Diagnostics {
+	var diags diag.Diagnostics
+	get := func(id string) *api.Snapshot {
+		s, err := r.data.Client.GetSnapshot(ctx, id)
+		if client.IsNotFound(err) {
+			diags.AddAttributeError(path.Root("snapshot_id"), "Snapshot Not Found",
+				fmt.Sprintf("Snapshot %s does not exist on the control plane (deleted, or never taken). Reference an existing engine_brain_snapshot of user %s, or set auto_snapshot = true.", id, in.Engine.UserID))
+			return nil
+		}
+		if err != nil {
+			diags.Append(clientErrorAttrDiag(path.Root("snapshot_id"), "Snapshot Read Failed", err))
+			return nil
+		}
+		return &s
+	}
+	switch {
+	case m.SnapshotID.IsUnknown():
+		in.SnapshotUnknown = true
+	case m.SnapshotID.ValueString() != "":
+		in.SnapshotID = m.SnapshotID.ValueString()
+		in.Snapshot = get(in.SnapshotID)
+		in.RestoreSnapshot = in.Snapshot
+	case !m.PreUpgradeSnapshotID.IsUnknown() && m.PreUpgradeSnapshotID.ValueString() != "":
+		if s, err := r.data.Client.GetSnapshot(ctx, m.PreUpgradeSnapshotID.ValueString()); err == nil {
+			in.RestoreSnapshot = &s
+		}
+	}
+	return diags
+}
+
+// problemDiags turns upgrade.Problems into diagnostics on their attributes.
+func problemDiags(ps []upgrade.Problem, asErrors bool) diag.Diagnostics {
+	var diags diag.Diagnostics
+	for _, p := range ps {
+		switch {
+		case asErrors && p.Attribute != "":
+			diags.AddAttributeError(path.Root(p.Attribute), p.Summary, p.Detail)
+		case asErrors:
+			diags.AddError(p.Summary, p.Detail)
+		case p.Attribute != "":
+			diags.AddAttributeWarning(path.Root(p.Attribute), p.Summary, p.Detail)
+		default:
+			diags.AddWarning(p.Summary, p.Detail)
+		}
+	}
+	return diags
+}
+
+// plannedFrom is planned_upgrade.from, or "" when unknown or null.
+func plannedFrom(o types.Object) string {
+	if o.IsNull() || o.IsUnknown() {
+		return ""
+	}
+	if v, ok := o.Attributes()["from"].(types.String); ok && !v.IsUnknown() {
+		return v.ValueString()
+	}
+	return ""
+}
+
+// resolvePlanned makes planned_upgrade fully known after apply: a value planned with unknown
+// parts (the snapshot auto_snapshot takes) gets them filled from what apply did.
+func (m *releaseModel) resolvePlanned(cat *upgrade.Catalog, from string) {
+	if !m.PlannedUpgrade.IsNull() && !m.PlannedUpgrade.IsUnknown() {
+		attrs := m.PlannedUpgrade.Attributes()
+		snap, ok := attrs["snapshot_id"].(types.String)
+		if !ok || !snap.IsUnknown() {
+			return
+		}
+		vals := map[string]attr.Value{}
+		for k, v := range attrs {
+			vals[k] = v
+		}
+		vals["snapshot_id"] = types.StringValue(m.PreUpgradeSnapshotID.ValueString())
+		m.PlannedUpgrade = types.ObjectValueMust(plannedUpgradeAttrTypes, vals)
+		return
+	}
+	if from == "" {
+		from = m.Version.ValueString()
+	}
+	p, err := cat.Path(from, m.Version.ValueString())
+	action := upgrade.ActionNone
+	if err == nil && p.Kind != upgrade.KindNone {
+		action = upgrade.ActionUpgrade
+	}
+	m.PlannedUpgrade = plannedUpgradeObject(action, p, types.StringValue(m.PreUpgradeSnapshotID.ValueString()))
+}

@@ -1,0 +1,206 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/septemberai/terraform-provider-engine/internal/api"
+	"github.com/septemberai/terraform-provider-engine/internal/client"
+	"github.com/septemberai/terraform-provider-engine/internal/rollout"
+	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
+)
+
+// ModifyPlan decides at plan everything that can be known then: the upgrade path and its risks
+// (as warnings, and as planned_upgrade for policy tools), the rule violations (as errors), and
+// for a destroy the rollback and its data-loss window. A plan with no version change makes no
+// API call here, so refresh's single GET is the whole cost of a quiet plan.
+func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if r.data == nil {
+		return
+	}
+	if req.Plan.Raw.IsNull() {
+		var state releaseModel
+		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+		if !resp.Diagnostics.HasError() {
+			resp.Diagnostics.Append(r.planDestroy(ctx, state)...)
+		}
+		return
+	}
+	var plan releaseModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	var state *releaseModel
+	if !req.State.Raw.IsNull() {
+		state = &releaseModel{}
+		resp.Diagnostics.Append(req.State.Get(ctx, state)...)
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	_, pending, _ := getPendingOperation(ctx, req.Private, privateReleaseOp)
+	if state != nil && plan.Version.Equal(state.Version) && !pending {
+		// Quiet: nothing to upgrade, so every computed value stays as it is.
+		plan.ID, plan.EngineID, plan.PreviousVersion = state.ID, state.EngineID, state.PreviousVersion
+		plan.SchemaVersion, plan.PreUpgradeSnapshotID = state.SchemaVersion, state.PreUpgradeSnapshotID
+		plan.PlannedUpgrade, plan.LastAttempt = state.PlannedUpgrade, state.LastAttempt
+		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+		return
+	}
+	if plan.UserID.IsUnknown() || plan.Version.IsUnknown() {
+		return // values only apply knows: leave the computed ones unknown
+	}
+	userID := plan.UserID.ValueString()
+	e, err := r.data.Client.GetEngine(ctx, userID)
+	if client.IsNotFound(err) {
+		resp.Diagnostics.AddAttributeError(path.Root("user_id"), "Engine Not Found",
+			fmt.Sprintf("The control plane has no engine for user_id %q. Check the user id; data \"engine_instances\" lists the engines it knows.", userID))
+		return
+	}
+	if err != nil {
+		resp.Diagnostics.Append(clientErrorAttrDiag(path.Root("user_id"), "Engine Read Failed", err))
+		return
+	}
+	cat, err := r.data.Catalog(ctx)
+	if err != nil {
+		resp.Diagnostics.Append(clientErrorDiag("Release Catalog Read Failed", err))
+		return
+	}
+	if state != nil {
+		plan.PreUpgradeSnapshotID = state.PreUpgradeSnapshotID
+	} else {
+		plan.PreUpgradeSnapshotID = types.StringValue("")
+	}
+	timeout, _ := plan.Timeouts.Update(ctx, 30*time.Minute)
+	intent := upgrade.ReleaseIntent{Engine: e, Target: plan.Version.ValueString(), AutoSnapshot: plan.AutoSnapshot.ValueBool(),
+		AllowMajor: plan.AllowMajorUpgrade.ValueBool(), AllowDowngrade: plan.AllowDowngrade.ValueBool(), Deadline: time.Now().Add(timeout)}
+	resp.Diagnostics.Append(r.loadSnapshots(ctx, &plan, &intent)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	dec := upgrade.PlanRelease(cat, intent)
+	resp.Diagnostics.Append(problemDiags(dec.Errors, true)...)
+	resp.Diagnostics.Append(problemDiags(dec.Warnings, false)...)
+	if dec.Action != upgrade.ActionNone {
+		if w, err := plan.window(); err != nil {
+			resp.Diagnostics.AddAttributeError(path.Root("rollout_window"), "Invalid Rollout Window", err.Error())
+		} else if w != nil && !w.Contains(time.Now()) {
+			resp.Diagnostics.AddAttributeWarning(path.Root("rollout_window"), "Outside The Rollout Window",
+				fmt.Sprintf("It is %s, outside the rollout window %s: applying now will refuse to start the upgrade of user %s's engine. The window next opens at %s.",
+					time.Now().UTC().Format(time.RFC3339), w.String(), userID, w.NextOpening(time.Now()).Format(time.RFC3339)))
+		}
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+
+	plan.ID = types.StringValue(userID)
+	plan.EngineID = types.StringValue(e.EngineID)
+	if state != nil {
+		plan.PreviousVersion = state.PreviousVersion
+	} else {
+		plan.PreviousVersion = types.StringValue(e.EngineVersion)
+	}
+	plan.SchemaVersion = types.Int64Value(int64(e.SchemaVersion))
+	if v, ok := cat.Get(plan.Version.ValueString()); ok && dec.Action != upgrade.ActionNone {
+		plan.SchemaVersion = types.Int64Value(int64(v.SchemaVersion))
+	}
+	snap := types.StringValue(plan.SnapshotID.ValueString())
+	switch {
+	case plan.SnapshotID.IsUnknown() || dec.TakeSnapshot:
+		snap = types.StringUnknown()
+	case dec.Action == upgrade.ActionRestore && plan.SnapshotID.ValueString() == "" && intent.RestoreSnapshot != nil:
+		snap = types.StringValue(intent.RestoreSnapshot.ID)
+	}
+	if dec.Action == upgrade.ActionUpgrade && dec.Path.RequiresSnapshot {
+		plan.PreUpgradeSnapshotID = snap
+	}
+	if pending {
+		// An interrupted apply's operation: apply attaches to it and then knows these.
+		plan.SchemaVersion, plan.PreUpgradeSnapshotID = types.Int64Unknown(), types.StringUnknown()
+	}
+	plan.PlannedUpgrade = plannedUpgradeObject(dec.Action, dec.Path, snap)
+	switch {
+	case dec.Action != upgrade.ActionNone || pending:
+		plan.LastAttempt = types.ObjectUnknown(lastAttemptAttrTypes)
+	case state != nil:
+		plan.LastAttempt = state.LastAttempt
+	default:
+		plan.LastAttempt = types.ObjectNull(lastAttemptAttrTypes)
+	}
+	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+// planDestroy spells out what destroying a release will do: which version the engine returns to,
+// which snapshot is restored, taken when, and how many brain writes since then will be lost; and
+// fails the plan when the rollback cannot be done.
+func (r *releaseResource) planDestroy(ctx context.Context, state releaseModel) diag.Diagnostics {
+	var diags diag.Diagnostics
+	userID, to := state.UserID.ValueString(), state.PreviousVersion.ValueString()
+	if state.OnDestroy.ValueString() == onDestroyKeep || to == "" {
+		return diags
+	}
+	e, err := r.data.Client.GetEngine(ctx, userID)
+	if client.IsNotFound(err) {
+		return diags
+	}
+	if err != nil {
+		diags.Append(clientErrorDiag("Engine Read Failed", err))
+		return diags
+	}
+	cat, err := r.data.Catalog(ctx)
+	if err != nil {
+		diags.Append(clientErrorDiag("Release Catalog Read Failed", err))
+		return diags
+	}
+	var snap *api.Snapshot
+	if id := state.PreUpgradeSnapshotID.ValueString(); id != "" {
+		if s, err := r.data.Client.GetSnapshot(ctx, id); err == nil {
+			snap = &s
+		} else if !client.IsNotFound(err) {
+			diags.Append(clientErrorDiag("Snapshot Read Failed", err))
+			return diags
+		}
+	}
+	return destroyPlanDiags(cat, e, to, state.PreUpgradeSnapshotID.ValueString(), snap)
+}
+
+// destroyPlanDiags is the destroy plan's verdict for a release: nothing, a warning describing the
+// rollback (and its data loss), or an error when the snapshot it needs is gone or corrupt.
+func destroyPlanDiags(cat *upgrade.Catalog, e api.Engine, to, snapshotID string, snap *api.Snapshot) diag.Diagnostics {
+	var diags diag.Diagnostics
+	if e.EngineVersion == to && e.Status == api.StatusRunning {
+		return diags
+	}
+	rb, err := rollout.PlanRollback(cat, e, to, snapshotID)
+	if err != nil {
+		diags.AddError("Engine Rollback Impossible",
+			fmt.Sprintf("Destroying this release would roll user %s's engine back from %s to %s, but %v. To remove the release and leave the engine on %s, set on_destroy = \"keep\" and apply first; "+
+				"to go back anyway, restore a snapshot taken on %s.", e.UserID, e.EngineVersion, to, err, e.EngineVersion, to))
+		return diags
+	}
+	if !rb.Restore {
+		diags.AddWarning("Destroy Rolls The Engine Back",
+			fmt.Sprintf("Destroying this release returns user %s's engine from %s to %s. The brain schema does not change, so no data is lost.", e.UserID, e.EngineVersion, to))
+		return diags
+	}
+	if snap == nil || snap.Status != api.SnapshotVerified {
+		status := "gone"
+		if snap != nil {
+			status = snap.Status
+		}
+		diags.AddError("Rollback Snapshot Unusable",
+			fmt.Sprintf("Destroying this release must restore snapshot %s to bring user %s's engine back from %s to %s (the brain schema moved), but that snapshot is %s. "+
+				"Nothing was changed. Set on_destroy = \"keep\" and apply to drop the release without rolling back, or restore the engine from another verified snapshot first.",
+				snapshotID, e.UserID, e.EngineVersion, to, status))
+		return diags
+	}
+	diags.AddWarning("Destroy Restores A Snapshot And Loses Data",
+		fmt.Sprintf("Destroying this release rolls user %s's engine back from %s to %s by restoring snapshot %s, taken %s. %d brain writes made since then will be lost.",
+			e.UserID, e.EngineVersion, to, snap.ID, snap.CreatedAt.UTC().Format(time.RFC3339), upgrade.WritesSince(e, *snap)))
+	return diags
+}
