@@ -38,8 +38,9 @@ type Config struct {
 	CACertPEM          []byte // extra trusted CA certificates (PEM); nil uses the system pool
 	InsecureSkipVerify bool
 	RequestTimeout     time.Duration // per HTTP attempt; a long-poll adds its wait on top (default 30s)
-	// MaxRetries is the number of retries after the first attempt. 0 takes the default (4); a
-	// negative value disables retries, so a provider mapping max_retries = 0 must pass -1.
+	// MaxRetries is the number of retries after the first attempt, taken literally: 0 means
+	// none, so the provider can pass max_retries straight through. Callers wanting the usual
+	// behaviour pass DefaultMaxRetries.
 	MaxRetries int
 	UserAgent  string
 	Logger     Logger
@@ -58,7 +59,7 @@ type Config struct {
 // Defaults applied by New to zero Config fields.
 const (
 	DefaultRequestTimeout  = 30 * time.Second
-	DefaultMaxRetries      = 4
+	DefaultMaxRetries      = 4 // what the provider passes when max_retries is unset
 	DefaultMaxConnsPerHost = 64
 	DefaultRetryWaitMin    = 100 * time.Millisecond
 	DefaultRetryWaitMax    = 5 * time.Second
@@ -101,6 +102,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.APIKey == "" {
 		return nil, errors.New("the API key is empty: set the provider's api_key attribute or the ENGINE_API_KEY environment variable")
+	}
+	if cfg.MaxRetries < 0 {
+		return nil, fmt.Errorf("max retries %d is negative: use 0 (no retries) or more", cfg.MaxRetries)
 	}
 	if cfg.RequestTimeout < 0 {
 		return nil, fmt.Errorf("request timeout %s is negative: use a positive duration such as 30s", cfg.RequestTimeout)
@@ -158,12 +162,6 @@ func New(cfg Config) (*Client, error) {
 func applyDefaults(cfg *Config) {
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
-	}
-	switch {
-	case cfg.MaxRetries == 0:
-		cfg.MaxRetries = DefaultMaxRetries
-	case cfg.MaxRetries < 0:
-		cfg.MaxRetries = 0
 	}
 	if cfg.MaxConnsPerHost <= 0 {
 		cfg.MaxConnsPerHost = DefaultMaxConnsPerHost

@@ -143,6 +143,7 @@ func TestNew_rejectsBadConfig(t *testing.T) {
 		{"query", Config{Endpoint: "http://h/?a=b", APIKey: "k"}, []string{"query"}},
 		{"empty key", Config{Endpoint: "http://h"}, []string{"api_key", "ENGINE_API_KEY"}},
 		{"bad CA", Config{Endpoint: "https://h", APIKey: "k", CACertPEM: []byte("not pem")}, []string{"ca_cert_pem", "BEGIN CERTIFICATE"}},
+		{"negative retries", Config{Endpoint: "http://h", APIKey: "k", MaxRetries: -1}, []string{"max retries -1"}},
 		{"negative timeout", Config{Endpoint: "http://h", APIKey: "k", RequestTimeout: -time.Second}, []string{"negative"}},
 	}
 	for _, tc := range cases {
@@ -162,7 +163,7 @@ func TestNew_rejectsBadConfig(t *testing.T) {
 
 func TestNew_defaults(t *testing.T) {
 	c := newTestClient(t, "http://h:1/prefix/", func(cfg *Config) { *cfg = Config{Endpoint: cfg.Endpoint, APIKey: "k"} })
-	if c.cfg.MaxRetries != DefaultMaxRetries || c.cfg.RequestTimeout != DefaultRequestTimeout ||
+	if c.cfg.MaxRetries != 0 || c.http.RetryMax != 0 || c.cfg.RequestTimeout != DefaultRequestTimeout ||
 		c.cfg.MaxRetryAfter != DefaultMaxRetryAfter || c.cfg.MaxConnsPerHost != DefaultMaxConnsPerHost {
 		t.Errorf("defaults not applied: %+v", c.cfg)
 	}
@@ -172,9 +173,8 @@ func TestNew_defaults(t *testing.T) {
 	if c.Endpoint() != "http://h:1/prefix" {
 		t.Errorf("endpoint normalized to %q", c.Endpoint())
 	}
-	noRetry := newTestClient(t, "http://h:1", func(cfg *Config) { cfg.MaxRetries = -1 })
-	if noRetry.http.RetryMax != 0 {
-		t.Errorf("MaxRetries -1 gave RetryMax %d, want 0", noRetry.http.RetryMax)
+	if c := newTestClient(t, "http://h:1", func(cfg *Config) { cfg.MaxRetries = DefaultMaxRetries }); c.http.RetryMax != 4 {
+		t.Errorf("MaxRetries 4 gave RetryMax %d", c.http.RetryMax)
 	}
 }
 
@@ -417,6 +417,10 @@ func TestRetry_5xxForeverIsBounded(t *testing.T) {
 	}
 	if f.hits() != 4 {
 		t.Errorf("%d requests, want 1 + MaxRetries(3)", f.hits())
+	}
+	none := newFake(t, apiErr(503, api.CodeEngineUnavailable, "later"))
+	if _, err := newTestClient(t, none.srv.URL, func(cfg *Config) { cfg.MaxRetries = 0 }).Versions(context.Background()); err == nil || none.hits() != 1 {
+		t.Errorf("MaxRetries 0: %d requests, err %v; want exactly 1", none.hits(), err)
 	}
 	e := asError(t, err)
 	if e.StatusCode != 502 || !strings.Contains(e.Message, "502 Bad Gateway") || !strings.Contains(err.Error(), "GET /v1/versions") {

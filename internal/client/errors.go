@@ -44,7 +44,7 @@ func (e *Error) Error() string {
 	if e.Field != "" {
 		fmt.Fprintf(&b, " (field %q)", e.Field)
 	}
-	if e.OperationID != "" {
+	if e.OperationID != "" && !strings.Contains(e.Message, e.OperationID) {
 		fmt.Fprintf(&b, "; operation %s is already running on this engine: wait for it to finish, then try again", e.OperationID)
 	}
 	if e.RetryAfter > 0 {
