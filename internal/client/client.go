@@ -190,7 +190,7 @@ func parseEndpoint(raw string) (*url.URL, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("the endpoint %q is not a URL (%v): %s", raw, err, hint)
+		return nil, fmt.Errorf("the endpoint %q is not a URL (%w): %s", raw, err, hint)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, fmt.Errorf("the endpoint %q must use http:// or https://: %s", raw, hint)
@@ -300,11 +300,11 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if resp != nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 		}
 		return c.transportError(ctx, r, st, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
@@ -320,7 +320,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		return nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("%s %s: the control plane at %s sent a response that is not the expected JSON (%v): check that endpoint points at an Engine control plane",
+		return fmt.Errorf("%s %s: the control plane at %s sent a response that is not the expected JSON (%w): check that endpoint points at an Engine control plane",
 			r.method, r.path, c.base, err)
 	}
 	return nil

@@ -271,6 +271,14 @@ func TestErrors_typed(t *testing.T) {
 	}
 }
 
+func TestNonJSONSuccess_namesTheEndpoint(t *testing.T) {
+	f := newFake(t, reply{status: 200, body: "<html>a router login page</html>"})
+	_, err := newTestClient(t, f.srv.URL).GetEngine(context.Background(), "alice")
+	if err == nil || !strings.Contains(err.Error(), f.srv.URL) || !strings.Contains(err.Error(), "not the expected JSON") {
+		t.Errorf("a 200 that is not JSON: %v", err)
+	}
+}
+
 func TestInvalidKey_oneClearErrorFast(t *testing.T) {
 	f := newFake(t, apiErr(401, api.CodeInvalidKey, "invalid admin key"))
 	c := newTestClient(t, f.srv.URL, func(cfg *Config) { cfg.MaxRetries = 10; cfg.RetryWaitMin = time.Second })
@@ -467,8 +475,11 @@ func TestRetry_notForNonIdempotentWrites(t *testing.T) {
 		var hits atomic.Int32
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			hits.Add(1)
-			conn, _, _ := w.(http.Hijacker).Hijack()
-			conn.Close()
+			hj, _ := w.(http.Hijacker)
+			conn, _, err := hj.Hijack()
+			if err == nil {
+				_ = conn.Close()
+			}
 		}))
 		defer srv.Close()
 		c := newTestClient(t, srv.URL)
@@ -559,7 +570,7 @@ func TestConnectionRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
-	l.Close()
+	_ = l.Close()
 	c := newTestClient(t, "http://"+addr, func(cfg *Config) { cfg.MaxRetries = 2 })
 	start := time.Now()
 	_, err = c.Health(context.Background())

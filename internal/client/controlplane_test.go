@@ -190,3 +190,55 @@ func countContent(turns []api.Turn, content string) int {
 	}
 	return n
 }
+
+// TestControlPlane_faultsCostRetriesNotDuplicates: a snapshot POST whose response is dropped
+// after the work was done is retried with the same Idempotency-Key and answered with the
+// first operation, never a second snapshot; a 429 with Retry-After delays a read, not fails it.
+func TestControlPlane_faultsCostRetriesNotDuplicates(t *testing.T) {
+	c := startControlPlane(t, true, 0.001)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const user = "user-0002"
+
+	if _, err := c.AddFault(ctx, api.Fault{Kind: api.FaultDropResponse, Method: "POST", PathPrefix: "/v1/engines/" + user + "/snapshots", Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	op, err := c.CreateSnapshot(ctx, user, client.NewIdempotencyKey(), api.CreateSnapshotRequest{Description: "dropped once"})
+	if err != nil {
+		t.Fatalf("a dropped response to an idempotent POST must be retried: %v", err)
+	}
+	if op, err = c.WaitOperation(ctx, op.ID, nil); err != nil || op.Status != api.OpSucceeded {
+		t.Fatalf("snapshot %+v, %v", op, err)
+	}
+	ops, err := c.ListOperations(ctx, user)
+	if err != nil || len(ops) != 1 {
+		t.Errorf("%d operations after one dropped-and-retried POST, want exactly 1 (%v)", len(ops), err)
+	}
+	snaps, err := c.ListSnapshots(ctx, user, client.ListSnapshotsOptions{})
+	if err != nil || len(snaps) != 1 || snaps[0].ID != op.Result.SnapshotID {
+		t.Errorf("snapshots %+v, %v; want exactly the one operation's", snaps, err)
+	}
+
+	// Without an Idempotency-Key the same drop is an error, and the client must not resend.
+	if _, err := c.AddFault(ctx, api.Fault{Kind: api.FaultDropResponse, Method: "POST", PathPrefix: "/v1/engines/" + user + "/turns", Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WriteTurns(ctx, user, api.TurnsRequest{Count: 2, Content: "once"}); err == nil {
+		t.Error("a dropped non-idempotent POST reported success")
+	}
+	turns, err := c.Turns(ctx, user)
+	if err != nil || countContent(turns, "once") != 2 {
+		t.Errorf("turns written %d times over, want exactly one write of 2 (%v)", countContent(turns, "once"), err)
+	}
+
+	if _, err := c.AddFault(ctx, api.Fault{Kind: api.FaultRateLimit, Method: "GET", PathPrefix: "/v1/engines/" + user, Count: 1, RetryAfterSeconds: 1}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := c.GetEngine(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("Retry-After 1 was not honoured: retried after %s", d)
+	}
+}
