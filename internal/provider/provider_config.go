@@ -71,13 +71,13 @@ func resolveConfig(m providerModel, lookupEnv func(string) (string, bool)) (clie
 				"for example \"https://engine-control.example.com\" or \"http://127.0.0.1:8470\".", quoteShort(raw), from, err, attrEndpoint, envEndpoint)
 		}
 		cfg.Endpoint = u
-	} else if !m.Endpoint.IsUnknown() {
+	} else {
 		r.missing(attrEndpoint, envEndpoint, "the base URL of the Engine control API")
 	}
 
 	if raw, _, ok := r.str(m.APIKey, attrAPIKey, envAPIKey); ok {
 		cfg.APIKey = raw
-	} else if !m.APIKey.IsUnknown() {
+	} else {
 		r.missing(attrAPIKey, envAPIKey, "the control API's admin key")
 	}
 
@@ -144,6 +144,7 @@ func resolveConfig(m providerModel, lookupEnv func(string) (string, bool)) (clie
 type resolver struct {
 	lookupEnv func(string) (string, bool)
 	diags     diag.Diagnostics
+	reported  map[string]bool // attributes that already have an error: one clear error each
 }
 
 // str returns the configured value when it is set, else the environment variable's when that is
@@ -176,16 +177,27 @@ func (r *resolver) unknownErr(name, env string) {
 	if env != "" {
 		detail += fmt.Sprintf(", or remove it and set the %s environment variable", env)
 	}
-	r.diags.AddAttributeError(path.Root(name), "Unknown Engine Provider Setting", detail+".")
+	r.addError(name, "Unknown Engine Provider Setting", detail+".")
 }
 
 func (r *resolver) missing(name, env, what string) {
-	r.diags.AddAttributeError(path.Root(name), "Missing Engine Provider Setting",
+	if r.reported[name] {
+		return
+	}
+	r.addError(name, "Missing Engine Provider Setting",
 		fmt.Sprintf("The provider needs %s. Set %s in the provider \"engine\" block, or set the %s environment variable.", what, name, env))
 }
 
 func (r *resolver) errorf(name, summary, format string, args ...any) {
-	r.diags.AddAttributeError(path.Root(name), summary, fmt.Sprintf(format, args...))
+	r.addError(name, summary, fmt.Sprintf(format, args...))
+}
+
+func (r *resolver) addError(name, summary, detail string) {
+	if r.reported == nil {
+		r.reported = map[string]bool{}
+	}
+	r.reported[name] = true
+	r.diags.AddAttributeError(path.Root(name), summary, detail)
 }
 
 func (r *resolver) checkPEM(b []byte, name, from string) {

@@ -40,11 +40,11 @@ func (upgradeKindFunction) Run(ctx context.Context, req function.RunRequest, res
 		return
 	}
 	if _, err := upgrade.ParseVersion(from); err != nil {
-		resp.Error = function.NewArgumentFuncError(0, "from: "+err.Error())
+		resp.Error = function.NewArgumentFuncError(0, err.Error())
 		return
 	}
 	if _, err := upgrade.ParseVersion(to); err != nil {
-		resp.Error = function.NewArgumentFuncError(1, "to: "+err.Error())
+		resp.Error = function.NewArgumentFuncError(1, err.Error())
 		return
 	}
 	kind, err := upgrade.Kind(from, to)

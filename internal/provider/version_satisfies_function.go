@@ -40,12 +40,12 @@ func (versionSatisfiesFunction) Run(ctx context.Context, req function.RunRequest
 		return
 	}
 	if _, err := upgrade.ParseVersion(v); err != nil {
-		resp.Error = function.NewArgumentFuncError(0, "version: "+err.Error())
+		resp.Error = function.NewArgumentFuncError(0, err.Error())
 		return
 	}
 	// Checked here, not only inside Satisfies, so the error points at the right argument.
 	if _, err := version.NewConstraint(constraint); err != nil {
-		resp.Error = function.NewArgumentFuncError(1, "constraint: "+quoteShort(constraint)+" is not a valid version constraint "+
+		resp.Error = function.NewArgumentFuncError(1, quoteShort(constraint)+" is not a valid version constraint "+
 			"(examples: \">= 2.3.0\", \"~> 2.4\", \">= 2.3, < 3.0\")")
 		return
 	}
