@@ -103,6 +103,10 @@ func New(cfg Config) (*Client, error) {
 	if cfg.APIKey == "" {
 		return nil, errors.New("the API key is empty: set the provider's api_key attribute or the ENGINE_API_KEY environment variable")
 	}
+	if strings.TrimSpace(cfg.APIKey) != cfg.APIKey || strings.ContainsFunc(cfg.APIKey, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		// Typically a trailing newline from file(); the key itself is never echoed.
+		return nil, errors.New("the API key has surrounding whitespace or a control character (often a trailing newline read from a file): trim api_key / ENGINE_API_KEY, for example with trimspace(file(...))")
+	}
 	if cfg.MaxRetries < 0 {
 		return nil, fmt.Errorf("max retries %d is negative: use 0 (no retries) or more", cfg.MaxRetries)
 	}

@@ -142,6 +142,7 @@ func TestNew_rejectsBadConfig(t *testing.T) {
 		{"no host", Config{Endpoint: "http://", APIKey: "k"}, []string{"no host"}},
 		{"query", Config{Endpoint: "http://h/?a=b", APIKey: "k"}, []string{"query"}},
 		{"empty key", Config{Endpoint: "http://h"}, []string{"api_key", "ENGINE_API_KEY"}},
+		{"key with newline", Config{Endpoint: "http://h", APIKey: "sekrit\n"}, []string{"trailing newline", "trimspace"}},
 		{"bad CA", Config{Endpoint: "https://h", APIKey: "k", CACertPEM: []byte("not pem")}, []string{"ca_cert_pem", "BEGIN CERTIFICATE"}},
 		{"negative retries", Config{Endpoint: "http://h", APIKey: "k", MaxRetries: -1}, []string{"max retries -1"}},
 		{"negative timeout", Config{Endpoint: "http://h", APIKey: "k", RequestTimeout: -time.Second}, []string{"negative"}},
@@ -151,6 +152,9 @@ func TestNew_rejectsBadConfig(t *testing.T) {
 			_, err := New(tc.cfg)
 			if err == nil {
 				t.Fatal("want an error")
+			}
+			if tc.cfg.APIKey != "" && strings.Contains(err.Error(), strings.TrimSpace(tc.cfg.APIKey)) && len(tc.cfg.APIKey) > 1 {
+				t.Errorf("error %q echoes the key", err)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
