@@ -112,6 +112,11 @@ func (r *releaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 		resp.Diagnostics.Append(clientErrorDiag("Engine Read Failed", err))
 		return
 	}
+	if id := state.EngineID.ValueString(); id != "" && e.EngineID != id {
+		tflog.Warn(ctx, "engine re-provisioned; the release no longer applies to it", map[string]any{"user_id": userID, "old_engine_id": id, "engine_id": e.EngineID})
+		resp.State.RemoveResource(ctx)
+		return
+	}
 	if op, ok, diags := getPendingOperation(ctx, req.Private, privateReleaseOp); ok || diags.HasError() {
 		resp.Diagnostics.Append(diags...)
 		if cur, err := r.data.Client.GetOperation(ctx, op.ID); err == nil && cur.Done() {

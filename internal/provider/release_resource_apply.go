@@ -176,6 +176,17 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		attempt.Baseline = &score
 	}
 	drain, health := m.durations()
+	// The snapshot and the baseline eval were operations too (each moves the generation): read
+	// the engine again, so If-Match guards exactly the gap between this read and the start.
+	if e, err = r.data.Client.GetEngine(ctx, userID); err != nil {
+		out.diags.Append(clientErrorDiag("Engine Read Failed", err))
+		return finish(e, nil)
+	}
+	if e.EngineVersion != from || e.CurrentOperationID != "" {
+		out.diags.AddError("Engine Changed Since Plan", fmt.Sprintf("User %s's engine moved from %s to %s (operation %q) while the upgrade was being prepared. Nothing was started. Run terraform plan again.",
+			userID, from, e.EngineVersion, e.CurrentOperationID))
+		return finish(e, nil)
+	}
 	key := client.NewIdempotencyKey()
 	var op api.Operation
 	if dec.Action == upgrade.ActionRestore {

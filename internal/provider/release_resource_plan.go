@@ -71,6 +71,9 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		return
 	}
 	if state != nil {
+		// Terraform runs ModifyPlan again at apply; deciding from the refreshed state (not from
+		// a live read that an operation may have moved meanwhile) keeps both plans the same.
+		e.EngineVersion, e.SchemaVersion = state.Version.ValueString(), int(state.SchemaVersion.ValueInt64())
 		plan.PreUpgradeSnapshotID = state.PreUpgradeSnapshotID
 	} else {
 		plan.PreUpgradeSnapshotID = types.StringValue("")

@@ -1,0 +1,499 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/compare"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/septemberai/terraform-provider-engine/internal/api"
+	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
+)
+
+const releaseAddr = "engine_release.r"
+
+// releaseConfig is a provider block plus one engine_release for user-0001 with the given body.
+func (h *harness) releaseConfig(body string) string {
+	return h.ProviderBlock() + fmt.Sprintf(`
+resource "engine_release" "r" {
+  user_id = "user-0001"
+%s
+}
+`, body)
+}
+
+// writeTurns writes n turns with content into user's brain through the control plane.
+func (h *harness) writeTurns(user, content string, n int) {
+	h.t.Helper()
+	if _, err := h.Client.WriteTurns(context.Background(), user, api.TurnsRequest{Count: n, Content: content}); err != nil {
+		h.t.Fatalf("write turns to %s: %v", user, err)
+	}
+}
+
+// turnCount counts the turns with content in user's brain.
+func (h *harness) turnCount(user, content string) int {
+	h.t.Helper()
+	turns, err := h.Client.Turns(context.Background(), user)
+	if err != nil {
+		h.t.Fatalf("read turns of %s: %v", user, err)
+	}
+	n := 0
+	for _, tn := range turns {
+		if tn.Content == content {
+			n++
+		}
+	}
+	return n
+}
+
+// expectEngine is a check that the engine really runs version (read through the client).
+func (h *harness) expectEngine(user, version string) func(*terraform.State) error {
+	return func(*terraform.State) error {
+		e, err := h.Client.GetEngine(context.Background(), user)
+		if err != nil {
+			return err
+		}
+		if e.EngineVersion != version || e.Status != api.StatusRunning {
+			return fmt.Errorf("user %s's engine runs %s (%s), want %s running", user, e.EngineVersion, e.Status, version)
+		}
+		return nil
+	}
+}
+
+// expectTurns is a check that user's brain holds exactly n turns with content.
+func (h *harness) expectTurns(user, content string, n int) func(*terraform.State) error {
+	return func(*terraform.State) error {
+		if got := h.turnCount(user, content); got != n {
+			return fmt.Errorf("user %s's brain holds %d turns %q, want %d", user, got, content, n)
+		}
+		return nil
+	}
+}
+
+// operations counts the operations of kind started on user's engine.
+func (h *harness) operations(user, kind string) int64 {
+	h.t.Helper()
+	st, err := h.Client.Stats(context.Background())
+	if err != nil {
+		h.t.Fatalf("stats: %v", err)
+	}
+	return st.OperationsByUser[user+"/"+kind]
+}
+
+func (h *harness) expectOperations(user, kind string, n int64) func(*terraform.State) error {
+	return func(*terraform.State) error {
+		if got := h.operations(user, kind); got != n {
+			return fmt.Errorf("%d %s operations ran on user %s's engine, want %d", got, kind, user, n)
+		}
+		return nil
+	}
+}
+
+func TestAccRelease_adoptWithoutChange(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.3.1"})
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: h.releaseConfig(`version = "2.3.1"`),
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("previous_version"), knownvalue.StringExact("2.3.1")),
+				statecheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("schema_version"), knownvalue.Int64Exact(4)),
+				statecheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("planned_upgrade").AtMapKey("action"), knownvalue.StringExact("none")),
+				statecheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("last_attempt"), knownvalue.Null()),
+			},
+			Check: resource.ComposeTestCheckFunc(h.expectEngine("user-0001", "2.3.1"), h.expectOperations("user-0001", api.OpUpgrade, 0)),
+		}, {
+			Config:           h.releaseConfig(`version = "2.3.1"`),
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+		}},
+	})
+}
+
+func TestAccRelease_patchNeedsNoSnapshot(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.3.0"})
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: h.releaseConfig(`version = "2.3.1"`),
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+				plancheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("planned_upgrade").AtMapKey("kind"), knownvalue.StringExact("patch")),
+				plancheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("planned_upgrade").AtMapKey("requires_snapshot"), knownvalue.Bool(false)),
+			}},
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("previous_version"), knownvalue.StringExact("2.3.0")),
+				statecheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("last_attempt").AtMapKey("status"), knownvalue.StringExact("succeeded")),
+			},
+			Check: resource.ComposeTestCheckFunc(h.expectEngine("user-0001", "2.3.1"), h.expectOperations("user-0001", api.OpUpgrade, 1),
+				h.expectOperations("user-0001", api.OpSnapshot, 0)),
+		}},
+	})
+}
+
+func TestAccRelease_migrationWithoutSnapshotFailsPlan(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.3.1"})
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config:      h.releaseConfig(`version = "2.4.0"`),
+			PlanOnly:    true,
+			ExpectError: errorLike("Snapshot Required Before Migration"),
+		}, {
+			Config:      h.releaseConfig(`version = "2.4.0"`),
+			ExpectError: errorLike("or set auto_snapshot = true"),
+			Check:       h.expectEngine("user-0001", "2.3.1"),
+		}},
+		CheckDestroy: func(*terraform.State) error {
+			if n := h.operations("user-0001", api.OpUpgrade) + h.operations("user-0001", api.OpSnapshot); n != 0 {
+				return fmt.Errorf("a refused plan still started %d operations", n)
+			}
+			return h.expectEngine("user-0001", "2.3.1")(nil)
+		},
+	})
+}
+
+// The reviewed flow: a snapshot resource, the release naming it; the plan JSON carries the
+// migrations for policy tools; rows written before the upgrade survive it.
+func TestAccRelease_snapshotIDUpgradeKeepsData(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.3.1"})
+	h.writeTurns("user-0001", "before-upgrade", 4)
+	config := h.ProviderBlock() + `
+resource "engine_brain_snapshot" "pre" {
+  user_id     = "user-0001"
+  description   = "before 2.4.0"
+  force_destroy = true
+}
+
+resource "engine_release" "r" {
+  user_id     = "user-0001"
+  version     = "2.4.0"
+  snapshot_id = engine_brain_snapshot.pre.id
+}
+`
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: config,
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+				plancheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("planned_upgrade").AtMapKey("kind"), knownvalue.StringExact("minor")),
+				plancheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("planned_upgrade").AtMapKey("requires_snapshot"), knownvalue.Bool(true)),
+				plancheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("planned_upgrade").AtMapKey("forward_only"), knownvalue.Bool(true)),
+				plancheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("planned_upgrade").AtMapKey("migrations").AtSliceIndex(0).AtMapKey("id"),
+					knownvalue.StringExact("0005_skill_library")),
+				plancheck.ExpectUnknownValue(releaseAddr, tfjsonpath.New("planned_upgrade").AtMapKey("snapshot_id")),
+			}},
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("schema_version"), knownvalue.Int64Exact(5)),
+				statecheck.CompareValuePairs(releaseAddr, tfjsonpath.New("pre_upgrade_snapshot_id"), "engine_brain_snapshot.pre", tfjsonpath.New("id"), compare.ValuesSame()),
+			},
+			Check: resource.ComposeTestCheckFunc(h.expectEngine("user-0001", "2.4.0"), h.expectTurns("user-0001", "before-upgrade", 4),
+				h.expectOperations("user-0001", api.OpUpgrade, 1), h.expectOperations("user-0001", api.OpSnapshot, 1)),
+		}},
+	})
+}
+
+func TestAccRelease_autoSnapshot(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.3.1"})
+	h.writeTurns("user-0001", "kept", 2)
+	var snapID string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: h.releaseConfig(`
+  version       = "2.4.0"
+  auto_snapshot = true`),
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+				plancheck.ExpectUnknownValue(releaseAddr, tfjsonpath.New("pre_upgrade_snapshot_id")),
+			}},
+			Check: resource.ComposeTestCheckFunc(
+				h.expectEngine("user-0001", "2.4.0"), h.expectTurns("user-0001", "kept", 2),
+				func(s *terraform.State) error {
+					snapID = s.RootModule().Resources[releaseAddr].Primary.Attributes["pre_upgrade_snapshot_id"]
+					snap, err := h.Client.GetSnapshot(context.Background(), snapID)
+					if err != nil {
+						return fmt.Errorf("pre_upgrade_snapshot_id %q: %w", snapID, err)
+					}
+					if snap.Status != api.SnapshotVerified || snap.EngineVersion != "2.3.1" || snap.SchemaVersion != 4 || snap.UserID != "user-0001" {
+						return fmt.Errorf("auto snapshot is %+v, want a verified 2.3.1/schema 4 snapshot of user-0001", snap)
+					}
+					return nil
+				}),
+		}},
+	})
+}
+
+func TestAccRelease_majorNeedsAllow(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.4.1"})
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: h.releaseConfig(`
+  version       = "3.0.0"
+  auto_snapshot = true`),
+			ExpectError: errorLike("Major Upgrade Not Allowed"),
+		}, {
+			Config: h.releaseConfig(`
+  version             = "3.0.0"
+  auto_snapshot       = true
+  allow_major_upgrade = true`),
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+				plancheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("planned_upgrade").AtMapKey("kind"), knownvalue.StringExact("major")),
+				plancheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("planned_upgrade").AtMapKey("destructive"), knownvalue.Bool(true)),
+				plancheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("planned_upgrade").AtMapKey("migration_guide_url"), knownvalue.NotNull()),
+			}},
+			Check: h.expectEngine("user-0001", "3.0.0"),
+		}},
+	})
+}
+
+// Destroy after a migrating upgrade restores the pre-upgrade snapshot at the old version: the
+// rows written before it are back, the rows written after are gone, and the destroy plan said
+// exactly how many writes would be lost.
+func TestAccRelease_rollbackOnDestroy(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.3.1"})
+	h.writeTurns("user-0001", "before-upgrade", 3)
+	config := h.releaseConfig(`
+  version       = "2.4.0"
+  auto_snapshot = true`)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: h.releaseConfig(`version = "2.3.1"`),
+		}, {
+			Config: config,
+			Check:  h.expectEngine("user-0001", "2.4.0"),
+		}, {
+			PreConfig: func() { h.writeTurns("user-0001", "after-upgrade", 5) },
+			Config:    config,
+			Check: func(s *terraform.State) error {
+				// The destroy plan's warning, computed exactly as ModifyPlan does it.
+				attrs := s.RootModule().Resources[releaseAddr].Primary.Attributes
+				ctx := context.Background()
+				e := h.Engine("user-0001")
+				snap, err := h.Client.GetSnapshot(ctx, attrs["pre_upgrade_snapshot_id"])
+				if err != nil {
+					return err
+				}
+				vs, err := h.Client.Versions(ctx)
+				if err != nil {
+					return err
+				}
+				cat, err := upgrade.NewCatalog(vs)
+				if err != nil {
+					return err
+				}
+				diags := destroyPlanDiags(cat, e, attrs["previous_version"], snap.ID, &snap)
+				if diags.HasError() || len(diags) != 1 {
+					return fmt.Errorf("destroy plan diagnostics: %v", diags)
+				}
+				want := fmt.Sprintf("%d brain writes made since then will be lost", e.BrainWrites-snap.BrainWrites)
+				if e.BrainWrites-snap.BrainWrites < 5 || !strings.Contains(diags[0].Detail(), want) || !strings.Contains(diags[0].Detail(), "from 2.4.0 to 2.3.1") {
+					return fmt.Errorf("destroy warning %q does not state the loss (%s)", diags[0].Detail(), want)
+				}
+				return nil
+			},
+		}},
+		CheckDestroy: resource.ComposeTestCheckFunc(
+			h.expectEngine("user-0001", "2.3.1"),
+			h.expectTurns("user-0001", "before-upgrade", 3),
+			h.expectTurns("user-0001", "after-upgrade", 0),
+			h.expectOperations("user-0001", api.OpRestore, 1),
+		),
+	})
+}
+
+func TestAccRelease_onDestroyKeep(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.3.0"})
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: h.releaseConfig(`
+  version    = "2.3.1"
+  on_destroy = "keep"`),
+			Check: h.expectEngine("user-0001", "2.3.1"),
+		}},
+		CheckDestroy: resource.ComposeTestCheckFunc(h.expectEngine("user-0001", "2.3.1"), h.expectOperations("user-0001", api.OpUpgrade, 1)),
+	})
+}
+
+// The bad patch 2.4.1 passes health but regresses evals: the gate rolls the engine back, the
+// apply fails naming the regression, state says what runs, and the next plan is not empty.
+func TestAccRelease_evalGateRollsBack(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.4.0"})
+	gate := `
+  eval_gate = {
+    suite          = "golden"
+    max_regression = 0.05
+  }`
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: h.releaseConfig(`version = "2.4.0"` + gate),
+		}, {
+			Config:      h.releaseConfig(`version = "2.4.1"` + gate),
+			ExpectError: errorLike("eval gate failed"),
+		}, {
+			RefreshState:       true,
+			ExpectNonEmptyPlan: true,
+			Check: resource.ComposeTestCheckFunc(
+				h.expectEngine("user-0001", "2.4.0"),
+				resource.TestCheckResourceAttr(releaseAddr, "version", "2.4.0"),
+				resource.TestCheckResourceAttr(releaseAddr, "last_attempt.status", "rolled_back"),
+				resource.TestCheckResourceAttr(releaseAddr, "last_attempt.version", "2.4.1"),
+				resource.TestMatchResourceAttr(releaseAddr, "last_attempt.error", regexp.MustCompile(`regression`)),
+			),
+		}, {
+			Config:             h.releaseConfig(`version = "2.4.1"` + gate),
+			PlanOnly:           true,
+			ExpectNonEmptyPlan: true,
+		}, {
+			Config:           h.releaseConfig(`version = "2.4.0"` + gate),
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+		}},
+	})
+}
+
+// An upgrade made outside Terraform shows as drift, and apply converges back.
+func TestAccRelease_driftIsShownAndConverged(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.3.0"})
+	config := h.releaseConfig(`
+  version         = "2.3.0"
+  allow_downgrade = true`)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: config,
+		}, {
+			PreConfig: func() {
+				ctx := context.Background()
+				op, err := h.Client.Upgrade(ctx, "user-0001", "out-of-band", 0, api.UpgradeRequest{Version: "2.3.1"})
+				if err == nil {
+					_, err = h.Client.WaitOperation(ctx, op.ID, nil)
+				}
+				if err != nil {
+					t.Fatalf("out-of-band upgrade: %v", err)
+				}
+			},
+			Config: config,
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+				plancheck.ExpectResourceAction(releaseAddr, plancheck.ResourceActionUpdate),
+				plancheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("planned_upgrade").AtMapKey("from"), knownvalue.StringExact("2.3.1")),
+				plancheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("planned_upgrade").AtMapKey("action"), knownvalue.StringExact("downgrade")),
+			}},
+			Check: h.expectEngine("user-0001", "2.3.0"),
+		}},
+	})
+}
+
+// The engine is deprovisioned and a new one takes the user's place: the release recorded for the
+// old engine (its previous version, its snapshot) is gone, and the plan adopts the new one.
+func TestAccRelease_disappears(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.3.1"})
+	config := h.releaseConfig(`version = "2.3.1"`)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: config,
+			Check: func(*terraform.State) error {
+				if err := h.Server.DeleteEngine("user-0001"); err != nil {
+					return err
+				}
+				return h.Server.CreateEngine("user-0001", "2.3.1")
+			},
+			ExpectNonEmptyPlan: true,
+		}, {
+			Config:           config,
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction(releaseAddr, plancheck.ResourceActionCreate)}},
+			Check:            h.expectEngine("user-0001", "2.3.1"),
+		}},
+	})
+}
+
+func TestAccRelease_import(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.3.1"})
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: h.releaseConfig(`version = "2.3.1"`),
+		}, {
+			ResourceName:                         releaseAddr,
+			ImportState:                          true,
+			ImportStateId:                        "user-0001",
+			ImportStateVerify:                    true,
+			ImportStateVerifyIdentifierAttribute: "id",
+		}},
+	})
+}
+
+// An apply cut short while the upgrade runs leaves it running on the control plane; the next
+// apply attaches to it instead of starting another.
+func TestAccRelease_interruptedApplyResumes(t *testing.T) {
+	t.Parallel()
+	// Each nominal second takes 0.2 s: the upgrade runs for a couple of seconds.
+	h := newHarness(t, harnessOptions{Version: "2.3.0", TimeScale: 0.2})
+	body := func(timeout string) string {
+		return fmt.Sprintf(`
+  version = "2.3.1"
+  timeouts {
+    update = %q
+  }`, timeout)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: h.releaseConfig(`version = "2.3.0"`),
+		}, {
+			Config:      h.releaseConfig(body("300ms")),
+			ExpectError: errorLike("Engine Upgrade Still Running"),
+		}, {
+			Config: h.releaseConfig(body("5m")),
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("last_attempt").AtMapKey("status"), knownvalue.StringExact("succeeded")),
+			},
+			Check: resource.ComposeTestCheckFunc(h.expectEngine("user-0001", "2.3.1"), h.expectOperations("user-0001", api.OpUpgrade, 1)),
+		}},
+	})
+}
+
+// An engine busy with someone else's operation is waited for, then upgraded.
+func TestAccRelease_waitsForBusyEngine(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.3.0", TimeScale: 0.2})
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: h.releaseConfig(`version = "2.3.0"`),
+		}, {
+			PreConfig: func() {
+				if _, err := h.Client.RunEval(context.Background(), "user-0001", "busy-eval", api.EvalRequest{Suite: "long"}); err != nil {
+					t.Fatal(err)
+				}
+				if h.Engine("user-0001").CurrentOperationID == "" {
+					t.Fatal("the eval finished before the apply could meet it; raise the time scale")
+				}
+			},
+			Config: h.releaseConfig(`version = "2.3.1"`),
+			Check:  resource.ComposeTestCheckFunc(h.expectEngine("user-0001", "2.3.1"), h.expectOperations("user-0001", api.OpUpgrade, 1)),
+		}},
+	})
+}
