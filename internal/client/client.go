@@ -353,7 +353,7 @@ func (c *Client) transportError(ctx context.Context, r request, st *callState, e
 		r.method, r.path, c.base, tries, err, hint)
 }
 
-// decodeBody is shared by newError: it reads {"error":{...}} when the body is JSON.
+// decodeErrorBody reads the API's {"error":{...}} body; false when the body is anything else.
 func decodeErrorBody(data []byte) (api.ErrorDetail, bool) {
 	var eb api.ErrorBody
 	dec := json.NewDecoder(bytes.NewReader(data))
