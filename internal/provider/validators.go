@@ -2,6 +2,8 @@ package provider
 
 import (
 	"context"
+	"fmt"
+	"regexp"
 
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 
@@ -24,7 +26,17 @@ func (versionValidator) ValidateString(_ context.Context, req validator.StringRe
 	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
 		return
 	}
-	if _, err := upgrade.ParseVersion(req.ConfigValue.ValueString()); err != nil {
+	v := req.ConfigValue.ValueString()
+	if _, err := upgrade.ParseVersion(v); err != nil {
 		resp.Diagnostics.AddAttributeError(req.Path, "Invalid Engine Version", req.Path.String()+": "+err.Error()+".")
+		return
+	}
+	// go-version reads "2.4" as 2.4.0, but the control plane matches version strings exactly, so
+	// a short form would silently match nothing.
+	if !fullVersion.MatchString(v) {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid Engine Version",
+			fmt.Sprintf("%s: %q is not a full version: write all three parts, for example %q.", req.Path, v, v+".0"))
 	}
 }
+
+var fullVersion = regexp.MustCompile(`^\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$`)

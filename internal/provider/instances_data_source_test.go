@@ -1,0 +1,111 @@
+package provider
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+)
+
+func TestAccInstancesDataSource_filters(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Engines: 3})
+	for _, u := range []string{"team-a-1", "team-a-2"} {
+		if err := h.Server.CreateEngine(u, "2.4.0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.Server.CreateEngine("team-b-1", "2.3.1"); err != nil {
+		t.Fatal(err)
+	}
+	users := func(ids ...string) knownvalue.Check {
+		checks := make([]knownvalue.Check, len(ids))
+		for i, id := range ids {
+			checks[i] = knownvalue.StringExact(id)
+		}
+		return knownvalue.ListExact(checks)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: h.ProviderBlock() + `
+data "engine_instances" "all" {}
+
+data "engine_instances" "v240" {
+  version = "2.4.0"
+}
+
+data "engine_instances" "team_a_on_231" {
+  user_id_prefix = "team-a-"
+  version        = "2.3.1"
+}
+
+data "engine_instances" "team" {
+  user_id_prefix = "team-"
+  status         = "running"
+}
+
+data "engine_instances" "failed" {
+  status = "failed"
+}
+`,
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue("data.engine_instances.all", tfjsonpath.New("user_ids"),
+					users("team-a-1", "team-a-2", "team-b-1", "user-0001", "user-0002", "user-0003")),
+				statecheck.ExpectKnownValue("data.engine_instances.all", tfjsonpath.New("instances"), knownvalue.ListSizeExact(6)),
+				statecheck.ExpectKnownValue("data.engine_instances.v240", tfjsonpath.New("user_ids"), users("team-a-1", "team-a-2")),
+				statecheck.ExpectKnownValue("data.engine_instances.v240", tfjsonpath.New("instances").AtSliceIndex(1).AtMapKey("schema_version"),
+					knownvalue.Int64Exact(5)),
+				statecheck.ExpectKnownValue("data.engine_instances.v240", tfjsonpath.New("instances").AtSliceIndex(0).AtMapKey("version"),
+					knownvalue.StringExact("2.4.0")),
+				statecheck.ExpectKnownValue("data.engine_instances.team_a_on_231", tfjsonpath.New("user_ids"), knownvalue.ListSizeExact(0)),
+				statecheck.ExpectKnownValue("data.engine_instances.team", tfjsonpath.New("user_ids"), users("team-a-1", "team-a-2", "team-b-1")),
+				statecheck.ExpectKnownValue("data.engine_instances.failed", tfjsonpath.New("instances"), knownvalue.ListSizeExact(0)),
+			},
+		}},
+	})
+}
+
+// TestAccInstancesDataSource_pagesThroughFleet seeds more engines than one page holds.
+func TestAccInstancesDataSource_pagesThroughFleet(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Engines: 230, BrainRows: 1})
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: h.ProviderBlock() + `data "engine_instances" "all" {}`,
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue("data.engine_instances.all", tfjsonpath.New("user_ids"), knownvalue.ListSizeExact(230)),
+				statecheck.ExpectKnownValue("data.engine_instances.all", tfjsonpath.New("user_ids").AtSliceIndex(229), knownvalue.StringExact("user-0230")),
+			},
+		}},
+	})
+	if n := h.Requests("GET /v1/engines"); n < 3 {
+		t.Errorf("230 engines were listed in %d requests: the data source did not page", n)
+	}
+}
+
+func TestAccInstancesDataSource_invalidFilters(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Engines: 1})
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{
+			{
+				Config:      h.ProviderBlock() + `data "engine_instances" "x" { status = "sleeping" }`,
+				ExpectError: errorLike(fmt.Sprintf(`Attribute status value must be one of: [%q %q %q %q %q %q], got: "sleeping"`, "provisioning", "running", "draining", "upgrading", "stopped", "failed")),
+			},
+			{
+				Config:      h.ProviderBlock() + `data "engine_instances" "x" { version = "2.4" }`,
+				ExpectError: errorLike(`version: "2.4" is not a full version: write all three parts, for example "2.4.0".`),
+			},
+			{
+				Config:      h.ProviderBlock() + `data "engine_instances" "x" { version = "9.9.9" }`,
+				ExpectError: errorLike(`VERSION_NOT_FOUND`),
+			},
+		},
+	})
+}
