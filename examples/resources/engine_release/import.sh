@@ -1,0 +1,3 @@
+# Import the release of an engine by its user id. previous_version (the destroy rollback
+# target) becomes the version the engine runs at import.
+terraform import engine_release.user_0042 user-0042
