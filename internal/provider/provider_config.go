@@ -241,7 +241,7 @@ func checkCertsPEM(b []byte) error {
 			continue
 		}
 		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
-			return fmt.Errorf("certificate %d cannot be parsed (%s)", n+1, err)
+			return fmt.Errorf("certificate %d cannot be parsed (%w)", n+1, err)
 		}
 		n++
 	}

@@ -84,7 +84,7 @@ func TestAccUpgradePathDataSource_unknownVersion(t *testing.T) {
 		ProtoV6ProviderFactories: h.Factories(nil),
 		Steps: []resource.TestStep{
 			{
-				Config:      h.ProviderBlock() + `data "engine_upgrade_path" "x" { ` + "\n" + `from = "2.3.1"` + "\n" + `to = "2.5.0"` + "\n}",
+				Config: h.ProviderBlock() + `data "engine_upgrade_path" "x" { ` + "\n" + `from = "2.3.1"` + "\n" + `to = "2.5.0"` + "\n}",
 				// The error points at the "to" line and names the version and the catalog.
 				ExpectError: errorLike(`to = "2.5.0" version "2.5.0" is not in the release catalog (known versions: 2.2.0, 2.3.0, 2.3.1, 2.4.0, 2.4.1, 3.0.0).`),
 			},
