@@ -1,0 +1,304 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/septemberai/terraform-provider-engine/internal/api"
+	"github.com/septemberai/terraform-provider-engine/internal/rollout"
+	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
+)
+
+// ValidateConfig rejects a bad schedule before any API call: steps that do not strictly increase
+// or leave 1–100, and a hold_at that is not one of the steps (or is the last).
+func (r *canaryResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	var m canaryModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	steps, ok := listInts(m.Steps)
+	if !ok {
+		return
+	}
+	if m.Steps.IsNull() {
+		steps = upgrade.DefaultSteps
+	}
+	if err := upgrade.ValidateSteps(steps); err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("steps"), "Invalid Canary Steps", "steps: "+err.Error()+".")
+		return
+	}
+	if m.HoldAt.IsUnknown() {
+		return
+	}
+	if err := upgrade.ValidateHoldAt(steps, m.HoldAt.ValueInt64()); err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("hold_at"), "Invalid Canary Hold", err.Error()+".")
+	}
+}
+
+// ModifyPlan makes the plan say what the apply will do: which users move at which step, the
+// snapshots taken first, the expected duration (a warning), and the progress the apply will
+// reach (current_percent, phase, moved_user_ids, next_step — known at plan). While the rollout is
+// neither promoted nor holding the plan is never empty; once it is, the plan is empty and makes
+// no API call beyond refresh.
+func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if r.data == nil {
+		return
+	}
+	if req.Plan.Raw.IsNull() {
+		var state canaryModel
+		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+		if !resp.Diagnostics.HasError() {
+			resp.Diagnostics.Append(r.planDestroy(ctx, state)...)
+		}
+		return
+	}
+	var plan canaryModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	var state *canaryModel
+	if !req.State.Raw.IsNull() {
+		state = &canaryModel{}
+		resp.Diagnostics.Append(req.State.Get(ctx, state)...)
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	users, okUsers := listStrings(plan.UserIDs)
+	steps, okSteps := listInts(plan.Steps)
+	if !okUsers || !okSteps || plan.Version.IsUnknown() || plan.Mode.IsUnknown() || plan.HoldAt.IsUnknown() || plan.CohortSeed.IsUnknown() && state != nil {
+		setProgressUnknown(&plan)
+		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+		return
+	}
+	if upgrade.ValidateSteps(steps) != nil || upgrade.ValidateHoldAt(steps, plan.HoldAt.ValueInt64()) != nil {
+		return // ValidateConfig has said why
+	}
+	if state == nil {
+		plan.ID = types.StringValue(canaryID(plan.Version.ValueString(), users))
+	} else {
+		plan.ID = state.ID
+	}
+	if plan.CohortSeed.IsUnknown() || plan.CohortSeed.IsNull() {
+		plan.CohortSeed = plan.ID
+	}
+	cfg := canaryConfig{version: plan.Version.ValueString(), users: users, steps: steps, holdAt: plan.HoldAt.ValueInt64(), mode: plan.Mode.ValueString()}
+	seed := plan.CohortSeed.ValueString()
+
+	var moved []string
+	if state != nil {
+		in := map[string]bool{}
+		for _, u := range users {
+			in[u] = true
+		}
+		stateMoved, _ := listStrings(state.MovedUserIDs)
+		isMoved := map[string]bool{}
+		for _, u := range stateMoved {
+			isMoved[u] = true
+		}
+		for _, u := range upgrade.Rank(seed, users) {
+			if isMoved[u] {
+				moved = append(moved, u)
+			}
+		}
+	}
+	cur := upgrade.CurrentPercent(steps, len(users), len(moved))
+	targets := upgrade.Targets(cfg.mode, steps, cfg.holdAt, cur)
+	usersChanged := state == nil || !plan.UserIDs.Equal(state.UserIDs)
+
+	if state != nil && len(targets) == 0 && !usersChanged {
+		// Nothing to move: progress stays as refresh read it, so an unchanged configuration
+		// gives an empty plan.
+		plan.StableVersions, plan.Snapshots, plan.LastAnalysis = state.StableVersions, state.Snapshots, state.LastAnalysis
+		plan.MovedUserIDs = stringListValue(moved)
+		plan.CurrentPercent = types.Int64Value(cur)
+		plan.Phase = types.StringValue(upgrade.PhaseAt(steps, cfg.holdAt, cur))
+		plan.NextStep = types.StringValue("none")
+		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+		return
+	}
+
+	cat, err := r.data.Catalog(ctx)
+	if err != nil {
+		resp.Diagnostics.Append(clientErrorDiag("Release Catalog Read Failed", err))
+		return
+	}
+	engines, err := fleet(ctx, r.data.Client, users)
+	if err != nil {
+		resp.Diagnostics.Append(clientErrorAttrDiag(path.Root("user_ids"), "Engine Fleet Read Failed", err))
+		return
+	}
+	resp.Diagnostics.Append(problemDiags(checkFleet(cat, engines, users, cfg.version, plan.AllowMajorUpgrade.ValueBool()), true)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if state == nil {
+		// Engines already on the version count as moved without an operation.
+		for _, u := range upgrade.Rank(seed, users) {
+			if e := engines[u]; e.EngineVersion == cfg.version && e.Status != api.StatusFailed {
+				moved = append(moved, u)
+			}
+		}
+		cur = upgrade.CurrentPercent(steps, len(users), len(moved))
+		targets = upgrade.Targets(cfg.mode, steps, cfg.holdAt, cur)
+	}
+	moves := upgrade.PlanSteps(seed, users, targets, moved)
+
+	timeout, _ := plan.Timeouts.Update(ctx, defaultCanaryTimeout)
+	which := "update"
+	if state == nil {
+		timeout, _ = plan.Timeouts.Create(ctx, defaultCanaryTimeout)
+		which = "create"
+	}
+	run := &canaryRun{parallel: int(plan.MaxParallel.ValueInt64())}
+	bake, _ := time.ParseDuration(plan.BakeTime.ValueString())
+	certain, expected := upgrade.Schedule(moves, run.parallel, bake)
+	if certain > timeout {
+		attr, next := "bake_time", "shorten bake_time or raise timeouts."+which
+		if cfg.mode == upgrade.ModeAuto {
+			attr, next = "mode", "set mode = \"stepwise\" (one step per apply, so no CI job waits for the whole schedule), shorten bake_time, or raise timeouts."+which
+		}
+		resp.Diagnostics.AddAttributeError(path.Root(attr), "Canary Schedule Exceeds The Timeout",
+			fmt.Sprintf("This apply would walk %d steps (%s) with bake_time %s after each: at least %s of baking, longer than the %s timeout of %s. Nothing was changed; %s.",
+				len(moves), joinPercents(targets), bake, certain, which, timeout, next))
+		return
+	}
+	if len(moves) > 0 {
+		var lines []string
+		for _, mv := range moves {
+			lines = append(lines, "- "+upgrade.DescribeStep(mv, snapshotsNeeded(cat, engines, mv.Movers, cfg.version), 20))
+		}
+		retry := ""
+		if state != nil && state.Phase.ValueString() == upgrade.PhaseAborted {
+			retry = "The last attempt was ABORTED (see last_analysis); this apply retries it from the first step. "
+		}
+		resp.Diagnostics.AddWarning("Canary Step Planned",
+			fmt.Sprintf("%sThis apply rolls %s out across %d users (mode %s, max_parallel %d, bake_time %s):\n%s\n\nExpected duration about %s (at least %s of baking). "+
+				"A failing analysis rolls every moved engine back and fails the apply.", retry, cfg.version, len(users), cfg.mode, run.parallel, bake, strings.Join(lines, "\n"), expected, certain))
+		if w, err := plan.window(); err == nil && w != nil && !w.Contains(time.Now()) {
+			resp.Diagnostics.AddAttributeWarning(path.Root("rollout_window"), "Outside The Rollout Window",
+				fmt.Sprintf("It is %s, outside the rollout window %s: applying now will refuse to start the %d%% step. The window next opens at %s.",
+					time.Now().UTC().Format(time.RFC3339), w.String(), moves[0].Percent, w.NextOpening(time.Now()).Format(time.RFC3339)))
+		}
+	}
+
+	if state == nil {
+		// What create reaches depends on analyses only apply can run; the warning above says
+		// what it will try.
+		setProgressUnknown(&plan)
+		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+		return
+	}
+	final := moved
+	reached := cur
+	anyMover := false
+	for _, mv := range moves {
+		final, reached = mv.Cohort, mv.Percent
+		anyMover = anyMover || len(mv.Movers) > 0
+	}
+	plan.MovedUserIDs = stringListValue(final)
+	plan.CurrentPercent = types.Int64Value(upgrade.CurrentPercent(steps, len(users), len(final)))
+	plan.Phase = types.StringValue(upgrade.PhaseAt(steps, cfg.holdAt, reached))
+	plan.NextStep = types.StringValue(nextStepText(cat, seed, cfg, final, engines))
+	plan.StableVersions, plan.Snapshots = state.StableVersions, state.Snapshots
+	if anyMover {
+		plan.StableVersions, plan.Snapshots = types.MapUnknown(types.StringType), types.MapUnknown(types.StringType)
+	}
+	plan.LastAnalysis = state.LastAnalysis
+	if len(moves) > 0 {
+		plan.LastAnalysis = types.ObjectUnknown(lastAnalysisAttrTypes)
+	}
+	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+func setProgressUnknown(m *canaryModel) {
+	if m.ID.IsNull() {
+		m.ID = types.StringUnknown()
+	}
+	m.StableVersions, m.Snapshots = types.MapUnknown(types.StringType), types.MapUnknown(types.StringType)
+	m.MovedUserIDs = types.ListUnknown(types.StringType)
+	m.CurrentPercent, m.Phase, m.NextStep = types.Int64Unknown(), types.StringUnknown(), types.StringUnknown()
+	m.LastAnalysis = types.ObjectUnknown(lastAnalysisAttrTypes)
+}
+
+func joinPercents(ps []int64) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = fmt.Sprintf("%d%%", p)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// planDestroy spells out what destroying the canary does: every moved engine back to its stable
+// version, which ones restore a snapshot and how many brain writes that loses; and fails the plan
+// when a rollback cannot be done.
+func (r *canaryResource) planDestroy(ctx context.Context, state canaryModel) diag.Diagnostics {
+	var diags diag.Diagnostics
+	if state.OnDestroy.ValueString() == onDestroyKeep {
+		return diags
+	}
+	stable, snaps := mapStrings(state.StableVersions), mapStrings(state.Snapshots)
+	var users []string
+	for u, v := range stable {
+		if v != state.Version.ValueString() {
+			users = append(users, u)
+		}
+	}
+	if len(users) == 0 {
+		return diags
+	}
+	sort.Strings(users)
+	cat, err := r.data.Catalog(ctx)
+	if err != nil {
+		diags.Append(clientErrorDiag("Release Catalog Read Failed", err))
+		return diags
+	}
+	engines, err := fleet(ctx, r.data.Client, users)
+	if err != nil {
+		diags.Append(clientErrorDiag("Engine Fleet Read Failed", err))
+		return diags
+	}
+	var lines, impossible []string
+	for _, u := range users {
+		e, ok := engines[u]
+		if !ok || (e.EngineVersion == stable[u] && e.Status == api.StatusRunning) {
+			continue
+		}
+		rb, err := rollout.PlanRollback(cat, e, stable[u], snaps[u])
+		if err != nil {
+			impossible = append(impossible, err.Error())
+			continue
+		}
+		line := fmt.Sprintf("- %s: %s -> %s", u, e.EngineVersion, stable[u])
+		if rb.Restore {
+			s, err := r.data.Client.GetSnapshot(ctx, rb.SnapshotID)
+			switch {
+			case err != nil || s.Status != api.SnapshotVerified:
+				impossible = append(impossible, fmt.Sprintf("user %s needs snapshot %s restored, but it is unusable (%v %s)", u, rb.SnapshotID, err, s.Status))
+				continue
+			default:
+				line += fmt.Sprintf(", restoring snapshot %s (%d brain writes since it will be lost)", s.ID, upgrade.WritesSince(e, s))
+			}
+		}
+		lines = append(lines, line)
+	}
+	if len(impossible) > 0 {
+		diags.AddError("Canary Rollback Impossible",
+			fmt.Sprintf("Destroying canary %s must roll every moved engine back, but:\n- %s\n\nNothing was changed. Set on_destroy = \"keep\" and apply to drop the canary without rolling back, or restore those engines by hand first.",
+				state.ID.ValueString(), strings.Join(impossible, "\n- ")))
+		return diags
+	}
+	if len(lines) > 0 {
+		diags.AddWarning("Destroy Rolls The Canary Back",
+			fmt.Sprintf("Destroying canary %s returns %d engines to their stable versions, each verified healthy before the canary leaves state:\n%s",
+				state.ID.ValueString(), len(lines), strings.Join(firstNames(lines, 50), "\n")))
+	}
+	return diags
+}

@@ -1,0 +1,367 @@
+package provider
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/float64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/float64default"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/listdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
+
+	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
+)
+
+// Defaults of the canary's analysis when the block or a field is not set.
+const (
+	defaultAnalysisWindow    = "5m"
+	defaultBaselineTolerance = 0.5
+	defaultMaxEvalRegression = 0.05
+	// analysisSample bounds how many engines per group analysis reads metrics from.
+	analysisSample = 100
+	// evalSample bounds how many of a step's movers run the eval suite before and after.
+	evalSample = 5
+)
+
+var (
+	analysisAttrTypes = map[string]attr.Type{
+		"max_error_rate": types.Float64Type, "max_p99_latency_ms": types.Float64Type, "min_cache_hit_ratio": types.Float64Type,
+		"max_new_warning_kinds": types.Int64Type, "baseline_tolerance": types.Float64Type, "eval_suite": types.StringType,
+		"max_eval_regression": types.Float64Type, "window": types.StringType, "failure_limit": types.Int64Type,
+	}
+	figuresAttrTypes = map[string]attr.Type{
+		"engines": types.Int64Type, "error_rate": types.Float64Type, "p99_latency_ms": types.Float64Type,
+		"cache_hit_ratio": types.Float64Type, "warning_kinds": types.ListType{ElemType: types.StringType}, "eval_score": types.Float64Type,
+	}
+	figuresType           = types.ObjectType{AttrTypes: figuresAttrTypes}
+	lastAnalysisAttrTypes = map[string]attr.Type{
+		"step": types.Int64Type, "verdict": types.StringType, "failures": types.ListType{ElemType: types.StringType},
+		"canary": figuresType, "baseline": figuresType, "at": types.StringType,
+	}
+)
+
+func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	stable := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
+	defaultSteps := make([]attr.Value, len(upgrade.DefaultSteps))
+	for i, s := range upgrade.DefaultSteps {
+		defaultSteps[i] = types.Int64Value(s)
+	}
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "A progressive rollout of `version` across per-user engines: sticky cohorts, percentage steps, bake time, " +
+			"metric/eval analysis against thresholds **and** against the engines not moved, automatic abort with rollback. Every " +
+			"engine is snapshotted before a migrating upgrade. `mode = \"stepwise\"` advances one step per apply, so no CI job waits " +
+			"for hours; the plan stays non-empty until the rollout is promoted or holding at `hold_at`. Destroy rolls every moved " +
+			"engine back (`on_destroy = \"keep\"` opts out).",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				MarkdownDescription: "The canary's id, derived at create from `version` and the initial `user_ids` and then kept: it is the default `cohort_seed`.",
+				Computed:            true, PlanModifiers: stable,
+			},
+			"version": schema.StringAttribute{
+				MarkdownDescription: "The version to roll out: a version of the release catalog (data `engine_versions`). Changing it replaces the canary: " +
+					"the old one's moved engines roll back (unless `on_destroy = \"keep\"`), then the new rollout starts from the first step.",
+				Required: true, Validators: []validator.String{versionValidator{}},
+				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"user_ids": schema.ListAttribute{
+				MarkdownDescription: "The fleet in scope, typically `data.engine_instances.x.user_ids`. Order does not matter. Adding users never reshuffles the ones already moved; " +
+					"a step's percentage is of the current list.",
+				Required: true, ElementType: types.StringType,
+				Validators: []validator.List{listvalidator.SizeAtLeast(1), listvalidator.UniqueValues(), listvalidator.ValueStringsAre(idValidator())},
+			},
+			"steps": schema.ListAttribute{
+				MarkdownDescription: "Percentages of `user_ids` to reach, strictly increasing, each 1–100. Defaults to `[1, 5, 25, 50, 100]`. Step p covers the first ⌈p% × n⌉ users by rank.",
+				Optional:            true, Computed: true, ElementType: types.Int64Type,
+				Default: listdefault.StaticValue(types.ListValueMust(types.Int64Type, defaultSteps)),
+			},
+			"bake_time": schema.StringAttribute{
+				MarkdownDescription: "How long each step's cohort runs before analysis, as a Go duration (`0s`–`24h`). Defaults to `10m`.",
+				Optional:            true, Computed: true, Default: stringdefault.StaticString("10m"),
+				Validators: []validator.String{durationValidator{min: 0, max: 24 * time.Hour}},
+			},
+			"max_parallel": schema.Int64Attribute{
+				MarkdownDescription: "How many engines are snapshotted and upgraded at once (1–500). `1` is the sequential rollout. Defaults to `10`.",
+				Optional:            true, Computed: true, Default: int64default.StaticInt64(10),
+				Validators: []validator.Int64{int64validator.Between(1, 500)},
+			},
+			"cohort_seed": schema.StringAttribute{
+				MarkdownDescription: "Seeds the ranking of users (a hash of seed and user id). The same seed always picks the same users. Defaults to the canary's `id`. Changing it replaces the canary.",
+				Optional:            true, Computed: true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown(), stringplanmodifier.RequiresReplaceIf(seedChanged, "a new seed reshuffles the cohorts", "a new seed reshuffles the cohorts")},
+				Validators:    []validator.String{stringvalidator.LengthBetween(1, 128)},
+			},
+			"mode": schema.StringAttribute{
+				MarkdownDescription: "`stepwise` (default): each apply advances at most one step and the plan shows the next one. `auto`: one apply walks every remaining step, " +
+					"baking after each; a schedule whose bake time cannot fit the create/update timeout is a plan error. Allowed: " + backtickList(upgrade.CanaryModes) + ".",
+				Optional: true, Computed: true, Default: stringdefault.StaticString(upgrade.ModeStepwise),
+				Validators: []validator.String{stringvalidator.OneOf(upgrade.CanaryModes...)},
+			},
+			"hold_at": schema.Int64Attribute{
+				MarkdownDescription: "Stop at this step (one of `steps`, not the last) until the configuration changes: the phase is `holding` and the plan is empty. Remove it or raise it to continue.",
+				Optional:            true,
+			},
+			"analysis": schema.SingleNestedAttribute{
+				MarkdownDescription: "What each step's analysis checks after the bake. The cohort (moved engines) is always compared with the baseline (engines not moved, over the same window; " +
+					"at 100% the cohort's own figures from before the step) using `baseline_tolerance` and `max_new_warning_kinds`, even when this attribute is not set.",
+				Optional: true,
+				Attributes: map[string]schema.Attribute{
+					"max_error_rate": schema.Float64Attribute{MarkdownDescription: "Highest error rate (0–1) an engine of the cohort may show.", Optional: true,
+						Validators: []validator.Float64{float64validator.Between(0, 1)}},
+					"max_p99_latency_ms": schema.Float64Attribute{MarkdownDescription: "Highest P99 latency (ms, > 0) an engine of the cohort may show.", Optional: true,
+						Validators: []validator.Float64{float64validator.Between(1, 3600000)}},
+					"min_cache_hit_ratio": schema.Float64Attribute{MarkdownDescription: "Lowest cache-hit ratio (0–1) an engine of the cohort may show.", Optional: true,
+						Validators: []validator.Float64{float64validator.Between(0, 1)}},
+					"max_new_warning_kinds": schema.Int64Attribute{MarkdownDescription: "How many warning kinds the cohort may show that the baseline does not. Defaults to `0`.",
+						Optional: true, Computed: true, Default: int64default.StaticInt64(0), Validators: []validator.Int64{int64validator.Between(0, 1000)}},
+					"baseline_tolerance": schema.Float64Attribute{
+						MarkdownDescription: "How much worse than the baseline the cohort may be: error rate and P99 up to (1 + tolerance) × the baseline's, cache-hit ratio down to baseline ÷ (1 + tolerance). 0–10, defaults to `0.5`.",
+						Optional:            true, Computed: true, Default: float64default.StaticFloat64(defaultBaselineTolerance), Validators: []validator.Float64{float64validator.Between(0, 10)}},
+					"eval_suite": schema.StringAttribute{MarkdownDescription: "An eval suite to run on a sample of each step's movers before and after their move.", Optional: true,
+						Validators: []validator.String{stringvalidator.LengthBetween(1, 128)}},
+					"max_eval_regression": schema.Float64Attribute{MarkdownDescription: "Largest allowed drop of the eval score (0–1). Defaults to `0.05`.",
+						Optional: true, Computed: true, Default: float64default.StaticFloat64(defaultMaxEvalRegression), Validators: []validator.Float64{float64validator.Between(0, 1)}},
+					"window": schema.StringAttribute{MarkdownDescription: "The metrics window, a Go duration from `1s` to `24h`. Defaults to `5m`.",
+						Optional: true, Computed: true, Default: stringdefault.StaticString(defaultAnalysisWindow), Validators: []validator.String{durationValidator{min: time.Second, max: 24 * time.Hour}}},
+					"failure_limit": schema.Int64Attribute{MarkdownDescription: "How many cohort engines may breach an absolute threshold before the step fails. Defaults to `0`.",
+						Optional: true, Computed: true, Default: int64default.StaticInt64(0), Validators: []validator.Int64{int64validator.Between(0, 100000)}},
+				},
+			},
+			"allow_major_upgrade": schema.BoolAttribute{
+				MarkdownDescription: "Allow rolling out a major version (breaking changes: read the migration guide first). Defaults to `false`: a major is a plan error.",
+				Optional:            true, Computed: true, Default: booldefault.StaticBool(false),
+			},
+			"rollout_window": schema.SingleNestedAttribute{
+				MarkdownDescription: "When steps may start (UTC), as on `engine_release`. Outside it the plan warns and the apply refuses to start a step, naming the next opening.",
+				Optional:            true,
+				Attributes: map[string]schema.Attribute{
+					"days": schema.ListAttribute{
+						MarkdownDescription: "Weekdays: " + backtickList(upgrade.Weekdays) + ".", Required: true, ElementType: types.StringType,
+						Validators: []validator.List{listvalidator.SizeAtLeast(1), listvalidator.ValueStringsAre(stringvalidator.OneOf(upgrade.Weekdays...))},
+					},
+					"start": schema.StringAttribute{MarkdownDescription: "Opening time, `HH:MM` UTC.", Required: true, Validators: []validator.String{clockValidator()}},
+					"end":   schema.StringAttribute{MarkdownDescription: "Closing time, `HH:MM` UTC (before `start` wraps past midnight).", Required: true, Validators: []validator.String{clockValidator()}},
+				},
+			},
+			"on_destroy": schema.StringAttribute{
+				MarkdownDescription: "What destroy does: " + backtickList(onDestroyValues) + ". `rollback` (default) returns every moved engine to its `stable_versions` entry, restoring its " +
+					"`snapshots` entry where the schema moved, and verifies it healthy before the canary leaves state; `keep` leaves the engines as they are.",
+				Optional: true, Computed: true, Default: stringdefault.StaticString(onDestroyRollback),
+				Validators: []validator.String{stringvalidator.OneOf(onDestroyValues...)},
+			},
+			"stable_versions": schema.MapAttribute{
+				MarkdownDescription: "User → the version the engine ran before the canary moved it: the rollback target.",
+				Computed:            true, ElementType: types.StringType,
+			},
+			"snapshots": schema.MapAttribute{
+				MarkdownDescription: "User → the snapshot taken before its migrating upgrade: what an abort or destroy restores.",
+				Computed:            true, ElementType: types.StringType,
+			},
+			"moved_user_ids": schema.ListAttribute{
+				MarkdownDescription: "The users whose engines run `version`, in cohort rank order (read from the fleet on refresh).",
+				Computed:            true, ElementType: types.StringType,
+			},
+			"current_percent": schema.Int64Attribute{MarkdownDescription: "The highest step whose cohort is fully on `version` (0 before the first).", Computed: true},
+			"phase": schema.StringAttribute{
+				MarkdownDescription: "Where the rollout stands: " + backtickList(upgrade.CanaryPhases) + ". `aborted` means the last analysis failed and every moved engine went back.",
+				Computed:            true,
+			},
+			"next_step": schema.StringAttribute{
+				MarkdownDescription: "What the next apply will do, e.g. `move 4 users to 25%: user-0003, …; snapshot first for 4`, or `none` when promoted or holding. In a plan, " +
+					"the old value is what this apply does.",
+				Computed: true,
+			},
+			"last_analysis": schema.SingleNestedAttribute{
+				MarkdownDescription: "The last step's analysis: the step, `pass` or `fail`, the failed checks, and the cohort's and baseline's figures.",
+				Computed:            true,
+				Attributes: map[string]schema.Attribute{
+					"step":     schema.Int64Attribute{Computed: true, MarkdownDescription: "The step (percentage) analysed."},
+					"verdict":  schema.StringAttribute{Computed: true, MarkdownDescription: "`pass` or `fail`."},
+					"failures": schema.ListAttribute{Computed: true, ElementType: types.StringType, MarkdownDescription: "One line per failed check: metric, values, threshold."},
+					"canary":   schema.SingleNestedAttribute{Computed: true, MarkdownDescription: "The cohort's figures.", Attributes: figuresAttributes()},
+					"baseline": schema.SingleNestedAttribute{Computed: true, MarkdownDescription: "The baseline's figures.", Attributes: figuresAttributes()},
+					"at":       schema.StringAttribute{Computed: true, MarkdownDescription: "When the analysis ran (RFC 3339)."},
+				},
+			},
+		},
+		Blocks: map[string]schema.Block{
+			"timeouts": timeouts.Block(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}),
+		},
+	}
+}
+
+func figuresAttributes() map[string]schema.Attribute {
+	return map[string]schema.Attribute{
+		"engines":         schema.Int64Attribute{Computed: true, MarkdownDescription: "How many engines were measured."},
+		"error_rate":      schema.Float64Attribute{Computed: true, MarkdownDescription: "Mean error rate."},
+		"p99_latency_ms":  schema.Float64Attribute{Computed: true, MarkdownDescription: "Mean P99 latency in ms."},
+		"cache_hit_ratio": schema.Float64Attribute{Computed: true, MarkdownDescription: "Mean cache-hit ratio."},
+		"warning_kinds":   schema.ListAttribute{Computed: true, ElementType: types.StringType, MarkdownDescription: "Warning kinds seen."},
+		"eval_score":      schema.Float64Attribute{Computed: true, MarkdownDescription: "Mean eval score (null without `eval_suite`)."},
+	}
+}
+
+// seedChanged replaces the canary only when a configured seed differs from the one in state: an
+// unset seed keeps the generated one.
+func seedChanged(_ context.Context, req planmodifier.StringRequest, resp *stringplanmodifier.RequiresReplaceIfFuncResponse) {
+	resp.RequiresReplace = !req.ConfigValue.IsNull() && !req.StateValue.IsNull() && !req.ConfigValue.Equal(req.StateValue)
+}
+
+// canaryModel is engine_canary's state.
+type canaryModel struct {
+	ID                types.String   `tfsdk:"id"`
+	Version           types.String   `tfsdk:"version"`
+	UserIDs           types.List     `tfsdk:"user_ids"`
+	Steps             types.List     `tfsdk:"steps"`
+	BakeTime          types.String   `tfsdk:"bake_time"`
+	MaxParallel       types.Int64    `tfsdk:"max_parallel"`
+	CohortSeed        types.String   `tfsdk:"cohort_seed"`
+	Mode              types.String   `tfsdk:"mode"`
+	HoldAt            types.Int64    `tfsdk:"hold_at"`
+	Analysis          types.Object   `tfsdk:"analysis"`
+	AllowMajorUpgrade types.Bool     `tfsdk:"allow_major_upgrade"`
+	RolloutWindow     types.Object   `tfsdk:"rollout_window"`
+	OnDestroy         types.String   `tfsdk:"on_destroy"`
+	StableVersions    types.Map      `tfsdk:"stable_versions"`
+	Snapshots         types.Map      `tfsdk:"snapshots"`
+	MovedUserIDs      types.List     `tfsdk:"moved_user_ids"`
+	CurrentPercent    types.Int64    `tfsdk:"current_percent"`
+	Phase             types.String   `tfsdk:"phase"`
+	NextStep          types.String   `tfsdk:"next_step"`
+	LastAnalysis      types.Object   `tfsdk:"last_analysis"`
+	Timeouts          timeouts.Value `tfsdk:"timeouts"`
+}
+
+type analysisModel struct {
+	MaxErrorRate       types.Float64 `tfsdk:"max_error_rate"`
+	MaxP99LatencyMS    types.Float64 `tfsdk:"max_p99_latency_ms"`
+	MinCacheHitRatio   types.Float64 `tfsdk:"min_cache_hit_ratio"`
+	MaxNewWarningKinds types.Int64   `tfsdk:"max_new_warning_kinds"`
+	BaselineTolerance  types.Float64 `tfsdk:"baseline_tolerance"`
+	EvalSuite          types.String  `tfsdk:"eval_suite"`
+	MaxEvalRegression  types.Float64 `tfsdk:"max_eval_regression"`
+	Window             types.String  `tfsdk:"window"`
+	FailureLimit       types.Int64   `tfsdk:"failure_limit"`
+}
+
+// analysis returns the analysis settings with defaults filled in, the eval suite ("" for none)
+// and the metrics window.
+func (m canaryModel) analysis() (upgrade.AnalysisConfig, string, time.Duration) {
+	cfg := upgrade.AnalysisConfig{BaselineTolerance: defaultBaselineTolerance, MaxEvalRegression: defaultMaxEvalRegression}
+	window, _ := time.ParseDuration(defaultAnalysisWindow)
+	if m.Analysis.IsNull() || m.Analysis.IsUnknown() {
+		return cfg, "", window
+	}
+	var a analysisModel
+	if diags := m.Analysis.As(context.Background(), &a, basetypes.ObjectAsOptions{UnhandledNullAsEmpty: true, UnhandledUnknownAsEmpty: true}); diags.HasError() {
+		return cfg, "", window
+	}
+	opt := func(f types.Float64) *float64 {
+		if f.IsNull() || f.IsUnknown() {
+			return nil
+		}
+		v := f.ValueFloat64()
+		return &v
+	}
+	cfg.MaxErrorRate, cfg.MaxP99LatencyMS, cfg.MinCacheHitRatio = opt(a.MaxErrorRate), opt(a.MaxP99LatencyMS), opt(a.MinCacheHitRatio)
+	if !a.MaxNewWarningKinds.IsNull() && !a.MaxNewWarningKinds.IsUnknown() {
+		cfg.MaxNewWarningKinds = int(a.MaxNewWarningKinds.ValueInt64())
+	}
+	if v := opt(a.BaselineTolerance); v != nil {
+		cfg.BaselineTolerance = *v
+	}
+	if v := opt(a.MaxEvalRegression); v != nil {
+		cfg.MaxEvalRegression = *v
+	}
+	if !a.FailureLimit.IsNull() && !a.FailureLimit.IsUnknown() {
+		cfg.FailureLimit = int(a.FailureLimit.ValueInt64())
+	}
+	if d, err := time.ParseDuration(a.Window.ValueString()); err == nil && d > 0 {
+		window = d
+	}
+	return cfg, a.EvalSuite.ValueString(), window
+}
+
+// window returns the rollout window, nil when none is set (or it is not known yet).
+func (m canaryModel) window() (*upgrade.Window, error) {
+	return releaseModel{RolloutWindow: m.RolloutWindow}.window()
+}
+
+// strings reads a list of strings; ok is false while any part is unknown.
+func listStrings(l types.List) ([]string, bool) {
+	if l.IsNull() {
+		return nil, true
+	}
+	if l.IsUnknown() {
+		return nil, false
+	}
+	out := make([]string, 0, len(l.Elements()))
+	for _, e := range l.Elements() {
+		s, ok := e.(types.String)
+		if !ok || s.IsUnknown() {
+			return nil, false
+		}
+		out = append(out, s.ValueString())
+	}
+	return out, true
+}
+
+func listInts(l types.List) ([]int64, bool) {
+	if l.IsNull() {
+		return nil, true
+	}
+	if l.IsUnknown() {
+		return nil, false
+	}
+	out := make([]int64, 0, len(l.Elements()))
+	for _, e := range l.Elements() {
+		v, ok := e.(types.Int64)
+		if !ok || v.IsUnknown() {
+			return nil, false
+		}
+		out = append(out, v.ValueInt64())
+	}
+	return out, true
+}
+
+func mapStrings(m types.Map) map[string]string {
+	out := map[string]string{}
+	if m.IsNull() || m.IsUnknown() {
+		return out
+	}
+	for k, v := range m.Elements() {
+		if s, ok := v.(types.String); ok && !s.IsUnknown() && !s.IsNull() {
+			out[k] = s.ValueString()
+		}
+	}
+	return out
+}
+
+func stringListValue(vs []string) types.List {
+	els := make([]attr.Value, len(vs))
+	for i, v := range vs {
+		els[i] = types.StringValue(v)
+	}
+	return types.ListValueMust(types.StringType, els)
+}
+
+func stringMap(m map[string]string) types.Map {
+	els := make(map[string]attr.Value, len(m))
+	for k, v := range m {
+		els[k] = types.StringValue(v)
+	}
+	return types.MapValueMust(types.StringType, els)
+}
