@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/compare"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -496,4 +497,66 @@ func TestAccRelease_waitsForBusyEngine(t *testing.T) {
 			Check:  resource.ComposeTestCheckFunc(h.expectEngine("user-0001", "2.3.1"), h.expectOperations("user-0001", api.OpUpgrade, 1)),
 		}},
 	})
+}
+
+// Outside the rollout window the apply refuses to start the upgrade and names the next opening.
+func TestAccRelease_rolloutWindowRefusesOutside(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.3.0"})
+	// A window on tomorrow's weekday only: today is never inside it.
+	tomorrow := upgrade.Weekdays[(int(time.Now().UTC().Weekday())+7)%7] // Weekdays starts on Monday
+	window := fmt.Sprintf(`
+  rollout_window = {
+    days  = [%q]
+    start = "00:00"
+    end   = "23:59"
+  }`, tomorrow)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: h.releaseConfig(`version = "2.3.0"` + window),
+		}, {
+			Config:      h.releaseConfig(`version = "2.3.1"` + window),
+			ExpectError: errorLike("Outside The Rollout Window"),
+		}, {
+			RefreshState:       true,
+			ExpectNonEmptyPlan: true,
+			Check:              resource.ComposeTestCheckFunc(h.expectEngine("user-0001", "2.3.0"), h.expectOperations("user-0001", api.OpUpgrade, 0)),
+		}},
+	})
+}
+
+// A destroy that must restore a snapshot which is gone or corrupt fails at plan, saying how to
+// proceed; one that needs no restore only warns.
+func TestReleaseDestroyPlanRefusesUnusableSnapshot(t *testing.T) {
+	h := newHarness(t, harnessOptions{Version: "2.4.0"})
+	vs, err := h.Client.Versions(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := upgrade.NewCatalog(vs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := h.Engine("user-0001")
+	gone := destroyPlanDiags(cat, e, "2.3.1", "snap-gone", nil)
+	if !gone.HasError() || !strings.Contains(gone[0].Detail(), `on_destroy = "keep"`) || !strings.Contains(gone[0].Detail(), "snap-gone") {
+		t.Fatalf("gone snapshot: %v", gone)
+	}
+	corrupt := destroyPlanDiags(cat, e, "2.3.1", "snap-x", &api.Snapshot{ID: "snap-x", Status: api.SnapshotCorrupt})
+	if !corrupt.HasError() || !strings.Contains(corrupt[0].Detail(), "corrupt") {
+		t.Fatalf("corrupt snapshot: %v", corrupt)
+	}
+	none := destroyPlanDiags(cat, e, "2.3.1", "", nil)
+	if !none.HasError() || !strings.Contains(none[0].Summary(), "Rollback Impossible") {
+		t.Fatalf("no snapshot recorded: %v", none)
+	}
+	same := destroyPlanDiags(cat, e, "2.4.0", "", nil)
+	if len(same) != 0 {
+		t.Fatalf("engine already on the target: %v", same)
+	}
+	patch := destroyPlanDiags(cat, api.Engine{UserID: "u", EngineVersion: "2.4.1", SchemaVersion: 5, Status: api.StatusRunning}, "2.4.0", "", nil)
+	if patch.HasError() || len(patch) != 1 || !strings.Contains(patch[0].Detail(), "no data is lost") {
+		t.Fatalf("same-schema rollback: %v", patch)
+	}
 }
