@@ -252,7 +252,7 @@ resource "engine_release" "r" {
 // to the same operation, and exactly one snapshot exists.
 func TestAccBrainSnapshot_interruptedCreate(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, harnessOptions{TimeScale: 1})
+	h := newHarness(t, harnessOptions{TimeScale: 3}) // verification takes ~3 s
 	body := func(timeout string) string {
 		return fmt.Sprintf(`
   force_destroy = true
@@ -269,10 +269,10 @@ func TestAccBrainSnapshot_interruptedCreate(t *testing.T) {
 			},
 			ExpectNonEmptyPlan: true,
 		}, {
+			// Whether this plan still sees the operation running (an update that attaches) or
+			// the refresh already recorded its result depends on the machine's speed; either way
+			// the outcome below must hold.
 			Config: h.snapshotConfig(body("5m")),
-			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-				plancheck.ExpectResourceAction(snapshotAddr, plancheck.ResourceActionUpdate),
-			}},
 			ConfigStateChecks: []statecheck.StateCheck{
 				statecheck.ExpectKnownValue(snapshotAddr, tfjsonpath.New("status"), knownvalue.StringExact("verified")),
 			},
