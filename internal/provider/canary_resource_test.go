@@ -1,0 +1,532 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/septemberai/terraform-provider-engine/internal/api"
+)
+
+const canaryAddr = "engine_canary.test"
+
+// canaryHCL is a provider block and one engine_canary over user-0001..user-00NN with body's
+// extra attributes.
+func canaryHCL(h *harness, n int, version, body string) string {
+	return h.ProviderBlock() + fmt.Sprintf(`
+resource "engine_canary" "test" {
+  version  = %q
+  user_ids = [for i in range(1, %d) : format("user-%%04d", i)]
+%s
+}
+`, version, n+1, body)
+}
+
+func seedUsers(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("user-%04d", i+1)
+	}
+	return out
+}
+
+// writeTurns puts count turns into every engine's brain and returns their contents per user, so
+// a test can check the brain data survived the rollout and the rollback.
+func writeTurns(t *testing.T, h *harness, users []string, count int) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, u := range users {
+		res, err := h.Client.WriteTurns(context.Background(), u, api.TurnsRequest{Count: count, Content: "turn of " + u})
+		if err != nil {
+			t.Fatalf("write turns for %s: %v", u, err)
+		}
+		for _, turn := range res.Turns {
+			out[u] = append(out[u], turn.Content)
+		}
+	}
+	return out
+}
+
+// checkTurns asserts every turn written earlier is still in each brain.
+func checkTurns(h *harness, want map[string][]string) error {
+	for u, contents := range want {
+		turns, err := h.Client.Turns(context.Background(), u)
+		if err != nil {
+			return fmt.Errorf("read turns of %s: %w", u, err)
+		}
+		have := map[string]int{}
+		for _, t := range turns {
+			have[t.Content]++
+		}
+		for _, c := range contents {
+			if have[c] == 0 {
+				return fmt.Errorf("user %s lost brain data: turn %q is gone (%d turns left)", u, c, len(turns))
+			}
+			have[c]--
+		}
+	}
+	return nil
+}
+
+// fleetVersions counts the engines per "version/status" among users.
+func fleetVersions(h *harness, users []string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, u := range users {
+		e, err := h.Client.GetEngine(context.Background(), u)
+		if err != nil {
+			return nil, err
+		}
+		out[e.EngineVersion+"/"+e.Status]++
+	}
+	return out, nil
+}
+
+func expectFleet(h *harness, users []string, want map[string]int) error {
+	got, err := fleetVersions(h, users)
+	if err != nil {
+		return err
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		return fmt.Errorf("fleet runs %v, want %v", got, want)
+	}
+	return nil
+}
+
+func opsByUser(t *testing.T, h *harness) map[string]int64 {
+	t.Helper()
+	st, err := h.Client.Stats(context.Background())
+	if err != nil {
+		t.Fatalf("stats: %v", err)
+	}
+	return st.OperationsByUser
+}
+
+func checkFn(f func() error) resource.TestCheckFunc {
+	return func(*terraform.State) error { return f() }
+}
+
+// Happy path: 10 engines, [10, 50, 100] in one auto apply: every engine ends on 2.4.0 with a
+// snapshot taken first (the path migrates), the brain data is intact, a second plan is empty,
+// and destroy returns every engine to 2.3.1 with its data.
+func TestAccCanary_basic(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 10})
+	users := seedUsers(10)
+	turns := writeTurns(t, h, users, 3)
+	cfg := canaryHCL(h, 10, "2.4.0", `
+  steps     = [10, 50, 100]
+  mode      = "auto"
+  bake_time = "0s"
+  analysis  = { max_error_rate = 0.05, max_p99_latency_ms = 1500 }
+`)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{
+			{
+				Config: cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(canaryAddr, plancheck.ResourceActionCreate),
+					plancheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("cohort_seed"), knownvalue.StringRegexp(regexp.MustCompile(`^canary-[0-9a-f]{16}$`))),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("promoted")),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("current_percent"), knownvalue.Int64Exact(100)),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("moved_user_ids"), knownvalue.ListSizeExact(10)),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("snapshots"), knownvalue.MapSizeExact(10)),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("stable_versions").AtMapKey("user-0007"), knownvalue.StringExact("2.3.1")),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("next_step"), knownvalue.StringExact("none")),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("last_analysis").AtMapKey("verdict"), knownvalue.StringExact("pass")),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("last_analysis").AtMapKey("step"), knownvalue.Int64Exact(100)),
+				},
+				Check: resource.ComposeTestCheckFunc(
+					checkFn(func() error { return expectFleet(h, users, map[string]int{"2.4.0/running": 10}) }),
+					checkFn(func() error { return checkTurns(h, turns) }),
+					checkFn(func() error {
+						ops := opsByUser(t, h)
+						for _, u := range users {
+							if ops[u+"/upgrade"] != 1 || ops[u+"/snapshot"] != 1 {
+								return fmt.Errorf("user %s: %d upgrades and %d snapshots, want one of each", u, ops[u+"/upgrade"], ops[u+"/snapshot"])
+							}
+						}
+						return nil
+					}),
+				),
+			},
+			{
+				Config:           cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			},
+		},
+		CheckDestroy: func(*terraform.State) error {
+			if err := expectFleet(h, users, map[string]int{"2.3.1/running": 10}); err != nil {
+				return fmt.Errorf("after destroy: %w", err)
+			}
+			for _, u := range users {
+				if e := h.Engine(u); e.SchemaVersion != 4 {
+					return fmt.Errorf("user %s's brain is at schema %d after the rollback, want 4", u, e.SchemaVersion)
+				}
+			}
+			return checkTurns(h, turns)
+		},
+	})
+}
+
+// The bad 2.4.1 is caught at the first step: the apply fails naming the metric, every moved engine
+// is back on 2.3.1 (its snapshot restored: 2.4.1 migrated the brain), and state says aborted.
+func TestAccCanary_badReleaseAborts(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 10})
+	users := seedUsers(10)
+	turns := writeTurns(t, h, users, 2)
+	cfg := canaryHCL(h, 10, "2.4.1", `
+  steps     = [10, 50, 100]
+  mode      = "auto"
+  bake_time = "0s"
+  analysis  = { max_error_rate = 0.05 }
+`)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{
+			{
+				Config:      cfg,
+				ExpectError: regexp.MustCompile(`(?s)Canary Aborted.*aborted at the 10% step.*error_rate.*max_error_rate 0\.05`),
+			},
+			{
+				PreConfig: func() {
+					if err := expectFleet(h, users, map[string]int{"2.3.1/running": 10}); err != nil {
+						t.Fatalf("after the abort: %v", err)
+					}
+					if err := checkTurns(h, turns); err != nil {
+						t.Fatalf("after the abort: %v", err)
+					}
+					ops := opsByUser(t, h)
+					var upgraded []string
+					for _, u := range users {
+						if ops[u+"/upgrade"] > 0 {
+							upgraded = append(upgraded, u)
+							if ops[u+"/restore"] != 1 {
+								t.Errorf("moved user %s was not restored from its snapshot: %v", u, ops)
+							}
+						}
+					}
+					if len(upgraded) != 1 {
+						t.Fatalf("the first step of 10%% of 10 moved %d engines (%v), want 1", len(upgraded), upgraded)
+					}
+				},
+				RefreshState: true,
+				// The failed create left the canary tainted: the next plan replaces it (a retry).
+				ExpectNonEmptyPlan: true,
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttr(canaryAddr, "phase", "aborted"),
+					resource.TestCheckResourceAttr(canaryAddr, "current_percent", "0"),
+					resource.TestCheckResourceAttr(canaryAddr, "moved_user_ids.#", "0"),
+					resource.TestCheckResourceAttr(canaryAddr, "last_analysis.verdict", "fail"),
+					resource.TestCheckResourceAttr(canaryAddr, "last_analysis.step", "10"),
+					resource.TestMatchResourceAttr(canaryAddr, "next_step", regexp.MustCompile(`^move 1 user to 10%: user-\d{4}; snapshot first for 1; then`)),
+				),
+			},
+		},
+	})
+}
+
+// Stepwise: each apply advances exactly one step, the plan shows it (current_percent, phase and
+// next_step known at plan), cohorts only grow, and the plan is empty once promoted.
+func TestAccCanary_stepwise(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 10})
+	users := seedUsers(10)
+	cfg := canaryHCL(h, 10, "2.4.0", `
+  steps     = [10, 50, 100]
+  mode      = "stepwise"
+  bake_time = "0s"
+`)
+	var first []string
+	moved := func() ([]string, error) {
+		var out []string
+		for _, u := range users {
+			if h.Engine(u).EngineVersion == "2.4.0" {
+				out = append(out, u)
+			}
+		}
+		return out, nil
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{
+			{
+				Config: cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectUnknownValue(canaryAddr, tfjsonpath.New("current_percent")),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("current_percent"), knownvalue.Int64Exact(10)),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("progressing")),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("next_step"), knownvalue.StringRegexp(regexp.MustCompile(`^move 4 users to 50%: (user-\d{4}, ){3}user-\d{4}; snapshot first for 4$`))),
+				},
+				Check: checkFn(func() error {
+					m, _ := moved()
+					if len(m) != 1 {
+						return fmt.Errorf("after the first stepwise apply %d engines run 2.4.0, want 1", len(m))
+					}
+					first = m
+					return nil
+				}),
+				// Not promoted yet: the plan after the apply must not be empty.
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				Config: cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(canaryAddr, plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("current_percent"), knownvalue.Int64Exact(50)),
+					plancheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("progressing")),
+					plancheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("moved_user_ids"), knownvalue.ListSizeExact(5)),
+					plancheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("next_step"), knownvalue.StringRegexp(regexp.MustCompile(`^move 5 users to 100%: .*; snapshot first for 5$`))),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("current_percent"), knownvalue.Int64Exact(50)),
+				},
+				Check: checkFn(func() error {
+					m, _ := moved()
+					if len(m) != 5 {
+						return fmt.Errorf("after the second apply %d engines run 2.4.0, want 5", len(m))
+					}
+					if !strings.Contains(strings.Join(m, ","), first[0]) {
+						return fmt.Errorf("sticky cohort broken: %s moved first but is not in %v", first[0], m)
+					}
+					return nil
+				}),
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				Config: cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("current_percent"), knownvalue.Int64Exact(100)),
+					plancheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("promoted")),
+					plancheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("next_step"), knownvalue.StringExact("none")),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("promoted")),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("snapshots"), knownvalue.MapSizeExact(10)),
+				},
+				Check: checkFn(func() error { return expectFleet(h, users, map[string]int{"2.4.0/running": 10}) }),
+			},
+			{
+				Config:           cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+				Check: checkFn(func() error {
+					ops := opsByUser(t, h)
+					for _, u := range users {
+						if ops[u+"/upgrade"] != 1 {
+							return fmt.Errorf("user %s was upgraded %d times, want once", u, ops[u+"/upgrade"])
+						}
+					}
+					return nil
+				}),
+			},
+		},
+	})
+}
+
+// hold_at stops the rollout with an empty plan; removing it continues to promotion.
+func TestAccCanary_holdAt(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 10})
+	users := seedUsers(10)
+	body := `
+  steps     = [10, 50, 100]
+  mode      = "auto"
+  bake_time = "0s"
+`
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{
+			{
+				Config: canaryHCL(h, 10, "2.4.0", body+"  hold_at = 50\n"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("holding")),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("current_percent"), knownvalue.Int64Exact(50)),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("next_step"), knownvalue.StringExact("none")),
+				},
+				Check: checkFn(func() error {
+					return expectFleet(h, users, map[string]int{"2.4.0/running": 5, "2.3.1/running": 5})
+				}),
+			},
+			{
+				Config:           canaryHCL(h, 10, "2.4.0", body+"  hold_at = 50\n"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			},
+			{
+				Config: canaryHCL(h, 10, "2.4.0", body),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(canaryAddr, plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("promoted")),
+				}},
+				Check: checkFn(func() error { return expectFleet(h, users, map[string]int{"2.4.0/running": 10}) }),
+			},
+		},
+	})
+}
+
+// Destroy in the middle of a rollout puts every moved engine back on its stable version, snapshot
+// restored, data intact.
+func TestAccCanary_destroyMidCanary(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 10})
+	users := seedUsers(10)
+	turns := writeTurns(t, h, users, 2)
+	cfg := canaryHCL(h, 10, "2.4.0", `
+  steps     = [10, 50, 100]
+  bake_time = "0s"
+`)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{
+			{Config: cfg, ExpectNonEmptyPlan: true},
+			{
+				Config:             cfg,
+				ExpectNonEmptyPlan: true,
+				Check:              checkFn(func() error { return expectFleet(h, users, map[string]int{"2.4.0/running": 5, "2.3.1/running": 5}) }),
+			},
+		},
+		CheckDestroy: func(*terraform.State) error {
+			if err := expectFleet(h, users, map[string]int{"2.3.1/running": 10}); err != nil {
+				return fmt.Errorf("after destroy mid-canary: %w", err)
+			}
+			ops := opsByUser(t, h)
+			restored := 0
+			for _, u := range users {
+				restored += int(ops[u+"/restore"])
+			}
+			if restored != 5 {
+				return fmt.Errorf("%d restores, want 5 (one per moved engine)", restored)
+			}
+			return checkTurns(h, turns)
+		},
+	})
+}
+
+// An apply that times out while operations run resumes on the next apply: no engine is
+// snapshotted or upgraded twice, and the snapshot ids survive.
+func TestAccCanary_interruptedApplyResumes(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 10, Faults: true})
+	users := seedUsers(10)
+	body := `
+  steps     = [50, 100]
+  bake_time = "0s"
+  timeouts {
+    create = "%s"
+    update = "10m"
+  }
+`
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{
+			{
+				PreConfig: func() {
+					// Every wait for an operation hangs: the create times out while snapshots run.
+					if _, err := h.Client.AddFault(context.Background(), api.Fault{Kind: api.FaultSlowResponse, Method: "GET", PathPrefix: "/v1/operations/", DelayMS: 5000}); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config:             canaryHCL(h, 10, "2.4.0", fmt.Sprintf(body, "2s")),
+				ExpectNonEmptyPlan: true,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("progressing")),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("current_percent"), knownvalue.Int64Exact(0)),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("moved_user_ids"), knownvalue.ListSizeExact(0)),
+					// Snapshot ids are recorded as soon as the control plane names them.
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("snapshots"), knownvalue.MapSizeExact(5)),
+				},
+				Check: checkFn(func() error {
+					ops := opsByUser(t, h)
+					snaps, upgrades := 0, 0
+					for _, u := range users {
+						snaps += int(ops[u+"/snapshot"])
+						upgrades += int(ops[u+"/upgrade"])
+					}
+					if snaps != 5 || upgrades != 0 {
+						return fmt.Errorf("the interrupted create started %d snapshots and %d upgrades, want 5 and 0", snaps, upgrades)
+					}
+					return nil
+				}),
+			},
+			{
+				PreConfig: func() {
+					if err := h.Client.ClearFaults(context.Background()); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config:             canaryHCL(h, 10, "2.4.0", fmt.Sprintf(body, "2s")),
+				ExpectNonEmptyPlan: true,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("current_percent"), knownvalue.Int64Exact(50)),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("snapshots"), knownvalue.MapSizeExact(5)),
+				},
+				Check: checkFn(func() error {
+					if err := expectFleet(h, users, map[string]int{"2.4.0/running": 5, "2.3.1/running": 5}); err != nil {
+						return err
+					}
+					ops := opsByUser(t, h)
+					for _, u := range users {
+						if ops[u+"/upgrade"] > 1 || ops[u+"/snapshot"] > 1 {
+							return fmt.Errorf("user %s: %d upgrades and %d snapshots, never more than one of each", u, ops[u+"/upgrade"], ops[u+"/snapshot"])
+						}
+						if ops[u+"/upgrade"] != ops[u+"/snapshot"] {
+							return fmt.Errorf("user %s: %d upgrades but %d snapshots", u, ops[u+"/upgrade"], ops[u+"/snapshot"])
+						}
+					}
+					return nil
+				}),
+			},
+		},
+	})
+}
+
+// Every bad-input class fails at plan, naming the attribute, and changes nothing.
+func TestAccCanary_badInput(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 3})
+	hcl := func(body string) string {
+		return h.ProviderBlock() + "resource \"engine_canary\" \"test\" {\n" + body + "\n}\n"
+	}
+	three := `user_ids = ["user-0001", "user-0002", "user-0003"]`
+	cases := []struct {
+		name, body, want string
+	}{
+		{"decreasing steps", `version = "2.4.0"` + "\n" + three + "\nsteps = [50, 10]", `(?s)steps.*not greater than step 1`},
+		{"step out of range", `version = "2.4.0"` + "\n" + three + "\nsteps = [0, 100]", `(?s)steps.*between 1 and 100`},
+		{"step above 100", `version = "2.4.0"` + "\n" + three + "\nsteps = [50, 101]", `(?s)steps.*between 1 and 100`},
+		{"hold_at not a step", `version = "2.4.0"` + "\n" + three + "\nsteps = [10, 50, 100]\nhold_at = 30", `(?s)hold_at 30 is not one of the steps`},
+		{"hold_at last step", `version = "2.4.0"` + "\n" + three + "\nsteps = [10, 50, 100]\nhold_at = 100", `(?s)hold_at 100 is the last step`},
+		{"empty user_ids", `version = "2.4.0"` + "\nuser_ids = []", `(?s)user_ids.*at least 1`},
+		{"duplicate user_ids", `version = "2.4.0"` + "\nuser_ids = [\"user-0001\", \"user-0001\"]", `(?s)user_ids.*duplicate`},
+		{"unknown users", `version = "2.4.0"` + "\nuser_ids = [\"user-0001\", \"user-0404\", \"user-0405\"]", `(?s)Unknown Users.*2 of user_ids: user-0404, user-0405`},
+		{"unknown version", `version = "9.9.9"` + "\n" + three, `(?s)Unknown Engine Version.*"9\.9\.9"`},
+		{"major without allow", `version = "3.0.0"` + "\n" + three, `(?s)Major Upgrade Not Allowed.*allow_major_upgrade`},
+		{"threshold out of range", `version = "2.4.0"` + "\n" + three + "\nanalysis = { max_error_rate = 2 }", `(?s)analysis.max_error_rate.*between`},
+		{"tolerance out of range", `version = "2.4.0"` + "\n" + three + "\nanalysis = { baseline_tolerance = -1 }", `(?s)analysis.baseline_tolerance`},
+		{"auto schedule too long", `version = "2.4.0"` + "\n" + three + "\nmode = \"auto\"\nbake_time = \"30m\"", `(?s)Canary Schedule Exceeds The Timeout.*set mode = "stepwise"`},
+		{"bad mode", `version = "2.4.0"` + "\n" + three + "\nmode = \"yolo\"", `(?s)mode.*stepwise`},
+	}
+	var steps []resource.TestStep
+	for _, c := range cases {
+		steps = append(steps, resource.TestStep{Config: hcl(c.body), PlanOnly: true, ExpectError: regexp.MustCompile(c.want)})
+	}
+	resource.Test(t, resource.TestCase{ProtoV6ProviderFactories: h.Factories(nil), Steps: steps})
+	st, err := h.Client.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, n := range st.Operations {
+		if n > 0 {
+			t.Errorf("bad input started %d %s operations", n, k)
+		}
+	}
+	if err := expectFleet(h, seedUsers(3), map[string]int{"2.3.1/running": 3}); err != nil {
+		t.Error(err)
+	}
+}
