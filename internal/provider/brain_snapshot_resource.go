@@ -358,8 +358,7 @@ func (r *brainSnapshotResource) usableEngine(ctx context.Context, userID string)
 	e, err := r.data.Client.GetEngine(ctx, userID)
 	switch {
 	case client.IsNotFound(err):
-		diags.AddAttributeError(path.Root("user_id"), "Engine Not Found",
-			fmt.Sprintf("The control plane has no engine for user_id %q. Check the user id; data \"engine_instances\" lists the engines it knows.", userID))
+		diags.Append(engineNotFoundDiag(userID))
 	case err != nil:
 		diags.Append(clientErrorAttrDiag(path.Root("user_id"), "Engine Read Failed", err))
 	case e.Status == api.StatusFailed:

@@ -293,7 +293,7 @@ resource "engine_brain_snapshot" "s" {
 }
 `,
 			PlanOnly:    true,
-			ExpectError: errorLike(`no engine for user_id "nobody"`),
+			ExpectError: errorLike(`no engine for user "nobody"`),
 		}, {
 			Config:      h.snapshotConfig(`retention_days = 0`),
 			PlanOnly:    true,
@@ -362,7 +362,7 @@ data "engine_brain_snapshots" "x" {
   user_id = "nobody"
 }
 `,
-			ExpectError: errorLike(`no engine for user_id "nobody"`),
+			ExpectError: errorLike(`no engine for user "nobody"`),
 		}},
 	})
 }

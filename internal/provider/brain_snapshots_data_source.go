@@ -2,12 +2,10 @@ package provider
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
-	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
@@ -89,8 +87,7 @@ func (d *brainSnapshotsDataSource) Read(ctx context.Context, req datasource.Read
 		Version: m.EngineVersion.ValueString(), Status: m.Status.ValueString(),
 	})
 	if client.IsNotFound(err) {
-		resp.Diagnostics.AddAttributeError(path.Root("user_id"), "Engine Not Found",
-			fmt.Sprintf("The control plane has no engine for user_id %q. Check the user id; data \"engine_instances\" lists the engines it knows.", user))
+		resp.Diagnostics.Append(engineNotFoundDiag(user))
 		return
 	}
 	if err != nil {

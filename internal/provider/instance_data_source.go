@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"fmt"
 	"regexp"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -53,9 +52,7 @@ func (d *instanceDataSource) Read(ctx context.Context, req datasource.ReadReques
 	userID := m.UserID.ValueString()
 	e, err := d.data.Client.GetEngine(ctx, userID)
 	if client.IsNotFound(err) {
-		resp.Diagnostics.AddAttributeError(path.Root("user_id"), "Engine Not Found",
-			fmt.Sprintf("The control plane has no engine for user %q. Check the user_id; data \"engine_instances\" lists "+
-				"the engines it knows (filter with user_id_prefix).", userID))
+		resp.Diagnostics.Append(engineNotFoundDiag(userID))
 		return
 	}
 	if err != nil {

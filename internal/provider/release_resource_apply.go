@@ -82,8 +82,7 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		return r.interrupted(ctx, m, prior, priv, attached, attempt, err)
 	}
 	if client.IsNotFound(err) {
-		out.diags.AddAttributeError(path.Root("user_id"), "Engine Not Found",
-			fmt.Sprintf("The control plane has no engine for user_id %q. Check the user id; data \"engine_instances\" lists the engines it knows.", userID))
+		out.diags.Append(engineNotFoundDiag(userID))
 		return out
 	}
 	if err != nil && attached == nil {

@@ -57,8 +57,7 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	userID := plan.UserID.ValueString()
 	e, err := r.data.Client.GetEngine(ctx, userID)
 	if client.IsNotFound(err) {
-		resp.Diagnostics.AddAttributeError(path.Root("user_id"), "Engine Not Found",
-			fmt.Sprintf("The control plane has no engine for user_id %q. Check the user id; data \"engine_instances\" lists the engines it knows.", userID))
+		resp.Diagnostics.Append(engineNotFoundDiag(userID))
 		return
 	}
 	if err != nil {

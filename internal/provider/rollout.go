@@ -2,12 +2,15 @@ package provider
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
@@ -106,4 +109,11 @@ var clockRegexp = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
 // clockValidator accepts a UTC time of day "HH:MM".
 func clockValidator() validator.String {
 	return stringvalidator.RegexMatches(clockRegexp, "must be a UTC time of day HH:MM, for example \"02:00\"")
+}
+
+// engineNotFoundDiag is the one error for a user_id the control plane does not know.
+func engineNotFoundDiag(userID string) diag.Diagnostic {
+	return diag.NewAttributeErrorDiagnostic(path.Root("user_id"), "Engine Not Found",
+		fmt.Sprintf("The control plane has no engine for user %q. Check the user_id; data \"engine_instances\" lists "+
+			"the engines it knows (filter with user_id_prefix).", userID))
 }
