@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-testing/config"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 	"github.com/septemberai/terraform-provider-engine/internal/client"
@@ -255,4 +256,13 @@ func errorLike(text string) *regexp.Regexp {
 		words[i] = regexp.QuoteMeta(w)
 	}
 	return regexp.MustCompile(strings.Join(words, `\s+`))
+}
+
+// configVariables turns string variables into the step's ConfigVariables.
+func configVariables(vars map[string]string) config.Variables {
+	out := config.Variables{}
+	for k, v := range vars {
+		out[k] = config.StringVariable(v)
+	}
+	return out
 }

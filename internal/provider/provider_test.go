@@ -1,15 +1,21 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework/provider"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
+	"github.com/hashicorp/terraform-plugin-go/tftypes"
+	"github.com/hashicorp/terraform-plugin-log/tflogtest"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
@@ -341,5 +347,46 @@ func TestAccProvider_userAgent(t *testing.T) {
 	}
 	if len(h.UserAgents()) == 0 {
 		t.Error("no request reached the control plane")
+	}
+}
+
+// TestProvider_keyNeverLogged configures the provider as Terraform would, reads an engine with
+// DEBUG logging captured, and checks the log shows the requests but never the key.
+func TestProvider_keyNeverLogged(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Engines: 1})
+	var logs bytes.Buffer
+	ctx := tflogtest.RootLogger(context.Background(), &logs)
+
+	p := newWithEnv("test", envOf(nil))()
+	var sch provider.SchemaResponse
+	p.Schema(ctx, provider.SchemaRequest{}, &sch)
+	values := map[string]tftypes.Value{}
+	for name, a := range sch.Schema.Attributes {
+		values[name] = tftypes.NewValue(a.GetType().TerraformType(ctx), nil)
+	}
+	values[attrEndpoint] = tftypes.NewValue(tftypes.String, h.Endpoint)
+	values[attrAPIKey] = tftypes.NewValue(tftypes.String, h.Key)
+	req := provider.ConfigureRequest{TerraformVersion: "1.11.4", Config: tfsdk.Config{
+		Schema: sch.Schema, Raw: tftypes.NewValue(sch.Schema.Type().TerraformType(ctx), values),
+	}}
+	var resp provider.ConfigureResponse
+	p.Configure(ctx, req, &resp)
+	if resp.Diagnostics.HasError() {
+		t.Fatalf("configure: %v", resp.Diagnostics)
+	}
+	data, ok := resp.DataSourceData.(*providerData)
+	if !ok {
+		t.Fatalf("DataSourceData is %T", resp.DataSourceData)
+	}
+	if _, err := data.Client.GetEngine(ctx, "user-0001"); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "/v1/engines/user-0001") {
+		t.Fatalf("the request was not logged at all, so this test proves nothing:\n%s", out)
+	}
+	if strings.Contains(out, h.Key) {
+		t.Errorf("the API key appears in the provider's logs:\n%s", out)
 	}
 }
