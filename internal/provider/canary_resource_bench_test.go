@@ -66,7 +66,6 @@ func BenchmarkCanary1000(b *testing.B) {
 		}
 		one /= probes
 
-
 		run := newCanaryRun(d, cat, "2.4.0", "bench", seedUsers(n), parallel)
 		run.analysis = upgrade.AnalysisConfig{BaselineTolerance: defaultBaselineTolerance}
 		run.window = 5 * time.Minute
