@@ -1,0 +1,412 @@
+package chaos
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/septemberai/terraform-provider-engine/internal/api"
+	"github.com/septemberai/terraform-provider-engine/internal/controlplane"
+)
+
+// killScenario is a Terraform run worth killing: setup brings a fresh control plane and
+// workspace to the moment before it, args is the run, resume the command that must converge
+// afterwards, and check asserts the outcome.
+type killScenario struct {
+	name   string
+	setup  func(e *env) (*Workspace, *killState)
+	args   []string
+	resume []string
+	check  func(e *env, w *Workspace, s *killState, r *recorder)
+}
+
+// killState carries what setup measured for check.
+type killState struct {
+	users     []string
+	before    map[string]map[string]string // user -> table checksums before the killed run
+	turns     int                          // turns "before" written into each brain
+	migrated  map[string]bool              // tables the run's migrations rewrite
+	snapshots map[string]string            // user -> the pre-upgrade snapshot id, when setup made one
+}
+
+// killCount is how many seeded kill points each scenario gets.
+func killCount() int {
+	if quick {
+		return 2
+	}
+	return 8
+}
+
+// runKills first runs the scenario unkilled (the control case, which also counts the requests
+// the run makes), then once per seeded kill point: SIGKILL the process group when terraform's
+// provider makes its k-th request, either while the control plane works on it or right after
+// it answered, then resume and check.
+func runKills(t *testing.T, sc killScenario) {
+	rnd := rng(t)
+	var total int64
+	t.Run("control", func(t *testing.T) {
+		e := newEnv(t, envOptions{engines: len(scenarioUsers(sc))})
+		w, st := sc.setup(e)
+		base := e.p.Requests()
+		out, err := w.Exec(3*time.Minute, sc.args...)
+		if err != nil {
+			t.Fatalf("unkilled %s: %v\n%s", strings.Join(sc.args, " "), err, out)
+		}
+		total = e.p.Requests() - base
+		rec := newRecorder(t, sc.name+"/control")
+		defer rec.done()
+		sc.check(e, w, st, rec)
+	})
+	if total == 0 {
+		t.Fatal("the control run made no requests to kill at")
+	}
+	for _, k := range points(rnd, killCount(), total) {
+		after := rnd.IntN(2) == 1
+		phase := "while-handled"
+		if after {
+			phase = "after-answer"
+		}
+		t.Run(fmt.Sprintf("kill-at-request-%d-of-%d-%s", k, total, phase), func(t *testing.T) {
+			e := newEnv(t, envOptions{engines: len(scenarioUsers(sc))})
+			w, st := sc.setup(e)
+			rec := newRecorder(t, fmt.Sprintf("%s/SIGKILL@%d/%d %s", sc.name, k, total, phase))
+			defer rec.done()
+			base := e.p.Requests()
+			var run atomic.Pointer[Run]
+			var killed atomic.Bool
+			kill := func() {
+				if r := run.Load(); r != nil {
+					select {
+					case <-r.Done():
+					default:
+						killed.Store(true)
+						r.Kill()
+					}
+				}
+			}
+			e.p.OnRequest(func(n int64, _ *http.Request) func() {
+				if n-base != k {
+					return nil
+				}
+				if after {
+					return kill
+				}
+				kill()
+				return nil
+			})
+			r, err := w.Start(sc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			run.Store(r)
+			out, _ := r.Wait(3 * time.Minute)
+			e.p.OnRequest(nil)
+			if killed.Load() {
+				rec.c.Kills++
+			} else {
+				t.Logf("the run ended before request %d; nothing to kill (output:\n%s)", k, out)
+			}
+			if _, err := w.State(); err != nil {
+				rec.errorf("state file after the kill: %v", err)
+			}
+			if out, err := w.Exec(3*time.Minute, sc.resume...); err != nil {
+				rec.errorf("resume (%s) after the kill failed: %v\n%s", strings.Join(sc.resume, " "), err, out)
+				return
+			}
+			sc.check(e, w, st, rec)
+		})
+	}
+}
+
+func scenarioUsers(sc killScenario) []string {
+	if strings.Contains(sc.name, "canary") {
+		return canaryUsers
+	}
+	return []string{"user-0001"}
+}
+
+var canaryUsers = []string{"user-0001", "user-0002", "user-0003", "user-0004"}
+
+// migratedTables names the tables the migrations from one version to another rewrite: their
+// checksums legitimately change; every other table must come through untouched.
+func migratedTables(e *env, from, to string) map[string]bool {
+	e.t.Helper()
+	p, err := e.p.Client.UpgradePath(e.ctx(), from, to)
+	if err != nil {
+		e.t.Fatalf("upgrade path: %v", err)
+	}
+	// The wire catalog leaves the SQL out; the control plane's own catalog has it.
+	sqlOf := map[string]string{}
+	for _, v := range controlplane.DefaultCatalog() {
+		for _, m := range v.Migrations {
+			sqlOf[m.ID] = m.SQL
+		}
+	}
+	out := map[string]bool{"schema_migrations": true}
+	for t := range e.checksums("user-0001") {
+		for _, h := range p.Hops {
+			for _, m := range h.Migrations {
+				s := m.SQL
+				if s == "" {
+					s = sqlOf[m.ID]
+				}
+				if strings.Contains(s, t) {
+					out[t] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// checkUpgraded is the outcome bar of an interrupted upgrade once resumed: the engine runs to,
+// the plan is empty, one upgrade and one snapshot ran, nothing is left running, every turn and
+// every table the migration does not rewrite is as it was, and the snapshot holds the brain as
+// it was before the upgrade, row for row.
+func checkUpgraded(e *env, w *Workspace, st *killState, r *recorder, to string) {
+	for _, u := range st.users {
+		en := e.engine(u)
+		if en.EngineVersion != to || en.Status != api.StatusRunning {
+			r.errorf("user %s's engine runs %s (%s), want %s running", u, en.EngineVersion, en.Status, to)
+		}
+		if n := e.ops(u, api.OpUpgrade); n != 1 {
+			r.errorf("user %s: %d upgrade operations ran, want exactly 1", u, n)
+			r.c.DuplicateOps += max(int(n)-1, 0)
+		}
+		if n := e.ops(u, api.OpSnapshot); n != 1 {
+			r.errorf("user %s: %d snapshot operations ran, want exactly 1 (the pre-upgrade snapshot)", u, n)
+			r.c.DuplicateOps += max(int(n)-1, 0)
+		}
+		snaps, err := e.p.Client.ListSnapshots(e.ctx(), u, listAll())
+		if err != nil {
+			r.errorf("list snapshots: %v", err)
+		} else if len(snaps) != 1 {
+			r.errorf("user %s has %d snapshots, want exactly 1", u, len(snaps))
+		} else {
+			sum, err := TableChecksums(e.p.Server.SnapshotPath(snaps[0].ID))
+			if err != nil {
+				r.errorf("checksum snapshot %s: %v", snaps[0].ID, err)
+			} else if d := DiffChecksums(st.before[u], sum); d != "" {
+				r.errorf("snapshot %s of user %s differs from the brain before the upgrade: %s", snaps[0].ID, u, d)
+			}
+		}
+		if o := e.orphans(u); len(o) > 0 {
+			r.errorf("user %s has operations left running: %v", u, o)
+		}
+		if n := e.turns(u, "before"); n != st.turns {
+			r.errorf("user %s's brain holds %d of the %d turns written before the upgrade", u, n, st.turns)
+			r.c.RowsLost += max(st.turns-n, 0)
+		}
+		now := e.checksums(u)
+		for tbl, sum := range st.before[u] {
+			if !st.migrated[tbl] && now[tbl] != sum {
+				r.errorf("user %s: table %s changed across the upgrade (%s -> %s) though no migration touches it", u, tbl, sum, now[tbl])
+			}
+		}
+	}
+	if empty, out, err := w.PlanIsEmpty(2 * time.Minute); err != nil || !empty {
+		r.errorf("the plan after resuming is not empty (err %v):\n%s", err, out)
+	}
+}
+
+func TestKill_upgrade(t *testing.T) {
+	runKills(t, killScenario{
+		name: "engine_release upgrade 2.3.1->2.4.0 (auto_snapshot)",
+		setup: func(e *env) (*Workspace, *killState) {
+			e.writeTurns("user-0001", "before", 3)
+			w := e.workspace(release("2.3.1", ""))
+			e.apply(w)
+			st := &killState{users: []string{"user-0001"}, turns: 3,
+				before: map[string]map[string]string{"user-0001": e.checksums("user-0001")}, migrated: migratedTables(e, "2.3.1", "2.4.0")}
+			if err := w.Write(e.config(release("2.4.0", "  auto_snapshot = true"))); err != nil {
+				e.t.Fatal(err)
+			}
+			return w, st
+		},
+		args:   []string{"apply", "-auto-approve", "-input=false"},
+		resume: []string{"apply", "-auto-approve", "-input=false"},
+		check: func(e *env, w *Workspace, st *killState, r *recorder) {
+			checkUpgraded(e, w, st, r, "2.4.0")
+			s, err := w.State()
+			if err != nil {
+				r.errorf("state: %v", err)
+			} else if v, _ := s.Attr("engine_release", "r", "version"); v != "2.4.0" {
+				r.errorf("state records version %v, want 2.4.0", v)
+			}
+		},
+	})
+}
+
+// The destroy of an upgraded release rolls back by restoring the pre-upgrade snapshot; killed at
+// any point and run again, the brain ends identical (every table, row for row) to what it was
+// before the upgrade, with one restore, and the release leaves state.
+func TestKill_destroyRollback(t *testing.T) {
+	runKills(t, killScenario{
+		name: "engine_release destroy-rollback 2.4.0->2.3.1",
+		setup: func(e *env) (*Workspace, *killState) {
+			e.writeTurns("user-0001", "before", 3)
+			st := &killState{users: []string{"user-0001"}, turns: 3, before: map[string]map[string]string{"user-0001": e.checksums("user-0001")}}
+			w := e.workspace(release("2.4.0", "  auto_snapshot = true"))
+			e.apply(w)
+			if en := e.engine("user-0001"); en.EngineVersion != "2.4.0" {
+				e.t.Fatalf("setup: engine runs %s, want 2.4.0", en.EngineVersion)
+			}
+			return w, st
+		},
+		args:   []string{"destroy", "-auto-approve", "-input=false"},
+		resume: []string{"destroy", "-auto-approve", "-input=false"},
+		check: func(e *env, w *Workspace, st *killState, r *recorder) {
+			en := e.engine("user-0001")
+			if en.EngineVersion != "2.3.1" || en.Status != api.StatusRunning || en.SchemaVersion != 4 {
+				r.errorf("after the destroy the engine runs %s (%s, schema %d), want 2.3.1 running on schema 4", en.EngineVersion, en.Status, en.SchemaVersion)
+			}
+			if d := DiffChecksums(st.before["user-0001"], e.checksums("user-0001")); d != "" {
+				r.errorf("the rolled-back brain differs from the brain before the upgrade: %s", d)
+				if n := e.turns("user-0001", "before"); n < st.turns {
+					r.c.RowsLost += st.turns - n
+				}
+			}
+			if n := e.ops("user-0001", api.OpRestore); n != 1 {
+				r.errorf("%d restore operations ran, want exactly 1", n)
+				r.c.DuplicateOps += max(int(n)-1, 0)
+			}
+			if o := e.orphans("user-0001"); len(o) > 0 {
+				r.errorf("operations left running: %v", o)
+			}
+			s, err := w.State()
+			if err != nil {
+				r.errorf("state: %v", err)
+			} else if s.Managed() != 0 {
+				r.errorf("state still holds %d resources after the destroy", s.Managed())
+			}
+		},
+	})
+}
+
+func TestKill_canaryStep(t *testing.T) {
+	canary := `
+resource "engine_canary" "c" {
+  version   = "2.4.0"
+  user_ids  = ["user-0001", "user-0002", "user-0003", "user-0004"]
+  steps     = [50, 100]
+  mode      = "auto"
+  bake_time = "0s"
+}
+`
+	runKills(t, killScenario{
+		name: "engine_canary 2.3.1->2.4.0 steps 50,100",
+		setup: func(e *env) (*Workspace, *killState) {
+			st := &killState{users: canaryUsers, turns: 2, before: map[string]map[string]string{}, migrated: migratedTables(e, "2.3.1", "2.4.0")}
+			for _, u := range canaryUsers {
+				e.writeTurns(u, "before", 2)
+				st.before[u] = e.checksums(u)
+			}
+			return e.workspace(canary), st
+		},
+		args:   []string{"apply", "-auto-approve", "-input=false"},
+		resume: []string{"apply", "-auto-approve", "-input=false"},
+		check: func(e *env, w *Workspace, st *killState, r *recorder) {
+			checkUpgraded(e, w, st, r, "2.4.0")
+			s, err := w.State()
+			if err != nil {
+				r.errorf("state: %v", err)
+			} else if v, _ := s.Attr("engine_canary", "c", "phase"); v != "promoted" {
+				r.errorf("state records canary phase %v, want promoted", v)
+			}
+		},
+	})
+}
+
+// SIGINT is Terraform's graceful stop: terraform (and the provider under it) must return within
+// 5 s while the upgrade keeps running on the control plane; the next apply attaches to it.
+func TestInterrupt_upgradeReturnsFastAndResumes(t *testing.T) {
+	runs := 1
+	if !quick {
+		runs = 3
+	}
+	for i := range runs {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			rec := newRecorder(t, fmt.Sprintf("engine_release upgrade SIGINT #%d", i))
+			defer rec.done()
+			// Nominal durations at 0.3: the upgrade (drain, migrate, boot, health) takes seconds.
+			e := newEnv(t, envOptions{timeScale: 0.3})
+			e.writeTurns("user-0001", "before", 3)
+			w := e.workspace(release("2.3.1", ""))
+			e.apply(w)
+			before := e.checksums("user-0001")
+			if err := w.Write(e.config(release("2.4.0", "  auto_snapshot = true"))); err != nil {
+				t.Fatal(err)
+			}
+			started := make(chan struct{}, 1)
+			e.p.OnRequest(func(_ int64, r *http.Request) func() {
+				if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/upgrade") {
+					return func() { started <- struct{}{} }
+				}
+				return nil
+			})
+			run, err := w.Start("apply", "-auto-approve", "-input=false")
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-started:
+			case <-run.Done():
+				t.Fatalf("the apply ended before the upgrade started:\n%s", run.Output())
+			case <-time.After(2 * time.Minute):
+				t.Fatal("the upgrade never started")
+			}
+			sent := time.Now()
+			run.Interrupt()
+			rec.c.Interrupts++
+			out, err := run.Wait(30 * time.Second)
+			took := run.Ended().Sub(sent)
+			e.p.OnRequest(nil)
+			t.Logf("terraform returned %s after SIGINT (err %v)", took.Round(time.Millisecond), err)
+			if took > 5*time.Second {
+				rec.errorf("terraform took %s to return after SIGINT, want <= 5s", took.Round(time.Millisecond))
+			}
+			if err == nil {
+				rec.errorf("an interrupted update must return an error (the upgrade is still running), got success:\n%s", out)
+			} else if !strings.Contains(out, "Still Running") && !strings.Contains(strings.ToLower(out), "interrupt") {
+				rec.errorf("the interrupted apply does not say the upgrade is still running:\n%s", out)
+			}
+			en := e.engine("user-0001")
+			if en.CurrentOperationID == "" && en.EngineVersion != "2.4.0" {
+				rec.errorf("after SIGINT nothing runs and the engine is on %s: the server-side upgrade was stopped", en.EngineVersion)
+			} else if en.CurrentOperationID != "" {
+				op, err := e.p.Client.GetOperation(e.ctx(), en.CurrentOperationID)
+				if err != nil || op.Kind != api.OpUpgrade {
+					rec.errorf("the running operation is %+v (%v), want the upgrade", op, err)
+				}
+			}
+			if _, err := w.State(); err != nil {
+				rec.errorf("state after SIGINT: %v", err)
+			}
+			if out, err := w.Apply(3 * time.Minute); err != nil {
+				rec.errorf("the apply after SIGINT failed: %v\n%s", err, out)
+				return
+			}
+			st := &killState{users: []string{"user-0001"}, turns: 3, before: map[string]map[string]string{"user-0001": before}, migrated: migratedTables(e, "2.3.1", "2.4.0")}
+			checkUpgraded(e, w, st, rec, "2.4.0")
+		})
+	}
+}
+
+// TestStateFileNeverTruncated guards the checks above: a state file Terraform never wrote is
+// "empty", one it half wrote is an error.
+func TestStateFileNeverTruncated(t *testing.T) {
+	w := &Workspace{Dir: t.TempDir()}
+	if s, err := w.State(); err != nil || s.Managed() != 0 {
+		t.Fatalf("missing state: %+v %v", s, err)
+	}
+	if err := os.WriteFile(w.Dir+"/terraform.tfstate", []byte(`{"version": 4, "lineage": "x", "resources": [`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.State(); err == nil {
+		t.Fatal("a truncated state file was accepted")
+	}
+}
