@@ -196,7 +196,7 @@ func (s *Server) snapshotView(id string, full bool) (api.Snapshot, bool) {
 }
 
 func (s *Server) snapshotNotFound(id string) *apiError {
-	e := newErr(http.StatusNotFound, api.CodeSnapshotNotFound, fmt.Sprintf("no snapshot %q; list an engine's snapshots with GET /v1/engines/{user_id}/snapshots", id))
+	e := newErr(http.StatusNotFound, api.CodeSnapshotNotFound, fmt.Sprintf("snapshot_id %q names no snapshot; list an engine's snapshots with GET /v1/engines/{user_id}/snapshots", id))
 	e.detail.Field = "snapshot_id"
 	return e
 }

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,10 +29,12 @@ type env struct {
 
 type envOption func(*Options)
 
-func withFaults(o *Options)                 { o.EnableFaults = true }
-func withSeed(n int, v string) envOption    { return func(o *Options) { o.SeedEngines, o.SeedVersion = n, v } }
-func withDir(dir string) envOption          { return func(o *Options) { o.DataDir = dir } }
-func withTimeScale(f float64) envOption     { return func(o *Options) { o.TimeScale = f } }
+func withFaults(o *Options) { o.EnableFaults = true }
+func withSeed(n int, v string) envOption {
+	return func(o *Options) { o.SeedEngines, o.SeedVersion = n, v }
+}
+func withDir(dir string) envOption           { return func(o *Options) { o.DataDir = dir } }
+func withTimeScale(f float64) envOption      { return func(o *Options) { o.TimeScale = f } }
 func withCatalog(vs []api.Version) envOption { return func(o *Options) { o.Catalog = vs } }
 
 func newEnv(t *testing.T, opts ...envOption) *env {
@@ -76,6 +79,26 @@ func (r resp) errDetail() api.ErrorDetail {
 // remove one.
 func (e *env) do(method, path string, body any, headers ...string) resp {
 	e.t.Helper()
+	r, err := e.try(context.Background(), method, path, body, headers...)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+// bad sends a request that breaks the contract on purpose: the contract test skips validating
+// the request but still validates the response.
+func (e *env) bad(method, path string, body any, headers ...string) resp {
+	e.t.Helper()
+	r, err := e.try(invalidOnPurpose(context.Background()), method, path, body, headers...)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+func (e *env) try(ctx context.Context, method, path string, body any, headers ...string) (resp, error) {
+	e.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -87,7 +110,7 @@ func (e *env) do(method, path string, body any, headers ...string) resp {
 		j, _ := json.Marshal(b)
 		rd = bytes.NewReader(j)
 	}
-	req, err := http.NewRequest(method, e.ts.URL+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, e.ts.URL+path, rd)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -105,11 +128,11 @@ func (e *env) do(method, path string, body any, headers ...string) resp {
 	}
 	res, err := e.c.Do(req)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
+		return resp{}, err
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	return resp{status: res.StatusCode, header: res.Header, body: b}
+	return resp{status: res.StatusCode, header: res.Header, body: b}, nil
 }
 
 // ok decodes a response that must have the given status.
@@ -196,4 +219,8 @@ func (e *env) turnContents(user string) []string {
 		out = append(out, t.Content)
 	}
 	return out
+}
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
 }
