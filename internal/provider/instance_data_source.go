@@ -2,15 +2,12 @@ package provider
 
 import (
 	"context"
-	"regexp"
 
-	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 
-	"github.com/septemberai/terraform-provider-engine/internal/api"
 	"github.com/septemberai/terraform-provider-engine/internal/client"
 )
 
@@ -34,7 +31,7 @@ func (d *instanceDataSource) Schema(_ context.Context, _ datasource.SchemaReques
 		Attributes: engineAttributes(schema.StringAttribute{
 			Required:            true,
 			MarkdownDescription: "The user whose engine to read, for example `user-0001`.",
-			Validators:          []validator.String{userIDValidator()},
+			Validators:          []validator.String{idValidator()},
 		}),
 	}
 }
@@ -61,11 +58,4 @@ func (d *instanceDataSource) Read(ctx context.Context, req datasource.ReadReques
 	}
 	m = newEngineModel(e)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
-}
-
-// userIDValidator checks the id shape the control API accepts, so a typo with a slash or space
-// fails at validate time instead of as a confusing 404.
-func userIDValidator() validator.String {
-	return stringvalidator.RegexMatches(regexp.MustCompile(api.IDPattern),
-		"must be a user id: letters, digits, '.', '_' or '-', starting with a letter or digit, at most 128 characters")
 }

@@ -94,7 +94,7 @@ data "engine_instance" "e" {
   user_id = "../user-0001"
 }
 `,
-				ExpectError: errorLike(`Attribute user_id must be a user id`),
+				ExpectError: errorLike(`Attribute user_id must be 1-128 characters of letters, digits`),
 			},
 		},
 	})
