@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-testing/config"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -529,4 +530,53 @@ func TestAccCanary_badInput(t *testing.T) {
 	if err := expectFleet(h, seedUsers(3), map[string]int{"2.3.1/running": 3}); err != nil {
 		t.Error(err)
 	}
+}
+
+// The fleet-canary scenario as shipped in examples/: 20 engines, the bad 2.4.1 caught at the
+// first step and rolled back; then the good 2.4.0 walks every step to promoted.
+func TestAccCanary_fleetExample(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 20})
+	users := seedUsers(20)
+	cfg := exampleConfig(t, h, "examples/fleet-canary")
+	vars := func(version string) config.Variables {
+		return config.Variables{"canary_version": config.StringVariable(version), "bake_time": config.StringVariable("0s")}
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{
+			{
+				Config: cfg, ConfigVariables: vars("2.4.1"),
+				ExpectError: regexp.MustCompile(`(?s)Canary Aborted.*5% step.*error_rate.*p99_latency_ms.*retrieval_timeout`),
+			},
+			{
+				PreConfig: func() {
+					if err := expectFleet(h, users, map[string]int{"2.3.1/running": 20}); err != nil {
+						t.Fatalf("after the bad release: %v", err)
+					}
+				},
+				Config: cfg, ConfigVariables: vars("2.4.0"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownOutputValue("phase", knownvalue.StringExact("promoted")),
+					statecheck.ExpectKnownOutputValue("current_percent", knownvalue.Int64Exact(100)),
+					statecheck.ExpectKnownOutputValue("moved", knownvalue.MapSizeExact(20)),
+				},
+				Check: checkFn(func() error { return expectFleet(h, users, map[string]int{"2.4.0/running": 20}) }),
+			},
+		},
+		CheckDestroy: func(*terraform.State) error { return expectFleet(h, users, map[string]int{"2.3.1/running": 20}) },
+	})
+}
+
+// The registry example plans cleanly against a fleet (it is not applied: its rollout window
+// depends on the clock).
+func TestAccCanary_resourceExamplePlans(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 6})
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config:             exampleConfig(t, h, "examples/resources/engine_canary"),
+			PlanOnly:           true,
+			ExpectNonEmptyPlan: true,
+		}},
+	})
 }
