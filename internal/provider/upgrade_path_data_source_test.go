@@ -71,6 +71,7 @@ data "engine_upgrade_path" "back" {
 
 				check("back", "kind", knownvalue.StringExact("downgrade")),
 				check("back", "requires_restore", knownvalue.Bool(true)),
+				check("back", "valid", knownvalue.Bool(false)),
 				check("back", "reason", knownvalue.NotNull()),
 			},
 		}},

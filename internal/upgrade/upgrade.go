@@ -184,6 +184,8 @@ func (c *Catalog) Path(from, to string) (api.UpgradePath, error) {
 		return p, nil
 	case ti < fi:
 		if tv.SchemaVersion < fv.SchemaVersion {
+			// Not an upgrade at all, as the doc comment says: only a restore gets there.
+			p.Valid = false
 			p.RequiresRestore = true
 			p.Reason = fmt.Sprintf("%s uses brain schema %d but %s only reads schema %d: going back needs a snapshot restore taken on %s or earlier", fv.Version, fv.SchemaVersion, tv.Version, tv.SchemaVersion, tv.Version)
 		}
