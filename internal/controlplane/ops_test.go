@@ -280,7 +280,9 @@ func TestDrain_InFlightTurnsFinishNewOnesGet503(t *testing.T) {
 	unlock := func() { release.Do(es.turnMu.Unlock) }
 	t.Cleanup(unlock)
 	done := make(chan resp, 1)
-	go func() { done <- e.do("POST", "/v1/engines/"+u+"/turns", api.TurnsRequest{Count: 1, Content: "in flight"}) }()
+	go func() {
+		done <- e.do("POST", "/v1/engines/"+u+"/turns", api.TurnsRequest{Count: 1, Content: "in flight"})
+	}()
 	for {
 		e.srv.mu.Lock()
 		n := es.inflight

@@ -390,9 +390,13 @@ func (s *Server) settleInterrupted(op *operation) error {
 	case dirty:
 		e.fail(api.CodeMigrationFailed, fmt.Sprintf("a migration to schema %d was interrupted and left the brain dirty; restore a snapshot", schema))
 	default:
+		// The recorded version is what last booted (boot records its version first); the
+		// target only wins when a migration moved the brain to its schema before the stop.
 		version := e.EngineVersion
-		if v, ok := s.cat.Get(op.ToVersion); ok && v.SchemaVersion == schema {
-			version = v.Version
+		if v, ok := s.cat.Get(version); !ok || v.SchemaVersion != schema {
+			if t, ok := s.cat.Get(op.ToVersion); ok && t.SchemaVersion == schema {
+				version = t.Version
+			}
 		}
 		if v, ok := s.cat.Get(version); ok && v.SchemaVersion == schema {
 			e.EngineVersion, e.SchemaVersion = version, schema
