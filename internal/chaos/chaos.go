@@ -102,6 +102,10 @@ func (l *lockedBuffer) String() string {
 // Start runs terraform args in the workspace in a process group of its own, so a kill takes the
 // provider plugin down with it, as when a CI runner or the OOM killer ends the job.
 func (w *Workspace) Start(args ...string) (*Run, error) {
+	if len(args) > 0 {
+		// Colour codes would split the words the tests look for.
+		args = append([]string{args[0], "-no-color"}, args[1:]...)
+	}
 	cmd := exec.Command(w.TF.Bin, args...)
 	cmd.Dir = w.Dir
 	cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+w.TF.CLIConfig, "CHECKPOINT_DISABLE=1", "TF_IN_AUTOMATION=1", "NO_COLOR=1")
@@ -247,6 +251,8 @@ type Plane struct {
 	Key      string
 	Client   *client.Client
 
+	opts     controlplane.Options
+	inner    atomic.Pointer[http.Handler]
 	hook     atomic.Pointer[Hook]
 	requests atomic.Int64
 	http     *http.Server
@@ -263,9 +269,11 @@ func StartPlane(opts controlplane.Options) (*Plane, error) {
 		srv.Close()
 		return nil, err
 	}
-	p := &Plane{Server: srv, Endpoint: "http://" + ln.Addr().String(), Key: opts.APIKey}
-	inner := srv.Handler()
+	p := &Plane{Server: srv, Endpoint: "http://" + ln.Addr().String(), Key: opts.APIKey, opts: opts}
+	h := srv.Handler()
+	p.inner.Store(&h)
 	p.http = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inner := *p.inner.Load()
 		if strings.HasPrefix(r.UserAgent(), "chaos-side-channel") {
 			inner.ServeHTTP(w, r)
 			return
@@ -300,6 +308,23 @@ func (p *Plane) OnRequest(h Hook) {
 		return
 	}
 	p.hook.Store(&h)
+}
+
+// Restart stops the control plane as a crash would reach it (running operations stop at their
+// next step) and starts a new one over the same data dir on the same address: the new one
+// settles what the old one left running.
+func (p *Plane) Restart() error {
+	if err := p.Server.Close(); err != nil {
+		return err
+	}
+	srv, err := controlplane.New(p.opts)
+	if err != nil {
+		return err
+	}
+	h := srv.Handler()
+	p.Server = srv
+	p.inner.Store(&h)
+	return nil
 }
 
 // Requests is how many requests terraform's provider has made.

@@ -293,8 +293,8 @@ func (r *recorder) errorf(format string, args ...any) {
 func (r *recorder) done() {
 	if len(r.errs) > 0 || r.t.Failed() {
 		r.c.Failed = true
-		r.c.Detail = strings.Join(r.errs, "; ")
-		if r.c.Detail == "" {
+		r.c.Detail = strings.Join(append([]string{r.c.Detail}, r.errs...), "; ")
+		if strings.Trim(r.c.Detail, "; ") == "" {
 			r.c.Detail = "test failed (see go test output)"
 		}
 	}

@@ -1,0 +1,443 @@
+package chaos
+
+import (
+	"archive/zip"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/septemberai/terraform-provider-engine/internal/api"
+	"github.com/septemberai/terraform-provider-engine/internal/client"
+)
+
+// Two workspaces apply the same change to one engine at once: exactly one upgrade runs, each
+// apply either converges (it waited for or attached to the other's operation) or fails saying an
+// operation is in progress, and the brain comes through whole.
+func TestConcurrency_twoWorkspacesOneEngine(t *testing.T) {
+	cases := []struct{ name, from, to, extra string }{
+		{"patch 2.3.0->2.3.1", "2.3.0", "2.3.1", ""},
+		{"minor 2.3.1->2.4.0 auto_snapshot", "2.3.1", "2.4.0", "  auto_snapshot = true"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rec := newRecorder(t, "two workspaces, one engine: "+c.name)
+			defer rec.done()
+			e := newEnv(t, envOptions{version: c.from, timeScale: 0.05})
+			e.writeTurns("user-0001", "before", 3)
+			migrated := migratedTables(e, c.from, c.to)
+			before := e.checksums("user-0001")
+			a, b := e.workspace(release(c.to, c.extra)), e.workspace(release(c.to, c.extra))
+			var wg sync.WaitGroup
+			outs, errs := make([]string, 2), make([]error, 2)
+			for i, w := range []*Workspace{a, b} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					outs[i], errs[i] = w.Apply(3 * time.Minute)
+				}()
+			}
+			wg.Wait()
+			inProgress := regexp.MustCompile(`(?i)operation\s+in\s+progress|OPERATION_IN_PROGRESS|busy|Changed\s+Since\s+Plan`)
+			for i := range outs {
+				if errs[i] != nil && !inProgress.MatchString(outs[i]) {
+					rec.errorf("workspace %d failed without saying an operation is in progress: %v\n%s", i, errs[i], outs[i])
+				}
+			}
+			if errs[0] != nil && errs[1] != nil {
+				rec.errorf("both applies failed:\n%s\n---\n%s", outs[0], outs[1])
+			}
+			if n := e.ops("user-0001", api.OpUpgrade); n != 1 {
+				rec.errorf("%d upgrade operations ran, want exactly 1", n)
+				rec.c.DuplicateOps += max(int(n)-1, 0)
+			}
+			en := e.engine("user-0001")
+			if en.EngineVersion != c.to || en.Status != api.StatusRunning {
+				rec.errorf("the engine runs %s (%s), want %s running", en.EngineVersion, en.Status, c.to)
+			}
+			if n := e.turns("user-0001", "before"); n != 3 {
+				rec.errorf("the brain holds %d of 3 turns", n)
+				rec.c.RowsLost += max(3-n, 0)
+			}
+			now := e.checksums("user-0001")
+			for tbl, sum := range before {
+				if !migrated[tbl] && now[tbl] != sum {
+					rec.errorf("table %s changed (%s -> %s) though no migration touches it", tbl, sum, now[tbl])
+				}
+			}
+			// The workspace that lost the race converges on its next apply without a new operation.
+			for i, w := range []*Workspace{a, b} {
+				if errs[i] != nil {
+					if out, err := w.Apply(3 * time.Minute); err != nil {
+						rec.errorf("workspace %d's second apply failed: %v\n%s", i, err, out)
+					}
+				}
+				if empty, out, err := w.PlanIsEmpty(time.Minute); err != nil || !empty {
+					rec.errorf("workspace %d's plan is not empty (%v):\n%s", i, err, out)
+				}
+			}
+			if n := e.ops("user-0001", api.OpUpgrade); n != 1 {
+				rec.errorf("after converging both workspaces %d upgrades ran, want 1", n)
+			}
+		})
+	}
+}
+
+// An engine changed out of band between plan and apply: the saved plan is refused with "engine
+// changed since plan; re-plan" and nothing starts. Two ways: a version change before the apply,
+// and a generation bump between the provider's last read and its upgrade POST, which the control
+// plane answers with PRECONDITION_FAILED.
+func TestConcurrency_changedBetweenPlanAndApply(t *testing.T) {
+	t.Run("version moved", func(t *testing.T) {
+		rec := newRecorder(t, "out-of-band version change between plan and apply")
+		defer rec.done()
+		e := newEnv(t, envOptions{version: "2.3.0"})
+		w := e.workspace(release("2.3.0", ""))
+		e.apply(w)
+		if err := w.Write(e.config(release("2.4.0", "  auto_snapshot = true"))); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := w.Exec(time.Minute, "plan", "-out=tfplan", "-input=false"); err != nil {
+			t.Fatalf("plan: %v\n%s", err, out)
+		}
+		op, err := e.p.Client.Upgrade(e.ctx(), "user-0001", client.NewIdempotencyKey(), 0, api.UpgradeRequest{Version: "2.3.1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.p.Client.WaitOperation(e.ctx(), op.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+		out, err := w.Exec(2*time.Minute, "apply", "-input=false", "tfplan")
+		if err == nil || !regexp.MustCompile(`Engine\s+Changed\s+Since\s+Plan`).MatchString(out) || !regexp.MustCompile(`terraform\s+plan\s+again`).MatchString(out) {
+			rec.errorf("the stale plan was not refused with 'Engine Changed Since Plan ... run terraform plan again' (err %v):\n%s", err, out)
+		}
+		if n := e.ops("user-0001", api.OpUpgrade); n != 1 {
+			rec.errorf("%d upgrades ran, want only the out-of-band one", n)
+		}
+		if n := e.ops("user-0001", api.OpSnapshot); n != 0 {
+			rec.errorf("the refused apply took %d snapshots", n)
+		}
+		if en := e.engine("user-0001"); en.EngineVersion != "2.3.1" {
+			rec.errorf("the engine runs %s, want 2.3.1 (the out-of-band version)", en.EngineVersion)
+		}
+	})
+	t.Run("generation moved before the upgrade POST", func(t *testing.T) {
+		rec := newRecorder(t, "generation bump before the upgrade POST (PRECONDITION_FAILED)")
+		defer rec.done()
+		e := newEnv(t, envOptions{version: "2.3.0"})
+		w := e.workspace(release("2.3.0", ""))
+		e.apply(w)
+		if err := w.Write(e.config(release("2.3.1", ""))); err != nil {
+			t.Fatal(err)
+		}
+		var once sync.Once
+		e.p.OnRequest(func(_ int64, r *http.Request) func() {
+			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/upgrade") {
+				// Another actor's eval finishes first: the engine's generation moves on.
+				once.Do(func() {
+					op, err := e.p.Client.RunEval(e.ctx(), "user-0001", client.NewIdempotencyKey(), api.EvalRequest{Suite: "regression"})
+					if err == nil {
+						_, err = e.p.Client.WaitOperation(e.ctx(), op.ID, nil)
+					}
+					if err != nil {
+						rec.errorf("out-of-band eval: %v", err)
+					}
+				})
+			}
+			return nil
+		})
+		out, err := w.Apply(2 * time.Minute)
+		e.p.OnRequest(nil)
+		if err == nil || !regexp.MustCompile(`Engine\s+Changed\s+Since\s+Plan`).MatchString(out) || !strings.Contains(out, api.CodePreconditionFailed) {
+			rec.errorf("the If-Match conflict was not surfaced as 'Engine Changed Since Plan' naming %s (err %v):\n%s", api.CodePreconditionFailed, err, out)
+		}
+		if n := e.ops("user-0001", api.OpUpgrade); n != 0 {
+			rec.errorf("%d upgrades ran after the precondition failed", n)
+		}
+		if en := e.engine("user-0001"); en.EngineVersion != "2.3.0" || en.Status != api.StatusRunning {
+			rec.errorf("the engine runs %s (%s), want 2.3.0 untouched", en.EngineVersion, en.Status)
+		}
+		// Re-plan, re-apply: it goes through.
+		if out, err := w.Apply(2 * time.Minute); err != nil {
+			rec.errorf("re-apply: %v\n%s", err, out)
+		} else if n := e.ops("user-0001", api.OpUpgrade); n != 1 {
+			rec.errorf("re-apply ran %d upgrades, want 1", n)
+		}
+	})
+}
+
+// With TF_LOG=trace the API key appears nowhere Terraform writes: logs, apply output, state,
+// the saved plan (every file in it), plan JSON, and the diagnostics of a failed apply; the key
+// header shows up redacted; insecure_skip_verify warns.
+func TestSecrets_keyNeverLeaks(t *testing.T) {
+	rec := newRecorder(t, "secrets: TF_LOG=trace, state, plan, diagnostics")
+	defer rec.done()
+	key := "chaos-secret-" + randomHex(12)
+	e := newEnv(t, envOptions{key: key})
+	w := e.workspace(release("2.4.0", "  auto_snapshot = true"))
+	logPath := filepath.Join(t.TempDir(), "tf-trace.log")
+	w.Env = append(w.Env, "TF_LOG=trace", "TF_LOG_PATH="+logPath)
+	texts := map[string]io.Reader{}
+	applyOut := e.apply(w)
+	texts["apply output"] = strings.NewReader(applyOut)
+	if err := w.Write(e.config(release("2.3.1", "  allow_downgrade = true"))); err != nil {
+		t.Fatal(err)
+	}
+	planOut, _ := w.Exec(time.Minute, "plan", "-out=tfplan", "-input=false")
+	texts["plan output"] = strings.NewReader(planOut)
+	showOut, err := w.Exec(time.Minute, "show", "-json", "tfplan")
+	if err != nil || !strings.Contains(showOut, `"engine_release"`) {
+		rec.errorf("terraform show -json: %v\n%s", err, showOut)
+	}
+	texts["plan JSON"] = strings.NewReader(showOut)
+	if zr, err := zip.OpenReader(filepath.Join(w.Dir, "tfplan")); err != nil {
+		rec.errorf("open saved plan: %v", err)
+	} else {
+		for _, f := range zr.File {
+			rc, err := f.Open()
+			if err != nil {
+				rec.errorf("plan file %s: %v", f.Name, err)
+				continue
+			}
+			b, _ := io.ReadAll(rc)
+			rc.Close()
+			texts["saved plan: "+f.Name] = bytes.NewReader(b)
+		}
+		zr.Close()
+	}
+	stateB, err := os.ReadFile(filepath.Join(w.Dir, "terraform.tfstate"))
+	if err != nil || len(stateB) == 0 {
+		rec.errorf("no state written: %v", err)
+	}
+	texts["terraform.tfstate"] = bytes.NewReader(stateB)
+
+	// A failing apply: the wrong key (which must not be echoed either) and then an error from the
+	// control plane with the right key.
+	wrong := "chaos-wrong-" + randomHex(12)
+	bad := &Workspace{Dir: w.Dir, TF: w.TF, Env: []string{"ENGINE_API_KEY=" + wrong, "TF_LOG=trace", "TF_LOG_PATH=" + logPath + ".bad"}}
+	badOut, err := bad.Exec(time.Minute, "plan", "-input=false")
+	if err == nil || !strings.Contains(badOut, api.KeyHeader) && !strings.Contains(strings.ToLower(badOut), "key") {
+		rec.errorf("a wrong key did not fail the plan with a diagnostic about the key (err %v):\n%s", err, badOut)
+	}
+	if strings.Contains(badOut, wrong) {
+		rec.errorf("the wrong key is echoed in the diagnostics")
+	}
+	if b, _ := os.ReadFile(logPath + ".bad"); bytes.Contains(b, []byte(wrong)) {
+		rec.errorf("the wrong key appears in the trace log")
+	}
+	texts["wrong-key diagnostics"] = strings.NewReader(badOut)
+
+	// insecure_skip_verify warns (the endpoint is plain HTTP, so nothing else changes).
+	if err := w.Write(strings.Replace(e.config(release("2.4.0", "  auto_snapshot = true")), "provider \"engine\" {", "provider \"engine\" {\n  insecure_skip_verify = true", 1)); err != nil {
+		t.Fatal(err)
+	}
+	insecureOut, err := w.Exec(time.Minute, "plan", "-input=false")
+	if err != nil || !regexp.MustCompile(`Warning:\s+TLS\s+Certificate\s+Verification\s+Disabled`).MatchString(insecureOut) {
+		rec.errorf("insecure_skip_verify did not warn (err %v):\n%s", err, insecureOut)
+	}
+	texts["insecure plan output"] = strings.NewReader(insecureOut)
+
+	logB, err := os.ReadFile(logPath)
+	if err != nil || len(logB) < 1000 {
+		rec.errorf("the trace log is missing or tiny (%d bytes, %v): the grep would prove nothing", len(logB), err)
+	}
+	texts["TF_LOG=trace log"] = bytes.NewReader(logB)
+	// The trace log must show the provider's HTTP requests with the key header redacted:
+	// otherwise the grep above could pass only because nothing was logged.
+	if !bytes.Contains(logB, []byte("[REDACTED]")) || !bytes.Contains(logB, []byte(api.KeyHeader)) {
+		rec.errorf("the trace log has no redacted %s header: HTTP logging is off or unredacted", api.KeyHeader)
+	}
+	hits, err := Grep(key, texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hits) > 0 {
+		rec.errorf("the API key leaked into: %s", strings.Join(hits, ", "))
+	}
+	t.Logf("grepped %d texts (%d bytes of trace log) for the key: no hits", len(texts), len(logB))
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// A snapshot edited on disk is never restored: a direct restore and the destroy-rollback both
+// fail with SNAPSHOT_CORRUPT, the engine keeps running its version, and its brain is unchanged.
+func TestTamperedSnapshot_neverRestored(t *testing.T) {
+	rec := newRecorder(t, "tampered snapshot: restore and destroy-rollback refused")
+	defer rec.done()
+	e := newEnv(t, envOptions{})
+	e.writeTurns("user-0001", "before", 3)
+	w := e.workspace(release("2.4.0", "  auto_snapshot = true"))
+	e.apply(w)
+	e.writeTurns("user-0001", "after", 2)
+	s, err := w.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapID, _ := s.Attr("engine_release", "r", "pre_upgrade_snapshot_id")
+	id, _ := snapID.(string)
+	if id == "" {
+		t.Fatalf("no pre_upgrade_snapshot_id in state")
+	}
+	path := e.p.Server.SnapshotPath(id)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Flip bytes inside a data page: the file still opens as SQLite, only the checksum knows.
+	for i := len(b) / 2; i < len(b)/2+16; i++ {
+		b[i] ^= 0x5a
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	brain := e.checksums("user-0001")
+
+	_, err = e.p.Client.Restore(e.ctx(), "user-0001", client.NewIdempotencyKey(), 0, api.RestoreRequest{SnapshotID: id, Version: "2.3.1"})
+	if err == nil {
+		// A restore that started must fail on the checksum before touching the brain.
+		en := e.engine("user-0001")
+		if en.CurrentOperationID != "" {
+			op, _ := e.p.Client.WaitOperation(e.ctx(), en.CurrentOperationID, nil)
+			if op.Status != api.OpFailed || op.Error == nil || op.Error.Code != api.CodeSnapshotCorrupt {
+				rec.errorf("the restore from a tampered snapshot ended %s (%+v), want failed with %s", op.Status, op.Error, api.CodeSnapshotCorrupt)
+			}
+		}
+	} else if !client.HasCode(err, api.CodeSnapshotCorrupt) {
+		rec.errorf("restore from a tampered snapshot: %v, want %s", err, api.CodeSnapshotCorrupt)
+	}
+	out, err := w.Exec(2*time.Minute, "destroy", "-auto-approve", "-input=false")
+	if err == nil || !strings.Contains(out, api.CodeSnapshotCorrupt) && !strings.Contains(strings.ToLower(out), "corrupt") {
+		rec.errorf("destroy-rollback onto a tampered snapshot did not fail naming the corruption (err %v):\n%s", err, out)
+	}
+	en := e.engine("user-0001")
+	if en.EngineVersion != "2.4.0" || en.Status != api.StatusRunning {
+		rec.errorf("after the refused restores the engine runs %s (%s), want 2.4.0 running", en.EngineVersion, en.Status)
+	}
+	if d := DiffChecksums(brain, e.checksums("user-0001")); d != "" {
+		rec.errorf("the refused restores changed the brain: %s", d)
+		rec.c.RowsLost += 2 - e.turns("user-0001", "after")
+	}
+	if s, err := w.State(); err != nil || s.Managed() != 1 {
+		rec.errorf("after the refused destroy the release must stay in state: %d resources (%v)", s.Managed(), err)
+	}
+}
+
+// Migration faults: a migration failing half-way and health that never turns ok fail the apply
+// (fail closed), roll back automatically, and leave a brain identical, table by table, to the
+// brain before the upgrade. The in-process control plane has no engine processes to kill, so the
+// crash case is the control plane itself stopping mid-migration and coming back.
+func TestMigrationFaults_rollBackToIdenticalBrain(t *testing.T) {
+	cases := []struct {
+		name  string
+		fault string
+		crash bool
+	}{
+		{name: "migration fails half-way", fault: api.FaultMigrationFail},
+		{name: "health never ok", fault: api.FaultHealthNeverOK},
+		{name: "control plane killed mid-migration", crash: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rec := newRecorder(t, "migration fault: "+c.name)
+			defer rec.done()
+			scale := 0.01
+			if c.crash {
+				scale = 0.3
+			}
+			e := newEnv(t, envOptions{faults: true, timeScale: scale})
+			e.writeTurns("user-0001", "before", 3)
+			w := e.workspace(release("2.3.1", ""))
+			e.apply(w)
+			before := e.checksums("user-0001")
+			if c.fault != "" {
+				if _, err := e.p.Client.AddFault(e.ctx(), api.Fault{Kind: c.fault, UserID: "user-0001", Version: "2.4.0", Count: 1}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Write(e.config(release("2.4.0", "  auto_snapshot = true\n  health_timeout = \"30s\""))); err != nil {
+				t.Fatal(err)
+			}
+			var crashed sync.WaitGroup
+			if c.crash {
+				crashed.Add(1)
+				go func() {
+					defer crashed.Done()
+					if e.crashDuringStep("user-0001", api.StepMigrate, rec) == 1 {
+						rec.c.Detail = "control plane restarted during the migrate step"
+					}
+				}()
+			}
+			out, err := w.Apply(3 * time.Minute)
+			crashed.Wait()
+			if c.fault != "" {
+				rec.c.Faults += e.firedFaults()
+			}
+			if err == nil {
+				rec.errorf("the apply succeeded despite the fault: it must fail closed\n%s", out)
+			} else if !regexp.MustCompile(`Rolled\s+Back`).MatchString(out) {
+				rec.errorf("the failed apply does not say it rolled back:\n%s", out)
+			}
+			en := e.engine("user-0001")
+			if en.EngineVersion != "2.3.1" || en.Status != api.StatusRunning || en.SchemaVersion != 4 {
+				rec.errorf("after the fault the engine runs %s (%s, schema %d), want 2.3.1 running on schema 4", en.EngineVersion, en.Status, en.SchemaVersion)
+			}
+			if d := DiffChecksums(before, e.checksums("user-0001")); d != "" {
+				rec.errorf("the rolled-back brain differs from the brain before the upgrade: %s", d)
+				rec.c.RowsLost += max(3-e.turns("user-0001", "before"), 0)
+			}
+			if o := e.orphans("user-0001"); len(o) > 0 {
+				rec.errorf("operations left running: %v", o)
+			}
+			s, err := w.State()
+			if err != nil {
+				rec.errorf("state: %v", err)
+			} else {
+				if v, _ := s.Attr("engine_release", "r", "version"); v != "2.3.1" {
+					rec.errorf("state records version %v, want 2.3.1 (what runs)", v)
+				}
+			}
+			if empty, out, _ := w.PlanIsEmpty(time.Minute); empty {
+				rec.errorf("after the rollback the plan is empty; the upgrade must show as pending:\n%s", out)
+			}
+		})
+	}
+}
+
+// crashDuringStep restarts the control plane as soon as user's running operation reaches step;
+// it returns 1 when it did, and fails the case when the step never came.
+func (e *env) crashDuringStep(user, step string, rec *recorder) int {
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		en, err := e.p.Client.GetEngine(e.ctx(), user)
+		if err == nil && en.CurrentOperationID != "" {
+			op, err := e.p.Client.GetOperation(e.ctx(), en.CurrentOperationID)
+			if err == nil && op.Kind == api.OpUpgrade {
+				for _, s := range op.Steps {
+					if s.Name == step && s.Status == api.OpRunning {
+						if err := e.p.Restart(); err != nil {
+							rec.errorf("restart the control plane: %v", err)
+							return 0
+						}
+						return 1
+					}
+				}
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	rec.errorf("the upgrade never reached step %s", step)
+	return 0
+}
+
