@@ -440,4 +440,3 @@ func (e *env) crashDuringStep(user, step string, rec *recorder) int {
 	rec.errorf("the upgrade never reached step %s", step)
 	return 0
 }
-
