@@ -6,7 +6,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-testing/config"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
@@ -16,6 +18,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
+	"github.com/septemberai/terraform-provider-engine/internal/client"
+	"github.com/septemberai/terraform-provider-engine/internal/rollout"
 )
 
 const canaryAddr = "engine_canary.test"
@@ -579,4 +583,152 @@ func TestAccCanary_resourceExamplePlans(t *testing.T) {
 			ExpectNonEmptyPlan: true,
 		}},
 	})
+}
+
+// The eval suite runs on the step's movers before and after their move: a regression above
+// max_eval_regression aborts the canary even when every metric is fine.
+func TestAccCanary_evalRegressionAborts(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 10, Faults: true})
+	users := seedUsers(10)
+	if _, err := h.Client.AddFault(context.Background(), api.Fault{Kind: api.FaultEvalRegression, Version: "2.4.0"}); err != nil {
+		t.Fatal(err)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: canaryHCL(h, 10, "2.4.0", `
+  steps     = [20, 100]
+  bake_time = "0s"
+  analysis  = { eval_suite = "golden", max_eval_regression = 0.05 }
+`),
+			ExpectError: regexp.MustCompile(`(?s)Canary Aborted.*20% step.*eval_score:\s+the\s+cohort\s+scores\s+0\.\d+\s+against\s+a\s+baseline\s+of\s+0\.\d+,\s+a\s+regression\s+of\s+0\.\d+\s+above\s+max_eval_regression\s+0\.05`),
+		}, {
+			PreConfig: func() {
+				if err := expectFleet(h, users, map[string]int{"2.3.1/running": 10}); err != nil {
+					t.Fatalf("after the eval abort: %v", err)
+				}
+			},
+			RefreshState:       true,
+			ExpectNonEmptyPlan: true,
+			Check: resource.ComposeTestCheckFunc(
+				resource.TestCheckResourceAttr(canaryAddr, "phase", "aborted"),
+				resource.TestCheckResourceAttr(canaryAddr, "last_analysis.canary.engines", "2"),
+				resource.TestMatchResourceAttr(canaryAddr, "last_analysis.failures.0", regexp.MustCompile(`^eval_score`)),
+			),
+		}},
+	})
+}
+
+// Outside the rollout window the plan warns and the apply refuses to start the step: nothing moves.
+func TestAccCanary_rolloutWindowRefuses(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 4})
+	users := seedUsers(4)
+	// A one-minute window on a day that is not today: never open now.
+	other := []string{"tue", "wed", "thu", "fri", "sat", "sun", "mon"}[int(time.Now().UTC().Weekday()+6)%7]
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: canaryHCL(h, 4, "2.4.0", fmt.Sprintf(`
+  steps          = [50, 100]
+  bake_time      = "0s"
+  rollout_window = { days = [%q], start = "03:00", end = "03:01" }
+`, other)),
+			ExpectError: regexp.MustCompile(`(?s)Canary Step Not Started.*outside the rollout window.*was not started`),
+		}},
+	})
+	if err := expectFleet(h, users, map[string]int{"2.3.1/running": 4}); err != nil {
+		t.Fatal(err)
+	}
+	for k, n := range opsByUser(t, h) {
+		t.Errorf("the refused step still started %d %s operations", n, k)
+	}
+}
+
+// Refresh derives progress from the fleet: an engine rolled back out of band drops out of
+// moved_user_ids, and the next plan moves it again; the destroy plan lists what a destroy restores.
+func TestAccCanary_driftAndDestroyPlan(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 4})
+	users := seedUsers(4)
+	turns := writeTurns(t, h, users, 1)
+	cfg := canaryHCL(h, 4, "2.4.0", `
+  steps     = [50, 100]
+  mode      = "auto"
+  bake_time = "0s"
+`)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{
+			{Config: cfg},
+			{
+				PreConfig: func() {
+					// Someone restores user-0002 to 2.3.1 by hand.
+					snaps, err := h.Client.ListSnapshots(context.Background(), "user-0002", client.ListSnapshotsOptions{})
+					if err != nil || len(snaps) == 0 {
+						t.Fatalf("snapshots of user-0002: %v %v", snaps, err)
+					}
+					d := &rollout.Driver{Client: h.Client}
+					if _, err := d.Restore(context.Background(), "user-0002", "oob-restore", 0, api.RestoreRequest{SnapshotID: snaps[0].ID, Version: "2.3.1"}); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(canaryAddr, plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("moved_user_ids"), knownvalue.ListSizeExact(4)),
+					plancheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("promoted")),
+				}},
+				Check: checkFn(func() error { return expectFleet(h, users, map[string]int{"2.4.0/running": 4}) }),
+			},
+		},
+		CheckDestroy: func(*terraform.State) error {
+			if err := expectFleet(h, users, map[string]int{"2.3.1/running": 4}); err != nil {
+				return err
+			}
+			return checkTurns(h, turns)
+		},
+	})
+}
+
+// The destroy plan lists every engine a destroy moves back, the snapshot it restores and the
+// brain writes since that snapshot; an unusable snapshot fails the plan instead.
+func TestCanaryDestroyPlan(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 3})
+	ctx := context.Background()
+	r := &canaryResource{data: &providerData{Client: h.Client}}
+	run, _, diags := r.newRun(ctx, canaryModel{Version: types.StringValue("2.4.0"), UserIDs: stringListValue(seedUsers(3)),
+		Steps: types.ListNull(types.Int64Type), MaxParallel: types.Int64Value(3), CohortSeed: types.StringValue("s"), BakeTime: types.StringValue("0s")}, nil)
+	if diags.HasError() {
+		t.Fatal(diags)
+	}
+	if _, err := run.moveAll(ctx, []string{"user-0001", "user-0002"}); err != nil {
+		t.Fatal(err)
+	}
+	writeTurns(t, h, []string{"user-0001"}, 3)
+	state := canaryModel{ID: types.StringValue("canary-x"), Version: types.StringValue("2.4.0"), OnDestroy: types.StringValue(onDestroyRollback)}
+	run.mu.Lock()
+	state.StableVersions, state.Snapshots = stringMap(run.stable), stringMap(run.snapshots)
+	snap1 := run.snapshots["user-0001"]
+	run.mu.Unlock()
+
+	diags = r.planDestroy(ctx, state)
+	if diags.HasError() || len(diags) != 1 {
+		t.Fatalf("destroy plan: %v", diags)
+	}
+	detail := diags[0].Detail()
+	for _, want := range []string{"returns 2 engines", "user-0001: 2.4.0 -> 2.3.1, restoring snapshot " + snap1 + " (3 brain writes since it will be lost)", "user-0002: 2.4.0 -> 2.3.1"} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("destroy plan does not say %q:\n%s", want, detail)
+		}
+	}
+	if err := h.Client.DeleteSnapshot(ctx, snap1, true); err != nil {
+		t.Fatal(err)
+	}
+	diags = r.planDestroy(ctx, state)
+	if !diags.HasError() || !strings.Contains(diags[0].Detail(), "user-0001 needs snapshot "+snap1+" restored, but it is unusable") {
+		t.Fatalf("a deleted rollback snapshot did not fail the destroy plan: %v", diags)
+	}
+	state.OnDestroy = types.StringValue(onDestroyKeep)
+	if diags := r.planDestroy(ctx, state); len(diags) != 0 {
+		t.Fatalf("on_destroy = keep still warned: %v", diags)
+	}
 }
