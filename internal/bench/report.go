@@ -1,0 +1,213 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Figures is everything a run measured; figures.json is this struct.
+type Figures struct {
+	Quick        bool                 `json:"quick"`
+	Started      time.Time            `json:"started"`
+	Finished     time.Time            `json:"finished"`
+	Machine      Machine              `json:"machine"`
+	Plan         *PlanFigures         `json:"plan,omitempty"`
+	Lag          *LagFigures          `json:"lag,omitempty"`
+	Canary       *CanaryFigures       `json:"canary,omitempty"`
+	Snapshot     *SnapshotFigures     `json:"snapshot,omitempty"`
+	ControlPlane *ControlPlaneFigures `json:"controlplane,omitempty"`
+	Bars         []Bar                `json:"bars"`
+	Errors       []string             `json:"errors,omitempty"`
+}
+
+// Bar is one quality bar of DESIGN.md §5 held against a measured figure.
+type Bar struct {
+	Name     string  `json:"name"`
+	Measured float64 `json:"measured"`
+	Limit    float64 `json:"limit"`
+	Unit     string  `json:"unit"`
+	Met      bool    `json:"met"`
+}
+
+func atMost(name string, measured, limit float64, unit string) Bar {
+	return Bar{Name: name, Measured: measured, Limit: limit, Unit: unit, Met: measured <= limit}
+}
+
+// bars evaluates every bar the run has a figure for. The plan bars are held at the largest N
+// measured (1,000 in a full run; a quick run says it measured less).
+func (f *Figures) bars() []Bar {
+	var out []Bar
+	if f.Plan != nil && len(f.Plan.Points) > 0 {
+		pt := f.Plan.Points[len(f.Plan.Points)-1]
+		n := fmt.Sprintf(" (N=%d)", pt.N)
+		out = append(out,
+			atMost("plan time vs terraform_data"+n, pt.Ratio, 1.5, "×"),
+			atMost("API requests per resource per plan"+n, pt.RequestsPerResource, 1, "requests"),
+			atMost("state per engine"+n, float64(pt.StateBytesMaxEngine), 2048, "bytes (largest instance)"),
+			atMost("provider peak RSS"+n, pt.ProviderPeakRSSMB, 150, "MB"),
+		)
+	}
+	if f.Lag != nil && len(f.Lag.LagMS) > 0 {
+		out = append(out, atMost("apply notices an operation's end", f.Lag.MedianLagMS, 150, "ms (median lag)"))
+	}
+	if f.Canary != nil && f.Canary.IdealMS > 0 {
+		out = append(out, atMost(fmt.Sprintf("%d-engine canary vs ideal", f.Canary.Engines), f.Canary.Ratio, 1.25, "×"))
+	}
+	if f.Snapshot != nil && f.Snapshot.CopyMedianMS > 0 {
+		out = append(out, atMost(fmt.Sprintf("snapshot of a %.0f MB brain under writes vs plain copy", f.Snapshot.SnapshotSizeMB), f.Snapshot.Ratio, 3, "×"))
+	}
+	return out
+}
+
+func (f *Figures) write(dir string) error {
+	f.Bars = f.bars()
+	j, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "figures.json"), append(j, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "report.md"), []byte(f.Markdown()), 0o644)
+}
+
+// Markdown renders the report: the bars first (missed ones said plainly), then each
+// measurement's table, then the machine.
+func (f *Figures) Markdown() string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	kind := "full run"
+	if f.Quick {
+		kind = "quick run (BENCH_QUICK=1: N=100 only, fewer repeats, 64 MB brain — not the bars' sizes)"
+	}
+	w("# Benchmark report")
+	w("")
+	w("%s, %s → %s (%s). Commit `%s`%s.", kind, f.Started.Format(time.RFC3339), f.Finished.Format("15:04:05Z"),
+		f.Finished.Sub(f.Started).Round(time.Second), f.Machine.Commit, map[bool]string{true: " with uncommitted changes", false: ""}[f.Machine.Dirty])
+	w("")
+	w("## Bars (DESIGN.md §5)")
+	w("")
+	w("| bar | measured | limit | |")
+	w("|---|---:|---:|---|")
+	missed := 0
+	for _, br := range f.Bars {
+		verdict := "met"
+		if !br.Met {
+			verdict = "**MISSED**"
+			missed++
+		}
+		w("| %s | %s | ≤ %s %s | %s |", br.Name, num(br.Measured), num(br.Limit), br.Unit, verdict)
+	}
+	w("")
+	switch {
+	case len(f.Bars) == 0:
+		w("No bar was measured.")
+	case missed == 0:
+		w("Every measured bar is met.")
+	default:
+		w("**%d bar(s) missed** — see the notes under the measurement.", missed)
+	}
+	for _, e := range f.Errors {
+		w("")
+		w("**Measurement failed:** %s", strings.ReplaceAll(e, "\n", " "))
+	}
+	if p := f.Plan; p != nil {
+		w("")
+		w("## 1. Plan cost at scale (no changes, refresh on)")
+		w("")
+		w("`terraform plan` of N `engine_release` (already applied, nothing to change) and of N `terraform_data`, alternately, %d runs each; medians.", firstRuns(p))
+		w("")
+		w("| N | engine_release | terraform_data | ratio | overhead / resource | provider peak RSS | state / engine | requests / resource | GET engine / resource |")
+		w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+		for _, pt := range p.Points {
+			w("| %d | %s ms | %s ms | %s× | %s ms | %s MB | %s B (max %d; file %s B vs %s B) | %s | %s |", pt.N, num(pt.EngineMedianMS), num(pt.FloorMedianMS), num(pt.Ratio),
+				num(pt.OverheadPerResourceMS), num(pt.ProviderPeakRSSMB), num(pt.StateBytesPerEngine), pt.StateBytesMaxEngine,
+				num(pt.StateFileBytesPerEngine), num(pt.FloorStateFileBytesPer), num(pt.RequestsPerResource), num(pt.GetEnginePerResource))
+		}
+		w("")
+		w("State per engine is the instance's compact JSON; the file figures are terraform's indented state file divided by N, for `engine_release` and `terraform_data`.")
+	}
+	if l := f.Lag; l != nil {
+		w("")
+		w("## 2. Waiting lag")
+		w("")
+		w("One `engine_release` patch upgrade (2.3.0 → 2.3.1) at time scale %s; lag = apply wall − operation time T (created_at → finished_at) − the same configuration's no-op apply. %d runs.", num(l.TimeScale), l.Runs)
+		w("")
+		w("| run | upgrade apply | T | no-op apply | lag | client long-poll notice | fixed 10 s poll lag |")
+		w("|---:|---:|---:|---:|---:|---:|---:|")
+		for i := range l.LagMS {
+			w("| %d | %s ms | %s ms | %s ms | %s ms | %s ms | %s ms |", i+1, num(l.ApplyMS[i]), num(l.OperationMS[i]), num(l.NoopApplyMS[i]), num(l.LagMS[i]), num(at(l.ClientNoticeMS, i)), num(l.FixedPoll10sLagMS[i]))
+		}
+		w("")
+		w("Median lag **%s ms**; the client's long-poll alone notices the end %s ms after finished_at (median). A fixed 10 s poll would have noticed these operations %s ms late (median), and %s ms late on average over operations of any length.",
+			num(l.MedianLagMS), num(l.MedianClientNoticeMS), num(l.MedianFixedPoll10sLagMS), num(l.FixedPoll10sExpectedMS))
+	}
+	if c := f.Canary; c != nil {
+		w("")
+		w("## 3. Fleet rollout")
+		w("")
+		w("`engine_canary` over %d engines, `max_parallel = %d`, steps %v, `bake_time = \"0s\"`, `mode = \"auto\"` (one apply walks every step), patch 2.3.0 → 2.3.1 at time scale %s.", c.Engines, c.MaxParallel, c.Steps, num(c.TimeScale))
+		w("")
+		w("| t_engine (median / p99) | ideal = %d × t_engine | canary apply | no-op apply | (apply − no-op) / ideal | operations span / ideal |", c.Batches)
+		w("|---:|---:|---:|---:|---:|---:|")
+		w("| %s / %s ms | %s ms | %s ms | %s ms | **%s×** | %s× |", num(c.TEngineMS), num(c.TEngineP99), num(c.IdealMS), num(c.ApplyMS), num(c.NoopApplyMS), num(c.Ratio), num(c.SpanRatio))
+		w("")
+		w("The steps need %d batches of %d counted step by step (%d with ceil(n/parallel)); %d upgrade operations ran, one per engine.", c.StepBatches, c.MaxParallel, c.Batches, c.Upgrades)
+	}
+	if s := f.Snapshot; s != nil {
+		w("")
+		w("## 4. Snapshot under writes")
+		w("")
+		w("A %s MB brain (grown with real conversation rows through the API in %s s), snapshotted %d times while one-turn writes keep arriving, against a plain copy of the file (no fsync on either side), alternately.", num(s.SnapshotSizeMB), num(s.GrowSeconds), s.Runs)
+		w("")
+		w("| plain copy | snapshot operation | of which online backup | ratio | backup-only ratio | turns during | turn write p50 / p99 / max |")
+		w("|---:|---:|---:|---:|---:|---:|---:|")
+		w("| %s ms | %s ms | %s ms | **%s×** | %s× | %d | %s / %s / %s ms |", num(s.CopyMedianMS), num(s.SnapshotMedianMS), num(s.BackupMedianMS), num(s.Ratio), num(s.BackupRatio), s.TurnsDuring, num(s.TurnP50MS), num(s.TurnP99MS), num(s.TurnMaxMS))
+		w("")
+		w("The snapshot operation is the online backup, then `PRAGMA integrity_check` and a sha256 of the file (the verify step).")
+	}
+	if c := f.ControlPlane; c != nil {
+		w("")
+		w("## 5. Control plane")
+		w("")
+		w("| seed %d engines | engine reads (%d workers, %s s) | read p50 / p99 | %d long-polls held %s s | requests served while held |", c.SeedEngines, c.ReadConcurrency, num(c.ReadSeconds), c.LongPolls, num(c.HeldSeconds))
+		w("|---:|---:|---:|---:|---:|")
+		w("| %s s | %s /s | %s / %s ms | %s %% of one core, %d goroutines | %d |", num(c.SeedSeconds), num(c.ReadsPerSecond), num(c.ReadP50MS), num(c.ReadP99MS), num(c.HeldCPUPercent), c.HeldGoroutines, c.HeldRequestsServed)
+		w("")
+		w("Reads and long-polls come from the same process as the server, so client and server share the cores. CPU while held counts the whole process.")
+	}
+	m := f.Machine
+	w("")
+	w("## Machine")
+	w("")
+	w("%s/%s, %d cores (%s), %d MB memory; %s; %s.", m.OS, m.Arch, m.Cores, m.CPU, m.MemoryMB, m.Go, m.Terraform)
+	return b.String()
+}
+
+func firstRuns(p *PlanFigures) int {
+	if len(p.Points) == 0 {
+		return 0
+	}
+	return p.Points[0].Runs
+}
+
+func at(xs []float64, i int) float64 {
+	if i < len(xs) {
+		return xs[i]
+	}
+	return 0
+}
+
+// num prints a figure without trailing zeros: 1.5, 12, 0.042.
+func num(x float64) string {
+	s := fmt.Sprintf("%.3f", x)
+	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	if s == "-0" {
+		return "0"
+	}
+	return s
+}

@@ -1,0 +1,221 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/septemberai/terraform-provider-engine/internal/api"
+	"github.com/septemberai/terraform-provider-engine/internal/client"
+	"github.com/septemberai/terraform-provider-engine/internal/controlplane"
+)
+
+// SnapshotFigures is measurement 4: an online snapshot of a large brain under write load
+// against a plain copy of the same file.
+type SnapshotFigures struct {
+	BrainMB float64 `json:"brain_mb"`
+	Runs    int     `json:"runs"`
+	// SnapshotMS is the whole snapshot operation (online backup, integrity check, sha256),
+	// created_at to finished_at; BackupMS is its backup step alone.
+	SnapshotMS       []float64 `json:"snapshot_ms"`
+	BackupMS         []float64 `json:"backup_step_ms"`
+	CopyMS           []float64 `json:"plain_copy_ms"`
+	SnapshotMedianMS float64   `json:"snapshot_median_ms"`
+	BackupMedianMS   float64   `json:"backup_step_median_ms"`
+	CopyMedianMS     float64   `json:"plain_copy_median_ms"`
+	Ratio            float64   `json:"ratio"`        // SnapshotMedianMS / CopyMedianMS
+	BackupRatio      float64   `json:"backup_ratio"` // BackupMedianMS / CopyMedianMS
+	// Turns written while the snapshots ran, and their latency: an online backup must not
+	// stall the engine.
+	TurnsDuring    int64   `json:"turns_written_during_snapshots"`
+	TurnP50MS      float64 `json:"turn_write_p50_ms"`
+	TurnP99MS      float64 `json:"turn_write_p99_ms"`
+	TurnMaxMS      float64 `json:"turn_write_max_ms"`
+	GrowSeconds    float64 `json:"grow_brain_seconds"`
+	SnapshotSizeMB float64 `json:"snapshot_size_mb"`
+}
+
+func runSnapshot(ctx context.Context, cfg Config, work string) (*SnapshotFigures, error) {
+	targetMB, runs := 256, 3
+	if cfg.Quick {
+		targetMB, runs = 64, 2
+	}
+	// Near-zero scale: the snapshot's nominal verify pause (1 s) must not count as copy time.
+	p, err := startPlane(controlplane.Options{DataDir: filepath.Join(work, "snapshot-cp"), SeedEngines: 1, TimeScale: 0.001})
+	if err != nil {
+		return nil, err
+	}
+	defer p.close()
+	user := userID(1)
+	f := &SnapshotFigures{Runs: runs}
+
+	start := time.Now()
+	if err := growBrain(ctx, p, user, int64(targetMB)<<20); err != nil {
+		return f, err
+	}
+	f.GrowSeconds = round(time.Since(start).Seconds())
+	brain := p.srv.BrainPath(user)
+	fi, err := os.Stat(brain)
+	if err != nil {
+		return f, err
+	}
+	f.BrainMB = round(float64(fi.Size()) / (1 << 20))
+	cfg.logf("brain grown to %.0f MB in %.0fs", f.BrainMB, f.GrowSeconds)
+
+	// Turns keep arriving for the whole measurement, one per request as a live engine sees them.
+	wctx, stopWriter := context.WithCancel(ctx)
+	var (
+		mu       sync.Mutex
+		lat      []float64
+		counting atomic.Bool
+		turns    atomic.Int64
+		wErr     error
+		wg       sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for wctx.Err() == nil {
+			t0 := time.Now()
+			_, err := p.Client.WriteTurns(wctx, user, api.TurnsRequest{Count: 1, Content: "a turn written while the brain is snapshotted"})
+			if err != nil {
+				if wctx.Err() == nil {
+					mu.Lock()
+					wErr = err
+					mu.Unlock()
+				}
+				return
+			}
+			if counting.Load() {
+				turns.Add(1)
+				mu.Lock()
+				lat = append(lat, ms(time.Since(t0)))
+				mu.Unlock()
+			}
+		}
+	}()
+	defer func() { stopWriter(); wg.Wait() }()
+
+	copyDst := filepath.Join(work, "plain-copy.sqlite")
+	for i := 0; i < runs; i++ {
+		d, err := plainCopy(brain, copyDst)
+		if err != nil {
+			return f, err
+		}
+		f.CopyMS = append(f.CopyMS, round(ms(d)))
+		os.Remove(copyDst)
+
+		counting.Store(true)
+		op, err := p.Client.CreateSnapshot(ctx, user, client.NewIdempotencyKey(), api.CreateSnapshotRequest{Description: "bench"})
+		if err != nil {
+			return f, err
+		}
+		done, err := p.Client.WaitOperation(ctx, op.ID, nil)
+		counting.Store(false)
+		if err != nil {
+			return f, err
+		}
+		if done.Status != api.OpSucceeded {
+			return f, fmt.Errorf("snapshot operation %s ended %s: %+v", done.ID, done.Status, done.Error)
+		}
+		total, err := opDuration(done)
+		if err != nil {
+			return f, err
+		}
+		backup, err := stepDuration(done, api.StepSnapshot)
+		if err != nil {
+			return f, err
+		}
+		sn, err := p.Client.GetSnapshot(ctx, done.Result.SnapshotID)
+		if err != nil {
+			return f, err
+		}
+		if sn.Status != api.SnapshotVerified {
+			return f, fmt.Errorf("snapshot %s is %s, want verified", sn.ID, sn.Status)
+		}
+		f.SnapshotSizeMB = round(float64(sn.SizeBytes) / (1 << 20))
+		f.SnapshotMS = append(f.SnapshotMS, round(ms(total)))
+		f.BackupMS = append(f.BackupMS, round(ms(backup)))
+		cfg.logf("snapshot run %d: plain copy %s, snapshot %s (backup step %s), %d turns written so far",
+			i+1, d.Round(time.Millisecond), total.Round(time.Millisecond), backup.Round(time.Millisecond), turns.Load())
+		// Keep the disk from filling up over the runs; force because retention would refuse.
+		if err := p.Client.DeleteSnapshot(ctx, sn.ID, true); err != nil {
+			return f, err
+		}
+	}
+	stopWriter()
+	wg.Wait()
+	if wErr != nil {
+		return f, fmt.Errorf("a turn write failed during the snapshots: %w", wErr)
+	}
+	f.TurnsDuring = turns.Load()
+	if f.TurnsDuring == 0 {
+		return f, errors.New("no turn was written while the snapshots ran: the measurement is not under write load")
+	}
+	f.TurnP50MS, f.TurnP99MS, f.TurnMaxMS = round(percentile(lat, 50)), round(percentile(lat, 99)), round(percentile(lat, 100))
+	f.SnapshotMedianMS, f.BackupMedianMS, f.CopyMedianMS = round(median(f.SnapshotMS)), round(median(f.BackupMS)), round(median(f.CopyMS))
+	f.Ratio = round(f.SnapshotMedianMS / f.CopyMedianMS)
+	f.BackupRatio = round(f.BackupMedianMS / f.CopyMedianMS)
+	return f, nil
+}
+
+// growBrain writes large turns through the API until the brain file holds size bytes: the rows
+// are real conversation rows, as an engine's own writes would be.
+func growBrain(ctx context.Context, p *plane, user string, size int64) error {
+	content := strings.Repeat("x", 60<<10)
+	for {
+		fi, err := os.Stat(p.srv.BrainPath(user))
+		if err != nil {
+			return err
+		}
+		wal, _ := os.Stat(p.srv.BrainPath(user) + "-wal")
+		have := fi.Size()
+		if wal != nil {
+			have += wal.Size()
+		}
+		if have >= size {
+			return nil
+		}
+		if _, err := p.Client.WriteTurns(ctx, user, api.TurnsRequest{Count: 64, Content: content}); err != nil {
+			return fmt.Errorf("growing the brain: %w", err)
+		}
+	}
+}
+
+// plainCopy is the floor: the brain file copied as cp would, without fsync (neither side syncs).
+func plainCopy(src, dst string) (time.Duration, error) {
+	start := time.Now()
+	in, err := os.Open(src)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return 0, err
+	}
+	if err := out.Close(); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+func stepDuration(op api.Operation, name string) (time.Duration, error) {
+	for _, s := range op.Steps {
+		if s.Name == name && s.StartedAt != nil && s.FinishedAt != nil {
+			return s.FinishedAt.Sub(*s.StartedAt), nil
+		}
+	}
+	return 0, fmt.Errorf("operation %s has no finished %q step", op.ID, name)
+}
