@@ -359,7 +359,8 @@ func (run *canaryRun) snapshot(ctx context.Context, e api.Engine) (string, error
 			return s.ID, nil
 		}
 	}
-	op, err := run.d.StartSnapshot(ctx, e.UserID, client.NewIdempotencyKey(), api.CreateSnapshotRequest{
+	// A derived key: a canary killed after this request and applied again replays this snapshot.
+	op, err := run.d.StartSnapshot(ctx, e.UserID, rollout.PreUpgradeSnapshotKey("engine_canary", e, run.version), api.CreateSnapshotRequest{
 		Description: fmt.Sprintf("pre-upgrade %s -> %s (engine_canary)", e.EngineVersion, run.version), RetentionDays: defaultRetentionDays})
 	if err != nil {
 		return "", err

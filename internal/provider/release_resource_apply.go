@@ -153,7 +153,7 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 	}
 	if dec.TakeSnapshot {
 		tflog.Info(ctx, "taking the pre-upgrade snapshot", map[string]any{"phase": api.StepSnapshot})
-		snap, _, err := d.Snapshot(ctx, userID, client.NewIdempotencyKey(), api.CreateSnapshotRequest{
+		snap, _, err := d.PreUpgradeSnapshot(ctx, "engine_release", e, target, api.CreateSnapshotRequest{
 			Description: fmt.Sprintf("pre-upgrade %s -> %s (engine_release auto_snapshot)", from, target), RetentionDays: defaultRetentionDays})
 		if err != nil {
 			out.diags.Append(operationErrorDiag("Pre-Upgrade Snapshot Failed", err))
