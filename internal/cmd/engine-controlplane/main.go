@@ -1,0 +1,188 @@
+// Command engine-controlplane runs the local Engine control plane: the Engine control API over
+// simulated engines whose brains are real SQLite files in a data directory. It prints one line,
+// "listening on http://ADDR", once it accepts connections, and stops cleanly on SIGINT/SIGTERM.
+//
+// Every flag has an ENGINE_CONTROLPLANE_* environment fallback (--api-key reads
+// ENGINE_CONTROLPLANE_API_KEY); a flag given on the command line wins.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/septemberai/terraform-provider-engine/internal/controlplane"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+type config struct {
+	listen, dataDir, apiKey, seedVersion, catalog, tlsCert, tlsKey, logLevel string
+	seedEngines, seedBrainRows                                               int
+	timeScale                                                                float64
+	enableFaults                                                             bool
+}
+
+// envName is a flag's environment fallback: --seed-engines reads ENGINE_CONTROLPLANE_SEED_ENGINES.
+func envName(flagName string) string {
+	return "ENGINE_CONTROLPLANE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func parse(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("engine-controlplane", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	str := func(p *string, name, def, usage string) {
+		fs.StringVar(p, name, def, usage+" (env "+envName(name)+")")
+	}
+	str(&c.listen, "listen", "127.0.0.1:8470", "address to listen on; port 0 picks a free one")
+	str(&c.dataDir, "data-dir", "", "directory holding the registry, brains and snapshots (default: a fresh temporary directory, removed on exit)")
+	str(&c.apiKey, "api-key", "", "the admin key clients send in X-Engine-Admin-Key (required)")
+	fs.IntVar(&c.seedEngines, "seed-engines", 0, "engines to create when the data dir holds none (env "+envName("seed-engines")+")")
+	str(&c.seedVersion, "seed-version", "2.3.0", "version the seeded engines run")
+	fs.IntVar(&c.seedBrainRows, "seed-brain-rows", 20, "synthetic rows per brain table (env "+envName("seed-brain-rows")+")")
+	str(&c.catalog, "catalog", "", "release catalog JSON file ({\"versions\": [...]}) replacing the built-in one")
+	fs.Float64Var(&c.timeScale, "time-scale", 1.0, "multiplies every nominal duration (drain, boot, migration, eval) (env "+envName("time-scale")+")")
+	fs.BoolVar(&c.enableFaults, "enable-faults", false, "serve /v1/faults for fault injection (env "+envName("enable-faults")+")")
+	str(&c.tlsCert, "tls-cert", "", "TLS certificate file (with --tls-key: serve https)")
+	str(&c.tlsKey, "tls-key", "", "TLS key file")
+	str(&c.logLevel, "log-level", "info", "debug, info, warn or error (logs go to stderr)")
+
+	// Environment first, as defaults; flags parsed afterwards win.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s=%q is not a valid value for --%s: %v", envName(f.Name), v, f.Name, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q: every setting is a --flag", fs.Args())
+	}
+	switch {
+	case c.apiKey == "":
+		return c, errors.New("an admin key is required: pass --api-key KEY or set " + envName("api-key") + "; clients send it in the X-Engine-Admin-Key header")
+	case c.timeScale <= 0:
+		return c, errors.New("--time-scale must be positive (1.0 is real time; 0.01 runs 100x faster)")
+	case c.seedEngines < 0 || c.seedBrainRows < 0:
+		return c, errors.New("--seed-engines and --seed-brain-rows must not be negative")
+	case (c.tlsCert == "") != (c.tlsKey == ""):
+		return c, errors.New("--tls-cert and --tls-key go together")
+	}
+	return c, nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	c, err := parse(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "engine-controlplane:", err)
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		fmt.Fprintln(stderr, "engine-controlplane: --log-level:", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	opts := controlplane.Options{
+		DataDir: c.dataDir, APIKey: c.apiKey, SeedEngines: c.seedEngines, SeedVersion: c.seedVersion,
+		SeedBrainRows: c.seedBrainRows, TimeScale: c.timeScale, EnableFaults: c.enableFaults, Logger: log,
+	}
+	if c.catalog != "" {
+		if opts.Catalog, err = controlplane.LoadCatalogFile(c.catalog); err != nil {
+			fmt.Fprintln(stderr, "engine-controlplane:", err)
+			return 2
+		}
+	}
+	if opts.DataDir == "" {
+		dir, err := os.MkdirTemp("", "engine-controlplane-")
+		if err != nil {
+			fmt.Fprintln(stderr, "engine-controlplane:", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		opts.DataDir = dir
+		log.Info("using a temporary data dir, removed on exit", "data_dir", dir)
+	}
+	cp, err := controlplane.New(opts)
+	if err != nil {
+		fmt.Fprintln(stderr, "engine-controlplane:", err)
+		return 1
+	}
+	defer cp.Close()
+
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		fmt.Fprintln(stderr, "engine-controlplane:", err)
+		return 1
+	}
+	// Request contexts derive from base, cancelled at shutdown, so held long-polls let go.
+	base, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	srv := &http.Server{
+		Handler: cp.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return base },
+	}
+	scheme := "http"
+	if c.tlsCert != "" {
+		// Loaded before the ready line, so a bad certificate is a startup error.
+		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+		if err != nil {
+			ln.Close()
+			fmt.Fprintln(stderr, "engine-controlplane: --tls-cert/--tls-key:", err)
+			return 2
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		scheme = "https"
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "listening on %s://%s\n", scheme, ln.Addr())
+	log.Info("control plane ready", "data_dir", opts.DataDir, "time_scale", c.timeScale, "faults", c.enableFaults, "seeded", strconv.Itoa(c.seedEngines))
+
+	select {
+	case <-ctx.Done():
+		log.Info("stopping")
+	case err := <-errc:
+		fmt.Fprintln(stderr, "engine-controlplane:", err)
+		return 1
+	}
+	cancelBase()
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		log.Warn("shutdown", "error", err)
+	}
+	if err := cp.Close(); err != nil {
+		log.Warn("close", "error", err)
+	}
+	log.Info("stopped")
+	return 0
+}

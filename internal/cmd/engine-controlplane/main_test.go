@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/septemberai/terraform-provider-engine/internal/api"
+)
+
+func TestParse_FlagsEnvAndErrors(t *testing.T) {
+	env := map[string]string{
+		"ENGINE_CONTROLPLANE_API_KEY":       "from-env",
+		"ENGINE_CONTROLPLANE_SEED_ENGINES":  "4",
+		"ENGINE_CONTROLPLANE_TIME_SCALE":    "0.5",
+		"ENGINE_CONTROLPLANE_ENABLE_FAULTS": "true",
+	}
+	getenv := func(k string) string { return env[k] }
+	c, err := parse([]string{"--seed-engines", "7"}, getenv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.apiKey != "from-env" || c.seedEngines != 7 || c.timeScale != 0.5 || !c.enableFaults || c.listen != "127.0.0.1:8470" {
+		t.Fatalf("config = %+v", c)
+	}
+	if _, err := parse(nil, func(string) string { return "" }, io.Discard); err == nil || !strings.Contains(err.Error(), "--api-key") || !strings.Contains(err.Error(), "ENGINE_CONTROLPLANE_API_KEY") {
+		t.Fatalf("missing key: %v", err)
+	}
+	env["ENGINE_CONTROLPLANE_SEED_ENGINES"] = "many"
+	if _, err := parse(nil, getenv, io.Discard); err == nil || !strings.Contains(err.Error(), "ENGINE_CONTROLPLANE_SEED_ENGINES") {
+		t.Fatalf("bad env value: %v", err)
+	}
+	delete(env, "ENGINE_CONTROLPLANE_SEED_ENGINES")
+	for _, args := range [][]string{{"--time-scale", "0"}, {"--tls-cert", "x"}, {"extra"}, {"--seed-engines", "-1"}} {
+		if _, err := parse(args, getenv, io.Discard); err == nil {
+			t.Fatalf("%v should be refused", args)
+		}
+	}
+}
+
+// TestBinary_EndToEnd builds the binary, starts it on a free port, talks to it and stops it
+// with SIGTERM.
+func TestBinary_EndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "engine-controlplane")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // the build must not need cgo
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+
+	// Without a key it refuses to start, saying how to give one.
+	out, err := exec.Command(bin).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "--api-key") {
+		t.Fatalf("no key: %v %s", err, out)
+	}
+
+	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--seed-engines", "3", "--time-scale", "0.001", "--seed-brain-rows", "5")
+	cmd.Env = append(os.Environ(), "ENGINE_CONTROLPLANE_API_KEY=k")
+	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var line string
+	select {
+	case line = <-lines:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no ready line; stderr: %s", stderr.String())
+	}
+	m := regexp.MustCompile(`^listening on (http://127\.0\.0\.1:(\d+))$`).FindStringSubmatch(line)
+	if m == nil || m[2] == "0" {
+		t.Fatalf("ready line = %q", line)
+	}
+	base := m[1]
+
+	get := func(path, key string) (int, []byte) {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		if key != "" {
+			req.Header.Set(api.KeyHeader, key)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, b
+	}
+	if code, _ := get("/health", ""); code != 200 {
+		t.Fatalf("/health = %d", code)
+	}
+	if code, _ := get("/v1/engines", ""); code != 401 {
+		t.Fatalf("no key = %d", code)
+	}
+	code, body := get("/v1/engines", "k")
+	var l api.EngineList
+	json.Unmarshal(body, &l)
+	if code != 200 || len(l.Engines) != 3 || l.Engines[0].EngineVersion != "2.3.0" || !strings.HasPrefix(l.Engines[0].URL, base+"/engines/") {
+		t.Fatalf("engines = %d %s", code, body)
+	}
+	// A long-poll in flight must not hold the stop up.
+	go func() {
+		req, _ := http.NewRequest("GET", base+"/v1/operations/op-x?wait=60s&revision=1", nil)
+		req.Header.Set(api.KeyHeader, "k")
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			res.Body.Close()
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v; stderr: %s", err, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("did not stop on SIGTERM")
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("stop took %s", time.Since(start))
+	}
+	dm := regexp.MustCompile(`data_dir=(\S+)`).FindStringSubmatch(stderr.String())
+	if dm == nil {
+		t.Fatalf("no data dir logged: %s", stderr.String())
+	}
+	if _, err := os.Stat(dm[1]); !os.IsNotExist(err) {
+		t.Fatalf("temporary data dir %s not removed: %v", dm[1], err)
+	}
+}
