@@ -21,6 +21,10 @@ type CanaryFigures struct {
 	// TEngineMS is the median upgrade operation's own time (created_at to finished_at).
 	TEngineMS   float64 `json:"t_engine_median_ms"`
 	TEngineP99  float64 `json:"t_engine_p99_ms"`
+	TEngineMean float64 `json:"t_engine_mean_ms"`
+	// Utilisation is the sum of every upgrade's own time over max_parallel × span: 1 means the
+	// provider kept every slot busy the whole time, whatever the control plane's speed.
+	Utilisation float64 `json:"slot_utilisation"`
 	Batches     int     `json:"ideal_batches"`      // ceil(engines/max_parallel)
 	StepBatches int     `json:"step_batches"`       // the same, counted step by step
 	IdealMS     float64 `json:"ideal_ms"`           // Batches × TEngineMS
@@ -35,9 +39,12 @@ type CanaryFigures struct {
 func runCanary(ctx context.Context, cfg Config, tf *terraform, work string) (*CanaryFigures, error) {
 	const n, parallel = 1000, 50
 	steps := []int{5, 25, 100}
-	// At scale 0.1 one patch upgrade takes about 0.6 s (6 s nominal), so the ideal is about
-	// 12 s: short enough to run, long enough that a per-batch overhead of tens of ms shows.
-	const scale = 0.1
+	// At scale 0.5 one patch upgrade takes about 3 s (6 s nominal) and the ideal is about a
+	// minute; quick runs use 0.1 (0.6 s, 12 s), where fixed per-engine costs weigh more.
+	scale := 0.5
+	if cfg.Quick {
+		scale = 0.1
+	}
 	p, err := startPlane(controlplane.Options{DataDir: filepath.Join(work, "canary-cp"), SeedEngines: n, TimeScale: scale})
 	if err != nil {
 		return nil, err
@@ -94,11 +101,17 @@ resource "engine_canary" "fleet" {
 	f.TEngineMS = round(median(durs))
 	f.TEngineP99 = round(percentile(durs, 99))
 	f.SpanMS = round(ms(last.Sub(first)))
+	var total float64
+	for _, d := range durs {
+		total += d
+	}
+	f.TEngineMean = round(total / float64(len(durs)))
+	f.Utilisation = round(total / (float64(parallel) * f.SpanMS))
 	f.IdealMS = round(float64(f.Batches) * f.TEngineMS)
 	f.Ratio = round((f.ApplyMS - f.NoopApplyMS) / f.IdealMS)
 	f.SpanRatio = round(f.SpanMS / f.IdealMS)
-	cfg.logf("canary: apply %.0f ms, no-op apply %.0f ms, t_engine %.0f ms, ideal %.0f ms → ratio %.3f (operations span %.0f ms)",
-		f.ApplyMS, f.NoopApplyMS, f.TEngineMS, f.IdealMS, f.Ratio, f.SpanMS)
+	cfg.logf("canary: apply %.0f ms, no-op apply %.0f ms, t_engine %.0f ms (mean %.0f, p99 %.0f), ideal %.0f ms → ratio %.3f (operations span %.0f ms, slot utilisation %.2f)",
+		f.ApplyMS, f.NoopApplyMS, f.TEngineMS, f.TEngineMean, f.TEngineP99, f.IdealMS, f.Ratio, f.SpanMS, f.Utilisation)
 	return f, nil
 }
 

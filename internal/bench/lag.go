@@ -22,6 +22,12 @@ type LagFigures struct {
 	NoopApplyMS []float64 `json:"noop_apply_ms"`
 	LagMS       []float64 `json:"lag_ms"` // W − T − B
 	MedianLagMS float64   `json:"median_lag_ms"`
+	// ChangeApplyMS is an apply of the same resource that changes an attribute (drain_timeout)
+	// without starting an operation: terraform's apply phase and the provider's update, with
+	// nothing to wait for. W − T − it is the lag net of what any changing apply costs.
+	ChangeApplyMS  []float64 `json:"change_apply_ms"`
+	NetLagMS       []float64 `json:"net_lag_ms"`
+	MedianNetLagMS float64   `json:"median_net_lag_ms"`
 	// ClientNoticeMS is the client's long-poll alone (no terraform): wall clock at the
 	// moment WaitOperation returns minus the operation's finished_at.
 	ClientNoticeMS       []float64 `json:"client_notice_ms"`
@@ -34,7 +40,7 @@ type LagFigures struct {
 }
 
 func runLag(ctx context.Context, cfg Config, tf *terraform, work string) (*LagFigures, error) {
-	runs := 5
+	runs := 7
 	if cfg.Quick {
 		runs = 3
 	}
@@ -47,25 +53,40 @@ func runLag(ctx context.Context, cfg Config, tf *terraform, work string) (*LagFi
 	}
 	defer p.close()
 	f := &LagFigures{TimeScale: scale, Runs: runs, FixedPoll10sExpectedMS: 5000}
-	release := func(user, version string) string {
+	release := func(user, version, drain string) string {
 		return requiredProviders + fmt.Sprintf(`
 resource "engine_release" "e" {
-  user_id = %q
-  version = %q
+  user_id       = %q
+  version       = %q
+  drain_timeout = %q
 }
-`, user, version)
+`, user, version, drain)
 	}
 	apply := []string{"apply", "-auto-approve", "-input=false"}
 	for i := 1; i <= runs; i++ {
 		user := userID(i)
 		dir := filepath.Join(work, "lag", user)
-		if _, err := writeConfig(dir, release(user, "2.3.0")); err != nil {
+		if _, err := writeConfig(dir, release(user, "2.3.0", "30s")); err != nil {
 			return f, err
 		}
 		if _, err := tf.run(ctx, dir, p.env(), apply...); err != nil {
 			return f, err
 		}
-		if _, err := writeConfig(dir, release(user, "2.3.1")); err != nil {
+		if _, err := writeConfig(dir, release(user, "2.3.0", "31s")); err != nil {
+			return f, err
+		}
+		opsBefore, err := p.Client.ListOperations(ctx, user)
+		if err != nil {
+			return f, err
+		}
+		change, err := tf.run(ctx, dir, p.env(), apply...)
+		if err != nil {
+			return f, err
+		}
+		if opsAfter, err := p.Client.ListOperations(ctx, user); err != nil || len(opsAfter) != len(opsBefore) {
+			return f, fmt.Errorf("user %s: the drain_timeout-only apply must start no operation (before %d, after %d, %v)", user, len(opsBefore), len(opsAfter), err)
+		}
+		if _, err := writeConfig(dir, release(user, "2.3.1", "31s")); err != nil {
 			return f, err
 		}
 		up, err := tf.run(ctx, dir, p.env(), apply...)
@@ -102,9 +123,12 @@ resource "engine_release" "e" {
 		f.OperationMS = append(f.OperationMS, round(ms(t)))
 		f.NoopApplyMS = append(f.NoopApplyMS, round(ms(noop.Wall)))
 		f.LagMS = append(f.LagMS, round(ms(lag)))
+		f.ChangeApplyMS = append(f.ChangeApplyMS, round(ms(change.Wall)))
+		f.NetLagMS = append(f.NetLagMS, round(ms(up.Wall-t-change.Wall)))
 		f.FixedPoll10sLagMS = append(f.FixedPoll10sLagMS, round(ms(fixedPollLag(t, 10*time.Second))))
-		cfg.logf("lag run %d: apply %s, operation %s, no-op apply %s → lag %s",
-			i, up.Wall.Round(time.Millisecond), t.Round(time.Millisecond), noop.Wall.Round(time.Millisecond), lag.Round(time.Millisecond))
+		cfg.logf("lag run %d: apply %s, operation %s, no-op apply %s, change-only apply %s → lag %s (net of a changing apply %s)",
+			i, up.Wall.Round(time.Millisecond), t.Round(time.Millisecond), noop.Wall.Round(time.Millisecond), change.Wall.Round(time.Millisecond),
+			lag.Round(time.Millisecond), (up.Wall - t - change.Wall).Round(time.Millisecond))
 
 		// The same upgrade through the client alone, on a twin engine: what the long-poll
 		// costs without terraform around it.
@@ -115,6 +139,7 @@ resource "engine_release" "e" {
 		f.ClientNoticeMS = append(f.ClientNoticeMS, round(ms(notice)))
 	}
 	f.MedianLagMS = round(median(f.LagMS))
+	f.MedianNetLagMS = round(median(f.NetLagMS))
 	f.MedianClientNoticeMS = round(median(f.ClientNoticeMS))
 	f.MedianFixedPoll10sLagMS = round(median(f.FixedPoll10sLagMS))
 	return f, nil
