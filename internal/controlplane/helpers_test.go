@@ -224,3 +224,10 @@ func (e *env) turnContents(user string) []string {
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
+
+func decodeJSON(tb testing.TB, res *http.Response, into any) {
+	tb.Helper()
+	if err := json.NewDecoder(res.Body).Decode(into); err != nil {
+		tb.Fatalf("decode %s: %v", res.Request.URL, err)
+	}
+}
