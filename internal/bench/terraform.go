@@ -64,7 +64,12 @@ func (t *terraform) run(ctx context.Context, dir string, env []string, args ...s
 	cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+t.cliConfig, "CHECKPOINT_DISABLE=1", "TF_IN_AUTOMATION=1")
 	cmd.Env = append(cmd.Env, env...)
 	if t.profile != "" {
+		// profprovider serves without main.go's quietUnlessLogging; set what it would set so
+		// the profile shows the plan the real binary makes.
 		cmd.Env = append(cmd.Env, "BENCH_CPUPROFILE="+t.profile)
+		if os.Getenv("TF_LOG") == "" && os.Getenv("TF_LOG_PROVIDER") == "" {
+			cmd.Env = append(cmd.Env, "TF_LOG_SDK=off", "TF_LOG_SDK_PROTO=off", "TF_LOG_SDK_FRAMEWORK=off", "TF_LOG_PROVIDER=off")
+		}
 	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
