@@ -301,6 +301,15 @@ func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *ca
 		out.diags.Append(problemDiags(problems, true)...)
 		return r.finish(m, run, cfg, engines, prior, false, out)
 	}
+	if prior == nil {
+		// Engines on the version before the canary existed stay there on destroy: their stable
+		// version is the version itself (not whatever an older, unrelated upgrade came from).
+		for u, e := range engines {
+			if e.EngineVersion == cfg.version {
+				run.stable[u] = cfg.version
+			}
+		}
+	}
 	run.observe(ctx, engines)
 	cur := upgrade.CurrentPercent(cfg.steps, len(cfg.users), len(run.movedList()))
 	targets := upgrade.Targets(cfg.mode, cfg.steps, cfg.holdAt, cur)

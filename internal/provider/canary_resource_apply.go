@@ -24,6 +24,8 @@ const (
 	// fleet once (a few paged requests) and filters client-side, which is cheaper than n GETs
 	// for any fleet where the canary covers a meaningful share.
 	fleetGetLimit = 50
+	// fleetGetParallel bounds those GETs in flight at once.
+	fleetGetParallel = 10
 )
 
 // canaryRun is one walk of a canary over the fleet. It holds the progress that must survive an
@@ -252,10 +254,16 @@ func (run *canaryRun) rollbackCandidates() []string {
 	return out
 }
 
-// pool runs fn for each user with at most run.parallel at once. After the first error it starts
-// no more (those running finish: cancelling them would leave operations orphaned mid-way), and
-// returns that user and error.
+// pool runs fn for each user with at most run.parallel at once.
 func (run *canaryRun) pool(ctx context.Context, users []string, fn func(ctx context.Context, user string) error) (string, error) {
+	return boundedEach(ctx, run.parallel, users, fn)
+}
+
+// boundedEach runs fn for each user with at most parallel at once: a fixed set of workers, so
+// 1,000 users cost `parallel` goroutines, not 1,000. After the first error it starts no more
+// (those running finish: cancelling them would leave operations orphaned mid-way), and returns
+// that user and error.
+func boundedEach(ctx context.Context, parallel int, users []string, fn func(ctx context.Context, user string) error) (string, error) {
 	var (
 		wg       sync.WaitGroup
 		once     sync.Once
@@ -264,10 +272,7 @@ func (run *canaryRun) pool(ctx context.Context, users []string, fn func(ctx cont
 		firstErr error
 	)
 	work := make(chan string)
-	n := run.parallel
-	if n > len(users) {
-		n = len(users)
-	}
+	n := max(1, min(parallel, len(users)))
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
@@ -359,21 +364,34 @@ func (run *canaryRun) snapshot(ctx context.Context, e api.Engine) (string, error
 			return s.ID, nil
 		}
 	}
+	req := api.CreateSnapshotRequest{Description: fmt.Sprintf("pre-upgrade %s -> %s (engine_canary)", e.EngineVersion, run.version), RetentionDays: defaultRetentionDays}
 	// A derived key: a canary killed after this request and applied again replays this snapshot.
-	op, err := run.d.StartSnapshot(ctx, e.UserID, rollout.PreUpgradeSnapshotKey("engine_canary", e, run.version), api.CreateSnapshotRequest{
-		Description: fmt.Sprintf("pre-upgrade %s -> %s (engine_canary)", e.EngineVersion, run.version), RetentionDays: defaultRetentionDays})
-	if err != nil {
-		return "", err
+	s, err := run.takeSnapshot(ctx, e, rollout.PreUpgradeSnapshotKey("engine_canary", e, run.version), req)
+	if err == nil && upgrade.CheckSnapshot(e, s, time.Time{}) != nil {
+		// The derived key cannot tell a brain restored to the same version, schema and write
+		// count from the one it was taken of: the replay is older than the engine's last
+		// migration and would be refused. Take a fresh one.
+		s, err = run.takeSnapshot(ctx, e, client.NewIdempotencyKey(), req)
 	}
-	if id := firstNonEmpty(op.SnapshotID, op.Result.SnapshotID); id != "" {
-		run.record(e.UserID, "", id, false)
-	}
-	s, _, err := run.d.FinishSnapshot(ctx, op)
 	if err != nil {
 		return "", err
 	}
 	run.record(e.UserID, "", s.ID, false)
 	return s.ID, nil
+}
+
+// takeSnapshot starts a snapshot under key, records its id as soon as the control plane names
+// it, and waits for it to be verified.
+func (run *canaryRun) takeSnapshot(ctx context.Context, e api.Engine, key string, req api.CreateSnapshotRequest) (api.Snapshot, error) {
+	op, err := run.d.StartSnapshot(ctx, e.UserID, key, req)
+	if err != nil {
+		return api.Snapshot{}, err
+	}
+	if id := firstNonEmpty(op.SnapshotID, op.Result.SnapshotID); id != "" {
+		run.record(e.UserID, "", id, false)
+	}
+	s, _, err := run.d.FinishSnapshot(ctx, op)
+	return s, err
 }
 
 func firstNonEmpty(vs ...string) string {
@@ -530,8 +548,7 @@ func fleet(ctx context.Context, c *client.Client, users []string) (map[string]ap
 		return out, nil
 	}
 	var mu sync.Mutex
-	run := &canaryRun{parallel: 10}
-	_, err := run.pool(ctx, users, func(ctx context.Context, u string) error {
+	_, err := boundedEach(ctx, fleetGetParallel, users, func(ctx context.Context, u string) error {
 		e, err := c.GetEngine(ctx, u)
 		if client.IsNotFound(err) {
 			return nil

@@ -157,9 +157,9 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		timeout, _ = plan.Timeouts.Create(ctx, defaultCanaryTimeout)
 		which = "create"
 	}
-	run := &canaryRun{parallel: int(plan.MaxParallel.ValueInt64())}
+	parallel := int(plan.MaxParallel.ValueInt64())
 	bake, _ := time.ParseDuration(plan.BakeTime.ValueString())
-	certain, expected := upgrade.Schedule(moves, run.parallel, bake)
+	certain, expected := upgrade.Schedule(moves, parallel, bake)
 	if certain > timeout {
 		attr, next := "bake_time", "shorten bake_time or raise timeouts."+which
 		if cfg.mode == upgrade.ModeAuto {
@@ -181,7 +181,7 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		}
 		resp.Diagnostics.AddWarning("Canary Step Planned",
 			fmt.Sprintf("%sThis apply rolls %s out across %d users (mode %s, max_parallel %d, bake_time %s):\n%s\n\nExpected duration about %s (at least %s of baking). "+
-				"A failing analysis rolls every moved engine back and fails the apply.", retry, cfg.version, len(users), cfg.mode, run.parallel, bake, strings.Join(lines, "\n"), expected, certain))
+				"A failing analysis rolls every moved engine back and fails the apply.", retry, cfg.version, len(users), cfg.mode, parallel, bake, strings.Join(lines, "\n"), expected, certain))
 		if w, err := plan.window(); err == nil && w != nil && !w.Contains(time.Now()) {
 			resp.Diagnostics.AddAttributeWarning(path.Root("rollout_window"), "Outside The Rollout Window",
 				fmt.Sprintf("It is %s, outside the rollout window %s: applying now will refuse to start the %d%% step. The window next opens at %s.",
