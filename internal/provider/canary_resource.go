@@ -106,17 +106,11 @@ func (r *canaryResource) Read(ctx context.Context, req resource.ReadRequest, res
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	run, cfg, diags := r.newRun(ctx, state, &state)
+	run, cfg, engines, diags := r.observed(ctx, state)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	engines, err := fleet(ctx, r.data.Client, run.scopeWithRecorded())
-	if err != nil {
-		resp.Diagnostics.Append(clientErrorDiag("Engine Fleet Read Failed", err))
-		return
-	}
-	run.observe(ctx, engines)
 	run.fill(&state, cfg, engines, state.Phase.ValueString() == upgrade.PhaseAborted)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }
@@ -138,18 +132,12 @@ func (r *canaryResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	run, _, diags := r.newRun(ctx, state, &state)
+	// Derive the work from what the engines really run, so an interrupted destroy resumes.
+	run, _, _, diags := r.observed(ctx, state)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	// Derive the work from what the engines really run, so an interrupted destroy resumes.
-	engines, err := fleet(ctx, r.data.Client, run.scopeWithRecorded())
-	if err != nil {
-		resp.Diagnostics.Append(clientErrorDiag("Engine Fleet Read Failed", err))
-		return
-	}
-	run.observe(ctx, engines)
 	done, err := run.rollbackAll(ctx, run.rollbackCandidates())
 	if err != nil {
 		resp.Diagnostics.AddError("Canary Rollback Failed",
@@ -243,6 +231,22 @@ func (r *canaryResource) newRun(ctx context.Context, m canaryModel, prior *canar
 		}
 	}
 	return run, cfg, diags
+}
+
+// observed builds a walk from state and reads what the fleet really runs into it: the users in
+// scope and every recorded one.
+func (r *canaryResource) observed(ctx context.Context, state canaryModel) (*canaryRun, canaryConfig, map[string]api.Engine, diag.Diagnostics) {
+	run, cfg, diags := r.newRun(ctx, state, &state)
+	if diags.HasError() {
+		return nil, cfg, nil, diags
+	}
+	engines, err := fleet(ctx, r.data.Client, run.scopeWithRecorded())
+	if err != nil {
+		diags.Append(clientErrorDiag("Engine Fleet Read Failed", err))
+		return nil, cfg, nil, diags
+	}
+	run.observe(ctx, engines)
+	return run, cfg, engines, diags
 }
 
 // scopeWithRecorded is the users in scope plus any recorded ones since removed from user_ids:

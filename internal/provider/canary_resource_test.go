@@ -762,3 +762,63 @@ func TestAccCanary_import(t *testing.T) {
 		},
 	})
 }
+
+// A rollback (abort or destroy) cut short resumes: the second pass attaches to or skips what the
+// first one started, so every moved engine is restored exactly once and ends on its stable version.
+func TestCanaryRollbackResumes(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 4, Faults: true})
+	ctx := context.Background()
+	users := seedUsers(4)
+	turns := writeTurns(t, h, users, 2)
+	r := &canaryResource{data: &providerData{Client: h.Client}}
+	model := canaryModel{Version: types.StringValue("2.4.0"), UserIDs: stringListValue(users), Steps: types.ListNull(types.Int64Type),
+		MaxParallel: types.Int64Value(4), CohortSeed: types.StringValue("s"), BakeTime: types.StringValue("0s")}
+	run, _, diags := r.newRun(ctx, model, nil)
+	if diags.HasError() {
+		t.Fatal(diags)
+	}
+	if _, err := run.moveAll(ctx, users); err != nil {
+		t.Fatal(err)
+	}
+	// Every wait for an operation hangs: the first rollback pass runs out of time mid-way.
+	if _, err := h.Client.AddFault(ctx, api.Fault{Kind: api.FaultSlowResponse, Method: "GET", PathPrefix: "/v1/operations/", DelayMS: 3000}); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	if _, err := run.rollbackAll(short, run.rollbackCandidates()); err == nil {
+		t.Fatal("the cut-short rollback reported success")
+	}
+	cancel()
+	started := 0
+	for _, u := range users {
+		started += int(opsByUser(t, h)[u+"/restore"])
+	}
+	if started != 4 {
+		t.Fatalf("the first pass started %d restores before it was cut short, want 4 (the test would prove nothing)", started)
+	}
+	if err := h.Client.ClearFaults(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A fresh pass from what state recorded, as the next terraform destroy would run it.
+	model.StableVersions, model.Snapshots = stringMap(run.stable), stringMap(run.snapshots)
+	again, _, engines, diags := r.observed(ctx, model)
+	if diags.HasError() || len(engines) != 4 {
+		t.Fatalf("observe: %v (%d engines)", diags, len(engines))
+	}
+	done, err := again.rollbackAll(ctx, again.rollbackCandidates())
+	if err != nil || len(done) != 4 {
+		t.Fatalf("resumed rollback: %v (%v)", err, done)
+	}
+	if err := expectFleet(h, users, map[string]int{"2.3.1/running": 4}); err != nil {
+		t.Fatal(err)
+	}
+	ops := opsByUser(t, h)
+	for _, u := range users {
+		if ops[u+"/restore"] != 1 {
+			t.Errorf("user %s was restored %d times, want exactly once", u, ops[u+"/restore"])
+		}
+	}
+	if err := checkTurns(h, turns); err != nil {
+		t.Fatal(err)
+	}
+}
