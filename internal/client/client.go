@@ -249,11 +249,13 @@ type request struct {
 	idempotencyKey string
 	ifMatch        int64
 	wait           time.Duration // a long-poll's server-side wait, added to the attempt timeout
+	// idempotent marks a write whose repeat has the effect of one (a PATCH of absolute values).
+	idempotent bool
 }
 
 // retryable reports whether the request may be sent again after a failure: reads and
-// deletes are idempotent, and a POST is only when its Idempotency-Key makes the server
-// answer a repeat with the first result.
+// deletes are idempotent, a POST is only when its Idempotency-Key makes the server
+// answer a repeat with the first result, and a write marked idempotent is by its nature.
 func (r request) retryable() bool {
 	switch r.method {
 	case http.MethodGet, http.MethodHead, http.MethodDelete:
@@ -261,7 +263,7 @@ func (r request) retryable() bool {
 	case http.MethodPost:
 		return r.idempotencyKey != ""
 	}
-	return false
+	return r.idempotent
 }
 
 // do sends r and decodes a 2xx JSON body into out (when out is not nil). Every non-2xx

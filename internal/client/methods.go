@@ -123,7 +123,9 @@ func (c *Client) UpdateSnapshot(ctx context.Context, id string, req api.UpdateSn
 	if err := checkID("snapshot_id", id); err != nil {
 		return out, err
 	}
-	err := c.do(ctx, request{method: http.MethodPatch, path: snapshotPath(id), body: req}, &out)
+	// The patch sets absolute values, so a repeat changes nothing more: it is retried like a
+	// read (the chaos fault matrix found a 429 failing the in-place update of a snapshot).
+	err := c.do(ctx, request{method: http.MethodPatch, path: snapshotPath(id), body: req, idempotent: true}, &out)
 	return out, err
 }
 
