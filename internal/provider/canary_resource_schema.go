@@ -38,11 +38,6 @@ const (
 )
 
 var (
-	analysisAttrTypes = map[string]attr.Type{
-		"max_error_rate": types.Float64Type, "max_p99_latency_ms": types.Float64Type, "min_cache_hit_ratio": types.Float64Type,
-		"max_new_warning_kinds": types.Int64Type, "baseline_tolerance": types.Float64Type, "eval_suite": types.StringType,
-		"max_eval_regression": types.Float64Type, "window": types.StringType, "failure_limit": types.Int64Type,
-	}
 	figuresAttrTypes = map[string]attr.Type{
 		"engines": types.Int64Type, "error_rate": types.Float64Type, "p99_latency_ms": types.Float64Type,
 		"cache_hit_ratio": types.Float64Type, "warning_kinds": types.ListType{ElemType: types.StringType}, "eval_score": types.Float64Type,

@@ -424,8 +424,8 @@ func TestAccCanary_interruptedApplyResumes(t *testing.T) {
   steps     = [50, 100]
   bake_time = "0s"
   timeouts {
-    create = "%s"
-    update = "10m"
+    create = "2s"
+    update = "%s"
   }
 `
 	resource.Test(t, resource.TestCase{
@@ -438,7 +438,7 @@ func TestAccCanary_interruptedApplyResumes(t *testing.T) {
 						t.Fatal(err)
 					}
 				},
-				Config:             canaryHCL(h, 10, "2.4.0", fmt.Sprintf(body, "2s")),
+				Config:             canaryHCL(h, 10, "2.4.0", fmt.Sprintf(body, "10m")),
 				ExpectNonEmptyPlan: true,
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("progressing")),
@@ -466,7 +466,7 @@ func TestAccCanary_interruptedApplyResumes(t *testing.T) {
 						t.Fatal(err)
 					}
 				},
-				Config:             canaryHCL(h, 10, "2.4.0", fmt.Sprintf(body, "2s")),
+				Config:             canaryHCL(h, 10, "2.4.0", fmt.Sprintf(body, "10m")),
 				ExpectNonEmptyPlan: true,
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("current_percent"), knownvalue.Int64Exact(50)),
@@ -483,6 +483,41 @@ func TestAccCanary_interruptedApplyResumes(t *testing.T) {
 						}
 						if ops[u+"/upgrade"] != ops[u+"/snapshot"] {
 							return fmt.Errorf("user %s: %d upgrades but %d snapshots", u, ops[u+"/upgrade"], ops[u+"/snapshot"])
+						}
+					}
+					return nil
+				}),
+			},
+			{
+				PreConfig: func() {
+					// The next step's update times out the same way: an error this time (no taint
+					// to fear on update), with state recording the real progress.
+					if _, err := h.Client.AddFault(context.Background(), api.Fault{Kind: api.FaultSlowResponse, Method: "GET", PathPrefix: "/v1/operations/", DelayMS: 5000}); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config:      canaryHCL(h, 10, "2.4.0", fmt.Sprintf(body, "2s")),
+				ExpectError: regexp.MustCompile(`(?s)Canary Step Interrupted.*never\s+upgrading\s+an\s+engine\s+twice`),
+			},
+			{
+				PreConfig: func() {
+					if err := h.Client.ClearFaults(context.Background()); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: canaryHCL(h, 10, "2.4.0", fmt.Sprintf(body, "10m")),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("promoted")),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("snapshots"), knownvalue.MapSizeExact(10)),
+				},
+				Check: checkFn(func() error {
+					if err := expectFleet(h, users, map[string]int{"2.4.0/running": 10}); err != nil {
+						return err
+					}
+					ops := opsByUser(t, h)
+					for _, u := range users {
+						if ops[u+"/upgrade"] != 1 || ops[u+"/snapshot"] != 1 {
+							return fmt.Errorf("user %s: %d upgrades and %d snapshots after two interrupted applies, want exactly one of each", u, ops[u+"/upgrade"], ops[u+"/snapshot"])
 						}
 					}
 					return nil
