@@ -74,7 +74,7 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 			},
 			"user_ids": schema.ListAttribute{
 				MarkdownDescription: "The fleet in scope, typically `data.engine_instances.x.user_ids`. Order does not matter. Adding users never reshuffles the ones already moved; " +
-					"a step's percentage is of the current list.",
+					"a step's percentage is of the current list. A moved user removed from the list stays where it is (and out of `moved_user_ids`) until the canary aborts or is destroyed, which roll it back with the rest.",
 				Required: true, ElementType: types.StringType,
 				Validators: []validator.List{listvalidator.SizeAtLeast(1), listvalidator.UniqueValues(), listvalidator.ValueStringsAre(idValidator())},
 			},

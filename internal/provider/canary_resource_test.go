@@ -20,6 +20,7 @@ import (
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 	"github.com/septemberai/terraform-provider-engine/internal/client"
 	"github.com/septemberai/terraform-provider-engine/internal/rollout"
+	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
 )
 
 const canaryAddr = "engine_canary.test"
@@ -856,4 +857,57 @@ func TestCanaryRollbackResumes(t *testing.T) {
 	if err := checkTurns(h, turns); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A moved user removed from user_ids leaves the cohort but not the canary's care: the step's
+// share is refilled from the remaining users, and destroy still rolls the removed one back.
+func TestAccCanary_removedUserRolledBackOnDestroy(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 4})
+	users := seedUsers(4)
+	body := `
+  steps     = [50, 100]
+  hold_at   = 50
+  mode      = "auto"
+  bake_time = "0s"
+  cohort_seed = "fixed"
+`
+	// The seed is fixed, so the first cohort is known before anything runs.
+	removed := upgrade.Cohort("fixed", users, 50, nil)[0]
+	var rest []string
+	for _, u := range users {
+		if u != removed {
+			rest = append(rest, fmt.Sprintf("%q", u))
+		}
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{
+			{
+				Config: canaryHCL(h, 4, "2.4.0", body),
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttr(canaryAddr, "moved_user_ids.#", "2"),
+					resource.TestCheckResourceAttr(canaryAddr, "moved_user_ids.0", removed),
+				),
+			},
+			{
+				Config: h.ProviderBlock() + `
+resource "engine_canary" "test" {
+  version  = "2.4.0"
+  user_ids = [` + strings.Join(rest, ", ") + `]
+` + body + "}\n",
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(canaryAddr, plancheck.ResourceActionUpdate),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("moved_user_ids"), knownvalue.ListSizeExact(2)),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("holding")),
+				},
+				Check: checkFn(func() error {
+					// The removed user still runs 2.4.0, and two of the remaining three do too.
+					return expectFleet(h, users, map[string]int{"2.4.0/running": 3, "2.3.1/running": 1})
+				}),
+			},
+		},
+		CheckDestroy: func(*terraform.State) error { return expectFleet(h, users, map[string]int{"2.3.1/running": 4}) },
+	})
 }
