@@ -320,7 +320,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		return fmt.Errorf("%s %s: reading the response: %w", r.method, r.path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return newError(r.method, r.path, resp, data, c.cfg.MaxRetryAfter)
+		return c.scrub(newError(r.method, r.path, resp, data, c.cfg.MaxRetryAfter))
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
@@ -330,6 +330,17 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			r.method, r.path, c.base, err)
 	}
 	return nil
+}
+
+// scrub takes the API key out of an error built from a response body: a proxy or a broken
+// server that echoes request headers must not put the key into a Terraform diagnostic (found by
+// FuzzResponseDecoding).
+func (c *Client) scrub(e *Error) *Error {
+	k := c.cfg.APIKey
+	for _, s := range []*string{&e.Message, &e.Code, &e.Field, &e.OperationID} {
+		*s = strings.ReplaceAll(*s, k, redactedValue)
+	}
+	return e
 }
 
 // transportError explains a request that got no usable response, keeping the cause in the
