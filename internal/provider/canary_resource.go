@@ -318,7 +318,14 @@ func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *ca
 	cur := upgrade.CurrentPercent(cfg.steps, len(cfg.users), len(run.movedList()))
 	targets := upgrade.Targets(cfg.mode, cfg.steps, cfg.holdAt, cur)
 	tflog.Info(ctx, "canary apply", map[string]any{"current_percent": cur, "targets": fmt.Sprint(targets), "mode": cfg.mode})
-	err = run.walk(ctx, targets)
+	if unjudged(cur, m.LastAnalysis, run.stableCopy(), run.movedList(), cfg.version) {
+		tflog.Info(ctx, "the step the fleet stands at was never judged: baking and analysing it again", map[string]any{"current_percent": cur})
+		if err = run.reanalyse(ctx, cur); err == nil {
+			err = run.walk(ctx, targets)
+		}
+	} else {
+		err = run.walk(ctx, targets)
+	}
 	out.touched = true
 	var sf *stepFailure
 	switch {
@@ -339,7 +346,13 @@ func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *ca
 		out.diags.AddError("Canary Aborted", abortDetail(m.ID.ValueString(), cfg.version, sf))
 		return r.finish(m, run, cfg, engines, prior, true, out)
 	default:
-		out.diags.AddAttributeError(path.Root("rollout_window"), "Canary Step Not Started", err.Error()+".")
+		var we *windowError
+		if errors.As(err, &we) {
+			out.diags.AddAttributeError(path.Root("rollout_window"), "Canary Step Not Started", err.Error()+".")
+			break
+		}
+		out.diags.AddError("Canary Step Failed", fmt.Sprintf("Canary %s could not prepare its next step: %s.\n\nNo engine moved in this step; state records what the engines run. Fix the cause, then apply again.",
+			m.ID.ValueString(), errText(err)))
 	}
 	return r.finish(m, run, cfg, engines, prior, false, out)
 }
@@ -380,11 +393,6 @@ func (run *canaryRun) fill(m *canaryModel, cfg canaryConfig, engines map[string]
 	cur := upgrade.CurrentPercent(cfg.steps, len(cfg.users), len(moved))
 	m.MovedUserIDs = stringListValue(moved)
 	m.CurrentPercent = types.Int64Value(cur)
-	if aborted && len(moved) == 0 {
-		m.Phase = types.StringValue(upgrade.PhaseAborted)
-	} else {
-		m.Phase = types.StringValue(upgrade.PhaseAt(cfg.steps, cfg.holdAt, cur))
-	}
 	run.mu.Lock()
 	m.StableVersions, m.Snapshots = stringMap(run.stable), stringMap(run.snapshots)
 	last := run.last
@@ -394,7 +402,69 @@ func (run *canaryRun) fill(m *canaryModel, cfg canaryConfig, engines map[string]
 	} else if m.LastAnalysis.IsUnknown() {
 		m.LastAnalysis = types.ObjectNull(lastAnalysisAttrTypes)
 	}
-	m.NextStep = types.StringValue(nextStepText(run.cat, run.seed, cfg, moved, engines))
+	pending := unjudged(cur, m.LastAnalysis, run.stableCopy(), moved, cfg.version)
+	switch {
+	case aborted && len(moved) == 0:
+		m.Phase = types.StringValue(upgrade.PhaseAborted)
+	case pending:
+		// Engines stand at a step no analysis passed: not promoted, not holding, whatever the
+		// percentage says.
+		m.Phase = types.StringValue(upgrade.PhaseProgressing)
+	default:
+		m.Phase = types.StringValue(upgrade.PhaseAt(cfg.steps, cfg.holdAt, cur))
+	}
+	next := nextStepText(run.cat, run.seed, cfg, moved, engines)
+	if pending {
+		next = rejudgeText(cur, next)
+	}
+	m.NextStep = types.StringValue(next)
+}
+
+func (run *canaryRun) stableCopy() map[string]string {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	out := make(map[string]string, len(run.stable))
+	for k, v := range run.stable {
+		out[k] = v
+	}
+	return out
+}
+
+// analysedThrough is the step a passing last_analysis covers (0 for none or a failed one).
+func analysedThrough(o types.Object) int64 {
+	if o.IsNull() || o.IsUnknown() {
+		return 0
+	}
+	verdict, ok := o.Attributes()["verdict"].(types.String)
+	step, ok2 := o.Attributes()["step"].(types.Int64)
+	if !ok || !ok2 || verdict.ValueString() != "pass" {
+		return 0
+	}
+	return step.ValueInt64()
+}
+
+// unjudged reports whether the fleet stands at a step no passing analysis covers although the
+// canary moved engines to reach it: an apply stopped during a bake or an analysis. Engines that
+// were on the version before the canary (stable version = the version) need no judging.
+func unjudged(cur int64, last types.Object, stable map[string]string, moved []string, version string) bool {
+	if cur == 0 || analysedThrough(last) >= cur {
+		return false
+	}
+	for _, u := range moved {
+		if v := stable[u]; v != "" && v != version {
+			return true
+		}
+	}
+	return false
+}
+
+// rejudgeText prefixes next_step with the judging of the step an interrupted apply left unjudged.
+func rejudgeText(cur int64, next string) string {
+	s := fmt.Sprintf("judge the %d%% step again (bake, then analysis)", cur)
+	if next != "none" {
+		s += "; then " + next
+	}
+	return s
 }
 
 // nextStepText says what the next apply will do from moved: "move 4 users to 25%: ...; snapshot

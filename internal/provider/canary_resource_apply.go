@@ -64,6 +64,7 @@ type stepFailure struct {
 	Step        int64
 	Engine      string
 	EngineErr   error
+	AnalysisErr error
 	Verdict     *upgrade.Verdict
 	RollbackErr error
 	RolledBack  []string
@@ -74,6 +75,8 @@ func (f *stepFailure) Error() string {
 	switch {
 	case f.Verdict != nil:
 		fmt.Fprintf(&b, "The analysis of the %d%% step failed:\n%s", f.Step, f.Verdict.Summary())
+	case f.AnalysisErr != nil:
+		fmt.Fprintf(&b, "The analysis of the %d%% step could not run (%s), and an unjudged step never counts as passed", f.Step, errText(f.AnalysisErr))
 	default:
 		fmt.Fprintf(&b, "Moving user %s's engine at the %d%% step failed: %s", f.Engine, f.Step, errText(f.EngineErr))
 	}
@@ -140,13 +143,18 @@ func (run *canaryRun) observe(ctx context.Context, engines map[string]api.Engine
 	}
 }
 
+// windowError is a step the rollout window did not let start.
+type windowError struct{ msg string }
+
+func (e *windowError) Error() string { return e.msg }
+
 // walk moves the fleet through targets, baking and analysing after each step. It stops at the
 // first failure (after rolling every moved engine back) or interruption.
 func (run *canaryRun) walk(ctx context.Context, targets []int64) error {
 	for _, pct := range targets {
 		if run.rollout != nil && !run.rollout.Contains(time.Now()) {
-			return fmt.Errorf("it is %s, outside the rollout window %s: the %d%% step was not started. The window next opens at %s; apply again then, or change rollout_window",
-				time.Now().UTC().Format(time.RFC3339), run.rollout.String(), pct, run.rollout.NextOpening(time.Now()).Format(time.RFC3339))
+			return &windowError{fmt.Sprintf("it is %s, outside the rollout window %s: the %d%% step was not started. The window next opens at %s; apply again then, or change rollout_window",
+				time.Now().UTC().Format(time.RFC3339), run.rollout.String(), pct, run.rollout.NextOpening(time.Now()).Format(time.RFC3339))}
 		}
 		if err := run.step(ctx, pct); err != nil {
 			return err
@@ -155,12 +163,11 @@ func (run *canaryRun) walk(ctx context.Context, targets []int64) error {
 	return nil
 }
 
-// step moves one step's cohort, bakes, and analyses it.
+// step moves one step's cohort, then judges it.
 func (run *canaryRun) step(ctx context.Context, pct int64) error {
 	move := upgrade.PlanSteps(run.seed, run.users, []int64{pct}, run.movedList())[0]
-	inScope := len(move.Cohort) == len(run.users)
 	var pre []api.Metrics
-	if inScope && len(move.Movers) > 0 {
+	if len(move.Cohort) == len(run.users) && len(move.Movers) > 0 {
 		// No engine stays behind to be the baseline: measure the movers before they move.
 		var err error
 		if pre, err = run.metrics(ctx, upgrade.Sample(move.Movers, analysisSample)); err != nil {
@@ -182,17 +189,38 @@ func (run *canaryRun) step(ctx context.Context, pct int64) error {
 		}
 		return run.abort(ctx, &stepFailure{Step: pct, Engine: user, EngineErr: err})
 	}
+	return run.judge(ctx, pct, move.Cohort, pre, evalUsers, baseEval)
+}
+
+// reanalyse judges the step the fleet already stands at when its analysis never finished (an
+// apply interrupted during the bake or the analysis): the bake runs again in full, then the
+// analysis, without the pre-move figures an interrupted step could not keep (at 100% that leaves
+// the absolute thresholds only; evals need a pre-move baseline and are skipped).
+func (run *canaryRun) reanalyse(ctx context.Context, pct int64) error {
+	return run.judge(ctx, pct, run.movedList(), nil, nil, nil)
+}
+
+// judge bakes the cohort standing at pct, analyses it against the thresholds and the baseline
+// (the engines not in it, else pre), and aborts the canary when it fails, or when the analysis
+// cannot run at all: an unjudged step is never counted as passed.
+func (run *canaryRun) judge(ctx context.Context, pct int64, cohort []string, pre []api.Metrics, evalUsers []string, baseEval *float64) error {
 	if err := sleepCtx(ctx, run.bake); err != nil {
 		return &interruptedError{err}
 	}
-	canary, err := run.metrics(ctx, upgrade.Sample(move.Cohort, analysisSample))
+	cannot := func(err error) error {
+		if ctx.Err() != nil {
+			return &interruptedError{err}
+		}
+		return run.abort(ctx, &stepFailure{Step: pct, AnalysisErr: err})
+	}
+	canary, err := run.metrics(ctx, upgrade.Sample(cohort, analysisSample))
 	if err != nil {
-		return wrapInterrupt(ctx, err)
+		return cannot(err)
 	}
 	baseline := pre
-	if !inScope {
+	if len(cohort) < len(run.users) {
 		in := map[string]bool{}
-		for _, u := range move.Cohort {
+		for _, u := range cohort {
 			in[u] = true
 		}
 		var rest []string
@@ -202,14 +230,14 @@ func (run *canaryRun) step(ctx context.Context, pct int64) error {
 			}
 		}
 		if baseline, err = run.metrics(ctx, upgrade.Sample(rest, analysisSample)); err != nil {
-			return wrapInterrupt(ctx, err)
+			return cannot(err)
 		}
 	}
 	var canaryEval *float64
 	if baseEval != nil {
 		scores, err := run.evals(ctx, evalUsers)
 		if err != nil {
-			return wrapInterrupt(ctx, err)
+			return cannot(err)
 		}
 		canaryEval = upgrade.MeanScore(scores)
 	}

@@ -112,8 +112,9 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	cur := upgrade.CurrentPercent(steps, len(users), len(moved))
 	targets := upgrade.Targets(cfg.mode, steps, cfg.holdAt, cur)
 	usersChanged := state == nil || !plan.UserIDs.Equal(state.UserIDs)
+	pending := state != nil && unjudged(cur, state.LastAnalysis, mapStrings(state.StableVersions), moved, cfg.version)
 
-	if state != nil && len(targets) == 0 && !usersChanged {
+	if state != nil && len(targets) == 0 && !usersChanged && !pending {
 		// Nothing to move: progress stays as refresh read it, so an unchanged configuration
 		// gives an empty plan.
 		plan.StableVersions, plan.Snapshots, plan.LastAnalysis = state.StableVersions, state.Snapshots, state.LastAnalysis
@@ -160,6 +161,9 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	parallel := int(plan.MaxParallel.ValueInt64())
 	bake, _ := time.ParseDuration(plan.BakeTime.ValueString())
 	certain, expected := upgrade.Schedule(moves, parallel, bake)
+	if pending {
+		certain, expected = certain+bake, expected+bake
+	}
 	if certain > timeout {
 		attr, next := "bake_time", "shorten bake_time or raise timeouts."+which
 		if cfg.mode == upgrade.ModeAuto {
@@ -170,8 +174,11 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 				len(moves), joinPercents(targets), bake, certain, which, timeout, next))
 		return
 	}
-	if len(moves) > 0 {
+	if len(moves) > 0 || pending {
 		var lines []string
+		if pending {
+			lines = append(lines, fmt.Sprintf("- judge the %d%% step again: an earlier apply stopped before its analysis passed, so it bakes %s and is analysed before anything else moves", cur, bake))
+		}
 		for _, mv := range moves {
 			lines = append(lines, "- "+upgrade.DescribeStep(mv, snapshotsNeeded(cat, engines, mv.Movers, cfg.version), 20))
 		}
@@ -182,7 +189,7 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		resp.Diagnostics.AddWarning("Canary Step Planned",
 			fmt.Sprintf("%sThis apply rolls %s out across %d users (mode %s, max_parallel %d, bake_time %s):\n%s\n\nExpected duration about %s (at least %s of baking). "+
 				"A failing analysis rolls every moved engine back and fails the apply.", retry, cfg.version, len(users), cfg.mode, parallel, bake, strings.Join(lines, "\n"), expected, certain))
-		if w, err := plan.window(); err == nil && w != nil && !w.Contains(time.Now()) {
+		if w, err := plan.window(); err == nil && w != nil && !w.Contains(time.Now()) && len(moves) > 0 {
 			resp.Diagnostics.AddAttributeWarning(path.Root("rollout_window"), "Outside The Rollout Window",
 				fmt.Sprintf("It is %s, outside the rollout window %s: applying now will refuse to start the %d%% step. The window next opens at %s.",
 					time.Now().UTC().Format(time.RFC3339), w.String(), moves[0].Percent, w.NextOpening(time.Now()).Format(time.RFC3339)))
@@ -212,7 +219,7 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		plan.StableVersions, plan.Snapshots = types.MapUnknown(types.StringType), types.MapUnknown(types.StringType)
 	}
 	plan.LastAnalysis = state.LastAnalysis
-	if len(moves) > 0 {
+	if len(moves) > 0 || pending {
 		plan.LastAnalysis = types.ObjectUnknown(lastAnalysisAttrTypes)
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)

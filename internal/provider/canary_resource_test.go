@@ -792,8 +792,15 @@ func TestAccCanary_import(t *testing.T) {
 				},
 				ImportStateVerify: true,
 				// Configuration-only values import cannot know, and the last analysis (not kept
-				// anywhere but state).
-				ImportStateVerifyIgnore: []string{"steps", "steps.#", "steps.0", "steps.1", "steps.2", "steps.3", "steps.4", "bake_time", "last_analysis", "timeouts"},
+				// anywhere but state); without it the imported canary re-judges the step it stands
+				// at before moving on, which next_step says (checked below).
+				ImportStateVerifyIgnore: []string{"steps", "steps.#", "steps.0", "steps.1", "steps.2", "steps.3", "steps.4", "bake_time", "last_analysis", "timeouts", "next_step"},
+				ImportStateCheck: func(s []*terraform.InstanceState) error {
+					if got := s[0].Attributes["next_step"]; !strings.HasPrefix(got, "judge the 50% step again (bake, then analysis); then move 5 users to 100%") {
+						return fmt.Errorf("imported next_step = %q", got)
+					}
+					return nil
+				},
 			},
 		},
 	})
@@ -909,5 +916,77 @@ resource "engine_canary" "test" {
 			},
 		},
 		CheckDestroy: func(*terraform.State) error { return expectFleet(h, users, map[string]int{"2.3.1/running": 4}) },
+	})
+}
+
+// An apply stopped after the engines moved but before the analysis ran never counts the step as
+// passed: the phase stays progressing (not holding), and the next apply bakes and judges it.
+func TestAccCanary_unjudgedStepIsJudgedNext(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 4, Faults: true})
+	users := seedUsers(4)
+	body := `
+  steps       = [50, 100]
+  hold_at     = 50
+  mode        = "auto"
+  bake_time   = "0s"
+  cohort_seed = "fixed"
+  timeouts {
+    create = "2s"
+  }
+`
+	cfg := canaryHCL(h, 4, "2.4.0", body)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{
+			{
+				PreConfig: func() {
+					// user-0001's metrics hang, so the analysis cannot finish before the timeout.
+					if _, err := h.Client.AddFault(context.Background(), api.Fault{Kind: api.FaultSlowResponse, Method: "GET", PathPrefix: "/v1/engines/user-0001/metrics", DelayMS: 5000}); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config:             cfg,
+				ExpectNonEmptyPlan: true,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("current_percent"), knownvalue.Int64Exact(50)),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("progressing")),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("last_analysis"), knownvalue.Null()),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("next_step"), knownvalue.StringExact("judge the 50% step again (bake, then analysis)")),
+				},
+				Check: checkFn(func() error { return expectFleet(h, users, map[string]int{"2.4.0/running": 2, "2.3.1/running": 2}) }),
+			},
+			{
+				PreConfig: func() {
+					if err := h.Client.ClearFaults(context.Background()); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(canaryAddr, plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("holding")),
+					plancheck.ExpectUnknownValue(canaryAddr, tfjsonpath.New("last_analysis")),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("holding")),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("last_analysis").AtMapKey("step"), knownvalue.Int64Exact(50)),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("last_analysis").AtMapKey("verdict"), knownvalue.StringExact("pass")),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("next_step"), knownvalue.StringExact("none")),
+				},
+				Check: checkFn(func() error {
+					ops := opsByUser(t, h)
+					for _, u := range users {
+						if ops[u+"/upgrade"] > 1 {
+							return fmt.Errorf("user %s upgraded %d times", u, ops[u+"/upgrade"])
+						}
+					}
+					return expectFleet(h, users, map[string]int{"2.4.0/running": 2, "2.3.1/running": 2})
+				}),
+			},
+			{
+				Config:           cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			},
+		},
 	})
 }
