@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"sort"
 	"strings"
@@ -69,11 +70,11 @@ func newTestClient(t *testing.T) *http.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &http.Client{Transport: &contractTransport{t: t, router: r, base: http.DefaultTransport}}
+	return &http.Client{Transport: &contractTransport{report: t.Errorf, router: r, base: http.DefaultTransport}}
 }
 
 type contractTransport struct {
-	t      *testing.T
+	report func(format string, args ...any) // t.Errorf: a mismatch fails the test
 	router routers.Router
 	base   http.RoundTripper
 }
@@ -98,11 +99,11 @@ func (c *contractTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		}
 		if !onPurpose {
 			if err := openapi3filter.ValidateRequest(ctx, in); err != nil {
-				c.t.Errorf("contract: request %s %s does not match openapi.yaml: %v", req.Method, req.URL.RequestURI(), err)
+				c.report("contract: request %s %s does not match openapi.yaml: %v", req.Method, req.URL.RequestURI(), err)
 			}
 		}
 	} else if !onPurpose {
-		c.t.Errorf("contract: %s %s is not in openapi.yaml: %v", req.Method, req.URL.Path, findErr)
+		c.report("contract: %s %s is not in openapi.yaml: %v", req.Method, req.URL.Path, findErr)
 	}
 	res, err := c.base.RoundTrip(req)
 	if err != nil {
@@ -124,7 +125,7 @@ func (c *contractTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if res.StatusCode < 400 || dec.Decode(&eb) != nil || eb.Error.Code == "" || eb.Error.Message == "" {
-			c.t.Errorf("contract: %s %s answered %d with a body that is not an error body: %s", req.Method, req.URL.Path, res.StatusCode, body)
+			c.report("contract: %s %s answered %d with a body that is not an error body: %s", req.Method, req.URL.Path, res.StatusCode, body)
 		}
 		return res, nil
 	}
@@ -134,7 +135,7 @@ func (c *contractTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	}
 	out.SetBodyBytes(body)
 	if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
-		c.t.Errorf("contract: response %d to %s %s does not match openapi.yaml: %v\nbody: %s", res.StatusCode, req.Method, req.URL.RequestURI(), err, body)
+		c.report("contract: response %d to %s %s does not match openapi.yaml: %v\nbody: %s", res.StatusCode, req.Method, req.URL.RequestURI(), err, body)
 	}
 	if res.StatusCode < 300 {
 		coverageMu.Lock()
@@ -173,4 +174,61 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// TestContract_CatchesMismatches proves the contract transport can fail: a server that answers
+// with an undocumented field, a wrong type or an undocumented status, and a request with an
+// unknown field, are all reported.
+func TestContract_CatchesMismatches(t *testing.T) {
+	r, err := loadContract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers := map[string]struct {
+		status int
+		body   string
+	}{
+		"/v1/engines/extra":   {200, `{"user_id":"extra","engine_id":"e","engine_version":"2.3.0","schema_version":4,"status":"running","url":"u","health":{"status":"ok"},"brain_writes":0,"generation":1,"colour":"red"}`},
+		"/v1/engines/type":    {200, `{"user_id":"type","engine_id":"e","engine_version":"2.3.0","schema_version":"four","status":"running","url":"u","health":{"status":"ok"},"brain_writes":0,"generation":1}`},
+		"/v1/engines/status":  {200, `{"user_id":"status","engine_id":"e","engine_version":"2.3.0","schema_version":4,"status":"asleep","url":"u","health":{"status":"ok"},"brain_writes":0,"generation":1}`},
+		"/v1/engines/errbody": {404, `{"error":{"code":"NOPE","message":"m"}}`},
+		"/v1/versions":        {201, `{"versions":[]}`},
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		a, ok := answers[req.URL.Path]
+		if !ok {
+			a.status, a.body = 200, `{"written":1,"brain_writes":1,"turns":[]}`
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(a.status)
+		io.WriteString(w, a.body)
+	}))
+	defer srv.Close()
+	var reports []string
+	c := &http.Client{Transport: &contractTransport{report: func(f string, a ...any) { reports = append(reports, fmt.Sprintf(f, a...)) }, router: r, base: http.DefaultTransport}}
+	for path := range answers {
+		reports = nil
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Header.Set(api.KeyHeader, "k")
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if len(reports) == 0 {
+			t.Errorf("%s: the mismatch was not reported", path)
+		}
+	}
+	reports = nil
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/engines/user-1/turns", strings.NewReader(`{"count":1,"colour":"red"}`))
+	req.Header.Set(api.KeyHeader, "k")
+	req.Header.Set("Content-Type", "application/json")
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if len(reports) != 1 || !strings.Contains(reports[0], "request") {
+		t.Errorf("an undocumented request field was not reported: %q", reports)
+	}
 }
