@@ -37,24 +37,10 @@ func TestTLSServer(t *testing.T) {
 func TestDrainTimeout_ChangesNothing(t *testing.T) {
 	e := newEnv(t)
 	const u = "user-0001"
-	es := e.srv.engines[u]
-	es.turnMu.Lock()
-	done := make(chan resp, 1)
-	go func() {
-		done <- e.do("POST", "/v1/engines/"+u+"/turns", api.TurnsRequest{Count: 1, Content: "slow turn"})
-	}()
-	for {
-		e.srv.mu.Lock()
-		n := es.inflight
-		e.srv.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	release, done := e.holdTurnInFlight(u, "slow turn")
 	// 1s nominal drain timeout is 1ms here: the turn is still in flight when it expires.
 	op := e.wait(e.startOp("/v1/engines/"+u+"/upgrade", api.UpgradeRequest{Version: "2.3.1", DrainTimeoutSeconds: 1}))
-	es.turnMu.Unlock()
+	release()
 	if r := <-done; r.status != 200 {
 		t.Fatalf("turn: %d %s", r.status, r.body)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -229,5 +230,29 @@ func decodeJSON(tb testing.TB, res *http.Response, into any) {
 	tb.Helper()
 	if err := json.NewDecoder(res.Body).Decode(into); err != nil {
 		tb.Fatalf("decode %s: %v", res.Request.URL, err)
+	}
+}
+
+// holdTurnInFlight starts a turn and keeps it in flight (admitted, not committed) until release
+// is called; done receives its response.
+func (e *env) holdTurnInFlight(user, content string) (release func(), done chan resp) {
+	e.t.Helper()
+	es := e.srv.engines[user]
+	es.turnMu.Lock()
+	var once sync.Once
+	release = func() { once.Do(es.turnMu.Unlock) }
+	e.t.Cleanup(release)
+	done = make(chan resp, 1)
+	go func() {
+		done <- e.do("POST", "/v1/engines/"+user+"/turns", api.TurnsRequest{Count: 1, Content: content})
+	}()
+	for {
+		e.srv.mu.Lock()
+		n := es.inflight
+		e.srv.mu.Unlock()
+		if n == 1 {
+			return release, done
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

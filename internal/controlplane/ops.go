@@ -266,12 +266,7 @@ func (s *Server) createSnapshot(w http.ResponseWriter, r *http.Request, p params
 	}
 	s.start(w, r, opStart{
 		kind: api.OpSnapshot, userID: p["user_id"], hash: bodyHash(req),
-		validate: func(e *engineState) *apiError {
-			if e.Status != api.StatusRunning {
-				return s.unavailable(e, "snapshot")
-			}
-			return nil
-		},
+		validate: s.requireRunning("snapshot"),
 		prepare: func(op *operation) {
 			op.Result.SnapshotID = "snap-" + randomHex(8)
 			op.SnapshotID = op.Result.SnapshotID
@@ -279,6 +274,16 @@ func (s *Server) createSnapshot(w http.ResponseWriter, r *http.Request, p params
 		},
 		run: func(op *operation) { s.runSnapshot(op, req) },
 	})
+}
+
+// requireRunning is the validation of operations that need a running engine.
+func (s *Server) requireRunning(what string) func(e *engineState) *apiError {
+	return func(e *engineState) *apiError {
+		if e.Status != api.StatusRunning {
+			return s.unavailable(e, what)
+		}
+		return nil
+	}
 }
 
 func (s *Server) unavailable(e *engineState, what string) *apiError {
@@ -700,12 +705,7 @@ func (s *Server) startEval(w http.ResponseWriter, r *http.Request, p params) {
 	}
 	s.start(w, r, opStart{
 		kind: api.OpEval, userID: p["user_id"], hash: bodyHash(req),
-		validate: func(e *engineState) *apiError {
-			if e.Status != api.StatusRunning {
-				return s.unavailable(e, "eval")
-			}
-			return nil
-		},
+		validate: s.requireRunning("eval"),
 		prepare: func(op *operation) {
 			op.ToVersion = op.FromVersion
 			op.Steps = pendingSteps(api.StepEval)

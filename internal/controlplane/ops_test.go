@@ -274,24 +274,7 @@ func TestSnapshot_OnlineWhileTurnsArrive(t *testing.T) {
 func TestDrain_InFlightTurnsFinishNewOnesGet503(t *testing.T) {
 	e := newEnv(t)
 	const u = "user-0001"
-	es := e.srv.engines[u]
-	es.turnMu.Lock() // holds the in-flight turn between admission and commit
-	var release sync.Once
-	unlock := func() { release.Do(es.turnMu.Unlock) }
-	t.Cleanup(unlock)
-	done := make(chan resp, 1)
-	go func() {
-		done <- e.do("POST", "/v1/engines/"+u+"/turns", api.TurnsRequest{Count: 1, Content: "in flight"})
-	}()
-	for {
-		e.srv.mu.Lock()
-		n := es.inflight
-		e.srv.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	unlock, done := e.holdTurnInFlight(u, "in flight")
 	// The drain timeout is scaled too: 3600s nominal is 3.6s here.
 	op := e.startOp("/v1/engines/"+u+"/upgrade", api.UpgradeRequest{Version: "2.3.1", DrainTimeoutSeconds: 3600})
 	time.Sleep(30 * time.Millisecond)
