@@ -26,6 +26,10 @@ const (
 	fleetGetLimit = 50
 	// fleetGetParallel bounds those GETs in flight at once.
 	fleetGetParallel = 10
+	// readParallel is the least concurrency of an analysis's reads (metrics, evals on a small
+	// sample): they change nothing, so even a sequential rollout (max_parallel = 1) reads its
+	// hundred-engine samples side by side instead of one after another.
+	readParallel = 20
 )
 
 // canaryRun is one walk of a canary over the fleet. It holds the progress that must survive an
@@ -515,7 +519,7 @@ func (run *canaryRun) metrics(ctx context.Context, users []string) ([]api.Metric
 	for i, u := range users {
 		idx[u] = i
 	}
-	_, err := run.pool(ctx, users, func(ctx context.Context, u string) error {
+	_, err := boundedEach(ctx, max(run.parallel, readParallel), users, func(ctx context.Context, u string) error {
 		m, err := run.d.Client.Metrics(ctx, u, run.window)
 		if err != nil {
 			return err
@@ -533,7 +537,7 @@ func (run *canaryRun) evals(ctx context.Context, users []string) ([]float64, err
 	for i, u := range users {
 		idx[u] = i
 	}
-	_, err := run.pool(ctx, users, func(ctx context.Context, u string) error {
+	_, err := boundedEach(ctx, max(run.parallel, readParallel), users, func(ctx context.Context, u string) error {
 		s, err := run.d.Eval(ctx, u, run.suite)
 		out[idx[u]] = s
 		return err

@@ -26,14 +26,17 @@ const benchScale = 0.1
 // the upgrade, per engine) with max_parallel 50 and steps [5, 25, 100], bake 0, through the
 // canary's own step logic against the local control plane. It reports the wall time against the
 // ideal ceil(1000/50) x one engine's move, measured on the same control plane, and the heap in use
-// afterwards (control plane included, so an upper bound for the provider).
+// afterwards (control plane included, so an upper bound for the provider). To tell the canary's
+// own cost (steps, analysis) from the control plane's (50 concurrent operations are slower than
+// one alone), it also moves another 1,000 engines through the bare worker pool, no steps, no
+// analysis: x_pool is the walk against that floor.
 //
 //	go test ./internal/provider -run '^$' -bench Canary1000 -benchtime 1x
 func BenchmarkCanary1000(b *testing.B) {
 	const n, parallel, probes = 1000, 50, 3
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		srv, err := controlplane.New(controlplane.Options{DataDir: b.TempDir(), APIKey: testKey, SeedEngines: n + probes,
+		srv, err := controlplane.New(controlplane.Options{DataDir: b.TempDir(), APIKey: testKey, SeedEngines: 2*n + probes,
 			SeedVersion: "2.3.1", SeedBrainRows: 3, TimeScale: benchScale})
 		if err != nil {
 			b.Fatal(err)
@@ -59,7 +62,7 @@ func BenchmarkCanary1000(b *testing.B) {
 		var one time.Duration
 		for p := 0; p < probes; p++ {
 			start := time.Now()
-			if err := probe.moveOne(ctx, fmt.Sprintf("user-%04d", n+p+1)); err != nil {
+			if err := probe.moveOne(ctx, fmt.Sprintf("user-%04d", 2*n+p+1)); err != nil {
 				b.Fatal(err)
 			}
 			one += time.Since(start)
@@ -80,17 +83,30 @@ func BenchmarkCanary1000(b *testing.B) {
 		if got := len(run.movedList()); got != n {
 			b.Fatalf("%d engines moved, want %d", got, n)
 		}
+		bare := make([]string, n)
+		for j := range bare {
+			bare[j] = fmt.Sprintf("user-%04d", n+j+1)
+		}
+		poolStart := time.Now()
+		if _, err := newCanaryRun(d, cat, "2.4.0", "bench", bare, parallel).moveAll(ctx, bare); err != nil {
+			b.Fatal(err)
+		}
+		pool := time.Since(poolStart)
 		ideal := time.Duration(upgrade.Batches(n, parallel)) * one
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		b.ReportMetric(wall.Seconds(), "wall_s")
 		b.ReportMetric(one.Seconds()*1000, "one_engine_ms")
 		b.ReportMetric(wall.Seconds()/ideal.Seconds(), "x_ideal")
+		b.ReportMetric(pool.Seconds(), "pool_s")
+		b.ReportMetric(wall.Seconds()/pool.Seconds(), "x_pool")
 		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap_MB")
 		b.ReportMetric(float64(ms.Sys)/(1<<20), "sys_MB")
 		b.Logf("1000 engines, max_parallel 50, steps [5 25 100]: %s wall; one engine alone %s; ideal ceil(1000/50) x one = %s; ratio %.2f. "+
+			"The bare pool moves 1000 engines in %s (%.2fx the ideal): the walk costs %.2fx that. "+
 			"Go heap in use %.0f MB, runtime total %.0f MB (control plane included, so upper bounds for the provider).",
 			wall.Round(time.Millisecond), one.Round(time.Millisecond), ideal.Round(time.Millisecond), wall.Seconds()/ideal.Seconds(),
+			pool.Round(time.Millisecond), pool.Seconds()/ideal.Seconds(), wall.Seconds()/pool.Seconds(),
 			float64(ms.HeapInuse)/(1<<20), float64(ms.Sys)/(1<<20))
 		hs.Close()
 		if err := srv.Close(); err != nil {
