@@ -171,7 +171,7 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 			},
 			"current_percent": schema.Int64Attribute{MarkdownDescription: "The highest step whose cohort is fully on `version` (0 before the first).", Computed: true},
 			"phase": schema.StringAttribute{
-				MarkdownDescription: "Where the rollout stands: " + backtickList(upgrade.CanaryPhases) + ". `aborted` means the last analysis failed and every moved engine went back.",
+				MarkdownDescription: "Where the rollout stands: " + backtickList(upgrade.CanaryPhases) + ". `aborted` means the last analysis failed and every moved engine went back; `progressing` also covers a step whose engines moved but whose analysis has not passed yet (an interrupted apply): the next apply judges it first.",
 				Computed:            true,
 			},
 			"next_step": schema.StringAttribute{
