@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -552,6 +553,8 @@ func TestAccCanary_badInput(t *testing.T) {
 		{"tolerance out of range", `version = "2.4.0"` + "\n" + three + "\nanalysis = { baseline_tolerance = -1 }", `(?s)analysis.baseline_tolerance`},
 		{"auto schedule too long", `version = "2.4.0"` + "\n" + three + "\nmode = \"auto\"\nbake_time = \"30m\"", `(?s)Canary Schedule Exceeds The Timeout.*set mode = "stepwise"`},
 		{"bad mode", `version = "2.4.0"` + "\n" + three + "\nmode = \"yolo\"", `(?s)mode.*stepwise`},
+		{"downgrade", `version = "2.3.0"` + "\n" + three, `(?s)Canary Would Downgrade.*3 engines already run a version newer than 2\.3\.0`},
+		{"max_parallel out of range", `version = "2.4.0"` + "\n" + three + "\nmax_parallel = 0", `(?s)max_parallel`},
 	}
 	var steps []resource.TestStep
 	for _, c := range cases {
@@ -989,4 +992,38 @@ func TestAccCanary_unjudgedStepIsJudgedNext(t *testing.T) {
 			},
 		},
 	})
+}
+
+// The worker pool never runs more than its bound at once, and starts nothing after a failure.
+func TestBoundedEach(t *testing.T) {
+	users := seedUsers(200)
+	var inFlight, peak, calls atomic.Int64
+	_, err := boundedEach(context.Background(), 7, users, func(context.Context, string) error {
+		calls.Add(1)
+		n := inFlight.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(time.Millisecond)
+		inFlight.Add(-1)
+		return nil
+	})
+	if err != nil || calls.Load() != 200 || peak.Load() > 7 || peak.Load() < 2 {
+		t.Fatalf("err %v, %d calls, peak %d in flight (bound 7)", err, calls.Load(), peak.Load())
+	}
+	calls.Store(0)
+	user, err := boundedEach(context.Background(), 3, users, func(_ context.Context, u string) error {
+		calls.Add(1)
+		if u == "user-0005" {
+			return fmt.Errorf("boom")
+		}
+		time.Sleep(time.Millisecond)
+		return nil
+	})
+	if err == nil || user != "user-0005" || calls.Load() > 10 {
+		t.Fatalf("after a failure: user %q, err %v, %d calls (want the pool to stop early)", user, err, calls.Load())
+	}
 }
