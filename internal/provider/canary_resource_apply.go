@@ -263,8 +263,9 @@ func wrapInterrupt(ctx context.Context, err error) error {
 }
 
 // abort rolls every engine the canary moved back to its stable version and returns f with the
-// outcome. The rollback runs on a context that survives the apply's cancellation only as long as
-// the apply's own deadline allows: an abort is the one thing worth finishing.
+// outcome. It runs on the apply's own context: if that ends first, state records which engines
+// still run the canary version, the phase stays progressing with the failed analysis, and the
+// next apply judges that step again (failing again, it aborts again) before anything moves.
 func (run *canaryRun) abort(ctx context.Context, f *stepFailure) error {
 	users := run.rollbackCandidates()
 	f.RolledBack, f.RollbackErr = run.rollbackAll(ctx, users)
