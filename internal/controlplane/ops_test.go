@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -232,7 +233,7 @@ func TestSnapshot_OnlineWhileTurnsArrive(t *testing.T) {
 	const u = "user-0001"
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var failed int
+	var written, failed atomic.Int64
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -242,17 +243,21 @@ func TestSnapshot_OnlineWhileTurnsArrive(t *testing.T) {
 				return
 			default:
 			}
-			if r := e.do("POST", "/v1/engines/"+u+"/turns", api.TurnsRequest{Count: 1}); r.status != 200 {
-				failed++
+			if r := e.do("POST", "/v1/engines/"+u+"/turns", api.TurnsRequest{Count: 1}); r.status == 200 {
+				written.Add(1)
+			} else {
+				failed.Add(1)
 			}
 		}
 	}()
-	time.Sleep(20 * time.Millisecond)
+	for written.Load() < 3 {
+		time.Sleep(time.Millisecond)
+	}
 	sn := e.snapshot(u)
 	close(stop)
 	wg.Wait()
-	if failed > 0 {
-		t.Fatalf("%d turns failed during the online snapshot", failed)
+	if failed.Load() > 0 {
+		t.Fatalf("%d turns failed during the online snapshot", failed.Load())
 	}
 	db, err := sql.Open("sqlite", "file:"+e.srv.SnapshotPath(sn.ID)+"?mode=ro")
 	if err != nil {
