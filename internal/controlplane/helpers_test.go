@@ -256,3 +256,20 @@ func (e *env) holdTurnInFlight(user, content string) (release func(), done chan 
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// waitStatus waits (briefly) until the engine reaches status: operations move it from their own
+// goroutine, after the POST that started them has answered.
+func (e *env) waitStatus(user, status string) api.Engine {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		en := e.engine(user)
+		if en.Status == status {
+			return en
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("engine %s is %s, want %s", user, en.Status, status)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

@@ -282,7 +282,8 @@ func TestDrain_InFlightTurnsFinishNewOnesGet503(t *testing.T) {
 	unlock, done := e.holdTurnInFlight(u, "in flight")
 	// The drain timeout is scaled too: 3600s nominal is 3.6s here.
 	op := e.startOp("/v1/engines/"+u+"/upgrade", api.UpgradeRequest{Version: "2.3.1", DrainTimeoutSeconds: 3600})
-	time.Sleep(30 * time.Millisecond)
+	e.waitStatus(u, api.StatusDraining)
+	time.Sleep(30 * time.Millisecond) // the drain keeps waiting for the turn
 	var cur api.Operation
 	e.ok(e.do("GET", "/v1/operations/"+op.ID, nil), 200, &cur)
 	if cur.Done() || cur.Steps[0].Name != api.StepDrain || cur.Steps[0].Status != api.OpRunning {

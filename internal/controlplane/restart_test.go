@@ -68,9 +68,7 @@ func TestRestart_RunningOperationIsMarkedFailed(t *testing.T) {
 	e := newEnv(t, withTimeScale(1)) // real durations: the drain takes 2s
 	const u = "user-0001"
 	op := e.startOp("/v1/engines/"+u+"/upgrade", api.UpgradeRequest{Version: "2.3.1"})
-	if en := e.engine(u); en.Status != api.StatusDraining {
-		t.Fatalf("engine = %+v", en)
-	}
+	e.waitStatus(u, api.StatusDraining)
 	snapOp := e.startOp("/v1/engines/user-0002/snapshots", nil)
 	start := time.Now()
 	e2 := e.restart(withTimeScale(0.001))
