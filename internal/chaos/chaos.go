@@ -473,6 +473,33 @@ type Case struct {
 	Detail                    string
 }
 
+// Merge adds the cases recorded as JSON lines in path (name, faults, failed, duplicate_ops,
+// rows_lost), as the provider's fault matrix writes them. A missing file is an error: the caller
+// asked for it.
+func (t *Tally) Merge(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read the fault matrix tally: %w", err)
+	}
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if line == "" {
+			continue
+		}
+		var c struct {
+			Name         string `json:"name"`
+			Faults       int    `json:"faults"`
+			Failed       bool   `json:"failed"`
+			DuplicateOps int    `json:"duplicate_ops"`
+			RowsLost     int    `json:"rows_lost"`
+		}
+		if err := json.Unmarshal([]byte(line), &c); err != nil {
+			return fmt.Errorf("%s line %d: %w", path, i+1, err)
+		}
+		t.Add(Case{Name: c.Name, Faults: c.Faults, Failed: c.Failed, DuplicateOps: c.DuplicateOps, RowsLost: c.RowsLost})
+	}
+	return nil
+}
+
 // Summary is the one-screen tally printed at the end of a run.
 func (t *Tally) Summary() string {
 	t.mu.Lock()
