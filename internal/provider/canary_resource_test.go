@@ -426,7 +426,7 @@ func TestAccCanary_interruptedApplyResumes(t *testing.T) {
   steps     = [50, 100]
   bake_time = "0s"
   timeouts {
-    create = "2s"
+    create = "4s"
     update = "%s"
   }
 `
@@ -436,7 +436,7 @@ func TestAccCanary_interruptedApplyResumes(t *testing.T) {
 			{
 				PreConfig: func() {
 					// Every wait for an operation hangs: the create times out while snapshots run.
-					if _, err := h.Client.AddFault(context.Background(), api.Fault{Kind: api.FaultSlowResponse, Method: "GET", PathPrefix: "/v1/operations/", DelayMS: 5000}); err != nil {
+					if _, err := h.Client.AddFault(context.Background(), api.Fault{Kind: api.FaultSlowResponse, Method: "GET", PathPrefix: "/v1/operations/", DelayMS: 15000}); err != nil {
 						t.Fatal(err)
 					}
 				},
@@ -494,11 +494,11 @@ func TestAccCanary_interruptedApplyResumes(t *testing.T) {
 				PreConfig: func() {
 					// The next step's update times out the same way: an error this time (no taint
 					// to fear on update), with state recording the real progress.
-					if _, err := h.Client.AddFault(context.Background(), api.Fault{Kind: api.FaultSlowResponse, Method: "GET", PathPrefix: "/v1/operations/", DelayMS: 5000}); err != nil {
+					if _, err := h.Client.AddFault(context.Background(), api.Fault{Kind: api.FaultSlowResponse, Method: "GET", PathPrefix: "/v1/operations/", DelayMS: 15000}); err != nil {
 						t.Fatal(err)
 					}
 				},
-				Config:      canaryHCL(h, 10, "2.4.0", fmt.Sprintf(body, "2s")),
+				Config:      canaryHCL(h, 10, "2.4.0", fmt.Sprintf(body, "4s")),
 				ExpectError: regexp.MustCompile(`(?s)Canary Step Interrupted.*never\s+upgrading\s+an\s+engine\s+twice`),
 			},
 			{
@@ -827,10 +827,10 @@ func TestCanaryRollbackResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every wait for an operation hangs: the first rollback pass runs out of time mid-way.
-	if _, err := h.Client.AddFault(ctx, api.Fault{Kind: api.FaultSlowResponse, Method: "GET", PathPrefix: "/v1/operations/", DelayMS: 3000}); err != nil {
+	if _, err := h.Client.AddFault(ctx, api.Fault{Kind: api.FaultSlowResponse, Method: "GET", PathPrefix: "/v1/operations/", DelayMS: 10000}); err != nil {
 		t.Fatal(err)
 	}
-	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
 	if _, err := run.rollbackAll(short, run.rollbackCandidates()); err == nil {
 		t.Fatal("the cut-short rollback reported success")
 	}
@@ -934,7 +934,7 @@ func TestAccCanary_unjudgedStepIsJudgedNext(t *testing.T) {
   bake_time   = "0s"
   cohort_seed = "fixed"
   timeouts {
-    create = "2s"
+    create = "4s"
   }
 `
 	cfg := canaryHCL(h, 4, "2.4.0", body)
@@ -944,7 +944,7 @@ func TestAccCanary_unjudgedStepIsJudgedNext(t *testing.T) {
 			{
 				PreConfig: func() {
 					// user-0001's metrics hang, so the analysis cannot finish before the timeout.
-					if _, err := h.Client.AddFault(context.Background(), api.Fault{Kind: api.FaultSlowResponse, Method: "GET", PathPrefix: "/v1/engines/user-0001/metrics", DelayMS: 5000}); err != nil {
+					if _, err := h.Client.AddFault(context.Background(), api.Fault{Kind: api.FaultSlowResponse, Method: "GET", PathPrefix: "/v1/engines/user-0001/metrics", DelayMS: 15000}); err != nil {
 						t.Fatal(err)
 					}
 				},
