@@ -73,7 +73,7 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	}
 	users, okUsers := listStrings(plan.UserIDs)
 	steps, okSteps := listInts(plan.Steps)
-	if !okUsers || !okSteps || plan.Version.IsUnknown() || plan.Mode.IsUnknown() || plan.HoldAt.IsUnknown() || plan.CohortSeed.IsUnknown() && state != nil {
+	if !okUsers || !okSteps || plan.Version.IsUnknown() || plan.Mode.IsUnknown() || plan.HoldAt.IsUnknown() || (plan.CohortSeed.IsUnknown() && state != nil) {
 		setProgressUnknown(&plan)
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
@@ -94,10 +94,8 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 
 	var moved []string
 	if state != nil {
-		in := map[string]bool{}
-		for _, u := range users {
-			in[u] = true
-		}
+		// Refresh read moved_user_ids from the fleet; ranking the configured users keeps only
+		// those still in scope, in cohort order.
 		stateMoved, _ := listStrings(state.MovedUserIDs)
 		isMoved := map[string]bool{}
 		for _, u := range stateMoved {
