@@ -44,7 +44,7 @@ func BuildProvider(moduleRoot, dir string) (cliConfig string, err error) {
 	cmd := exec.Command("go", "build", "-o", bin, ".")
 	cmd.Dir = moduleRoot
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build provider: %v\n%s", err, out)
+		return "", fmt.Errorf("build provider: %w\n%s", err, out)
 	}
 	cliConfig = filepath.Join(dir, "terraformrc")
 	hcl := fmt.Sprintf("provider_installation {\n  dev_overrides {\n    %q = %q\n  }\n  direct {}\n}\n", ProviderAddress, dir)

@@ -26,11 +26,10 @@ type killScenario struct {
 
 // killState carries what setup measured for check.
 type killState struct {
-	users     []string
-	before    map[string]map[string]string // user -> table checksums before the killed run
-	turns     int                          // turns "before" written into each brain
-	migrated  map[string]bool              // tables the run's migrations rewrite
-	snapshots map[string]string            // user -> the pre-upgrade snapshot id, when setup made one
+	users    []string
+	before   map[string]map[string]string // user -> table checksums before the killed run
+	turns    int                          // turns "before" written into each brain
+	migrated map[string]bool              // tables the run's migrations rewrite
 }
 
 // killCount is how many seeded kill points each scenario gets.

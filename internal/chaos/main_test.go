@@ -271,19 +271,6 @@ func (e *env) orphans(user string) []string {
 	return out
 }
 
-// waitIdle waits until no operation of user runs (a killed apply may leave one finishing).
-func (e *env) waitIdle(user string, within time.Duration) {
-	e.t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		if e.engine(user).CurrentOperationID == "" {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	e.t.Fatalf("user %s's engine is still busy after %s", user, within)
-}
-
 // recorder collects a case's problems; record adds it to the tally and fails the test.
 type recorder struct {
 	t    *testing.T

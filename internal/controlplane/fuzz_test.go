@@ -214,35 +214,21 @@ func FuzzRequestDecoding(f *testing.F) {
 	f.Add(uint8(0), []byte(`[`), "key with spaces", "abc")
 	f.Add(uint8(0), []byte(`{"version":"2.3.1","drain_timeout_seconds":1e308}`), strings.Repeat("k", 300), "")
 
-	f.Cleanup(func() {
-		if fuzzSrv != nil {
-			fuzzSrv.Close()
-			os.RemoveAll(fuzzSrv.opts.DataDir)
-			fuzzSrv = nil
-		}
-	})
+	// One control plane per fuzzing process, shared by its inputs: a new one per input would
+	// spend the run seeding brains.
+	srv, err := New(Options{DataDir: f.TempDir(), APIKey: testKey, SeedEngines: 1, SeedBrainRows: 2, TimeScale: 0.0001, EnableFaults: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { srv.Close() })
 	f.Fuzz(func(t *testing.T, route uint8, body []byte, key, ifMatch string) {
-		fuzzOnce(t, route, body, key, ifMatch)
+		fuzzOnce(t, srv, route, body, key, ifMatch)
 	})
 }
 
-var fuzzSrv *Server
-
-// fuzzOnce serves one fuzzed request straight into the handler (no network: thousands per
-// second) of a control plane shared by the whole fuzz run.
-func fuzzOnce(t *testing.T, route uint8, body []byte, key, ifMatch string) {
-	if fuzzSrv == nil {
-		dir, err := os.MkdirTemp("", "controlplane-fuzz-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := New(Options{DataDir: dir, APIKey: testKey, SeedEngines: 1, SeedBrainRows: 2, TimeScale: 0.0001, EnableFaults: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		fuzzSrv = s
-	}
-	s := fuzzSrv
+// fuzzOnce serves one fuzzed request straight into s's handler (no network: thousands per
+// second).
+func fuzzOnce(t *testing.T, s *Server, route uint8, body []byte, key, ifMatch string) {
 	rt := fuzzRoutes[int(route)%len(fuzzRoutes)]
 	// A fault an earlier input added would answer this one with an injected 5xx.
 	defer s.faults.clear()
