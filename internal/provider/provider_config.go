@@ -106,7 +106,7 @@ func resolveConfig(m providerModel, lookupEnv func(string) (string, bool)) (clie
 	if raw, from, ok := r.str(boolString(m.InsecureSkipVerify), attrInsecureSkipVerify, envInsecureSkipVerify); ok {
 		b, err := strconv.ParseBool(raw)
 		if err != nil {
-			r.errorf(attrInsecureSkipVerify, "Invalid Insecure Skip Verify Setting", "%q from %s is not a boolean: use true or false.", raw, from)
+			r.errorf(attrInsecureSkipVerify, "Invalid Insecure Skip Verify Setting", "%q from %s is not a boolean. Set insecure_skip_verify (or %s) to true or false.", raw, from, envInsecureSkipVerify)
 		}
 		cfg.InsecureSkipVerify = b
 	}
@@ -121,9 +121,9 @@ func resolveConfig(m providerModel, lookupEnv func(string) (string, bool)) (clie
 		d, err := time.ParseDuration(strings.TrimSpace(raw))
 		switch {
 		case err != nil:
-			r.errorf(attrRequestTimeout, "Invalid Request Timeout", "%q from %s is not a duration: use a Go duration such as \"30s\" or \"2m\".", raw, from)
+			r.errorf(attrRequestTimeout, "Invalid Request Timeout", "%q from %s is not a duration. Set request_timeout (or %s) to a Go duration such as \"30s\" or \"2m\".", raw, from, envRequestTimeout)
 		case d < minRequestTimeout || d > maxRequestTimeout:
-			r.errorf(attrRequestTimeout, "Invalid Request Timeout", "%q from %s is out of range: use a duration between %s and %s.", raw, from, minRequestTimeout, maxRequestTimeout)
+			r.errorf(attrRequestTimeout, "Invalid Request Timeout", "%q from %s is out of range. Set request_timeout (or %s) to a duration between %s and %s.", raw, from, envRequestTimeout, minRequestTimeout, maxRequestTimeout)
 		default:
 			cfg.RequestTimeout = d
 		}
@@ -132,7 +132,7 @@ func resolveConfig(m providerModel, lookupEnv func(string) (string, bool)) (clie
 	if raw, from, ok := r.str(int64String(m.MaxRetries), attrMaxRetries, envMaxRetries); ok {
 		n, err := strconv.Atoi(strings.TrimSpace(raw))
 		if err != nil || n < 0 || n > maxMaxRetries {
-			r.errorf(attrMaxRetries, "Invalid Max Retries", "%q from %s is not a whole number between 0 and %d.", raw, from, maxMaxRetries)
+			r.errorf(attrMaxRetries, "Invalid Max Retries", "%q from %s is not a whole number between 0 and %d. Set max_retries (or %s) to one.", raw, from, maxMaxRetries, envMaxRetries)
 		} else {
 			cfg.MaxRetries = n
 		}
