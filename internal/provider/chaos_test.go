@@ -282,43 +282,75 @@ func TestAccChaos_brainSnapshotFaultMatrix(t *testing.T) {
 }
 
 func TestAccChaos_canaryFaultMatrix(t *testing.T) {
-	users := seedUsers(3)
+	users := seedUsers(4)
 	for _, f := range chaosFaults {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
-			c := newChaosCheck(t, "engine_canary/"+f.name, harnessOptions{Engines: 3, Version: "2.3.1"})
+			c := newChaosCheck(t, "engine_canary/"+f.name, harnessOptions{Engines: 4, Version: "2.3.1"})
 			h := c.h
 			for _, u := range users {
 				h.writeTurns(u, "kept", 2)
 			}
-			cfg := chaosProvider(h, f) + `
+			cfg := func(extra string) string {
+				return chaosProvider(h, f) + fmt.Sprintf(`
 resource "engine_canary" "c" {
   version   = "2.4.0"
-  user_ids  = ["user-0001", "user-0002", "user-0003"]
-  steps     = [34, 100]
+  user_ids  = ["user-0001", "user-0002", "user-0003", "user-0004"]
+  steps     = [50, 100]
   mode      = "auto"
   bake_time = "0s"
+%s
 }
-`
-			each := func(want map[string]int64, version string) resource.TestCheckFunc {
-				var fs []resource.TestCheckFunc
-				for _, u := range users {
-					fs = append(fs, c.version(u, version), c.turns(u, 2), c.ops(u, want))
+`, extra)
+			}
+			// moved checks that exactly n engines run 2.4.0, each moved one after exactly one
+			// snapshot and one upgrade, the others untouched, and every brain whole.
+			moved := func(n int, restores int64) resource.TestCheckFunc {
+				return func(*terraform.State) error {
+					on := 0
+					for _, u := range users {
+						e, err := c.side.GetEngine(context.Background(), u)
+						if err != nil {
+							return err
+						}
+						want := map[string]int64{api.OpUpgrade: 0, api.OpSnapshot: 0, api.OpRestore: restores}
+						if e.EngineVersion == "2.4.0" {
+							on++
+							want[api.OpUpgrade], want[api.OpSnapshot] = 1, 1
+						} else if restores > 0 {
+							want[api.OpUpgrade], want[api.OpSnapshot] = 1, 1
+						}
+						if err := resource.ComposeTestCheckFunc(c.turns(u, 2), c.ops(u, want))(nil); err != nil {
+							return err
+						}
+					}
+					if on != n {
+						return fmt.Errorf("%d engines run 2.4.0, want %d", on, n)
+					}
+					return nil
 				}
-				return resource.ComposeTestCheckFunc(fs...)
 			}
 			resource.Test(t, resource.TestCase{
 				ProtoV6ProviderFactories: h.Factories(nil),
 				Steps: []resource.TestStep{{
+					// create: the first step only.
 					PreConfig: c.addFaults(f.faults),
-					Config:    cfg,
-					Check:     each(map[string]int64{api.OpUpgrade: 1, api.OpSnapshot: 1}, "2.4.0"),
+					Config:    cfg("  hold_at = 50"),
+					Check:     moved(2, 0),
 				}, {
-					Config:           cfg,
+					// update: release the hold, the rest move.
+					Config: cfg(""),
+					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction("engine_canary.c", plancheck.ResourceActionUpdate)}},
+					Check: moved(4, 0),
+				}, {
+					// read: nothing to do, nothing started.
+					Config:           cfg(""),
 					ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
-					Check:            each(map[string]int64{api.OpUpgrade: 1, api.OpSnapshot: 1, api.OpRestore: 0}, "2.4.0"),
+					Check:            moved(4, 0),
 				}},
-				CheckDestroy: each(map[string]int64{api.OpUpgrade: 1, api.OpSnapshot: 1, api.OpRestore: 1}, "2.3.1"),
+				// destroy: every engine rolled back once, its brain whole.
+				CheckDestroy: moved(0, 1),
 			})
 		})
 	}
