@@ -365,6 +365,7 @@ func TestInterrupt_upgradeReturnsFastAndResumes(t *testing.T) {
 			took := run.Ended().Sub(sent)
 			e.p.OnRequest(nil)
 			t.Logf("terraform returned %s after SIGINT (err %v)", took.Round(time.Millisecond), err)
+			rec.c.Detail = fmt.Sprintf("terraform returned %s after SIGINT", took.Round(time.Millisecond))
 			if took > 5*time.Second {
 				rec.errorf("terraform took %s to return after SIGINT, want <= 5s", took.Round(time.Millisecond))
 			}

@@ -290,6 +290,11 @@ func TestTamperedSnapshot_neverRestored(t *testing.T) {
 	if id == "" {
 		t.Fatalf("no pre_upgrade_snapshot_id in state")
 	}
+	// A destroy planned while the snapshot was still good, applied after it was tampered with:
+	// the control plane's own check has to catch it.
+	if out, err := w.Exec(time.Minute, "plan", "-destroy", "-out=destroy.tfplan", "-input=false"); err != nil {
+		t.Fatalf("destroy plan: %v\n%s", err, out)
+	}
 	path := e.p.Server.SnapshotPath(id)
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -317,9 +322,14 @@ func TestTamperedSnapshot_neverRestored(t *testing.T) {
 	} else if !client.HasCode(err, api.CodeSnapshotCorrupt) {
 		rec.errorf("restore from a tampered snapshot: %v, want %s", err, api.CodeSnapshotCorrupt)
 	}
-	out, err := w.Exec(2*time.Minute, "destroy", "-auto-approve", "-input=false")
-	if err == nil || !strings.Contains(out, api.CodeSnapshotCorrupt) && !strings.Contains(strings.ToLower(out), "corrupt") {
-		rec.errorf("destroy-rollback onto a tampered snapshot did not fail naming the corruption (err %v):\n%s", err, out)
+	out, err := w.Exec(2*time.Minute, "apply", "-input=false", "destroy.tfplan")
+	if err == nil || !strings.Contains(out, api.CodeSnapshotCorrupt) {
+		rec.errorf("applying a destroy planned before the tampering did not fail with %s (err %v):\n%s", api.CodeSnapshotCorrupt, err, out)
+	}
+	// Planned afterwards, the destroy is refused at plan time, naming the corruption.
+	out, err = w.Exec(2*time.Minute, "destroy", "-auto-approve", "-input=false")
+	if err == nil || !regexp.MustCompile(`snapshot\s+is\s+corrupt`).MatchString(out) {
+		rec.errorf("a destroy planned after the tampering was not refused naming the corrupt snapshot (err %v):\n%s", err, out)
 	}
 	en := e.engine("user-0001")
 	if en.EngineVersion != "2.4.0" || en.Status != api.StatusRunning {
