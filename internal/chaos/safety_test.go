@@ -198,6 +198,11 @@ func TestSecrets_keyNeverLeaks(t *testing.T) {
 		rec.errorf("terraform show -json: %v\n%s", err, showOut)
 	}
 	texts["plan JSON"] = strings.NewReader(showOut)
+	stateJSON, err := w.Exec(time.Minute, "show", "-json")
+	if err != nil || !strings.Contains(stateJSON, `"engine_release"`) {
+		rec.errorf("terraform show -json (state): %v\n%s", err, stateJSON)
+	}
+	texts["state JSON"] = strings.NewReader(stateJSON)
 	if zr, err := zip.OpenReader(filepath.Join(w.Dir, "tfplan")); err != nil {
 		rec.errorf("open saved plan: %v", err)
 	} else {
