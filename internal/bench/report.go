@@ -63,6 +63,20 @@ func (f *Figures) bars() []Bar {
 	return out
 }
 
+// Render re-reads a run's figures.json and rewrites its report.md, so a report can be regenerated
+// after the renderer changes without measuring again.
+func Render(dir string) (*Figures, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "figures.json"))
+	if err != nil {
+		return nil, err
+	}
+	var f Figures
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "figures.json"), err)
+	}
+	return &f, f.write(dir)
+}
+
 func (f *Figures) write(dir string) error {
 	f.Bars = f.bars()
 	j, err := json.MarshalIndent(f, "", "  ")
@@ -121,15 +135,19 @@ func (f *Figures) Markdown() string {
 		w("")
 		w("`terraform plan` of N `engine_release` (already applied, nothing to change) and of N `terraform_data`, alternately, %d runs each; medians.", firstRuns(p))
 		w("")
-		w("| N | engine_release | terraform_data | ratio | overhead / resource | provider peak RSS | state / engine | requests / resource | GET engine / resource |")
-		w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+		w("| N | engine_release | terraform_data | ratio | overhead / resource | CPU: engine_release (provider) / terraform_data | CPU ratio | provider peak RSS | state / engine | requests / resource | GET engine / resource |")
+		w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 		for _, pt := range p.Points {
-			w("| %d | %s ms | %s ms | %s× | %s ms | %s MB | %s B (max %d; file %s B vs %s B) | %s | %s |", pt.N, num(pt.EngineMedianMS), num(pt.FloorMedianMS), num(pt.Ratio),
-				num(pt.OverheadPerResourceMS), num(pt.ProviderPeakRSSMB), num(pt.StateBytesPerEngine), pt.StateBytesMaxEngine,
+			cpuRatio := 0.0
+			if pt.FloorCPUMS > 0 {
+				cpuRatio = round(pt.EngineCPUMS / pt.FloorCPUMS)
+			}
+			w("| %d | %s ms | %s ms | %s× | %s ms | %s (%s) / %s ms | %s× | %s MB | %s B (max %d; file %s B vs %s B) | %s | %s |", pt.N, num(pt.EngineMedianMS), num(pt.FloorMedianMS), num(pt.Ratio),
+				num(pt.OverheadPerResourceMS), num(pt.EngineCPUMS), num(pt.ProviderCPUMS), num(pt.FloorCPUMS), num(cpuRatio), num(pt.ProviderPeakRSSMB), num(pt.StateBytesPerEngine), pt.StateBytesMaxEngine,
 				num(pt.StateFileBytesPerEngine), num(pt.FloorStateFileBytesPer), num(pt.RequestsPerResource), num(pt.GetEnginePerResource))
 		}
 		w("")
-		w("State per engine is the instance's compact JSON; the file figures are terraform's indented state file divided by N, for `engine_release` and `terraform_data`.")
+		w("State per engine is the instance's compact JSON; the file figures are terraform's indented state file divided by N, for `engine_release` and `terraform_data`. CPU is user+system time of terraform and its children (the provider's own share in brackets): on a shared machine it moves less than wall time.")
 	}
 	if l := f.Lag; l != nil {
 		w("")

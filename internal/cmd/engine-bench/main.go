@@ -23,9 +23,19 @@ func main() {
 	out := flag.String("out", "", "output directory (default bench-results/<UTC timestamp>)")
 	only := flag.String("only", "", "comma-separated measurements to run: "+strings.Join(bench.Measurements, ", ")+" (default all)")
 	profile := flag.Bool("profile", false, "build the provider with a CPU profiler (profiles land in OUT/profiles; figures carry its cost)")
+	render := flag.String("render", "", "rewrite DIR/report.md from DIR/figures.json without measuring")
 	repo := flag.String("repo", ".", "the checkout whose provider is built and measured")
 	flag.Parse()
 
+	if *render != "" {
+		f, err := bench.Render(*render)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "engine-bench:", err)
+			os.Exit(1)
+		}
+		fmt.Println(f.Markdown())
+		return
+	}
 	sel := map[string]bool{}
 	for _, m := range strings.Split(*only, ",") {
 		if m = strings.TrimSpace(m); m == "" {
