@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/golang-migrate/migrate/v4"
+	"github.com/golang-migrate/migrate/v4/database"
 	migratesqlite "github.com/golang-migrate/migrate/v4/database/sqlite"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 	"modernc.org/sqlite"
@@ -95,14 +96,25 @@ func (m migrations) failingAt(at int) migrations {
 // one transaction; the driver marks the schema record dirty before running it and clean only
 // after it commits, so a failure leaves the brain fail-closed (dirty) with its tables rolled back.
 func migrateBrain(path string, src migrations, target int) error {
+	return migrateBrainHooked(path, src, target, nil)
+}
+
+// migrateBrainHooked is migrateBrain with a hook called after a migration's dirty flag is
+// committed and before its statements run: the stand-in Engine uses it to widen the window in
+// which a process kill lands mid-migration.
+func migrateBrainHooked(path string, src migrations, target int, before func(schema uint)) error {
 	db, err := openBrain(path)
 	if err != nil {
 		return err
 	}
-	drv, err := migratesqlite.WithInstance(db, &migratesqlite.Config{})
+	var drv database.Driver
+	drv, err = migratesqlite.WithInstance(db, &migratesqlite.Config{})
 	if err != nil {
 		db.Close()
 		return fmt.Errorf("open brain %s for migration: %w", filepath.Base(path), err)
+	}
+	if before != nil {
+		drv = &hookedDriver{Driver: drv, before: before}
 	}
 	source, err := iofs.New(src.files, ".")
 	if err != nil {
@@ -119,6 +131,29 @@ func migrateBrain(path string, src migrations, target int) error {
 		return err
 	}
 	return nil
+}
+
+// hookedDriver calls before(schema) between golang-migrate's "dirty" SetVersion and the
+// migration's Run, which is exactly the half-applied window a crash must be safe in.
+type hookedDriver struct {
+	database.Driver
+	before  func(schema uint)
+	pending uint
+}
+
+func (d *hookedDriver) SetVersion(version int, dirty bool) error {
+	if err := d.Driver.SetVersion(version, dirty); err != nil {
+		return err
+	}
+	if dirty && version >= 0 {
+		d.pending = uint(version)
+	}
+	return nil
+}
+
+func (d *hookedDriver) Run(r io.Reader) error {
+	d.before(d.pending)
+	return d.Driver.Run(r)
 }
 
 // brainSchema reads the brain's schema-version record: its schema and whether a migration to it
@@ -196,6 +231,11 @@ func writeTurns(db *sql.DB, count int, content string, writesAfter int64) ([]api
 		return nil, err
 	}
 	defer tx.Rollback()
+	return insertTurns(tx, count, content, writesAfter)
+}
+
+// insertTurns writes count turns and the write counter in tx and commits it.
+func insertTurns(tx *sql.Tx, count int, content string, writesAfter int64) ([]api.Turn, error) {
 	now := time.Now().UTC()
 	turns := make([]api.Turn, 0, count)
 	for i := 0; i < count; i++ {

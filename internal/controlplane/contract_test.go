@@ -21,6 +21,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
+	"github.com/septemberai/terraform-provider-engine/internal/cmd/engine-standin/standinbuild"
 )
 
 // The contract test: every request the tests send through newTestClient and every response
@@ -149,6 +150,7 @@ func (c *contractTransport) RoundTrip(req *http.Request) (*http.Response, error)
 // exchanged successfully at least once under contract validation.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	standinbuild.Cleanup()
 	if f := flag.Lookup("test.run"); code == 0 && f != nil && f.Value.String() == "" {
 		r, err := loadContract()
 		if err != nil {

@@ -81,9 +81,9 @@ func (f *faultSet) fire(kinds []string, userID, version, method, path string) *a
 	return nil
 }
 
-func validateFault(in api.Fault) *apiError {
+func validateFault(in api.Fault, process bool) *apiError {
 	switch {
-	case slices.Contains(processFaults, in.Kind):
+	case slices.Contains(processFaults, in.Kind) && !process:
 		return badField("kind", fmt.Sprintf("fault kind %q needs the process runtime; the in-process control plane supports %s", in.Kind, strings.Join(supportedFaults(), ", ")))
 	case !slices.Contains(api.FaultKinds, in.Kind):
 		return badField("kind", fmt.Sprintf("unknown fault kind %q; use one of %s", in.Kind, strings.Join(supportedFaults(), ", ")))

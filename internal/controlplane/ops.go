@@ -460,7 +460,11 @@ func (s *Server) runUpgrade(op *operation, path api.UpgradePath, req api.Upgrade
 	if !s.drainAndStop(op, orDefault(req.DrainTimeoutSeconds, defaultDrainTimeout)) {
 		return
 	}
-	if len(path.Migrations) > 0 {
+	if len(path.Migrations) > 0 && s.proc != nil {
+		if !s.proc.migrate(op, path, orDefault(req.HealthTimeoutSeconds, defaultHealthTimeout)) {
+			return
+		}
+	} else if len(path.Migrations) > 0 {
 		e := s.begin(op, api.StepMigrate, api.StatusUpgrading)
 		for _, hop := range path.Hops {
 			if len(hop.Migrations) == 0 {
@@ -478,6 +482,9 @@ func (s *Server) runUpgrade(op *operation, path api.UpgradePath, req api.Upgrade
 // drainAndStop lets in-flight turns finish while new ones get 503, then stops the engine and
 // closes its brain. A failed engine has nothing to drain.
 func (s *Server) drainAndStop(op *operation, timeout time.Duration) bool {
+	if s.proc != nil {
+		return s.proc.drainAndStop(op, timeout)
+	}
 	s.mu.Lock()
 	wasFailed := s.engines[op.UserID].Status == api.StatusFailed
 	s.mu.Unlock()
@@ -557,6 +564,10 @@ func (s *Server) migrateHop(op *operation, e *engineState, hop api.Hop) bool {
 // bootAndCheck boots version on the brain and waits for health. A version whose schema differs
 // from the brain's refuses to boot (MIGRATION_REQUIRED), as the real Engine does.
 func (s *Server) bootAndCheck(op *operation, version string, healthTimeout time.Duration) {
+	if s.proc != nil {
+		s.proc.bootAndCheck(op, version, healthTimeout)
+		return
+	}
 	v, _ := s.cat.Get(version)
 	e := s.begin(op, api.StepBoot, api.StatusUpgrading)
 	s.mu.Lock()

@@ -41,6 +41,17 @@ type Options struct {
 	TimeScale     float64       // multiplies every nominal duration; 0 means 1.0; tests use ~0.001
 	EnableFaults  bool
 	Logger        *slog.Logger // nil discards
+
+	// Runtime is where engines run: RuntimeSim ("" or "sim", state machines in this process)
+	// or RuntimeProcess ("process", one child process per engine; see process.go).
+	Runtime string
+	// EngineCommand is the process runtime's command template ({version} is replaced);
+	// "" means DefaultEngineCommand. EngineCommands overrides it per version.
+	EngineCommand  string
+	EngineCommands map[string]string
+	// PortMin..PortMax is the loopback port range engine processes listen on (like 9001-9999);
+	// both 0 lets the kernel pick free ports, which parallel tests need.
+	PortMin, PortMax int
 }
 
 // Server is one control plane over one data dir.
@@ -73,6 +84,8 @@ type Server struct {
 
 	faults *faultSet
 	stats  *stats
+
+	proc *procRuntime // nil under the sim runtime
 }
 
 type engineState struct {
@@ -83,6 +96,7 @@ type engineState struct {
 	turnMu   sync.Mutex    // serialises turn writes so the in-brain counter is exact
 	opIDs    []string      // oldest first
 	writes   []writeEvent  // recent turn writes, for metrics
+	results  []turnResult  // process runtime: recent turn results the engine reported
 }
 
 type writeEvent struct {
@@ -143,6 +157,16 @@ func New(opts Options) (*Server, error) {
 	if _, ok := cat.Get(opts.SeedVersion); !ok {
 		return nil, fmt.Errorf("controlplane: seed version %q is not in the catalog (known: %v)", opts.SeedVersion, cat.Names())
 	}
+	switch opts.Runtime {
+	case "", RuntimeSim:
+		opts.Runtime = RuntimeSim
+		if opts.EngineCommand != "" || len(opts.EngineCommands) > 0 || opts.PortMin != 0 || opts.PortMax != 0 {
+			return nil, errors.New("controlplane: EngineCommand, EngineCommands and the port range apply to the process runtime only; set Runtime to \"process\"")
+		}
+	case RuntimeProcess:
+	default:
+		return nil, fmt.Errorf("controlplane: runtime %q is not one of %q (engines in this process, the default) or %q (one child process per engine)", opts.Runtime, RuntimeSim, RuntimeProcess)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -163,6 +187,12 @@ func New(opts Options) (*Server, error) {
 		faults: newFaultSet(), stats: newStats(),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if opts.Runtime == RuntimeProcess {
+		if s.proc, err = newProcRuntime(s); err != nil {
+			reg.close()
+			return nil, fmt.Errorf("controlplane: process runtime: %w", err)
+		}
+	}
 	if err := s.load(); err != nil {
 		reg.close()
 		return nil, fmt.Errorf("controlplane: load registry: %w", err)
@@ -172,6 +202,11 @@ func New(opts Options) (*Server, error) {
 			s.Close()
 			return nil, fmt.Errorf("controlplane: seed: %w", err)
 		}
+	}
+	if s.proc != nil {
+		// Engines that were running are restarted on what their brains hold; one that cannot
+		// start is failed with the reason, never shown as running.
+		s.proc.startAll()
 	}
 	return s, nil
 }
@@ -183,6 +218,9 @@ func (s *Server) Close() error {
 	s.once.Do(func() {
 		s.cancel()
 		s.wg.Wait()
+		if s.proc != nil {
+			s.proc.closeAll()
+		}
 		s.mu.Lock()
 		for _, e := range s.engines {
 			if e.db != nil {
@@ -234,6 +272,12 @@ func (s *Server) CreateEngine(userID, version string) error {
 		return err
 	}
 	s.addEngineLocked(e)
+	if s.proc != nil {
+		s.mu.Unlock()
+		err := s.proc.boot(userID, v.Version)
+		s.mu.Lock()
+		return err
+	}
 	return nil
 }
 

@@ -54,6 +54,10 @@ func (s *Server) writeTurns(w http.ResponseWriter, r *http.Request, p params) {
 		s.mu.Unlock()
 	}()
 
+	if s.proc != nil {
+		s.proc.forwardTurns(w, e, req)
+		return
+	}
 	e.turnMu.Lock()
 	defer e.turnMu.Unlock()
 	s.mu.Lock()
@@ -178,6 +182,14 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request, p params) {
 		}
 	}
 	version := e.EngineVersion
+	if s.proc != nil {
+		m := api.Metrics{UserID: user, EngineVersion: version, WindowSeconds: int(window / time.Second), From: from, To: to, WarningKinds: []string{}}
+		processMetrics(&m, e.results, from)
+		s.mu.Unlock()
+		sort.Strings(m.WarningKinds)
+		writeJSON(w, http.StatusOK, m)
+		return
+	}
 	s.mu.Unlock()
 	v, _ := s.cat.Get(version)
 	m := api.Metrics{UserID: user, EngineVersion: version, WindowSeconds: int(window / time.Second), From: from, To: to, WarningKinds: []string{}}
