@@ -338,9 +338,9 @@ func (p *Plane) Close() {
 	_ = p.Server.Close()
 }
 
-// TableChecksums hashes every row of every table of the SQLite file at path (opened read-only),
-// table by table in rowid order: two brains with equal checksums hold the same data, which a row
-// count cannot show.
+// TableChecksums checks the integrity of the SQLite file at path (opened read-only), then hashes
+// every row of every table, table by table in rowid order: two brains with equal checksums hold
+// the same data, which a row count cannot show.
 func TableChecksums(path string) (map[string]string, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, err
@@ -350,6 +350,14 @@ func TableChecksums(path string) (map[string]string, error) {
 		return nil, err
 	}
 	defer db.Close()
+	// A brain that is not intact fails here, before any row is compared.
+	var integrity string
+	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&integrity); err != nil {
+		return nil, fmt.Errorf("integrity check of %s: %w", filepath.Base(path), err)
+	}
+	if integrity != "ok" {
+		return nil, fmt.Errorf("%s fails PRAGMA integrity_check: %s", filepath.Base(path), integrity)
+	}
 	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
 	if err != nil {
 		return nil, err
