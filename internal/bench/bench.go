@@ -29,6 +29,8 @@ type Config struct {
 	// OutDir/profiles (figures from such a run carry the profiler's cost).
 	Profile bool
 	Only    map[string]bool
+	PlanNs  []int // overrides the plan measurement's resource counts (engine-bench -plan-n)
+	Runs    int   // overrides the plan measurement's repeats when > 0 (engine-bench -runs)
 	Log     io.Writer
 }
 

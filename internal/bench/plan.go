@@ -51,6 +51,12 @@ func runPlan(ctx context.Context, cfg Config, tf *terraform, work string) (*Plan
 	if cfg.Quick {
 		ns, runs = []int{100}, 3
 	}
+	if len(cfg.PlanNs) > 0 {
+		ns = cfg.PlanNs
+	}
+	if cfg.Runs > 0 {
+		runs = cfg.Runs
+	}
 	p, err := startPlane(controlplane.Options{DataDir: filepath.Join(work, "plan-cp"), SeedEngines: ns[len(ns)-1], TimeScale: 0.001})
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -24,6 +25,8 @@ func main() {
 	only := flag.String("only", "", "comma-separated measurements to run: "+strings.Join(bench.Measurements, ", ")+" (default all)")
 	profile := flag.Bool("profile", false, "build the provider with a CPU profiler (profiles land in OUT/profiles; figures carry its cost)")
 	render := flag.String("render", "", "rewrite DIR/report.md from DIR/figures.json without measuring")
+	planN := flag.String("plan-n", "", "comma-separated resource counts for the plan measurement, ascending (default 100,500,1000; quick 100)")
+	runs := flag.Int("runs", 0, "plan runs per N (default 5; quick 3)")
 	repo := flag.String("repo", ".", "the checkout whose provider is built and measured")
 	flag.Parse()
 
@@ -51,6 +54,18 @@ func main() {
 		}
 		sel[m] = true
 	}
+	var ns []int
+	for _, v := range strings.Split(*planN, ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 9999 || (len(ns) > 0 && n <= ns[len(ns)-1]) {
+			fmt.Fprintf(os.Stderr, "engine-bench: -plan-n %q: want ascending counts from 1 to 9999 (the control plane seeds user-0001 … user-9999)\n", *planN)
+			os.Exit(2)
+		}
+		ns = append(ns, n)
+	}
 	root, err := filepath.Abs(*repo)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "engine-bench:", err)
@@ -66,7 +81,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	f, err := bench.Run(ctx, bench.Config{RepoRoot: root, OutDir: dir, Quick: *quick, Profile: *profile, Only: sel, Log: os.Stderr})
+	f, err := bench.Run(ctx, bench.Config{RepoRoot: root, OutDir: dir, Quick: *quick, Profile: *profile, Only: sel, PlanNs: ns, Runs: *runs, Log: os.Stderr})
 	if f != nil {
 		fmt.Println(f.Markdown())
 	}
