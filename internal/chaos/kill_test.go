@@ -321,78 +321,162 @@ resource "engine_canary" "c" {
 }
 
 // SIGINT is Terraform's graceful stop: terraform (and the provider under it) must return within
-// 5 s while the upgrade keeps running on the control plane; the next apply attaches to it.
-func TestInterrupt_upgradeReturnsFastAndResumes(t *testing.T) {
+// 5 s while the operation keeps running on the control plane, the state file stays valid, and the
+// next run attaches to the operation instead of starting another. Three moments: an update
+// (returns an error, keeps the operation in private state), a create (state records the release
+// with last_attempt in progress and is not tainted) and a destroy-rollback (resumable).
+func TestInterrupt_returnsFastAndResumes(t *testing.T) {
+	type interruptCase struct {
+		name    string
+		setup   func(e *env, w *Workspace) // brings the workspace to the moment before the run
+		args    []string                   // the run to interrupt
+		at      string                     // interrupt once a POST to a path with this suffix is answered
+		opKind  string                     // the operation that must keep running
+		resume  []string
+		after   func(e *env, w *Workspace, r *recorder) // checks after SIGINT, before resuming
+		outcome func(e *env, w *Workspace, before map[string]string, r *recorder)
+	}
+	upgradeTo240 := release("2.4.0", "  auto_snapshot = true")
+	upgraded := func(e *env, w *Workspace, before map[string]string, r *recorder) {
+		st := &killState{users: []string{"user-0001"}, turns: 3, before: map[string]map[string]string{"user-0001": before}, migrated: migratedTables(e, "2.3.1", "2.4.0")}
+		checkUpgraded(e, w, st, r, "2.4.0")
+	}
+	cases := []interruptCase{{
+		name: "update",
+		setup: func(e *env, w *Workspace) {
+			e.apply(w)
+			if err := w.Write(e.config(upgradeTo240)); err != nil {
+				e.t.Fatal(err)
+			}
+		},
+		args: []string{"apply", "-auto-approve", "-input=false"}, at: "/upgrade", opKind: api.OpUpgrade,
+		resume: []string{"apply", "-auto-approve", "-input=false"}, outcome: upgraded,
+	}, {
+		name: "create",
+		setup: func(e *env, w *Workspace) {
+			if err := w.Write(e.config(upgradeTo240)); err != nil {
+				e.t.Fatal(err)
+			}
+		},
+		args: []string{"apply", "-auto-approve", "-input=false"}, at: "/upgrade", opKind: api.OpUpgrade,
+		resume: []string{"apply", "-auto-approve", "-input=false"},
+		after: func(e *env, w *Workspace, r *recorder) {
+			s, err := w.State()
+			if err != nil {
+				r.errorf("state: %v", err)
+				return
+			}
+			for _, res := range s.Resources {
+				if res.Type == "engine_release" && len(res.Instances) == 1 {
+					if st := res.Instances[0].Status; st == "tainted" {
+						r.errorf("the interrupted create left the release tainted: the next apply would replace it")
+					}
+					la, _ := res.Instances[0].Attributes["last_attempt"].(map[string]any)
+					if la["status"] != "in_progress" {
+						r.errorf("the interrupted create recorded last_attempt %v, want status in_progress", la)
+					}
+					return
+				}
+			}
+			r.errorf("the interrupted create left no engine_release in state: the operation is orphaned from Terraform's view")
+		},
+		outcome: upgraded,
+	}, {
+		name: "destroy-rollback",
+		setup: func(e *env, w *Workspace) {
+			if err := w.Write(e.config(upgradeTo240)); err != nil {
+				e.t.Fatal(err)
+			}
+			e.apply(w)
+		},
+		args: []string{"destroy", "-auto-approve", "-input=false"}, at: "/restore", opKind: api.OpRestore,
+		resume: []string{"destroy", "-auto-approve", "-input=false"},
+		outcome: func(e *env, w *Workspace, before map[string]string, r *recorder) {
+			en := e.engine("user-0001")
+			if en.EngineVersion != "2.3.1" || en.Status != api.StatusRunning {
+				r.errorf("after the resumed destroy the engine runs %s (%s), want 2.3.1 running", en.EngineVersion, en.Status)
+			}
+			if d := DiffChecksums(before, e.checksums("user-0001")); d != "" {
+				r.errorf("the rolled-back brain differs from the brain before the upgrade: %s", d)
+			}
+			if n := e.ops("user-0001", api.OpRestore); n != 1 {
+				r.errorf("%d restores ran, want exactly 1", n)
+				r.c.DuplicateOps += max(int(n)-1, 0)
+			}
+			if o := e.orphans("user-0001"); len(o) > 0 {
+				r.errorf("operations left running: %v", o)
+			}
+			if s, err := w.State(); err != nil || s.Managed() != 0 {
+				r.errorf("after the resumed destroy state holds %d resources (%v)", s.Managed(), err)
+			}
+		},
+	}}
 	runs := 1
 	if !quick {
 		runs = 3
 	}
-	for i := range runs {
-		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			rec := newRecorder(t, fmt.Sprintf("engine_release upgrade SIGINT #%d", i))
-			defer rec.done()
-			// Nominal durations at 0.3: the upgrade (drain, migrate, boot, health) takes seconds.
-			e := newEnv(t, envOptions{timeScale: 0.3})
-			e.writeTurns("user-0001", "before", 3)
-			w := e.workspace(release("2.3.1", ""))
-			e.apply(w)
-			before := e.checksums("user-0001")
-			if err := w.Write(e.config(release("2.4.0", "  auto_snapshot = true"))); err != nil {
-				t.Fatal(err)
-			}
-			started := make(chan struct{}, 1)
-			e.p.OnRequest(func(_ int64, r *http.Request) func() {
-				if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/upgrade") {
-					return func() { started <- struct{}{} }
+	for _, c := range cases {
+		for i := range runs {
+			t.Run(fmt.Sprintf("%s/%d", c.name, i), func(t *testing.T) {
+				rec := newRecorder(t, fmt.Sprintf("engine_release %s SIGINT #%d", c.name, i))
+				defer rec.done()
+				// Nominal durations at 0.3: the operation (drain, migrate, boot, health) takes seconds.
+				e := newEnv(t, envOptions{timeScale: 0.3})
+				e.writeTurns("user-0001", "before", 3)
+				before := e.checksums("user-0001")
+				w := e.workspace(release("2.3.1", ""))
+				c.setup(e, w)
+				started := make(chan struct{}, 1)
+				e.p.OnRequest(func(_ int64, r *http.Request) func() {
+					if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, c.at) {
+						return func() { started <- struct{}{} }
+					}
+					return nil
+				})
+				run, err := w.Start(c.args...)
+				if err != nil {
+					t.Fatal(err)
 				}
-				return nil
+				select {
+				case <-started:
+				case <-run.Done():
+					t.Fatalf("the run ended before the POST to %s:\n%s", c.at, run.Output())
+				case <-time.After(2 * time.Minute):
+					t.Fatalf("no POST to %s", c.at)
+				}
+				sent := time.Now()
+				run.Interrupt()
+				rec.c.Interrupts++
+				out, err := run.Wait(30 * time.Second)
+				took := run.Ended().Sub(sent)
+				e.p.OnRequest(nil)
+				rec.c.Detail = fmt.Sprintf("terraform returned %s after SIGINT", took.Round(time.Millisecond))
+				t.Logf("terraform returned %s after SIGINT (err %v)", took.Round(time.Millisecond), err)
+				if !strings.Contains(out, "Interrupt received") {
+					rec.errorf("terraform never saw the interrupt:\n%s", out)
+				}
+				if took > 5*time.Second {
+					rec.errorf("terraform took %s to return after SIGINT, want <= 5s", took.Round(time.Millisecond))
+				}
+				en := e.engine("user-0001")
+				if en.CurrentOperationID == "" {
+					rec.errorf("after SIGINT no operation runs (engine on %s): the %s was stopped with the apply, or finished too fast to tell (raise the time scale)", en.EngineVersion, c.opKind)
+				} else if op, err := e.p.Client.GetOperation(e.ctx(), en.CurrentOperationID); err != nil || op.Kind != c.opKind {
+					rec.errorf("the running operation is %s %s (%v), want the %s", op.Kind, op.ID, err, c.opKind)
+				}
+				if _, err := w.State(); err != nil {
+					rec.errorf("state after SIGINT: %v", err)
+				}
+				if c.after != nil {
+					c.after(e, w, rec)
+				}
+				if out, err := w.Exec(3*time.Minute, c.resume...); err != nil {
+					rec.errorf("the run after SIGINT failed: %v\n%s", err, out)
+					return
+				}
+				c.outcome(e, w, before, rec)
 			})
-			run, err := w.Start("apply", "-auto-approve", "-input=false")
-			if err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case <-started:
-			case <-run.Done():
-				t.Fatalf("the apply ended before the upgrade started:\n%s", run.Output())
-			case <-time.After(2 * time.Minute):
-				t.Fatal("the upgrade never started")
-			}
-			sent := time.Now()
-			run.Interrupt()
-			rec.c.Interrupts++
-			out, err := run.Wait(30 * time.Second)
-			took := run.Ended().Sub(sent)
-			e.p.OnRequest(nil)
-			t.Logf("terraform returned %s after SIGINT (err %v)", took.Round(time.Millisecond), err)
-			rec.c.Detail = fmt.Sprintf("terraform returned %s after SIGINT", took.Round(time.Millisecond))
-			if took > 5*time.Second {
-				rec.errorf("terraform took %s to return after SIGINT, want <= 5s", took.Round(time.Millisecond))
-			}
-			if err == nil {
-				rec.errorf("an interrupted update must return an error (the upgrade is still running), got success:\n%s", out)
-			} else if !strings.Contains(out, "Still Running") && !strings.Contains(strings.ToLower(out), "interrupt") {
-				rec.errorf("the interrupted apply does not say the upgrade is still running:\n%s", out)
-			}
-			en := e.engine("user-0001")
-			if en.CurrentOperationID == "" && en.EngineVersion != "2.4.0" {
-				rec.errorf("after SIGINT nothing runs and the engine is on %s: the server-side upgrade was stopped", en.EngineVersion)
-			} else if en.CurrentOperationID != "" {
-				op, err := e.p.Client.GetOperation(e.ctx(), en.CurrentOperationID)
-				if err != nil || op.Kind != api.OpUpgrade {
-					rec.errorf("the running operation is %+v (%v), want the upgrade", op, err)
-				}
-			}
-			if _, err := w.State(); err != nil {
-				rec.errorf("state after SIGINT: %v", err)
-			}
-			if out, err := w.Apply(3 * time.Minute); err != nil {
-				rec.errorf("the apply after SIGINT failed: %v\n%s", err, out)
-				return
-			}
-			st := &killState{users: []string{"user-0001"}, turns: 3, before: map[string]map[string]string{"user-0001": before}, migrated: migratedTables(e, "2.3.1", "2.4.0")}
-			checkUpgraded(e, w, st, rec, "2.4.0")
-		})
+		}
 	}
 }
 
