@@ -21,6 +21,7 @@ import (
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 	"github.com/septemberai/terraform-provider-engine/internal/client"
+	"github.com/septemberai/terraform-provider-engine/internal/cmd/engine-standin/standinbuild"
 	"github.com/septemberai/terraform-provider-engine/internal/controlplane"
 )
 
@@ -33,6 +34,7 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
+	defer standinbuild.Cleanup() // the stand-in binary process-runtime tests built, if any
 	if os.Getenv("TF_ACC") == "" {
 		return m.Run()
 	}
@@ -90,6 +92,10 @@ type harnessOptions struct {
 	// TimeScale multiplies the control plane's nominal durations; 0 means 0.001 (operations
 	// take milliseconds). Tests that must interrupt a running operation raise it.
 	TimeScale float64
+	// Runtime is the control plane's engine runtime: "" is the test's own (sim, or process when
+	// a TestAccProcess_* wrapper runs the test, see process_runtime_test.go) and "process" runs
+	// every engine as a stand-in Engine process. Under the process runtime Engines 0 means 1.
+	Runtime string
 }
 
 // harness is one hermetic control plane for one test, served in-process.
@@ -114,6 +120,7 @@ type harness struct {
 // t.Cleanup.
 func newHarness(t *testing.T, opts harnessOptions) *harness {
 	t.Helper()
+	requestedEngines := opts.Engines
 	switch opts.Engines {
 	case 0:
 		opts.Engines = 3
@@ -129,7 +136,7 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 	if opts.BrainRows == 0 {
 		opts.BrainRows = 3
 	}
-	srv, err := controlplane.New(controlplane.Options{
+	cpOpts := controlplane.Options{
 		DataDir:       t.TempDir(),
 		APIKey:        testKey,
 		SeedEngines:   opts.Engines,
@@ -137,7 +144,9 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 		SeedBrainRows: opts.BrainRows,
 		TimeScale:     opts.TimeScale,
 		EnableFaults:  opts.Faults,
-	})
+	}
+	processRuntime(t, opts.Runtime, requestedEngines, &cpOpts)
+	srv, err := controlplane.New(cpOpts)
 	if err != nil {
 		t.Fatalf("start control plane: %v", err)
 	}
