@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -286,8 +287,8 @@ func TestKill_destroyRollback(t *testing.T) {
 	})
 }
 
-func TestKill_canaryStep(t *testing.T) {
-	canary := `
+// canaryConfig moves canaryUsers to 2.4.0 in two steps.
+const canaryConfig = `
 resource "engine_canary" "c" {
   version   = "2.4.0"
   user_ids  = ["user-0001", "user-0002", "user-0003", "user-0004"]
@@ -296,6 +297,8 @@ resource "engine_canary" "c" {
   bake_time = "0s"
 }
 `
+
+func TestKill_canaryStep(t *testing.T) {
 	runKills(t, killScenario{
 		name: "engine_canary 2.3.1->2.4.0 steps 50,100",
 		setup: func(e *env) (*Workspace, *killState) {
@@ -304,7 +307,7 @@ resource "engine_canary" "c" {
 				e.writeTurns(u, "before", 2)
 				st.before[u] = e.checksums(u)
 			}
-			return e.workspace(canary), st
+			return e.workspace(canaryConfig), st
 		},
 		args:   []string{"apply", "-auto-approve", "-input=false"},
 		resume: []string{"apply", "-auto-approve", "-input=false"},
@@ -328,17 +331,23 @@ resource "engine_canary" "c" {
 func TestInterrupt_returnsFastAndResumes(t *testing.T) {
 	type interruptCase struct {
 		name    string
+		engines int                        // 0 means 1
 		setup   func(e *env, w *Workspace) // brings the workspace to the moment before the run
 		args    []string                   // the run to interrupt
 		at      string                     // interrupt once a POST to a path with this suffix is answered
 		opKind  string                     // the operation that must keep running
 		resume  []string
-		after   func(e *env, w *Workspace, r *recorder) // checks after SIGINT, before resuming
-		outcome func(e *env, w *Workspace, before map[string]string, r *recorder)
+		after   func(e *env, w *Workspace, r *recorder)                                      // checks after SIGINT, before resuming
+		outcome func(e *env, w *Workspace, before map[string]map[string]string, r *recorder) // user -> checksums before
 	}
 	upgradeTo240 := release("2.4.0", "  auto_snapshot = true")
-	upgraded := func(e *env, w *Workspace, before map[string]string, r *recorder) {
-		st := &killState{users: []string{"user-0001"}, turns: 3, before: map[string]map[string]string{"user-0001": before}, migrated: migratedTables(e, "2.3.1", "2.4.0")}
+	upgraded := func(e *env, w *Workspace, before map[string]map[string]string, r *recorder) {
+		users := make([]string, 0, len(before))
+		for u := range before {
+			users = append(users, u)
+		}
+		sort.Strings(users)
+		st := &killState{users: users, turns: 3, before: before, migrated: migratedTables(e, "2.3.1", "2.4.0")}
 		checkUpgraded(e, w, st, r, "2.4.0")
 	}
 	cases := []interruptCase{{
@@ -391,12 +400,12 @@ func TestInterrupt_returnsFastAndResumes(t *testing.T) {
 		},
 		args: []string{"destroy", "-auto-approve", "-input=false"}, at: "/restore", opKind: api.OpRestore,
 		resume: []string{"destroy", "-auto-approve", "-input=false"},
-		outcome: func(e *env, w *Workspace, before map[string]string, r *recorder) {
+		outcome: func(e *env, w *Workspace, before map[string]map[string]string, r *recorder) {
 			en := e.engine("user-0001")
 			if en.EngineVersion != "2.3.1" || en.Status != api.StatusRunning {
 				r.errorf("after the resumed destroy the engine runs %s (%s), want 2.3.1 running", en.EngineVersion, en.Status)
 			}
-			if d := DiffChecksums(before, e.checksums("user-0001")); d != "" {
+			if d := DiffChecksums(before["user-0001"], e.checksums("user-0001")); d != "" {
 				r.errorf("the rolled-back brain differs from the brain before the upgrade: %s", d)
 			}
 			if n := e.ops("user-0001", api.OpRestore); n != 1 {
@@ -410,6 +419,16 @@ func TestInterrupt_returnsFastAndResumes(t *testing.T) {
 				r.errorf("after the resumed destroy state holds %d resources (%v)", s.Managed(), err)
 			}
 		},
+	}, {
+		name: "canary step", engines: len(canaryUsers),
+		setup: func(e *env, w *Workspace) {
+			if err := w.Write(e.config(canaryConfig)); err != nil {
+				e.t.Fatal(err)
+			}
+		},
+		args: []string{"apply", "-auto-approve", "-input=false"}, at: "/upgrade", opKind: api.OpUpgrade,
+		resume:  []string{"apply", "-auto-approve", "-input=false"},
+		outcome: upgraded,
 	}}
 	runs := 1
 	if !quick {
@@ -421,9 +440,12 @@ func TestInterrupt_returnsFastAndResumes(t *testing.T) {
 				rec := newRecorder(t, fmt.Sprintf("engine_release %s SIGINT #%d", c.name, i))
 				defer rec.done()
 				// Nominal durations at 0.3: the operation (drain, migrate, boot, health) takes seconds.
-				e := newEnv(t, envOptions{timeScale: 0.3})
-				e.writeTurns("user-0001", "before", 3)
-				before := e.checksums("user-0001")
+				e := newEnv(t, envOptions{timeScale: 0.3, engines: c.engines})
+				before := map[string]map[string]string{}
+				for _, u := range canaryUsers[:max(c.engines, 1)] {
+					e.writeTurns(u, "before", 3)
+					before[u] = e.checksums(u)
+				}
 				w := e.workspace(release("2.3.1", ""))
 				c.setup(e, w)
 				started := make(chan struct{}, 1)
@@ -459,6 +481,15 @@ func TestInterrupt_returnsFastAndResumes(t *testing.T) {
 					rec.errorf("terraform took %s to return after SIGINT, want <= 5s", took.Round(time.Millisecond))
 				}
 				en := e.engine("user-0001")
+				if c.engines > 1 {
+					// The canary moves several engines at once: one of them must still be moving.
+					for _, u := range canaryUsers {
+						if x := e.engine(u); x.CurrentOperationID != "" {
+							en = x
+							break
+						}
+					}
+				}
 				if en.CurrentOperationID == "" {
 					rec.errorf("after SIGINT no operation runs (engine on %s): the %s was stopped with the apply, or finished too fast to tell (raise the time scale)", en.EngineVersion, c.opKind)
 				} else if op, err := e.p.Client.GetOperation(e.ctx(), en.CurrentOperationID); err != nil || op.Kind != c.opKind {
