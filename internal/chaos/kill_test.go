@@ -214,6 +214,7 @@ func checkUpgraded(e *env, w *Workspace, st *killState, r *recorder, to string) 
 }
 
 func TestKill_upgrade(t *testing.T) {
+	t.Parallel() // each test has its own control plane and workspaces
 	runKills(t, killScenario{
 		name: "engine_release upgrade 2.3.1->2.4.0 (auto_snapshot)",
 		setup: func(e *env) (*Workspace, *killState) {
@@ -245,6 +246,7 @@ func TestKill_upgrade(t *testing.T) {
 // any point and run again, the brain ends identical (every table, row for row) to what it was
 // before the upgrade, with one restore, and the release leaves state.
 func TestKill_destroyRollback(t *testing.T) {
+	t.Parallel() // each test has its own control plane and workspaces
 	runKills(t, killScenario{
 		name: "engine_release destroy-rollback 2.4.0->2.3.1",
 		setup: func(e *env) (*Workspace, *killState) {
@@ -299,6 +301,7 @@ resource "engine_canary" "c" {
 `
 
 func TestKill_canaryStep(t *testing.T) {
+	t.Parallel() // each test has its own control plane and workspaces
 	runKills(t, killScenario{
 		name: "engine_canary 2.3.1->2.4.0 steps 50,100",
 		setup: func(e *env) (*Workspace, *killState) {
@@ -329,6 +332,7 @@ func TestKill_canaryStep(t *testing.T) {
 // (returns an error, keeps the operation in private state), a create (state records the release
 // with last_attempt in progress and is not tainted) and a destroy-rollback (resumable).
 func TestInterrupt_returnsFastAndResumes(t *testing.T) {
+	t.Parallel() // each test has its own control plane and workspaces
 	type interruptCase struct {
 		name    string
 		engines int                        // 0 means 1

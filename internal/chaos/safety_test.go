@@ -23,6 +23,7 @@ import (
 // apply either converges (it waited for or attached to the other's operation) or fails saying an
 // operation is in progress, and the brain comes through whole.
 func TestConcurrency_twoWorkspacesOneEngine(t *testing.T) {
+	t.Parallel() // each test has its own control plane and workspaces
 	cases := []struct{ name, from, to, extra string }{
 		{"patch 2.3.0->2.3.1", "2.3.0", "2.3.1", ""},
 		{"minor 2.3.1->2.4.0 auto_snapshot", "2.3.1", "2.4.0", "  auto_snapshot = true"},
@@ -96,6 +97,7 @@ func TestConcurrency_twoWorkspacesOneEngine(t *testing.T) {
 // and a generation bump between the provider's last read and its upgrade POST, which the control
 // plane answers with PRECONDITION_FAILED.
 func TestConcurrency_changedBetweenPlanAndApply(t *testing.T) {
+	t.Parallel() // each test has its own control plane and workspaces
 	t.Run("version moved", func(t *testing.T) {
 		rec := newRecorder(t, "out-of-band version change between plan and apply")
 		defer rec.done()
@@ -178,6 +180,7 @@ func TestConcurrency_changedBetweenPlanAndApply(t *testing.T) {
 // the saved plan (every file in it), plan JSON, and the diagnostics of a failed apply; the key
 // header shows up redacted; insecure_skip_verify warns.
 func TestSecrets_keyNeverLeaks(t *testing.T) {
+	t.Parallel() // each test has its own control plane and workspaces
 	rec := newRecorder(t, "secrets: TF_LOG=trace, state, plan, diagnostics")
 	defer rec.done()
 	key := "chaos-secret-" + randomHex(12)
@@ -279,6 +282,7 @@ func randomHex(n int) string {
 // A snapshot edited on disk is never restored: a direct restore and the destroy-rollback both
 // fail with SNAPSHOT_CORRUPT, the engine keeps running its version, and its brain is unchanged.
 func TestTamperedSnapshot_neverRestored(t *testing.T) {
+	t.Parallel() // each test has its own control plane and workspaces
 	rec := newRecorder(t, "tampered snapshot: restore and destroy-rollback refused")
 	defer rec.done()
 	e := newEnv(t, envOptions{})
@@ -354,6 +358,7 @@ func TestTamperedSnapshot_neverRestored(t *testing.T) {
 // brain before the upgrade. The in-process control plane has no engine processes to kill, so the
 // crash case is the control plane itself stopping mid-migration and coming back.
 func TestMigrationFaults_rollBackToIdenticalBrain(t *testing.T) {
+	t.Parallel() // each test has its own control plane and workspaces
 	cases := []struct {
 		name  string
 		fault string
