@@ -2,6 +2,10 @@
 // simulated engines whose brains are real SQLite files in a data directory. It prints one line,
 // "listening on http://ADDR", once it accepts connections, and stops cleanly on SIGINT/SIGTERM.
 //
+// With --runtime process every engine is a child process instead (the stand-in Engine by
+// default, or --engine-command / --engine-command-for), listening on a loopback port between
+// --port-min and --port-max; stopping the control plane stops them all.
+//
 // Every flag has an ENGINE_CONTROLPLANE_* environment fallback (--api-key reads
 // ENGINE_CONTROLPLANE_API_KEY); a flag given on the command line wins.
 package main
@@ -17,7 +21,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,6 +43,33 @@ type config struct {
 	seedEngines, seedBrainRows                                               int
 	timeScale                                                                float64
 	enableFaults                                                             bool
+
+	runtime, engineCommand string
+	engineCommandFor       versionCommands
+	portMin, portMax       int
+}
+
+// versionCommands is the repeatable --engine-command-for VERSION=COMMAND flag; its environment
+// fallback separates entries with ";".
+type versionCommands map[string]string
+
+func (v *versionCommands) String() string { return "" }
+
+func (v *versionCommands) Set(s string) error {
+	for _, entry := range strings.Split(s, ";") {
+		if strings.TrimSpace(entry) == "" {
+			continue
+		}
+		version, cmd, ok := strings.Cut(entry, "=")
+		if !ok || strings.TrimSpace(version) == "" || strings.TrimSpace(cmd) == "" {
+			return fmt.Errorf("%q must be VERSION=COMMAND, for example 2.4.0=/opt/engine-2.4.0/run --port-from-env", entry)
+		}
+		if *v == nil {
+			*v = versionCommands{}
+		}
+		(*v)[strings.TrimSpace(version)] = strings.TrimSpace(cmd)
+	}
+	return nil
 }
 
 // envName is a flag's environment fallback: --seed-engines reads ENGINE_CONTROLPLANE_SEED_ENGINES.
@@ -63,6 +96,11 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 	str(&c.tlsCert, "tls-cert", "", "TLS certificate file (with --tls-key: serve https)")
 	str(&c.tlsKey, "tls-key", "", "TLS key file")
 	str(&c.logLevel, "log-level", "info", "debug, info, warn or error (logs go to stderr)")
+	str(&c.runtime, "runtime", controlplane.RuntimeSim, "where engines run: sim (state machines in this process) or process (one child process per engine)")
+	str(&c.engineCommand, "engine-command", "", "process runtime: command starting an engine, {version} replaced by its version (default: engine-standin on PATH or next to this binary, \""+controlplane.DefaultEngineCommand+"\")")
+	fs.Var(&c.engineCommandFor, "engine-command-for", "process runtime: VERSION=COMMAND, the command for one version (repeatable; env "+envName("engine-command-for")+" separates entries with ;)")
+	fs.IntVar(&c.portMin, "port-min", 9001, "process runtime: lowest loopback port for engines (env "+envName("port-min")+")")
+	fs.IntVar(&c.portMax, "port-max", 9999, "process runtime: highest loopback port for engines (env "+envName("port-max")+")")
 
 	// Environment first, as defaults; flags parsed afterwards win.
 	var envErr error
@@ -91,8 +129,31 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 		return c, errors.New("--seed-engines and --seed-brain-rows must not be negative")
 	case (c.tlsCert == "") != (c.tlsKey == ""):
 		return c, errors.New("--tls-cert and --tls-key go together")
+	case c.runtime != controlplane.RuntimeSim && c.runtime != controlplane.RuntimeProcess:
+		return c, fmt.Errorf("--runtime %q must be %s (engines simulated in this process) or %s (one child process per engine)", c.runtime, controlplane.RuntimeSim, controlplane.RuntimeProcess)
+	case c.runtime == controlplane.RuntimeSim && (c.engineCommand != "" || len(c.engineCommandFor) > 0):
+		return c, errors.New("--engine-command and --engine-command-for need --runtime process")
+	case c.portMin < 1 || c.portMax > 65535 || c.portMin > c.portMax:
+		return c, fmt.Errorf("--port-min %d and --port-max %d must be a range of ports, for example 9001 and 9999", c.portMin, c.portMax)
 	}
 	return c, nil
+}
+
+// defaultEngineCommand runs the stand-in Engine: from PATH, or installed next to this binary.
+func defaultEngineCommand() string {
+	if _, err := exec.LookPath("engine-standin"); err != nil {
+		if self, err := os.Executable(); err == nil {
+			if p := filepath.Join(filepath.Dir(self), "engine-standin"); fileExists(p) {
+				return p + " --version {version}"
+			}
+		}
+	}
+	return controlplane.DefaultEngineCommand
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -114,6 +175,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	opts := controlplane.Options{
 		DataDir: c.dataDir, APIKey: c.apiKey, SeedEngines: c.seedEngines, SeedVersion: c.seedVersion,
 		SeedBrainRows: c.seedBrainRows, TimeScale: c.timeScale, EnableFaults: c.enableFaults, Logger: log,
+	}
+	if c.runtime == controlplane.RuntimeProcess {
+		opts.Runtime, opts.EngineCommand, opts.EngineCommands = c.runtime, c.engineCommand, c.engineCommandFor
+		opts.PortMin, opts.PortMax = c.portMin, c.portMax
+		if opts.EngineCommand == "" {
+			opts.EngineCommand = defaultEngineCommand()
+		}
 	}
 	if c.catalog != "" {
 		if opts.Catalog, err = controlplane.LoadCatalogFile(c.catalog); err != nil {
@@ -165,7 +233,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "listening on %s://%s\n", scheme, ln.Addr())
-	log.Info("control plane ready", "data_dir", opts.DataDir, "time_scale", c.timeScale, "faults", c.enableFaults, "seeded", strconv.Itoa(c.seedEngines))
+	log.Info("control plane ready", "data_dir", opts.DataDir, "time_scale", c.timeScale, "faults", c.enableFaults, "runtime", c.runtime, "seeded", strconv.Itoa(c.seedEngines))
 
 	select {
 	case <-ctx.Done():
