@@ -14,6 +14,7 @@ import (
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 	"github.com/septemberai/terraform-provider-engine/internal/client"
+	"github.com/septemberai/terraform-provider-engine/internal/cmd/engine-standin/standinbuild"
 	"github.com/septemberai/terraform-provider-engine/internal/controlplane"
 )
 
@@ -72,6 +73,7 @@ func run(m *testing.M) int {
 	}
 	fmt.Printf("chaos: mode %s, seed %d (rerun with CHAOS_SEED=%d), terraform %s\n", mode, seed, seed, bin)
 	code := m.Run()
+	standinbuild.Cleanup()
 	if f := os.Getenv("CHAOS_TALLY_FILE"); f != "" {
 		// The provider's fault matrix (internal/provider/chaos_test.go) ran first and left its
 		// cells here.
@@ -119,6 +121,7 @@ type envOptions struct {
 	timeScale float64
 	faults    bool
 	key       string
+	process   bool // engines as stand-in Engine processes (the process runtime)
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -135,8 +138,16 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.key == "" {
 		o.key = apiKey
 	}
-	p, err := StartPlane(controlplane.Options{DataDir: t.TempDir(), APIKey: o.key, SeedEngines: o.engines, SeedVersion: o.version,
-		SeedBrainRows: 5, TimeScale: o.timeScale, EnableFaults: o.faults})
+	opts := controlplane.Options{DataDir: t.TempDir(), APIKey: o.key, SeedEngines: o.engines, SeedVersion: o.version,
+		SeedBrainRows: 5, TimeScale: o.timeScale, EnableFaults: o.faults}
+	if o.process {
+		cmd, err := standinbuild.Command()
+		if err != nil {
+			t.Fatalf("build the stand-in Engine: %v", err)
+		}
+		opts.Runtime, opts.EngineCommand = controlplane.RuntimeProcess, cmd
+	}
+	p, err := StartPlane(opts)
 	if err != nil {
 		t.Fatalf("start control plane: %v", err)
 	}

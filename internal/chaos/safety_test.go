@@ -355,18 +355,21 @@ func TestTamperedSnapshot_neverRestored(t *testing.T) {
 
 // Migration faults: a migration failing half-way and health that never turns ok fail the apply
 // (fail closed), roll back automatically, and leave a brain identical, table by table, to the
-// brain before the upgrade. The in-process control plane has no engine processes to kill, so the
-// crash case is the control plane itself stopping mid-migration and coming back.
+// brain before the upgrade. Kills: the engine process SIGKILLed mid-migration (the process
+// runtime, stand-in Engine processes), and the control plane itself stopping mid-migration and
+// coming back.
 func TestMigrationFaults_rollBackToIdenticalBrain(t *testing.T) {
 	t.Parallel() // each test has its own control plane and workspaces
 	cases := []struct {
-		name  string
-		fault string
-		crash bool
+		name    string
+		fault   string
+		crash   bool
+		process bool
 	}{
 		{name: "migration fails half-way", fault: api.FaultMigrationFail},
 		{name: "health never ok", fault: api.FaultHealthNeverOK},
 		{name: "control plane killed mid-migration", crash: true},
+		{name: "engine process killed mid-migration (process runtime)", fault: api.FaultProcessKill, process: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -376,7 +379,7 @@ func TestMigrationFaults_rollBackToIdenticalBrain(t *testing.T) {
 			if c.crash {
 				scale = 0.3
 			}
-			e := newEnv(t, envOptions{faults: true, timeScale: scale})
+			e := newEnv(t, envOptions{faults: true, timeScale: scale, process: c.process})
 			e.writeTurns("user-0001", "before", 3)
 			w := e.workspace(release("2.3.1", ""))
 			e.apply(w)
@@ -402,7 +405,15 @@ func TestMigrationFaults_rollBackToIdenticalBrain(t *testing.T) {
 			out, err := w.Apply(3 * time.Minute)
 			crashed.Wait()
 			if c.fault != "" {
-				rec.c.Faults += e.firedFaults()
+				n := e.firedFaults()
+				rec.c.Faults += n
+				if n == 0 {
+					rec.errorf("the %s fault never fired: the case proved nothing", c.fault)
+				}
+				if c.fault == api.FaultProcessKill {
+					rec.c.Kills += n // the engine process got SIGKILL
+					rec.c.Detail = "engine process SIGKILLed during the migration"
+				}
 			}
 			if err == nil {
 				rec.errorf("the apply succeeded despite the fault: it must fail closed\n%s", out)
