@@ -131,7 +131,7 @@ func parseCommand(field, tmpl string) ([]string, error) {
 		return nil, fmt.Errorf("%s is empty: give the command that starts an engine, for example %q", field, DefaultEngineCommand)
 	}
 	if _, err := exec.LookPath(words[0]); err != nil {
-		return nil, fmt.Errorf("%s %q: program %q not found (%v); build the stand-in with `go build -o DIR/engine-standin ./internal/cmd/engine-standin` and put DIR on PATH, or pass the full path", field, tmpl, words[0], err)
+		return nil, fmt.Errorf("%s %q: program %q not found (%w); build the stand-in with `go build -o DIR/engine-standin ./internal/cmd/engine-standin` and put DIR on PATH, or pass the full path", field, tmpl, words[0], err)
 	}
 	return words, nil
 }
@@ -171,9 +171,9 @@ func (r *procRuntime) allocPort() (int, error) {
 			if err != nil {
 				return 0, err
 			}
-			p := ln.Addr().(*net.TCPAddr).Port
+			addr, _ := ln.Addr().(*net.TCPAddr)
 			ln.Close()
-			if !r.ports[p] {
+			if p := addr.Port; !r.ports[p] {
 				r.ports[p] = true
 				return p, nil
 			}

@@ -94,7 +94,9 @@ func (e *env) engineTurn(user string, req EngineTurnRequest) (int, api.ErrorBody
 	defer res.Body.Close()
 	var eb api.ErrorBody
 	if res.StatusCode != 200 {
-		json.NewDecoder(res.Body).Decode(&eb)
+		if err := json.NewDecoder(res.Body).Decode(&eb); err != nil {
+			eb.Error.Message = "undecodable error body: " + err.Error()
+		}
 	}
 	return res.StatusCode, eb
 }
@@ -116,7 +118,9 @@ func tableCount(t *testing.T, brain, table string) int {
 	}
 	defer db.Close()
 	var n int
-	db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, table).Scan(&n)
+	if err := db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
 	return n
 }
 

@@ -70,7 +70,7 @@ func AppendTurns(db *sql.DB, count int, content string) ([]api.Turn, int64, erro
 	if err != nil {
 		return nil, 0, err
 	}
-	defer tx.Rollback()
+	defer func() { _ = tx.Rollback() }() // a no-op after Commit
 	var writes int64
 	if err := tx.QueryRow(`SELECT value FROM brain_meta WHERE key = 'brain_writes'`).Scan(&writes); err != nil {
 		return nil, 0, fmt.Errorf("read the brain's write counter: %w", err)

@@ -163,7 +163,7 @@ func testAccReleaseKillMidMigrationRollsBack(t *testing.T) {
 					}
 					schema, dirty, err := controlplane.BrainSchema(h.Server.BrainPath("user-0001"))
 					if err != nil || schema != 4 || dirty {
-						return fmt.Errorf("brain after rollback: schema %d dirty %v err %v, want 4 clean", schema, dirty, err)
+						return fmt.Errorf("brain after rollback: schema %d dirty %v, want 4 clean: %w", schema, dirty, err)
 					}
 					return nil
 				},

@@ -117,7 +117,7 @@ func TestBinary_ProcessRuntime(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 		lines := make(chan string, 1)
 		go func() {
 			sc := bufio.NewScanner(stdout)
@@ -173,7 +173,9 @@ func TestBinary_ProcessRuntime(t *testing.T) {
 	if code, body := call(base, "POST", "/v1/engines/user-0002/turns", api.TurnsRequest{Count: 2, Content: "x"}); code != 200 || !strings.Contains(string(body), `"brain_writes":2`) {
 		t.Fatalf("turns: %d %s", code, body)
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
 	}
@@ -189,8 +191,10 @@ func TestBinary_ProcessRuntime(t *testing.T) {
 	if n := len(enginePIDs(dataDir)); n != 2 {
 		t.Fatalf("engine processes after restart: %d", n)
 	}
-	cmd.Process.Kill()
-	cmd.Wait()
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait() // "signal: killed", as asked
 	deadline := time.Now().Add(5 * time.Second)
 	for len(enginePIDs(dataDir)) > 0 {
 		if time.Now().After(deadline) {

@@ -167,8 +167,8 @@ type engine struct {
 	v       api.Version
 	started time.Time
 
-	state atomic.Value // "starting", "ok", "draining"
-	mu    sync.Mutex   // serialises turns so the in-brain counter and error sequence are exact
+	state atomic.Pointer[string] // "starting", "ok", "draining"
+	mu    sync.Mutex             // serialises turns so the in-brain counter and error sequence are exact
 	db    interface{ Close() error }
 	turns func(count int, content string) ([]api.Turn, int64, error)
 	seq   int64 // turns served by this process, for the deterministic error sequence
@@ -202,7 +202,7 @@ func run(args []string, getenv func(string) string, stdout io.Writer, sig <-chan
 	}
 	log = log.With("version", v.Version)
 	e := &engine{c: c, log: log, v: v, started: time.Now()}
-	e.state.Store("starting")
+	e.setState("starting")
 
 	// Listen first: a port clash is reported at once, and /health answers "starting" while
 	// the migrations run, as the Engine's does.
@@ -284,14 +284,14 @@ func (e *engine) boot() int {
 		e.log.Warn("never turning healthy (fault health_never_ok)")
 		return 0
 	}
-	e.state.Store("ok")
+	e.setState("ok")
 	e.log.Info("healthy", "schema", v.SchemaVersion)
 	return 0
 }
 
 // drain refuses new turns (503), lets in-flight ones finish up to the deadline, and exits 0.
 func (e *engine) drain(srv *http.Server, s os.Signal) int {
-	e.state.Store("draining")
+	e.setState("draining")
 	e.log.Info("draining on "+s.String(), "deadline", e.c.drainDeadline.String())
 	// Keep listening while turns are in flight, so a turn that arrives during the drain gets a
 	// 503 it can retry elsewhere instead of a refused connection.
@@ -316,6 +316,8 @@ func (e *engine) drain(srv *http.Server, s os.Signal) int {
 	return 0
 }
 
+func (e *engine) setState(s string) { e.state.Store(&s) }
+
 func (e *engine) scaled(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * e.c.timeScale)
 }
@@ -323,7 +325,7 @@ func (e *engine) scaled(d time.Duration) time.Duration {
 func (e *engine) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
-		st := e.state.Load().(string)
+		st := *e.state.Load()
 		sub := map[string]string{"brain": "ok", "memory": "ok", "herald": "ok"}
 		code := http.StatusOK
 		if st != "ok" {
@@ -350,7 +352,7 @@ func (e *engine) postTurns(w http.ResponseWriter, r *http.Request) {
 	// either sees this turn in flight or this turn sees the drain.
 	e.inflight.Add(1)
 	defer e.inflight.Add(-1)
-	if st := e.state.Load().(string); st != "ok" {
+	if st := *e.state.Load(); st != "ok" {
 		writeErr(w, http.StatusServiceUnavailable, api.CodeEngineUnavailable, "the engine is "+st+" and takes no new turns")
 		return
 	}

@@ -64,7 +64,8 @@ func freePort(t *testing.T) int {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	addr, _ := ln.Addr().(*net.TCPAddr)
+	return addr.Port
 }
 
 // brainAt makes a brain at schema (clean) in a temp dir.
@@ -101,7 +102,7 @@ func start(t *testing.T, version, brain string, env ...string) *standin {
 		close(s.done)
 	}()
 	t.Cleanup(func() {
-		s.cmd.Process.Kill()
+		_ = s.cmd.Process.Kill() // usually exited already
 		<-s.done
 	})
 	return s
@@ -130,8 +131,11 @@ func (s *standin) waitHealthy() map[string]any {
 		}
 		if res, err := http.Get(s.url + "/health"); err == nil {
 			var h map[string]any
-			json.NewDecoder(res.Body).Decode(&h)
+			derr := json.NewDecoder(res.Body).Decode(&h)
 			res.Body.Close()
+			if derr != nil {
+				s.t.Fatalf("/health body: %v", derr)
+			}
 			if res.StatusCode == 200 && h["status"] == "ok" {
 				return h
 			}
@@ -156,10 +160,12 @@ func (s *standin) turn(req TurnRequest, key string) (int, TurnResponse, api.Erro
 	defer res.Body.Close()
 	var ok TurnResponse
 	var bad api.ErrorBody
+	into := any(&bad)
 	if res.StatusCode == 200 {
-		json.NewDecoder(res.Body).Decode(&ok)
-	} else {
-		json.NewDecoder(res.Body).Decode(&bad)
+		into = &ok
+	}
+	if err := json.NewDecoder(res.Body).Decode(into); err != nil {
+		s.t.Fatalf("turn response %d: %v", res.StatusCode, err)
 	}
 	return res.StatusCode, ok, bad
 }
@@ -237,9 +243,13 @@ func TestStandin_healthKeyTurnsAndDrain(t *testing.T) {
 	db, _ := controlplane.OpenBrain(brain)
 	defer db.Close()
 	var n int
-	db.QueryRow(`SELECT count(*) FROM conversations WHERE content IN ('hello', 'in flight', 'too late')`).Scan(&n)
 	var writes int
-	db.QueryRow(`SELECT value FROM brain_meta WHERE key = 'brain_writes'`).Scan(&writes)
+	if err := db.QueryRow(`SELECT count(*) FROM conversations WHERE content IN ('hello', 'in flight', 'too late')`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(`SELECT value FROM brain_meta WHERE key = 'brain_writes'`).Scan(&writes); err != nil {
+		t.Fatal(err)
+	}
 	if n != 4 || writes != 4 {
 		t.Fatalf("brain holds %d of the turns and counter %d, want 4 and 4 (3 + the in-flight one, not the refused one)", n, writes)
 	}

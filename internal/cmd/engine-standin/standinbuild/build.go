@@ -29,7 +29,7 @@ func Binary() (string, error) {
 		bin = filepath.Join(dir, "engine-standin")
 		cmd := exec.Command("go", "build", "-o", bin, pkg)
 		if out, e := cmd.CombinedOutput(); e != nil {
-			err = fmt.Errorf("go build %s: %v\n%s", pkg, e, out)
+			err = fmt.Errorf("go build %s: %w\n%s", pkg, e, out)
 		}
 	})
 	return bin, err
