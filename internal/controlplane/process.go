@@ -38,7 +38,8 @@ const (
 const DefaultEngineCommand = "engine-standin --version {version}"
 
 // Real processes need real time: nominal waits scaled down for tests would give a process no
-// chance to start or to drain, so the process runtime never waits less than these.
+// chance to start or to drain, so the process runtime never waits less than these, or than the
+// requested timeout itself when that is shorter (a caller asking for 1 s gets 1 s).
 const (
 	minProcessWait  = 10 * time.Second // boot deadline and health timeout
 	minProcessGrace = time.Second      // SIGTERM grace before SIGKILL
@@ -402,10 +403,11 @@ func (r *procRuntime) waitHealth(p *engineProc, deadline time.Time, ok bool) err
 	}
 }
 
-// processWait is a nominal timeout as the process runtime applies it: scaled, but never below
-// what a real process needs.
+// processWait is a requested timeout as the process runtime applies it: scaled like every
+// nominal duration, but never below what a real process needs (floor), unless the request itself
+// is shorter.
 func (r *procRuntime) processWait(d time.Duration, floor time.Duration) time.Duration {
-	return max(r.s.scaled(d), floor)
+	return max(r.s.scaled(d), min(floor, d))
 }
 
 // faultEnv fires the faults that shape a process at start and returns its environment knobs.

@@ -64,6 +64,22 @@ func noEnginesLeft(t *testing.T, dataDir string) {
 	}
 }
 
+// waitEngineLog waits until user's engine log (the processes' stdout) contains text.
+func (e *env) waitEngineLog(user, text string) {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(e.dir, "logs", user+".log"))
+		if bytes.Contains(b, []byte(text)) {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("engine log of %s never showed %s:\n%s", user, text, b)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (e *env) pid(user string) int {
 	e.t.Helper()
 	pid, _, _, ok := e.srv.EngineProcess(user)
@@ -174,17 +190,17 @@ func TestProcess_drainFinishesInFlightAndRefusesNew(t *testing.T) {
 	old := e.pid("user-0001")
 	inflight := make(chan int, 1)
 	go func() {
-		c, _ := e.engineTurn("user-0001", EngineTurnRequest{Count: 1, Content: "in flight", DelayMS: 2000})
+		c, _ := e.engineTurn("user-0001", EngineTurnRequest{Count: 1, Content: "in flight", DelayMS: 3000})
 		inflight <- c
 	}()
-	time.Sleep(300 * time.Millisecond)
+	e.waitEngineLog("user-0001", `"delay_ms":3000`)
 	op := e.startOp("/v1/engines/user-0001/upgrade", api.UpgradeRequest{Version: "2.3.1", DrainTimeoutSeconds: 3600})
 	e.waitStatus("user-0001", api.StatusDraining)
 	if r := e.do("POST", "/v1/engines/user-0001/turns", api.TurnsRequest{Count: 1, Content: "refused by the control plane"}); r.status != 503 {
 		t.Fatalf("turn through the control plane during drain: %d", r.status)
 	}
 	// The old process itself, still draining, refuses new turns with 503.
-	time.Sleep(100 * time.Millisecond)
+	e.waitEngineLog("user-0001", `"message":"draining on terminated"`)
 	c, eb := e.engineTurn("user-0001", EngineTurnRequest{Count: 1, Content: "refused by the engine"})
 	if c != 503 || eb.Error.Code != api.CodeEngineUnavailable {
 		t.Fatalf("turn straight to the draining engine: %d %+v, want 503", c, eb)
@@ -273,9 +289,12 @@ func TestProcess_killMidMigrationFailsClosedAndRestoreRecovers(t *testing.T) {
 func TestProcess_versionThatNeverTurnsHealthyFails(t *testing.T) {
 	e := newEnv(t, withProcess(t), withFaults, withSeed(1, "2.3.0"))
 	e.ok(e.do("POST", "/v1/faults", api.Fault{Kind: api.FaultHealthNeverOK, Version: "2.3.1"}), 201, nil)
-	op := e.wait(e.startOp("/v1/engines/user-0001/upgrade", api.UpgradeRequest{Version: "2.3.1", HealthTimeoutSeconds: 1}))
+	op := e.wait(e.startOp("/v1/engines/user-0001/upgrade", api.UpgradeRequest{Version: "2.3.1", HealthTimeoutSeconds: 2}))
 	if op.Status != api.OpFailed || op.Error.Code != api.CodeHealthCheckFailed || step(op, api.StepHealth).Status != api.OpFailed {
 		t.Fatalf("upgrade to a never-healthy version: %+v %+v", op.Status, op.Error)
+	}
+	if took := step(op, api.StepHealth).FinishedAt.Sub(*step(op, api.StepBoot).StartedAt); took < 2*time.Second || took > 8*time.Second {
+		t.Fatalf("the health wait took %s, want the requested 2s", took)
 	}
 	if en := e.engine("user-0001"); en.Status != api.StatusFailed {
 		t.Fatalf("engine: %+v", en)

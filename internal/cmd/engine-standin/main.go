@@ -365,6 +365,7 @@ func (e *engine) postTurns(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, api.CodeInvalidRequest, "count must be 1-1000 and delay_ms 0-60000")
 		return
 	}
+	e.log.Info("turn admitted", "count", req.Count, "delay_ms", req.DelayMS)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p := e.v.Profile

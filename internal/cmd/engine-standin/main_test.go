@@ -170,6 +170,18 @@ func (s *standin) turn(req TurnRequest, key string) (int, TurnResponse, api.Erro
 	return res.StatusCode, ok, bad
 }
 
+// waitFor polls cond for up to 20 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // logLines decodes every stdout line as JSON, failing on any line that is not.
 func (s *standin) logLines() []map[string]any {
 	s.t.Helper()
@@ -220,14 +232,14 @@ func TestStandin_healthKeyTurnsAndDrain(t *testing.T) {
 	// A turn in flight when SIGTERM arrives completes; one sent during the drain gets 503.
 	inflight := make(chan int, 1)
 	go func() {
-		c, _, _ := s.turn(TurnRequest{Count: 1, Content: "in flight", DelayMS: 1500}, s.key)
+		c, _, _ := s.turn(TurnRequest{Count: 1, Content: "in flight", DelayMS: 3000}, s.key)
 		inflight <- c
 	}()
-	time.Sleep(300 * time.Millisecond)
+	waitFor(t, "the in-flight turn to be admitted", func() bool { return strings.Contains(s.out.String(), `"delay_ms":3000`) })
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitFor(t, "the drain to start", func() bool { return strings.Contains(s.out.String(), `"message":"draining on terminated"`) })
 	if code, _, bad := s.turn(TurnRequest{Count: 1, Content: "too late"}, s.key); code != 503 || bad.Error.Code != api.CodeEngineUnavailable {
 		t.Fatalf("turn during drain: %d %+v, want 503", code, bad)
 	}
