@@ -560,3 +560,27 @@ func TestReleaseDestroyPlanRefusesUnusableSnapshot(t *testing.T) {
 		t.Fatalf("same-schema rollback: %v", patch)
 	}
 }
+
+// Upgrade, roll back by destroy, upgrade again: the brain (and its write counter) is back to
+// what the first snapshot held, yet the second upgrade takes its own snapshot after the restore.
+func TestAccRelease_autoSnapshotAfterRollback(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.3.1"})
+	config := h.releaseConfig(`
+  version       = "2.4.0"
+  auto_snapshot = true`)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: config,
+			Check:  h.expectEngine("user-0001", "2.4.0"),
+		}, {
+			Config: h.ProviderBlock(),
+			Check:  resource.ComposeTestCheckFunc(h.expectEngine("user-0001", "2.3.1"), h.expectOperations("user-0001", api.OpRestore, 1)),
+		}, {
+			Config: config,
+			Check: resource.ComposeTestCheckFunc(h.expectEngine("user-0001", "2.4.0"), h.expectOperations("user-0001", api.OpUpgrade, 2),
+				h.expectOperations("user-0001", api.OpSnapshot, 2)),
+		}},
+	})
+}

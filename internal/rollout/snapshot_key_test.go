@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"testing"
+	"time"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 )
@@ -22,6 +23,8 @@ func TestPreUpgradeSnapshotKey(t *testing.T) {
 		"another engine":  PreUpgradeSnapshotKey("engine_release", func() api.Engine { x := e; x.EngineID = "eng-2"; return x }(), "2.4.0"),
 		"another target":  PreUpgradeSnapshotKey("engine_release", e, "3.0.0"),
 		"another purpose": PreUpgradeSnapshotKey("engine_canary", e, "2.4.0"),
+		// A restore brings the old write counter back; the migration time moved.
+		"a restore since": PreUpgradeSnapshotKey("engine_release", func() api.Engine { x := e; at := time.Unix(1700000000, 0); x.LastMigrationAt = &at; return x }(), "2.4.0"),
 	} {
 		if other == k {
 			t.Errorf("%s gives the same key: a stale snapshot would be replayed", name)
