@@ -78,7 +78,13 @@ type engineProc struct {
 	done          chan struct{} // closed once the process has exited and been reaped
 	exit          string        // "exit status 4", "signal: killed"; set before done closes
 	stopping      atomic.Bool   // an exit we asked for is not a crash
-	tail          *logTail
+	// watched is true from spawn until whoever started the process (a boot, an upgrade, a
+	// restore) has seen it healthy: until then that caller reports an exit, with its own
+	// context, and a crash report would only race it.
+	watched atomic.Bool
+	// current is set at exit when the process was still the engine's process then.
+	current bool
+	tail    *logTail
 }
 
 func newProcRuntime(s *Server) (*procRuntime, error) {
@@ -247,6 +253,7 @@ func (r *procRuntime) spawn(user, version string, extraEnv []string) (*enginePro
 	}
 	p := &engineProc{user: user, version: version, pid: cmd.Process.Pid, port: port, key: key,
 		url: "http://127.0.0.1:" + strconv.Itoa(port), done: make(chan struct{}), tail: tail}
+	p.watched.Store(true)
 	runFile := filepath.Join(r.runDir, user+".pid")
 	_ = os.WriteFile(runFile, []byte(strconv.Itoa(p.pid)), 0o600)
 	r.mu.Lock()
@@ -260,19 +267,34 @@ func (r *procRuntime) spawn(user, version string, extraEnv []string) (*enginePro
 			p.exit = err.Error()
 		}
 		logf.Close()
-		close(p.done)
-		if !p.stopping.Load() {
-			r.s.engineExited(p)
-		}
+		// Forgotten before done closes: whoever waits on done and then looks the engine's
+		// process up must not find this dead one.
 		r.mu.Lock()
-		if r.procs[user] == p {
+		if p.current = r.procs[user] == p; p.current {
 			delete(r.procs, user)
 			os.Remove(runFile)
 		}
 		delete(r.ports, port)
 		r.mu.Unlock()
+		close(p.done)
+		if !p.stopping.Load() && !p.watched.Load() {
+			r.s.engineExited(p)
+		}
 	}()
 	return p, nil
+}
+
+// healthy hands p over to crash detection once its starter has seen it healthy; an exit that
+// slipped in meanwhile is reported at once.
+func (r *procRuntime) healthy(p *engineProc) {
+	p.watched.Store(false)
+	select {
+	case <-p.done:
+		if !p.stopping.Load() {
+			r.s.engineExited(p)
+		}
+	default:
+	}
 }
 
 // kill SIGKILLs p's process group and waits for it to be reaped.
@@ -294,6 +316,9 @@ func (r *procRuntime) stop(p *engineProc, grace time.Duration) (took time.Durati
 	case <-p.done:
 		return time.Since(start), false
 	case <-t.C:
+	case <-r.s.ctx.Done():
+		// The control plane is closing: no grace is owed to an operation that will be
+		// reported interrupted.
 	}
 	r.kill(p)
 	return time.Since(start), true
@@ -446,6 +471,7 @@ func (r *procRuntime) boot(user, version string) error {
 			break
 		}
 		if err = r.waitHealth(p, time.Now().Add(r.processWait(time.Duration(defaultHealthTimeout)*time.Second, minProcessWait)), true); err == nil {
+			r.healthy(p)
 			return nil
 		}
 		var pe *processExit
@@ -498,16 +524,14 @@ func (r *procRuntime) startAll() {
 	wg.Wait()
 }
 
-// engineExited is called when an engine process ends without being asked to. Outside an upgrade
-// or restore (which watch their own processes) the engine is failed: a crash is never hidden.
+// engineExited is called when an engine process that had been seen healthy ends without being
+// asked to (a starting process's exit is reported by its starter): the engine is failed, even
+// mid-operation, so a crash is never hidden.
 func (s *Server) engineExited(p *engineProc) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.engines[p.user]
-	if e == nil || s.proc.get(p.user) != p {
-		return
-	}
-	if op := s.ops[e.CurrentOperationID]; op != nil && (op.Kind == api.OpUpgrade || op.Kind == api.OpRestore) {
+	if e == nil || !p.current {
 		return
 	}
 	if e.Status == api.StatusFailed {
@@ -658,6 +682,7 @@ func (r *procRuntime) bootAndCheck(op *operation, version string, healthTimeout 
 	now := time.Now().UTC()
 	e.Status, e.Health, e.LastHealthAt, e.Error, e.SchemaVersion = api.StatusRunning, healthOK(), &now, nil, schema
 	s.mu.Unlock()
+	r.healthy(p)
 	s.finishStep(op, api.StepHealth, "health ok")
 	s.succeedOp(op, api.OperationResult{EngineVersion: v.Version, SchemaVersion: schema, SnapshotID: op.SnapshotID})
 }
