@@ -24,6 +24,8 @@ var (
 	tally Tally
 	quick = os.Getenv("CHAOS_QUICK") != ""
 	seed  uint64
+	// CHAOS_RUNTIME=process runs every case on the process runtime (stand-in Engine processes).
+	runtimeProcess = os.Getenv("CHAOS_RUNTIME") == controlplane.RuntimeProcess
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -137,6 +139,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	if o.key == "" {
 		o.key = apiKey
+	}
+	if runtimeProcess {
+		o.process = true
 	}
 	opts := controlplane.Options{DataDir: t.TempDir(), APIKey: o.key, SeedEngines: o.engines, SeedVersion: o.version,
 		SeedBrainRows: 5, TimeScale: o.timeScale, EnableFaults: o.faults}

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 	"github.com/septemberai/terraform-provider-engine/internal/client"
@@ -354,4 +356,41 @@ resource "engine_canary" "c" {
 			})
 		})
 	}
+}
+
+// A create applied while another run moves the engine to the same version: Terraform plans the
+// create twice (at plan and again at apply), and both plans must say the same thing even though
+// the engine already reports the new version while the other run's operation boots it. The plan
+// is made from where that operation started; the apply attaches to it and starts nothing.
+func TestAccChaos_createWhileAnotherRunMovesTheEngine(t *testing.T) {
+	t.Parallel()
+	// Nominal durations: the boot and health steps, during which the engine already reports the
+	// target version, last seconds.
+	h := newHarness(t, harnessOptions{Version: "2.3.0", TimeScale: 1})
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			PreConfig: func() {
+				ctx := context.Background()
+				if _, err := h.Client.Upgrade(ctx, "user-0001", client.NewIdempotencyKey(), 0, api.UpgradeRequest{Version: "2.3.1"}); err != nil {
+					t.Fatal(err)
+				}
+				for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+					e := h.Engine("user-0001")
+					if e.EngineVersion == "2.3.1" && e.CurrentOperationID != "" {
+						return // booting the new version: the moment the two plans used to differ
+					}
+					if time.Now().After(deadline) || e.CurrentOperationID == "" {
+						t.Fatalf("never saw the engine booting 2.3.1: %+v", e)
+					}
+				}
+			},
+			Config: h.releaseConfig(`version = "2.3.1"`),
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+				plancheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("previous_version"), knownvalue.StringExact("2.3.0")),
+				plancheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("planned_upgrade").AtMapKey("action"), knownvalue.StringExact("upgrade")),
+			}},
+			Check: resource.ComposeTestCheckFunc(h.expectEngine("user-0001", "2.3.1"), h.expectOperations("user-0001", api.OpUpgrade, 1)),
+		}},
+	})
 }

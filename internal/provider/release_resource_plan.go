@@ -76,6 +76,19 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		plan.PreUpgradeSnapshotID = state.PreUpgradeSnapshotID
 	} else {
 		plan.PreUpgradeSnapshotID = types.StringValue("")
+		// A create is planned twice in one apply too, with no state to decide from. When another
+		// run is moving the engine to this very version, plan from where that operation started
+		// (what the first plan saw; apply attaches to it): planning from the half-moved engine
+		// would make the two plans differ, which Terraform reports as a provider bug instead of
+		// the wait it is (found by the chaos suite's two-workspace race).
+		if e.CurrentOperationID != "" {
+			if op, err := r.data.Client.GetOperation(ctx, e.CurrentOperationID); err == nil && !op.Done() &&
+				(op.Kind == api.OpUpgrade || op.Kind == api.OpRestore) && op.ToVersion == plan.Version.ValueString() {
+				if from, ok := cat.Get(op.FromVersion); ok {
+					e.EngineVersion, e.SchemaVersion = from.Version, from.SchemaVersion
+				}
+			}
+		}
 	}
 	timeout, _ := plan.Timeouts.Update(ctx, 30*time.Minute)
 	intent := upgrade.ReleaseIntent{Engine: e, Target: plan.Version.ValueString(), AutoSnapshot: plan.AutoSnapshot.ValueBool(),
