@@ -48,6 +48,11 @@ const (
 	// delay only bounds how long a missed kill would take to show.
 	processKillDelay = 10 * time.Second
 	healthPoll       = 10 * time.Millisecond
+	// A healthy engine is probed every probeInterval; probeFailures failed probes in a row
+	// (no answer within probeTimeout, or not "ok") mean it hangs: it is failed and killed.
+	probeInterval = 500 * time.Millisecond
+	probeTimeout  = time.Second
+	probeFailures = 3
 )
 
 // procRuntime runs engines as child processes: one per running engine, each in its own process
@@ -293,7 +298,72 @@ func (r *procRuntime) healthy(p *engineProc) {
 		if !p.stopping.Load() {
 			r.s.engineExited(p)
 		}
+		return
 	default:
+	}
+	go r.probe(p)
+}
+
+// probe keeps asking a healthy engine's /health until it exits or is stopped. Answers refresh
+// last_health_at; probeFailures failures in a row fail the engine and kill the hung process, as
+// an orchestrator's health loop would.
+func (r *procRuntime) probe(p *engineProc) {
+	c := &http.Client{Timeout: probeTimeout}
+	failures := 0
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-r.s.ctx.Done():
+			return
+		case <-time.After(probeInterval):
+		}
+		if p.stopping.Load() {
+			return
+		}
+		ok := false
+		var why string
+		if resp, err := c.Get(p.url + "/health"); err != nil {
+			why = err.Error()
+		} else {
+			var h api.Health
+			_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&h)
+			resp.Body.Close()
+			ok = resp.StatusCode == http.StatusOK && h.Status == "ok"
+			why = fmt.Sprintf("%d %q", resp.StatusCode, h.Status)
+		}
+		if ok {
+			failures = 0
+			r.s.mu.Lock()
+			if e := r.s.engines[p.user]; e != nil && e.Status == api.StatusRunning && r.get(p.user) == p {
+				now := time.Now().UTC()
+				e.LastHealthAt = &now
+			}
+			r.s.mu.Unlock()
+			continue
+		}
+		if failures++; failures < probeFailures || p.stopping.Load() {
+			continue
+		}
+		r.s.mu.Lock()
+		e := r.s.engines[p.user]
+		hung := e != nil && e.Status == api.StatusRunning && r.get(p.user) == p && !p.stopping.Load()
+		if hung {
+			p.stopping.Store(true) // reported here, not again as a crash
+			r.s.closeBrainLocked(e)
+			e.fail(api.CodeHealthCheckFailed, fmt.Sprintf("user %s's engine process (pid %d, version %s) stopped answering /health (%d probes in a row failed, last: %s); it was killed and the engine is failed: restore a snapshot to bring it back",
+				p.user, p.pid, p.version, failures, why))
+			e.Generation++
+			if err := r.s.reg.putEngines(e.Engine); err != nil {
+				r.s.log.Error("registry write failed", "user_id", p.user, "error", err)
+			}
+		}
+		r.s.mu.Unlock()
+		if hung {
+			r.s.log.Error("engine process hung; killed", "user_id", p.user, "pid", p.pid)
+			r.kill(p)
+		}
+		return
 	}
 }
 

@@ -320,6 +320,31 @@ func TestProcess_crashIsDetected(t *testing.T) {
 	}
 }
 
+func TestProcess_hungEngineIsFailedAndKilled(t *testing.T) {
+	e := newEnv(t, withProcess(t), withSeed(1, "2.3.1"))
+	pid := e.pid("user-0001")
+	first := e.engine("user-0001").LastHealthAt
+	time.Sleep(3 * probeInterval)
+	if again := e.engine("user-0001").LastHealthAt; again == nil || first == nil || !again.After(*first) {
+		t.Fatalf("last_health_at is not refreshed by probes: %v then %v", first, again)
+	}
+	// Frozen: alive, holding its port, answering nothing.
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	en := e.waitStatus("user-0001", api.StatusFailed)
+	if en.Error == nil || en.Error.Code != api.CodeHealthCheckFailed || !strings.Contains(en.Error.Message, "stopped answering /health") {
+		t.Fatalf("hung engine: %+v", en.Error)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("hung engine process %d was not killed", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestProcess_restartRestartsEnginesAndLeavesNoChild(t *testing.T) {
 	dir := t.TempDir()
 	e := newEnv(t, withProcess(t), withDir(dir), withSeed(2, "2.3.1"))
