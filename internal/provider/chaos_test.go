@@ -164,7 +164,9 @@ func (c *chaosCheck) finish() {
 		return
 	}
 	defer f.Close()
-	f.Write(append(line, '\n'))
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		c.t.Errorf("chaos tally: %v", err)
+	}
 }
 
 var chaosTallyMu sync.Mutex
@@ -274,7 +276,7 @@ func TestAccChaos_brainSnapshotFaultMatrix(t *testing.T) {
 				CheckDestroy: resource.ComposeTestCheckFunc(c.turns("user-0001", 3), c.ops("user-0001", map[string]int64{api.OpSnapshot: 1}),
 					func(*terraform.State) error {
 						if _, err := c.side.GetSnapshot(context.Background(), id); !client.IsNotFound(err) {
-							return fmt.Errorf("snapshot %s still exists after destroy (%v)", id, err)
+							return fmt.Errorf("snapshot %s still exists after destroy (err: %w)", id, err)
 						}
 						return nil
 					}),
