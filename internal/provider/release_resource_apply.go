@@ -53,8 +53,7 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		}
 	}
 	finish := func(e api.Engine, a *lastAttempt) convergeResult {
-		m.fillEngine(e)
-		m.Version = types.StringValue(e.EngineVersion)
+		// last_attempt first: fillEngine turns a still-unknown value into null.
 		if a != nil {
 			m.LastAttempt = a.object()
 		} else if m.LastAttempt.IsUnknown() {
@@ -64,6 +63,8 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 				m.LastAttempt = types.ObjectNull(lastAttemptAttrTypes)
 			}
 		}
+		m.fillEngine(e)
+		m.Version = types.StringValue(e.EngineVersion)
 		m.resolvePlanned(cat, e.EngineVersion)
 		return out
 	}
@@ -88,6 +89,13 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 	if err != nil && attached == nil {
 		out.diags.Append(clientErrorDiag("Engine Read Failed", err))
 		return out
+	}
+	if attached == nil && hasPending {
+		// Our operation from an interrupted apply ended between the refresh and now: record
+		// how it ended rather than leaving the attempt "in progress".
+		if op, gerr := r.data.Client.GetOperation(ctx, pending.ID); gerr == nil && op.Done() {
+			attached = &op
+		}
 	}
 	if prior == nil {
 		m.EngineID = types.StringValue(e.EngineID)
