@@ -85,8 +85,12 @@ resource "engine_release" "e" {
 		if err != nil {
 			return f, err
 		}
-		if opsAfter, err := p.Client.ListOperations(ctx, user); err != nil || len(opsAfter) != len(opsBefore) {
-			return f, fmt.Errorf("user %s: the drain_timeout-only apply must start no operation (before %d, after %d, %v)", user, len(opsBefore), len(opsAfter), err)
+		opsAfter, err := p.Client.ListOperations(ctx, user)
+		if err != nil {
+			return f, err
+		}
+		if len(opsAfter) != len(opsBefore) {
+			return f, fmt.Errorf("user %s: the drain_timeout-only apply must start no operation (before %d, after %d)", user, len(opsBefore), len(opsAfter))
 		}
 		if _, err := writeConfig(dir, release(user, "2.3.1", "31s")); err != nil {
 			return f, err

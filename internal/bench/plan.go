@@ -67,7 +67,7 @@ func runPlan(ctx context.Context, cfg Config, tf *terraform, work string) (*Plan
 	for _, n := range ns {
 		pt, err := planPoint(ctx, cfg, tf, p, filepath.Join(work, fmt.Sprintf("plan-%d", n)), n, runs)
 		if err != nil {
-			return out, fmt.Errorf("N=%d: %w", n, err)
+			return out, fmt.Errorf("plan of %d resources: %w", n, err)
 		}
 		out.Points = append(out.Points, pt)
 	}

@@ -35,7 +35,7 @@ func newTerraform(ctx context.Context, repo, dir, profile string) (*terraform, e
 		pkg = "./internal/bench/profprovider"
 	}
 	if out, err := command(ctx, repo, nil, "go", "build", "-o", filepath.Join(bin, "terraform-provider-engine"), pkg); err != nil {
-		return nil, fmt.Errorf("go build of the provider failed: %v\n%s", err, out)
+		return nil, fmt.Errorf("go build of the provider failed: %w\n%s", err, out)
 	}
 	cfg := filepath.Join(dir, "terraform.rc")
 	rc := fmt.Sprintf("provider_installation {\n  dev_overrides { \"registry.terraform.io/septemberai/engine\" = %q }\n  direct {}\n}\n", bin)
@@ -95,7 +95,7 @@ func (t *terraform) run(ctx context.Context, dir string, env []string, args ...s
 		r.TotalCPU = ps.UserTime() + ps.SystemTime()
 	}
 	if err != nil {
-		return r, fmt.Errorf("terraform %s in %s: %v\n%s", strings.Join(args, " "), dir, err, tail(r.Output, 4000))
+		return r, fmt.Errorf("terraform %s in %s: %w\n%s", strings.Join(args, " "), dir, err, tail(r.Output, 4000))
 	}
 	return r, nil
 }
