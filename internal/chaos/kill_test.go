@@ -38,7 +38,7 @@ func killCount() int {
 	if quick {
 		return 2
 	}
-	return 8
+	return 12
 }
 
 // runKills first runs the scenario unkilled (the control case, which also counts the requests
