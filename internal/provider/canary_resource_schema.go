@@ -139,18 +139,7 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				MarkdownDescription: "Allow rolling out a major version (breaking changes: read the migration guide first). Defaults to `false`: a major is a plan error.",
 				Optional:            true, Computed: true, Default: booldefault.StaticBool(false),
 			},
-			"rollout_window": schema.SingleNestedAttribute{
-				MarkdownDescription: "When steps may start (UTC), as on `engine_release`. Outside it the plan warns and the apply refuses to start a step, naming the next opening.",
-				Optional:            true,
-				Attributes: map[string]schema.Attribute{
-					"days": schema.ListAttribute{
-						MarkdownDescription: "Weekdays: " + backtickList(upgrade.Weekdays) + ".", Required: true, ElementType: types.StringType,
-						Validators: []validator.List{listvalidator.SizeAtLeast(1), listvalidator.ValueStringsAre(stringvalidator.OneOf(upgrade.Weekdays...))},
-					},
-					"start": schema.StringAttribute{MarkdownDescription: "Opening time, `HH:MM` UTC.", Required: true, Validators: []validator.String{clockValidator()}},
-					"end":   schema.StringAttribute{MarkdownDescription: "Closing time, `HH:MM` UTC (before `start` wraps past midnight).", Required: true, Validators: []validator.String{clockValidator()}},
-				},
-			},
+			"rollout_window": rolloutWindowAttribute("When steps may start (UTC), as on `engine_release`. Outside it the plan warns and the apply refuses to start a step, naming the next opening."),
 			"on_destroy": schema.StringAttribute{
 				MarkdownDescription: "What destroy does: " + backtickList(onDestroyValues) + ". `rollback` (default) returns every moved engine to its `stable_versions` entry, restoring its " +
 					"`snapshots` entry where the schema moved, and verifies it healthy before the canary leaves state; `keep` leaves the engines as they are.",

@@ -184,7 +184,7 @@ func (r *releaseResource) Delete(ctx context.Context, req resource.DeleteRequest
 		return
 	}
 	if e, err = r.data.Client.GetEngine(ctx, userID); err != nil || e.EngineVersion != to || e.Status != api.StatusRunning {
-		resp.Diagnostics.Append(rollbackFailedDiag(userID, to, fmt.Errorf("after the rollback the engine runs %s with status %s (%v)", e.EngineVersion, e.Status, err)))
+		resp.Diagnostics.Append(rollbackFailedDiag(userID, to, fmt.Errorf("after the rollback the engine runs %s with status %s (%w)", e.EngineVersion, e.Status, err)))
 	}
 }
 

@@ -56,8 +56,6 @@ var (
 		"started_at": types.StringType, "finished_at": types.StringType, "snapshot_id": types.StringType,
 		"baseline_eval_score": types.Float64Type, "eval_score": types.Float64Type,
 	}
-	evalGateAttrTypes      = map[string]attr.Type{"suite": types.StringType, "max_regression": types.Float64Type}
-	rolloutWindowAttrTypes = map[string]attr.Type{"days": types.ListType{ElemType: types.StringType}, "start": types.StringType, "end": types.StringType}
 )
 
 func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
@@ -130,18 +128,7 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				Optional:            true, Computed: true, Default: stringdefault.StaticString(onDestroyRollback),
 				Validators: []validator.String{stringvalidator.OneOf(onDestroyValues...)},
 			},
-			"rollout_window": schema.SingleNestedAttribute{
-				MarkdownDescription: "When upgrades may start (UTC). Outside it the plan warns and the apply refuses to start one, naming the next opening.",
-				Optional:            true,
-				Attributes: map[string]schema.Attribute{
-					"days": schema.ListAttribute{
-						MarkdownDescription: "Weekdays: " + backtickList(upgrade.Weekdays) + ".", Required: true, ElementType: types.StringType,
-						Validators: []validator.List{listvalidator.SizeAtLeast(1), listvalidator.ValueStringsAre(stringvalidator.OneOf(upgrade.Weekdays...))},
-					},
-					"start": schema.StringAttribute{MarkdownDescription: "Opening time, `HH:MM` UTC.", Required: true, Validators: []validator.String{clockValidator()}},
-					"end":   schema.StringAttribute{MarkdownDescription: "Closing time, `HH:MM` UTC (before `start` wraps past midnight).", Required: true, Validators: []validator.String{clockValidator()}},
-				},
-			},
+			"rollout_window":   rolloutWindowAttribute("When upgrades may start (UTC). Outside it the plan warns and the apply refuses to start one, naming the next opening."),
 			"engine_id":        schema.StringAttribute{MarkdownDescription: "The engine's id.", Computed: true, PlanModifiers: stable},
 			"previous_version": schema.StringAttribute{MarkdownDescription: "The version the engine ran when this resource adopted it: the rollback target of destroy.", Computed: true, PlanModifiers: stable},
 			"schema_version":   schema.Int64Attribute{MarkdownDescription: "The brain schema version.", Computed: true},
@@ -186,6 +173,22 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 		},
 		Blocks: map[string]schema.Block{
 			"timeouts": timeouts.Block(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}),
+		},
+	}
+}
+
+// rolloutWindowAttribute is the rollout_window schema engine_release and engine_canary share.
+func rolloutWindowAttribute(description string) schema.SingleNestedAttribute {
+	return schema.SingleNestedAttribute{
+		MarkdownDescription: description,
+		Optional:            true,
+		Attributes: map[string]schema.Attribute{
+			"days": schema.ListAttribute{
+				MarkdownDescription: "Weekdays: " + backtickList(upgrade.Weekdays) + ".", Required: true, ElementType: types.StringType,
+				Validators: []validator.List{listvalidator.SizeAtLeast(1), listvalidator.ValueStringsAre(stringvalidator.OneOf(upgrade.Weekdays...))},
+			},
+			"start": schema.StringAttribute{MarkdownDescription: "Opening time, `HH:MM` UTC.", Required: true, Validators: []validator.String{clockValidator()}},
+			"end":   schema.StringAttribute{MarkdownDescription: "Closing time, `HH:MM` UTC (before `start` wraps past midnight).", Required: true, Validators: []validator.String{clockValidator()}},
 		},
 	}
 }

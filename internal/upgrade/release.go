@@ -1,6 +1,7 @@
 package upgrade
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -64,7 +65,8 @@ func PlanRelease(c *Catalog, in ReleaseIntent) ReleaseDecision {
 	e := in.Engine
 	path, err := c.Path(e.EngineVersion, in.Target)
 	if err != nil {
-		if uv, ok := err.(*UnknownVersionError); ok && uv.Version == in.Target {
+		var uv *UnknownVersionError
+		if errors.As(err, &uv) && uv.Version == in.Target {
 			targets, _, _ := c.Targets(e.EngineVersion)
 			var names []string
 			for _, t := range targets {
