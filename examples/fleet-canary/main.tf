@@ -1,6 +1,6 @@
 # A canary across a 20-engine fleet that catches a bad release.
 #
-#   go run ./tools/demo -example examples/fleet-canary -engines 20
+#   go run ./internal/cmd/engine-demo -example examples/fleet-canary -engines 20
 #
 # 2.4.1 is a known-bad patch: elevated error rate and P99 latency, a new warning kind. The first
 # step moves 5% of the fleet (one engine, snapshotted first because the path migrates the brain),

@@ -1,0 +1,87 @@
+# A major upgrade: one engine from 2.3.1 to 3.0.0, with the migration guide acknowledged.
+#
+#   go run ./internal/cmd/engine-demo -example examples/major-upgrade
+#
+# 3.0.0 is a major release with breaking changes and a destructive, forward-only brain migration
+# (0006_knowledge_json). The provider refuses it unless allow_major_upgrade is set; this
+# configuration also refuses to plan until whoever runs it names the migration guide they read
+# (var.acknowledged_migration_guide must equal the guide the release catalog points to), and it
+# lists the engine in var.approved_destructive_migrations — the approval the example policy in
+# examples/policy looks for in `terraform show -json`. The path crosses 2.4.0 (two hops, two
+# migrations); one snapshot taken before the first protects both, and destroy restores it.
+
+terraform {
+  required_providers {
+    engine = {
+      source = "septemberai/engine"
+    }
+  }
+}
+
+provider "engine" {}
+
+variable "user_id" {
+  description = "The engine to move to 3.0.0."
+  type        = string
+  default     = "user-0001"
+}
+
+variable "acknowledged_migration_guide" {
+  description = "The URL of the migration guide you read. Must match the one the 3.0.0 release points to."
+  type        = string
+  default     = ""
+}
+
+variable "approved_destructive_migrations" {
+  description = "User ids whose destructive brain migration a reviewer approved (read by examples/policy)."
+  type        = list(string)
+  default     = []
+}
+
+data "engine_upgrade_path" "to_v3" {
+  from = "2.3.1"
+  to   = "3.0.0"
+}
+
+resource "engine_release" "major" {
+  user_id             = var.user_id
+  version             = "3.0.0"
+  allow_major_upgrade = true # the intent a major move needs, in the reviewed diff
+  auto_snapshot       = true
+
+  eval_gate = {
+    suite          = "golden"
+    max_regression = 0.05
+  }
+
+  lifecycle {
+    precondition {
+      condition     = contains(data.engine_upgrade_path.to_v3.migration_guide_urls, var.acknowledged_migration_guide)
+      error_message = "3.0.0 rewrites the knowledge store and drops debug events. Read the migration guide (${join(", ", data.engine_upgrade_path.to_v3.migration_guide_urls)}) and set acknowledged_migration_guide to its URL."
+    }
+    precondition {
+      condition     = !data.engine_upgrade_path.to_v3.destructive || contains(var.approved_destructive_migrations, var.user_id)
+      error_message = "The path to 3.0.0 runs a destructive migration on ${var.user_id}'s brain: add ${var.user_id} to approved_destructive_migrations once a reviewer has approved it."
+    }
+  }
+}
+
+output "path" {
+  description = "What the move implies."
+  value = {
+    kind             = data.engine_upgrade_path.to_v3.kind
+    hops             = [for h in data.engine_upgrade_path.to_v3.hops : "${h.from} -> ${h.to} (${h.kind})"]
+    destructive      = data.engine_upgrade_path.to_v3.destructive
+    breaking_changes = data.engine_upgrade_path.to_v3.breaking_changes
+  }
+}
+
+output "release" {
+  description = "The engine after the upgrade."
+  value = {
+    version                 = engine_release.major.version
+    schema_version          = engine_release.major.schema_version
+    pre_upgrade_snapshot_id = engine_release.major.pre_upgrade_snapshot_id
+    status                  = engine_release.major.last_attempt.status
+  }
+}
