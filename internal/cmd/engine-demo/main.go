@@ -13,25 +13,17 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
-	"time"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 	"github.com/septemberai/terraform-provider-engine/internal/client"
-	"github.com/septemberai/terraform-provider-engine/internal/controlplane"
+	"github.com/septemberai/terraform-provider-engine/internal/localrun"
 )
 
 func main() {
@@ -65,112 +57,38 @@ type options struct {
 	// TempBase is where the demo makes its one temporary directory (tests pass their own to
 	// check it is gone afterwards).
 	TempBase string
-	// Repo is the module root to build the provider from; "" finds it with `go env GOMOD`.
+	// Repo is the checkout to build the provider from; "" finds it with `go env GOMOD`.
 	Repo string
 }
 
-// demo is one run's state: what it started, so every way out can stop it.
+// demo is one run: the environment and the example's working directory.
 type demo struct {
-	o         options
-	out, errw io.Writer
-	terraform string
-	work      string
-	env       []string
-	client    *client.Client
+	o      options
+	out    io.Writer
+	env    *localrun.Env
+	work   string
+	client *client.Client
 }
 
-func run(ctx context.Context, o options, out, errw io.Writer) (err error) {
-	d := &demo{o: o, out: out, errw: errw}
-	if d.terraform, err = findTerraform(); err != nil {
-		return err
-	}
-	repo := o.Repo
-	if repo == "" {
-		if repo, err = moduleRoot(ctx); err != nil {
-			return err
-		}
-	}
-	exampleDir := o.Example
-	if !filepath.IsAbs(exampleDir) {
-		exampleDir = filepath.Join(repo, exampleDir)
-	}
-
-	// Everything the demo creates lives under tmp, removed on every way out.
-	tmp, err := os.MkdirTemp(o.TempBase, "engine-demo-")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if rmErr := os.RemoveAll(tmp); rmErr != nil {
-			fmt.Fprintf(errw, "demo: could not remove %s: %v\n", tmp, rmErr)
-			return
-		}
-		d.step("Removed %s", tmp)
-	}()
-
-	pluginDir := filepath.Join(tmp, "plugins")
-	d.step("Building the provider into %s", pluginDir)
-	build := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(pluginDir, "terraform-provider-engine"), ".")
-	build.Dir, build.Stdout, build.Stderr = repo, out, errw
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("build the provider: %w", err)
-	}
-
-	key := randomKey()
-	cp, err := controlplane.New(controlplane.Options{
-		DataDir: filepath.Join(tmp, "data"), APIKey: key,
-		SeedEngines: o.Engines, SeedVersion: o.Version, TimeScale: o.TimeScale,
+func run(ctx context.Context, o options, out, errw io.Writer) error {
+	d := &demo{o: o, out: out}
+	env, err := localrun.Start(ctx, localrun.Options{
+		Engines: o.Engines, Version: o.Version, TimeScale: o.TimeScale, TempBase: o.TempBase, Repo: o.Repo,
+		NoColor: o.NoColor, Out: out, Err: errw, Log: d.step,
 	})
 	if err != nil {
-		return fmt.Errorf("start the control plane: %w", err)
-	}
-	defer func() {
-		if cerr := cp.Close(); cerr != nil {
-			fmt.Fprintf(errw, "demo: close the control plane: %v\n", cerr)
-		}
-	}()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: cp.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	defer func() {
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = hs.Shutdown(shutdownCtx)
-		d.step("Stopped the control plane")
-	}()
-	endpoint := "http://" + ln.Addr().String()
-	d.step("Control plane on %s: %d engines on %s, time scale %g", endpoint, o.Engines, o.Version, o.TimeScale)
-	d.client, err = client.New(client.Config{Endpoint: endpoint, APIKey: key, RequestTimeout: 10 * time.Second, MaxRetries: 2, UserAgent: "engine-demo"})
-	if err != nil {
+	// Everything the demo started is stopped and its directory removed on every way out.
+	defer env.Close()
+	d.env, d.client = env, env.Client
+	if d.work, err = env.Workspace("work", o.Example); err != nil {
 		return err
 	}
-	defer d.client.Close()
-
-	cliConfig := filepath.Join(tmp, "terraformrc")
-	if err := os.WriteFile(cliConfig, []byte(fmt.Sprintf(`provider_installation {
-  dev_overrides {
-    "septemberai/engine" = %q
-  }
-  direct {}
-}
-`, pluginDir)), 0o600); err != nil {
-		return err
-	}
-	d.work = filepath.Join(tmp, "work")
-	if err := copyConfig(exampleDir, d.work); err != nil {
-		return err
-	}
-	d.env = append(os.Environ(),
-		"TF_CLI_CONFIG_FILE="+cliConfig, "CHECKPOINT_DISABLE=1", "TF_IN_AUTOMATION=1",
-		"ENGINE_ENDPOINT="+endpoint, "ENGINE_API_KEY="+key, "TF_VAR_user_id="+o.User,
-	)
 
 	// The quick start gets the guided walk-through; any other example is applied once (e.g. the
 	// fleet canary, whose apply fails by design when the analysis catches 2.4.1).
-	if filepath.Base(exampleDir) == "quickstart" {
+	if filepath.Base(filepath.Clean(o.Example)) == "quickstart" {
 		err = d.walkThrough(ctx)
 	} else {
 		d.step("terraform apply %s", o.Example)
@@ -183,7 +101,8 @@ func run(ctx context.Context, o options, out, errw io.Writer) (err error) {
 	if o.Keep {
 		d.step("DEMO_KEEP=1: the control plane stays up until Ctrl-C. To explore:\n"+
 			"    export ENGINE_ENDPOINT=%s ENGINE_API_KEY=%s\n    curl -H '%s: %s' %s/v1/engines\n"+
-			"    (the configuration is in %s; the provider build in %s)", endpoint, key, api.KeyHeader, key, endpoint, d.work, pluginDir)
+			"    (the configuration and its state are in %s; the provider build in %s)",
+			env.Endpoint, env.Key, api.KeyHeader, env.Key, env.Endpoint, d.work, env.PluginDir)
 		<-ctx.Done()
 		return nil
 	}
@@ -272,20 +191,7 @@ func (d *demo) showEngine(ctx context.Context, user string) error {
 }
 
 func (d *demo) tf(ctx context.Context, args ...string) error {
-	if d.o.NoColor {
-		args = append(args[:1:1], append([]string{"-no-color"}, args[1:]...)...)
-	}
-	cmd := exec.CommandContext(ctx, d.terraform, args...)
-	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = d.work, d.env, d.out, d.errw
-	// Ctrl-C reaches terraform as an interrupt, so it stops cleanly before we tear down; the
-	// WaitDelay bounds how long a terraform that ignores it can hold the demo up.
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 30 * time.Second
-	fmt.Fprintf(d.out, "$ terraform %s\n", strings.Join(args, " "))
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("terraform %s: %w", args[0], err)
-	}
-	return nil
+	return d.env.Terraform(ctx, d.work, []string{"TF_VAR_user_id=" + d.o.User}, args...)
 }
 
 func sameTurns(a, b []api.Turn) bool {
@@ -298,63 +204,6 @@ func sameTurns(a, b []api.Turn) bool {
 		}
 	}
 	return true
-}
-
-func findTerraform() (string, error) {
-	if p := os.Getenv("TF_ACC_TERRAFORM_PATH"); p != "" {
-		return p, nil
-	}
-	p, err := exec.LookPath("terraform")
-	if err != nil {
-		return "", errors.New("no terraform binary on PATH: install Terraform >= 1.11 (or OpenTofu, and set TF_ACC_TERRAFORM_PATH to it)")
-	}
-	return p, nil
-}
-
-// moduleRoot is the directory of the provider's go.mod, so the demo works from any directory
-// inside the checkout.
-func moduleRoot(ctx context.Context) (string, error) {
-	b, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(b))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("run the demo from inside the terraform-provider-engine checkout (no go.mod found)")
-	}
-	return filepath.Dir(gomod), nil
-}
-
-// copyConfig copies the example's .tf files (not any .terraform or state a user left there).
-func copyConfig(from, to string) error {
-	if err := os.MkdirAll(to, 0o700); err != nil {
-		return err
-	}
-	files, err := filepath.Glob(filepath.Join(from, "*.tf"))
-	if err != nil {
-		return err
-	}
-	if len(files) == 0 {
-		return fmt.Errorf("no .tf files in %s", from)
-	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(to, filepath.Base(f)), b, 0o600); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func randomKey() string {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return "demo-" + hex.EncodeToString(b)
 }
 
 func (d *demo) step(format string, args ...any) {

@@ -1,0 +1,104 @@
+# Policy for Engine upgrades, evaluated over `terraform show -json` of a saved plan:
+#
+#   terraform plan -out=tfplan && terraform show -json tfplan > plan.json
+#   opa eval --format pretty -d examples/policy -i plan.json 'data.engine.terraform.deny'
+#   conftest test --policy examples/policy --namespace engine.terraform plan.json
+#
+# Provider warnings do not reach `terraform show -json`, so every rule reads attributes the
+# provider fills in at plan time: engine_release.planned_upgrade (requires_snapshot, destructive,
+# migrations, ...) and the canary's steps. deny is a set of messages; an empty set passes.
+package engine.terraform
+
+import rego.v1
+
+# Resources the plan creates or updates (not deletes, not no-ops).
+changing(type) := {rc |
+	some rc in input.resource_changes
+	rc.type == type
+	some action in rc.change.actions
+	action in {"create", "update"}
+}
+
+# --- Every upgrade must be reviewable: planned_upgrade known at plan time. -------------------
+
+deny contains msg if {
+	some rc in changing("engine_release")
+	rc.change.after_unknown.planned_upgrade == true
+	msg := sprintf("%s: the upgrade it plans is unknown until apply (user_id or version comes from another resource), so it cannot be reviewed. Use known values, or apply that dependency first.", [rc.address])
+}
+
+# --- A migrating upgrade must be protected by a snapshot the plan shows. ---------------------
+# The provider itself refuses a migrating upgrade with neither snapshot_id nor auto_snapshot. It
+# accepts a snapshot_id that is unknown at plan, though, and then nobody reviewing the plan can
+# see what protects the brain. This rule wants the protection visible in the plan: auto_snapshot,
+# a known snapshot_id, or a reference to an engine_brain_snapshot resource in the configuration.
+
+migrating(rc) if {
+	rc.change.after.planned_upgrade.action == "upgrade"
+	rc.change.after.planned_upgrade.requires_snapshot == true
+}
+
+snapshot_shown(rc) if rc.change.after.auto_snapshot == true
+
+snapshot_shown(rc) if {
+	id := rc.change.after.snapshot_id
+	is_string(id)
+	id != ""
+}
+
+snapshot_shown(rc) if {
+	some ref in config_resource(rc).expressions.snapshot_id.references
+	startswith(ref, "engine_brain_snapshot.")
+}
+
+# The configuration block a resource change comes from (root module, or the module it is in).
+config_resource(rc) := res if {
+	not rc.module_address
+	some res in input.configuration.root_module.resources
+	res.type == rc.type
+	res.name == rc.name
+}
+
+deny contains msg if {
+	some rc in changing("engine_release")
+	migrating(rc)
+	not snapshot_shown(rc)
+	msg := sprintf("%s: moving user %s from %s to %s migrates the brain (%s) but the plan does not show what snapshot protects it. Set auto_snapshot = true, or snapshot_id to a known id or an engine_brain_snapshot resource.", [
+		rc.address, rc.change.after.user_id, rc.change.after.planned_upgrade.from, rc.change.after.planned_upgrade.to,
+		concat(", ", [m.id | some m in rc.change.after.planned_upgrade.migrations]),
+	])
+}
+
+# --- A destructive migration needs an explicit approval. -------------------------------------
+# The approval is the root variable approved_destructive_migrations: the user ids a reviewer
+# approved, visible in the plan and in the pull request that changes it.
+
+approved(user_id) if user_id in input.variables.approved_destructive_migrations.value
+
+deny contains msg if {
+	some rc in changing("engine_release")
+	rc.change.after.planned_upgrade.destructive == true
+	not approved(rc.change.after.user_id)
+	msg := sprintf("%s: moving user %s to %s runs a destructive migration (%s). Add %q to the variable approved_destructive_migrations once a reviewer has approved it.", [
+		rc.address, rc.change.after.user_id, rc.change.after.planned_upgrade.to,
+		concat(", ", [m.id | some m in rc.change.after.planned_upgrade.migrations; m.destructive]),
+		rc.change.after.user_id,
+	])
+}
+
+# --- A canary's first step moves at most 5% of the fleet. ------------------------------------
+
+max_first_step := 5
+
+deny contains msg if {
+	some rc in changing("engine_canary")
+	first := rc.change.after.steps[0]
+	first > max_first_step
+	msg := sprintf("%s: the first canary step moves %v%% of the fleet; at most %v%% may move before the first analysis. Start steps with %v or less.", [rc.address, first, max_first_step, max_first_step])
+}
+
+deny contains msg if {
+	some rc in changing("engine_canary")
+	rc.change.after_unknown.steps == true
+	msg := sprintf("%s: the canary steps are unknown at plan, so the first step size cannot be checked. Use literal steps.", [rc.address])
+}

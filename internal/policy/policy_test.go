@@ -1,0 +1,116 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/septemberai/terraform-provider-engine/internal/localrun"
+)
+
+const policyDir = "../../examples/policy"
+
+// TestAccPolicy plans real configurations with real terraform against the local control plane
+// (the provider built from this checkout through dev_overrides), takes `terraform show -json` of
+// each saved plan and evaluates examples/policy over it with OPA: the shipped scenarios pass, and
+// each deny fixture is denied by exactly the rule it targets, with a message naming the resource.
+func TestAccPolicy(t *testing.T) {
+	if os.Getenv("TF_ACC") == "" {
+		t.Skip("TF_ACC is not set: the policy tests run terraform (make testacc sets it)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel) // parallel subtests run after this function returns
+	var logs bytes.Buffer
+	env, err := localrun.Start(ctx, localrun.Options{Engines: 5, TimeScale: 0.001, TempBase: t.TempDir(), NoColor: true, Out: &logs, Err: &logs})
+	if err != nil {
+		t.Fatalf("start: %v\n%s", err, logs.String())
+	}
+	t.Cleanup(env.Close)
+
+	cases := []struct {
+		name, dir string
+		vars      []string // TF_VAR_ settings
+		// want holds one substring per expected denial, in sorted-message order; empty means allow.
+		want []string
+	}{
+		{name: "quickstart", dir: "examples/quickstart"},
+		{name: "major-upgrade-approved", dir: "examples/major-upgrade", vars: []string{
+			"TF_VAR_acknowledged_migration_guide=https://internal.september.wtf/platform/resources/migration-guides#v2-to-v3",
+			`TF_VAR_approved_destructive_migrations=["user-0001"]`,
+		}},
+		{name: "fleet-canary", dir: "examples/fleet-canary"},
+		{name: "managed-snapshot", dir: "internal/policy/testdata/allow-managed-snapshot"},
+		{name: "unreviewable-snapshot", dir: "internal/policy/testdata/deny-unreviewable-snapshot", want: []string{
+			"engine_release.user_0001: moving user user-0001 from 2.3.1 to 2.4.0 migrates the brain (0005_skill_library) but the plan does not show what snapshot protects it",
+		}},
+		{name: "destructive-unapproved", dir: "internal/policy/testdata/deny-destructive", want: []string{
+			`engine_release.user_0001: moving user user-0001 to 3.0.0 runs a destructive migration (0006_knowledge_json). Add "user-0001" to the variable approved_destructive_migrations`,
+		}},
+		{name: "canary-first-step", dir: "internal/policy/testdata/deny-canary-first-step", want: []string{
+			"engine_canary.fleet: the first canary step moves 10% of the fleet; at most 5% may move",
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			plan := planJSON(ctx, t, env, tc.name, tc.dir, tc.vars)
+			got, err := Deny(ctx, policyDir, plan)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("%d denials, want %d:\n%s", len(got), len(tc.want), strings.Join(got, "\n"))
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("denial %d is\n  %s\nwant it to contain\n  %s", i, got[i], w)
+				}
+			}
+		})
+	}
+}
+
+// planJSON saves a plan of the configuration in dir and returns `terraform show -json` of it,
+// after checking it is a plan that changes something (a refused plan would pass every rule).
+func planJSON(ctx context.Context, t *testing.T, env *localrun.Env, name, dir string, vars []string) []byte {
+	t.Helper()
+	work, err := env.Workspace(name, dir) // dir is relative to the checkout
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if b, err := env.TerraformOutput(ctx, work, vars, "plan", "-input=false", "-no-color", "-out=tfplan"); err != nil {
+		t.Fatalf("plan %s: %v\n%s", dir, err, b)
+	} else {
+		out.Write(b)
+	}
+	b, err := env.TerraformOutput(ctx, work, vars, "show", "-json", "tfplan")
+	if err != nil {
+		t.Fatalf("show -json %s: %v", dir, err)
+	}
+	var p struct {
+		ResourceChanges []struct {
+			Address string `json:"address"`
+			Change  struct {
+				Actions []string `json:"actions"`
+			} `json:"change"`
+		} `json:"resource_changes"`
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		t.Fatalf("show -json %s: %v", dir, err)
+	}
+	creates := 0
+	for _, rc := range p.ResourceChanges {
+		if len(rc.Change.Actions) == 1 && rc.Change.Actions[0] == "create" {
+			creates++
+		}
+	}
+	if creates == 0 {
+		t.Fatalf("the plan of %s creates nothing, so the policy has nothing to judge:\n%s", dir, out.String())
+	}
+	return b
+}
