@@ -98,6 +98,9 @@ func newProcRuntime(s *Server) (*procRuntime, error) {
 		procs: map[string]*engineProc{}, ports: map[int]bool{},
 		logDir: filepath.Join(o.DataDir, "logs"), runDir: filepath.Join(o.DataDir, "run"),
 		http: &http.Client{Timeout: 2 * time.Minute}}
+	if err := processRuntimeSupported(); err != nil {
+		return nil, err
+	}
 	tmpl := o.EngineCommand
 	if tmpl == "" {
 		tmpl = DefaultEngineCommand
@@ -242,7 +245,7 @@ func (r *procRuntime) spawn(user, version string, extraEnv []string) (*enginePro
 		"ENGINE_VERSION="+version, "ENGINE_STANDIN_CATALOG="+r.catalogFile,
 		"ENGINE_STANDIN_TIME_SCALE="+strconv.FormatFloat(r.s.opts.TimeScale, 'g', -1, 64))
 	cmd.Env = append(cmd.Env, extraEnv...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = engineSysProcAttr()
 	logf, err := os.OpenFile(filepath.Join(r.logDir, user+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		release()
@@ -370,7 +373,7 @@ func (r *procRuntime) probe(p *engineProc) {
 // kill SIGKILLs p's process group and waits for it to be reaped.
 func (r *procRuntime) kill(p *engineProc) {
 	p.stopping.Store(true)
-	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	_ = killGroup(p.pid, syscall.SIGKILL)
 	<-p.done
 }
 
@@ -379,7 +382,7 @@ func (r *procRuntime) kill(p *engineProc) {
 func (r *procRuntime) stop(p *engineProc, grace time.Duration) (took time.Duration, killed bool) {
 	p.stopping.Store(true)
 	start := time.Now()
-	_ = syscall.Kill(-p.pid, syscall.SIGTERM)
+	_ = killGroup(p.pid, syscall.SIGTERM)
 	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
@@ -427,8 +430,8 @@ func (r *procRuntime) reapOrphans() {
 			env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 			if bytes.Contains(env, []byte("SQLITE_DB_PATH="+r.s.BrainPath(user)+"\x00")) {
 				r.s.log.Warn("killing an engine process left by a previous control plane", "user_id", user, "pid", pid)
-				_ = syscall.Kill(-pid, syscall.SIGKILL)
-				for i := 0; i < 200 && syscall.Kill(pid, 0) == nil; i++ {
+				_ = killGroup(pid, syscall.SIGKILL)
+				for i := 0; i < 200 && processAlive(pid); i++ {
 					time.Sleep(10 * time.Millisecond)
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -41,6 +42,10 @@ func processRuntime(t *testing.T, runtime string, requestedEngines int, o *contr
 	case controlplane.RuntimeProcess:
 	default:
 		t.Fatalf("harnessOptions.Runtime %q: use \"\", %q or %q", runtime, controlplane.RuntimeSim, controlplane.RuntimeProcess)
+	}
+	if goruntime.GOOS != "linux" {
+		// The runtime needs process groups and a parent-death signal, and the checks read /proc.
+		t.Skip("the process runtime tests run on Linux")
 	}
 	cmd, err := standinbuild.Command()
 	if err != nil {
