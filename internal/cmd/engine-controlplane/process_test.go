@@ -108,10 +108,10 @@ func TestBinary_ProcessRuntime(t *testing.T) {
 	}
 	lo, hi := freePortRange(t, 4)
 
-	start := func(dataDir string) (*exec.Cmd, string) {
-		cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--seed-engines", "2", "--seed-version", "2.3.1", "--time-scale", "0.001",
-			"--seed-brain-rows", "3", "--data-dir", dataDir, "--runtime", "process",
-			"--engine-command", standin+" --version {version}", "--port-min", strconv.Itoa(lo), "--port-max", strconv.Itoa(hi))
+	start := func(dataDir string, command ...string) (*exec.Cmd, string) {
+		args := []string{"--listen", "127.0.0.1:0", "--seed-engines", "2", "--seed-version", "2.3.1", "--time-scale", "0.001",
+			"--seed-brain-rows", "3", "--data-dir", dataDir, "--runtime", "process", "--port-min", strconv.Itoa(lo), "--port-max", strconv.Itoa(hi)}
+		cmd := exec.Command(bin, append(args, command...)...)
 		cmd.Env = append(os.Environ(), "ENGINE_CONTROLPLANE_API_KEY=k")
 		stdout, _ := cmd.StdoutPipe()
 		var stderr strings.Builder
@@ -157,7 +157,7 @@ func TestBinary_ProcessRuntime(t *testing.T) {
 	}
 
 	dataDir := t.TempDir()
-	cmd, base := start(dataDir)
+	cmd, base := start(dataDir, "--engine-command", standin+" --version {version}")
 	pids := enginePIDs(dataDir)
 	if len(pids) != 2 {
 		t.Fatalf("engine processes: %v, want 2", pids)
@@ -185,13 +185,25 @@ func TestBinary_ProcessRuntime(t *testing.T) {
 		t.Fatalf("engines outlived a stopped control plane: %v", left)
 	}
 
-	// Killed outright, the control plane cannot stop its engines: the parent-death signal does.
+	// Without --engine-command the stand-in installed next to the binary runs the engines.
+	// Killed outright, the control plane cannot stop them: the parent-death signal does.
+	b, err := os.ReadFile(standin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(bin), "engine-standin"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	cmd, base = start(dataDir)
 	if code, body := call(base, "GET", "/v1/engines/user-0002/turns", nil); code != 200 || strings.Count(string(body), `"content":"x"`) != 2 {
 		t.Fatalf("turns after restart: %d %s", code, body)
 	}
-	if n := len(enginePIDs(dataDir)); n != 2 {
-		t.Fatalf("engine processes after restart: %d", n)
+	pids = enginePIDs(dataDir)
+	if len(pids) != 2 {
+		t.Fatalf("engine processes after restart: %v", pids)
+	}
+	if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pids[0])); exe != filepath.Join(filepath.Dir(bin), "engine-standin") {
+		t.Fatalf("engine runs %q, want the stand-in next to the binary", exe)
 	}
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
