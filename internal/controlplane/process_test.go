@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -30,25 +29,8 @@ func withProcess(t *testing.T) envOption {
 	return func(o *Options) { o.Runtime, o.EngineCommand = RuntimeProcess, cmd }
 }
 
-// enginePIDs lists the live processes whose environment points SQLITE_DB_PATH into dataDir: the
-// engine processes of that control plane, whoever their parent is now.
-func enginePIDs(dataDir string) []int {
-	var out []int
-	procs, _ := filepath.Glob("/proc/[0-9]*/environ")
-	want := []byte("SQLITE_DB_PATH=" + filepath.Join(dataDir, "brains") + "/")
-	for _, f := range procs {
-		b, err := os.ReadFile(f)
-		if err != nil || !bytes.Contains(b, want) {
-			continue
-		}
-		pid, _ := strconv.Atoi(strings.Split(f, "/")[2])
-		// A zombie still has its environ readable only while unreaped; count only the living.
-		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(st), ") Z ") {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
+// enginePIDs lists the live engine processes of the control plane over dataDir.
+func enginePIDs(dataDir string) []int { return standinbuild.EnginePIDs(dataDir) }
 
 // noEnginesLeft fails unless every engine process of dataDir is gone (briefly waited for).
 func noEnginesLeft(t *testing.T, dataDir string) {

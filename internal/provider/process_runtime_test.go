@@ -3,10 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	goruntime "runtime"
-	"strings"
 	"sync"
 	"testing"
 
@@ -65,23 +62,8 @@ func processRuntime(t *testing.T, runtime string, requestedEngines int, o *contr
 	})
 }
 
-// enginePIDs lists live processes whose SQLITE_DB_PATH points into dataDir's brains.
-func enginePIDs(dataDir string) []string {
-	var out []string
-	envs, _ := filepath.Glob("/proc/[0-9]*/environ")
-	want := "SQLITE_DB_PATH=" + filepath.Join(dataDir, "brains") + "/"
-	for _, f := range envs {
-		b, err := os.ReadFile(f)
-		if err != nil || !strings.Contains(string(b), want) {
-			continue
-		}
-		pid := strings.Split(f, "/")[2]
-		if st, err := os.ReadFile("/proc/" + pid + "/stat"); err == nil && !strings.Contains(string(st), ") Z ") {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
+// enginePIDs lists the live engine processes of the control plane over dataDir.
+func enginePIDs(dataDir string) []int { return standinbuild.EnginePIDs(dataDir) }
 
 // runOnProcesses runs each test function as a subtest whose harness uses the process runtime.
 func runOnProcesses(t *testing.T, tests map[string]func(*testing.T)) {

@@ -53,22 +53,8 @@ func TestParse_ProcessRuntimeFlags(t *testing.T) {
 	}
 }
 
-// enginePIDs lists live processes whose SQLITE_DB_PATH points into dataDir.
-func enginePIDs(dataDir string) []int {
-	var out []int
-	envs, _ := filepath.Glob("/proc/[0-9]*/environ")
-	for _, f := range envs {
-		b, err := os.ReadFile(f)
-		if err != nil || !bytes.Contains(b, []byte("SQLITE_DB_PATH="+dataDir+"/")) {
-			continue
-		}
-		pid, _ := strconv.Atoi(strings.Split(f, "/")[2])
-		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(st), ") Z ") {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
+// enginePIDs lists the live engine processes of the control plane over dataDir.
+func enginePIDs(dataDir string) []int { return standinbuild.EnginePIDs(dataDir) }
 
 func freePortRange(t *testing.T, n int) (int, int) {
 	t.Helper()

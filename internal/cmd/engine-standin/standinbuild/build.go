@@ -4,10 +4,13 @@
 package standinbuild
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -49,4 +52,27 @@ func Cleanup() {
 	if dir != "" {
 		os.RemoveAll(dir)
 	}
+}
+
+// EnginePIDs lists the live processes (zombies excluded) whose SQLITE_DB_PATH lies under dir: the
+// engine processes of a control plane whose data lives there, whoever their parent is now. It
+// reads /proc, so it finds nothing outside Linux; the tests that use it are Linux-only.
+func EnginePIDs(dir string) []int {
+	var out []int
+	envs, _ := filepath.Glob("/proc/[0-9]*/environ")
+	want := []byte("SQLITE_DB_PATH=" + filepath.Clean(dir) + "/")
+	for _, f := range envs {
+		b, err := os.ReadFile(f)
+		if err != nil || !bytes.Contains(b, want) {
+			continue
+		}
+		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+		if err != nil {
+			continue
+		}
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(st), ") Z ") {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
