@@ -94,6 +94,9 @@ func run(ctx context.Context, o options, out, errw io.Writer) error {
 		d.step("terraform apply %s", o.Example)
 		err = d.tf(ctx, "apply", "-input=false", "-auto-approve")
 	}
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("interrupted: %w (everything the demo started is being stopped)", err)
+	}
 	if err != nil {
 		return err
 	}
