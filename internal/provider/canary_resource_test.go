@@ -786,7 +786,10 @@ func TestAccCanary_import(t *testing.T) {
 			{Config: cfg, ExpectNonEmptyPlan: true},
 			{Config: cfg, ExpectNonEmptyPlan: true},
 			{
-				Config:       cfg,
+				// No Config of its own: the import reuses the previous step's, which the test
+				// framework merged with a required_providers block naming registry.terraform.io,
+				// where the in-process provider is attached. An import step's own Config is used
+				// unmerged, so OpenTofu resolves "engine" at registry.opentofu.org and init fails.
 				ResourceName: canaryAddr,
 				ImportState:  true,
 				ImportStateIdFunc: func(s *terraform.State) (string, error) {
