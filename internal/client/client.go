@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 )
 

@@ -107,7 +107,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 	fs.VisitAll(func(f *flag.Flag) {
 		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
 			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("%s=%q is not a valid value for --%s: %v", envName(f.Name), v, f.Name, err)
+				envErr = fmt.Errorf("%s=%q is not a valid value for --%s: %w", envName(f.Name), v, f.Name, err)
 			}
 		}
 	})

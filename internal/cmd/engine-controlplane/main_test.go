@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -62,7 +63,8 @@ func TestBinary_EndToEnd(t *testing.T) {
 
 	// Without a key it refuses to start, saying how to give one.
 	out, err := exec.Command(bin).CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "--api-key") {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "--api-key") {
 		t.Fatalf("no key: %v %s", err, out)
 	}
 
@@ -74,7 +76,7 @@ func TestBinary_EndToEnd(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
+	defer func() { _ = cmd.Process.Kill() }()
 	lines := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -116,7 +118,9 @@ func TestBinary_EndToEnd(t *testing.T) {
 	}
 	code, body := get("/v1/engines", "k")
 	var l api.EngineList
-	json.Unmarshal(body, &l)
+	if err := json.Unmarshal(body, &l); err != nil {
+		t.Fatalf("engines: %v: %s", err, body)
+	}
 	if code != 200 || len(l.Engines) != 3 || l.Engines[0].EngineVersion != "2.3.0" || !strings.HasPrefix(l.Engines[0].URL, base+"/engines/") {
 		t.Fatalf("engines = %d %s", code, body)
 	}
@@ -131,7 +135,9 @@ func TestBinary_EndToEnd(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 
 	start := time.Now()
-	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
