@@ -296,7 +296,7 @@ func backupBrain(ctx context.Context, db *sql.DB, dst string) error {
 		}
 		for more := true; more; {
 			if more, err = bk.Step(-1); err != nil {
-				bk.Finish()
+				_ = bk.Finish() // the Step error is the one worth reporting
 				return err
 			}
 		}

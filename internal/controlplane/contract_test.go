@@ -203,7 +203,7 @@ func TestContract_CatchesMismatches(t *testing.T) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(a.status)
-		io.WriteString(w, a.body)
+		_, _ = io.WriteString(w, a.body)
 	}))
 	defer srv.Close()
 	var reports []string

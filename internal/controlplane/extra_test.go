@@ -22,7 +22,11 @@ func TestTLSServer(t *testing.T) {
 	ts := httptest.NewTLSServer(srv.Handler())
 	defer ts.Close()
 	c := newTestClient(t)
-	c.Transport.(*contractTransport).base = ts.Client().Transport
+	ct, ok := c.Transport.(*contractTransport)
+	if !ok {
+		t.Fatalf("test client transport is %T, want *contractTransport", c.Transport)
+	}
+	ct.base = ts.Client().Transport
 	e := &env{t: t, srv: srv, ts: ts, c: c}
 	en := e.engine("user-0001")
 	if !strings.HasPrefix(en.URL, "https://") {
@@ -59,7 +63,9 @@ func TestCatalogFile(t *testing.T) {
 	write := func(name string, v any) string {
 		p := filepath.Join(dir, name)
 		b, _ := json.Marshal(v)
-		os.WriteFile(p, b, 0o600)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 		return p
 	}
 	custom := []api.Version{

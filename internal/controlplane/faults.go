@@ -20,9 +20,6 @@ type faultSet struct {
 
 func newFaultSet() *faultSet { return &faultSet{} }
 
-// requestFaults are applied by the HTTP layer; the others fire inside operations.
-var requestFaults = []string{api.FaultServerError, api.FaultRateLimit, api.FaultDropResponse, api.FaultSlowResponse}
-
 // processFaults only make sense for a runtime that starts real engine processes.
 var processFaults = []string{api.FaultProcessKill, api.FaultIgnoreSIGTERM}
 

@@ -78,13 +78,17 @@ func TestUpgrade_MajorHopByHopRewritesData(t *testing.T) {
 	if n != 5 || !strings.HasPrefix(value, `{"text":`) {
 		t.Fatalf("knowledge_store not rewritten into JSON: %d rows, %q", n, value)
 	}
-	db.QueryRow(`SELECT count(*) FROM observability_events WHERE kind = 'debug'`).Scan(&debug)
+	if err := db.QueryRow(`SELECT count(*) FROM observability_events WHERE kind = 'debug'`).Scan(&debug); err != nil {
+		t.Fatal(err)
+	}
 	if debug != 0 {
 		t.Fatalf("destructive migration kept %d debug events", debug)
 	}
 	var schema int
 	var dirty bool
-	db.QueryRow(`SELECT version, dirty FROM schema_migrations`).Scan(&schema, &dirty)
+	if err := db.QueryRow(`SELECT version, dirty FROM schema_migrations`).Scan(&schema, &dirty); err != nil {
+		t.Fatal(err)
+	}
 	if schema != 6 || dirty {
 		t.Fatalf("schema record = %d dirty=%v", schema, dirty)
 	}
@@ -141,7 +145,9 @@ func TestRestore_CorruptOrMissingSnapshotTouchesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteAt([]byte("tampered"), 4096)
+	if _, err := f.WriteAt([]byte("tampered"), 4096); err != nil {
+		t.Fatal(err)
+	}
 	f.Close()
 
 	var got api.Snapshot
@@ -265,7 +271,9 @@ func TestSnapshot_OnlineWhileTurnsArrive(t *testing.T) {
 	}
 	defer db.Close()
 	var n int64
-	db.QueryRow(`SELECT count(*) FROM conversations WHERE thread_id = ?`, turnsThread).Scan(&n)
+	if err := db.QueryRow(`SELECT count(*) FROM conversations WHERE thread_id = ?`, turnsThread).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
 	if n != sn.BrainWrites || n == 0 {
 		t.Fatalf("snapshot holds %d turns but records brain_writes %d", n, sn.BrainWrites)
 	}

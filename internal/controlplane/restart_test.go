@@ -149,14 +149,18 @@ func TestRestart_InterruptedMigrationLeavesConsistentEngine(t *testing.T) {
 	e2.ts.Close()
 	e2.srv.Close()
 	db, _ := openBrain(filepath.Join(e.dir, "brains", "user-0002.sqlite"))
-	db.Exec(`UPDATE schema_migrations SET dirty = 1`)
+	if _, err := db.Exec(`UPDATE schema_migrations SET dirty = 1`); err != nil {
+		t.Fatal(err)
+	}
 	db.Close()
 	srv, _ = New(Options{DataDir: e.dir, APIKey: testKey})
 	srv.mu.Lock()
 	en = srv.engines["user-0002"]
 	op2 := &operation{seq: 100, changed: make(chan struct{}), Operation: api.Operation{ID: "op-crashed-2", Kind: api.OpUpgrade, UserID: "user-0002", Status: api.OpRunning, CreatedAt: now, UpdatedAt: now}}
 	en.CurrentOperationID = op2.ID
-	srv.persistLocked(en, op2)
+	if err := srv.persistLocked(en, op2); err != nil {
+		t.Fatal(err)
+	}
 	srv.mu.Unlock()
 	srv.Close()
 	e3 := newEnv(t, withDir(e.dir))
