@@ -181,6 +181,20 @@ func (r *procRuntime) allocPort() (int, error) {
 		return true
 	}
 	if r.portMin == 0 {
+		// Below the kernel's ephemeral range no test server or plugin listener is ever handed
+		// the port between our check and the engine's bind (one that answers /health "ok"
+		// would pass for the engine); a random start keeps parallel control planes apart.
+		if lo, hi, ok := nonEphemeralPorts(); ok {
+			n := hi - lo
+			start := lo + int(time.Now().UnixNano()%int64(n))
+			for i := 0; i < n; i++ {
+				p := lo + (start-lo+i)%n
+				if !r.ports[p] && free(p) {
+					r.ports[p] = true
+					return p, nil
+				}
+			}
+		}
 		for i := 0; i < 20; i++ {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
@@ -206,6 +220,25 @@ func (r *procRuntime) allocPort() (int, error) {
 		return p, nil
 	}
 	return 0, fmt.Errorf("PORT_EXHAUSTION: every port in %d-%d is taken; widen the range (--port-min/--port-max)", r.portMin, r.portMax)
+}
+
+// nonEphemeralPorts is a range of loopback ports the kernel never hands out for port 0: from
+// 10000 up to the start of /proc/sys/net/ipv4/ip_local_port_range. ok is false where that
+// range cannot be read or leaves too little room.
+func nonEphemeralPorts() (lo, hi int, ok bool) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 1 {
+		return 0, 0, false
+	}
+	min, err := strconv.Atoi(f[0])
+	if err != nil || min < 11000 {
+		return 0, 0, false
+	}
+	return 10000, min, true
 }
 
 // childEnv is the process environment minus anything that would contradict what the control
