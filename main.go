@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 
+	"github.com/septemberai/terraform-provider-engine/internal/logquiet"
 	"github.com/septemberai/terraform-provider-engine/internal/provider"
 )
 
@@ -21,7 +22,7 @@ func main() {
 	flag.BoolVar(&debugMode, "debug", false, "run the provider with support for debuggers like delve")
 	flag.Parse()
 	if !debugMode {
-		quietUnlessLogging(os.Getenv, os.Setenv)
+		logquiet.UnlessLogging()
 	}
 	if limit, ok := memoryLimit(os.Getenv); ok {
 		debug.SetMemoryLimit(limit)
@@ -33,22 +34,6 @@ func main() {
 	})
 	if err != nil {
 		log.Fatal(err.Error())
-	}
-}
-
-// quietUnlessLogging turns the plugin SDK's and the provider's log output off when Terraform is
-// not collecting provider logs. go-plugin serves every provider at TRACE and Terraform parses
-// and drops each line itself unless TF_LOG or TF_LOG_PROVIDER is set; writing and parsing those
-// lines was about a third of a no-change plan's CPU (engine-bench, docs/guides/benchmarks.md).
-// A level the user set explicitly for an SDK subsystem is left alone.
-func quietUnlessLogging(getenv func(string) string, setenv func(string, string) error) {
-	if getenv("TF_LOG") != "" || getenv("TF_LOG_PROVIDER") != "" {
-		return
-	}
-	for _, k := range []string{"TF_LOG_SDK", "TF_LOG_SDK_PROTO", "TF_LOG_SDK_FRAMEWORK", "TF_LOG_PROVIDER"} {
-		if getenv(k) == "" {
-			_ = setenv(k, "off")
-		}
 	}
 }
 

@@ -37,6 +37,20 @@ type PlanPoint struct {
 	EngineCPUMS   float64 `json:"engine_plan_cpu_ms"`
 	ProviderCPUMS float64 `json:"provider_cpu_ms"`
 	FloorCPUMS    float64 `json:"floor_plan_cpu_ms"`
+	// Two plugin floors, planned in the same rounds: N of the smallest framework resource
+	// (floorprovider: what any plugin provider costs Terraform), and the same applied
+	// engine_release state planned by schemafloor (engine_release's schema, methods that do
+	// nothing: what the framework spends on this schema whatever the resource's code does).
+	PluginFloorMS          []float64 `json:"plugin_floor_plan_ms"`
+	SchemaFloorMS          []float64 `json:"schema_floor_plan_ms"`
+	PluginFloorMedianMS    float64   `json:"plugin_floor_plan_median_ms"`
+	SchemaFloorMedianMS    float64   `json:"schema_floor_plan_median_ms"`
+	PluginFloorCPUMS       float64   `json:"plugin_floor_plan_cpu_ms"`
+	SchemaFloorCPUMS       float64   `json:"schema_floor_plan_cpu_ms"`
+	RatioVsPluginFloor     float64   `json:"ratio_vs_plugin_floor"`        // engine / plugin floor
+	RatioVsSchemaFloor     float64   `json:"ratio_vs_schema_floor"`        // engine / schema floor
+	PluginFloorRatio       float64   `json:"plugin_floor_ratio"`           // plugin floor / terraform_data
+	PluginFloorProviderCPU float64   `json:"plugin_floor_provider_cpu_ms"` // the floor provider's own CPU
 }
 
 // PlanFigures is measurement 1.
@@ -86,6 +100,22 @@ resource "engine_release" "e" {
 	if err != nil {
 		return pt, err
 	}
+	pluginDir, err := writeConfig(filepath.Join(dir, "plugin-floor"), fmt.Sprintf(`
+terraform {
+  required_providers {
+    benchfloor = { source = "septemberai/benchfloor" }
+  }
+}
+
+resource "benchfloor_release" "e" {
+  count   = %d
+  user_id = format("user-%%04d", count.index + 1)
+  version = "2.3.0"
+}
+`, n))
+	if err != nil {
+		return pt, err
+	}
 	floorDir, err := writeConfig(filepath.Join(dir, "floor"), fmt.Sprintf(`
 resource "terraform_data" "e" {
   count = %d
@@ -104,6 +134,14 @@ resource "terraform_data" "e" {
 	if _, err := tf.run(ctx, floorDir, nil, apply...); err != nil {
 		return pt, err
 	}
+	if _, err := tf.run(ctx, pluginDir, nil, apply...); err != nil {
+		return pt, err
+	}
+	// A refresh settles what the first refresh after an apply changes (planned_upgrade goes back
+	// to null), so the measured plans and the schema floor see the state a fleet's plans see.
+	if _, err := tf.run(ctx, engDir, p.env(), "apply", "-refresh-only", "-auto-approve", "-input=false"); err != nil {
+		return pt, err
+	}
 	cfg.logf("N=%d applied in %.1fs; planning %d× each, alternately", n, pt.SetupApplySeconds, runs)
 
 	// -detailed-exitcode makes a plan with changes exit 2, which run reports as an error: a
@@ -116,8 +154,14 @@ resource "terraform_data" "e" {
 	if _, err := tf.run(ctx, floorDir, nil, plan...); err != nil {
 		return pt, err
 	}
+	if _, err := tf.run(ctx, pluginDir, nil, plan...); err != nil {
+		return pt, err
+	}
+	if _, err := tf.schemaFloor.run(ctx, engDir, p.env(), plan...); err != nil {
+		return pt, err
+	}
 	var reqs, gets []float64
-	var pairs, ecpu, pcpu, fcpu []float64
+	var pairs, ecpu, pcpu, fcpu, plcpu, plpcpu, sfcpu []float64
 	for i := 0; i < runs; i++ {
 		before, err := p.requests(ctx)
 		if err != nil {
@@ -135,6 +179,17 @@ resource "terraform_data" "e" {
 		if err != nil {
 			return pt, err
 		}
+		pr, err := tf.run(ctx, pluginDir, nil, plan...)
+		if err != nil {
+			return pt, err
+		}
+		sr, err := tf.schemaFloor.run(ctx, engDir, p.env(), plan...)
+		if err != nil {
+			return pt, err
+		}
+		pt.PluginFloorMS = append(pt.PluginFloorMS, round(ms(pr.Wall)))
+		pt.SchemaFloorMS = append(pt.SchemaFloorMS, round(ms(sr.Wall)))
+		plcpu, plpcpu, sfcpu = append(plcpu, ms(pr.TotalCPU)), append(plpcpu, ms(pr.ProviderCPU)), append(sfcpu, ms(sr.TotalCPU))
 		if er.ProviderKB == 0 {
 			return pt, fmt.Errorf("no %s process was seen during the plan: the RSS figure would be made up", providerComm)
 		}
@@ -147,15 +202,20 @@ resource "terraform_data" "e" {
 		pairs = append(pairs, ms(er.Wall)/ms(fr.Wall))
 		ecpu, pcpu, fcpu = append(ecpu, ms(er.TotalCPU)), append(pcpu, ms(er.ProviderCPU)), append(fcpu, ms(fr.TotalCPU))
 		pt.ProviderPeakRSSMB = max(pt.ProviderPeakRSSMB, round(float64(er.ProviderKB)/1024))
-		cfg.logf("N=%d run %d: engine_release %s (CPU %s, provider %s), terraform_data %s (CPU %s), provider peak RSS %.1f MB, %d requests",
-			n, i+1, er.Wall.Round(time.Millisecond), er.TotalCPU.Round(time.Millisecond), er.ProviderCPU, fr.Wall.Round(time.Millisecond),
-			fr.TotalCPU.Round(time.Millisecond), float64(er.ProviderKB)/1024, sum(d))
+		cfg.logf("N=%d run %d: engine_release %s (CPU %s, provider %s), schema floor %s, plugin floor %s, terraform_data %s (CPU %s), provider peak RSS %.1f MB, %d requests",
+			n, i+1, er.Wall.Round(time.Millisecond), er.TotalCPU.Round(time.Millisecond), er.ProviderCPU, sr.Wall.Round(time.Millisecond),
+			pr.Wall.Round(time.Millisecond), fr.Wall.Round(time.Millisecond), fr.TotalCPU.Round(time.Millisecond), float64(er.ProviderKB)/1024, sum(d))
 	}
 	pt.EngineMedianMS, pt.FloorMedianMS = round(median(pt.EngineMS)), round(median(pt.FloorMS))
 	pt.Ratio = round(pt.EngineMedianMS / pt.FloorMedianMS)
 	pt.PairRatioMedian = round(median(pairs))
 	pt.OverheadPerResourceMS = round((pt.EngineMedianMS - pt.FloorMedianMS) / float64(n))
 	pt.EngineCPUMS, pt.ProviderCPUMS, pt.FloorCPUMS = round(median(ecpu)), round(median(pcpu)), round(median(fcpu))
+	pt.PluginFloorMedianMS, pt.SchemaFloorMedianMS = round(median(pt.PluginFloorMS)), round(median(pt.SchemaFloorMS))
+	pt.PluginFloorCPUMS, pt.SchemaFloorCPUMS, pt.PluginFloorProviderCPU = round(median(plcpu)), round(median(sfcpu)), round(median(plpcpu))
+	pt.RatioVsPluginFloor = round(pt.EngineMedianMS / pt.PluginFloorMedianMS)
+	pt.RatioVsSchemaFloor = round(pt.EngineMedianMS / pt.SchemaFloorMedianMS)
+	pt.PluginFloorRatio = round(pt.PluginFloorMedianMS / pt.FloorMedianMS)
 	pt.RequestsPerResource = round(median(reqs))
 	pt.GetEnginePerResource = round(median(gets))
 

@@ -148,6 +148,22 @@ func (f *Figures) Markdown() string {
 		}
 		w("")
 		w("State per engine is the instance's compact JSON; the file figures are terraform's indented state file divided by N, for `engine_release` and `terraform_data`. CPU is user+system time of terraform and its children (the provider's own share in brackets): on a shared machine it moves less than wall time.")
+		if p.Points[0].PluginFloorMedianMS > 0 {
+			w("")
+			w("Where the time goes: the same rounds also planned N of the smallest terraform-plugin-framework resource (*plugin floor*: `internal/bench/floorprovider`, two string attributes and an id, no request) and the applied `engine_release` state with `internal/bench/schemafloor` serving the provider's schemas with resource methods that do nothing (*schema floor*: what the framework spends on `engine_release`'s schema and state whatever the resource's code does).")
+			w("")
+			w("| N | engine_release | schema floor | plugin floor | terraform_data | engine / schema floor | engine / plugin floor | plugin floor / terraform_data | CPU: engine / schema floor / plugin floor / terraform_data |")
+			w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+			for _, pt := range p.Points {
+				w("| %d | %s ms | %s ms | %s ms | %s ms | %s× | %s× | %s× | %s / %s / %s / %s ms |", pt.N, num(pt.EngineMedianMS), num(pt.SchemaFloorMedianMS), num(pt.PluginFloorMedianMS), num(pt.FloorMedianMS),
+					num(pt.RatioVsSchemaFloor), num(pt.RatioVsPluginFloor), num(pt.PluginFloorRatio), num(pt.EngineCPUMS), num(pt.SchemaFloorCPUMS), num(pt.PluginFloorCPUMS), num(pt.FloorCPUMS))
+			}
+			if last := p.Points[len(p.Points)-1]; last.Ratio > 1.5 {
+				w("")
+				w("The bar (≤ 1.5× terraform_data at N=%d) is missed at %s×. The smallest framework resource is already %s× terraform_data: Terraform calls a plugin provider over gRPC four times per resource and instance (validate, upgrade state, read, plan), where terraform_data costs no process and no call. `engine_release` is %s× its own schema floor, so its Read and ModifyPlan (one GET each refresh, no call when nothing changes) add %s%%; the rest is the framework's per-value work on a schema of about sixty attributes, which grows with the number of attributes (docs/guides/benchmarks.md).",
+					last.N, num(last.Ratio), num(last.PluginFloorRatio), num(last.RatioVsSchemaFloor), num(round((last.RatioVsSchemaFloor-1)*100)))
+			}
+		}
 	}
 	if l := f.Lag; l != nil {
 		w("")

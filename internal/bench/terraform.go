@@ -17,32 +17,57 @@ import (
 const providerComm = "terraform-provi"
 
 // terraform runs the terraform binary against a provider built from the checkout through a
-// dev_overrides CLI config, so no registry and no `terraform init` are involved.
+// dev_overrides CLI config, so no registry and no `terraform init` are involved. The same config
+// serves floorprovider as septemberai/benchfloor.
 type terraform struct {
 	cliConfig string
 	profile   string // BENCH_CPUPROFILE for the profiling build, "" for the real one
+	// schemaFloor is terraform with septemberai/engine served by schemafloor instead: the
+	// provider's schemas with resource methods that do nothing.
+	schemaFloor *terraform
 }
 
-// newTerraform builds the provider into dir. With profile set it builds profprovider instead
-// (the same provider, writing a CPU profile per process to profile.<pid>).
+// newTerraform builds the provider, floorprovider and schemafloor under dir. With profile set it
+// builds profprovider instead of the provider (the same provider, writing a CPU profile per
+// process to profile.<pid>).
 func newTerraform(ctx context.Context, repo, dir, profile string) (*terraform, error) {
-	bin := filepath.Join(dir, "bin")
-	if err := os.MkdirAll(bin, 0o755); err != nil {
-		return nil, err
-	}
 	pkg := "."
 	if profile != "" {
 		pkg = "./internal/bench/profprovider"
 	}
-	if out, err := command(ctx, repo, nil, "go", "build", "-o", filepath.Join(bin, "terraform-provider-engine"), pkg); err != nil {
-		return nil, fmt.Errorf("go build of the provider failed: %w\n%s", err, out)
+	bin, floorBin := filepath.Join(dir, "bin"), filepath.Join(dir, "schemafloor")
+	builds := []struct{ dir, name, pkg string }{
+		{bin, "terraform-provider-engine", pkg},
+		{bin, "terraform-provider-benchfloor", "./internal/bench/floorprovider"},
+		{floorBin, "terraform-provider-engine", "./internal/bench/schemafloor"},
 	}
-	cfg := filepath.Join(dir, "terraform.rc")
-	rc := fmt.Sprintf("provider_installation {\n  dev_overrides { \"registry.terraform.io/septemberai/engine\" = %q }\n  direct {}\n}\n", bin)
-	if err := os.WriteFile(cfg, []byte(rc), 0o644); err != nil {
+	for _, b := range builds {
+		if err := os.MkdirAll(b.dir, 0o755); err != nil {
+			return nil, err
+		}
+		if out, err := command(ctx, repo, nil, "go", "build", "-o", filepath.Join(b.dir, b.name), b.pkg); err != nil {
+			return nil, fmt.Errorf("go build of %s failed: %w\n%s", b.pkg, err, out)
+		}
+	}
+	cfg, floorCfg := filepath.Join(dir, "terraform.rc"), filepath.Join(dir, "schemafloor.rc")
+	if err := writeCLIConfig(cfg, map[string]string{"septemberai/engine": bin, "septemberai/benchfloor": bin}); err != nil {
 		return nil, err
 	}
-	return &terraform{cliConfig: cfg, profile: profile}, nil
+	if err := writeCLIConfig(floorCfg, map[string]string{"septemberai/engine": floorBin}); err != nil {
+		return nil, err
+	}
+	return &terraform{cliConfig: cfg, profile: profile, schemaFloor: &terraform{cliConfig: floorCfg}}, nil
+}
+
+// writeCLIConfig writes a CLI config whose dev_overrides map each provider source to a directory.
+func writeCLIConfig(path string, overrides map[string]string) error {
+	var b strings.Builder
+	b.WriteString("provider_installation {\n  dev_overrides {\n")
+	for src, dir := range overrides {
+		fmt.Fprintf(&b, "    \"registry.terraform.io/%s\" = %q\n", src, dir)
+	}
+	b.WriteString("  }\n  direct {}\n}\n")
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 // tfRun is one terraform invocation's cost.
@@ -64,12 +89,7 @@ func (t *terraform) run(ctx context.Context, dir string, env []string, args ...s
 	cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+t.cliConfig, "CHECKPOINT_DISABLE=1", "TF_IN_AUTOMATION=1")
 	cmd.Env = append(cmd.Env, env...)
 	if t.profile != "" {
-		// profprovider serves without main.go's quietUnlessLogging; set what it would set so
-		// the profile shows the plan the real binary makes.
 		cmd.Env = append(cmd.Env, "BENCH_CPUPROFILE="+t.profile)
-		if os.Getenv("TF_LOG") == "" && os.Getenv("TF_LOG_PROVIDER") == "" {
-			cmd.Env = append(cmd.Env, "TF_LOG_SDK=off", "TF_LOG_SDK_PROTO=off", "TF_LOG_SDK_FRAMEWORK=off", "TF_LOG_PROVIDER=off")
-		}
 	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

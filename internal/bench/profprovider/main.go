@@ -15,10 +15,12 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 
+	"github.com/septemberai/terraform-provider-engine/internal/logquiet"
 	"github.com/septemberai/terraform-provider-engine/internal/provider"
 )
 
 func main() {
+	logquiet.UnlessLogging() // as main.go does, so the profile shows the plan the real binary makes
 	if p := os.Getenv("BENCH_CPUPROFILE"); p != "" {
 		f, err := os.Create(fmt.Sprintf("%s.%d", p, os.Getpid()))
 		if err != nil {
