@@ -15,7 +15,6 @@ import (
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 	"github.com/septemberai/terraform-provider-engine/internal/client"
 	"github.com/septemberai/terraform-provider-engine/internal/rollout"
-	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
 )
 
 var (
@@ -117,8 +116,10 @@ func (r *releaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 		resp.State.RemoveResource(ctx)
 		return
 	}
+	changed, pending := false, false
 	if op, ok, diags := getPendingOperation(ctx, req.Private, privateReleaseOp); ok || diags.HasError() {
 		resp.Diagnostics.Append(diags...)
+		changed, pending = true, ok
 		if cur, err := r.data.Client.GetOperation(ctx, op.ID); err == nil && cur.Done() {
 			a := lastAttemptFrom(state.LastAttempt)
 			a.applyOperation(cur)
@@ -128,11 +129,21 @@ func (r *releaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 			resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateReleaseOp, nil)...)
 		}
 	}
-	state.fillEngine(e)
-	if state.PreviousVersion.IsNull() || state.PreviousVersion.ValueString() == "" {
-		state.PreviousVersion = types.StringValue(e.EngineVersion)
+	changed = state.fillEngine(e) || changed
+	if !state.PlannedUpgrade.IsNull() && !pending {
+		// The upgrade the last plan described has been carried out (or has failed: last_attempt
+		// says which); until a plan moves the version again no upgrade is planned. Keeping the
+		// description would make every later plan of a fleet decode it once per engine.
+		state.PlannedUpgrade, changed = types.ObjectNull(plannedUpgradeAttrTypes), true
 	}
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	if state.PreviousVersion.IsNull() || state.PreviousVersion.ValueString() == "" {
+		state.PreviousVersion, changed = types.StringValue(e.EngineVersion), true
+	}
+	if changed {
+		// Encoding the whole object is most of a refresh's cost in the plugin framework; the
+		// state Terraform sent is already the response when the engine is as recorded.
+		resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	}
 }
 
 func (r *releaseResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
@@ -223,22 +234,36 @@ func (r *releaseResource) ImportState(ctx context.Context, req resource.ImportSt
 }
 
 // fillEngine copies what the engine reports into state: the running version (so out-of-band
-// changes show as drift), its schema and id.
-func (m *releaseModel) fillEngine(e api.Engine) {
-	m.ID = types.StringValue(e.UserID)
-	m.UserID = types.StringValue(e.UserID)
-	m.Version = types.StringValue(e.EngineVersion)
-	m.EngineID = types.StringValue(e.EngineID)
-	m.SchemaVersion = types.Int64Value(int64(e.SchemaVersion))
+// changes show as drift), its schema and id. It reports whether any value changed, so a refresh
+// that finds the engine as recorded can hand Terraform back the state it was given.
+func (m *releaseModel) fillEngine(e api.Engine) bool {
+	changed := setString(&m.ID, e.UserID)
+	changed = setString(&m.UserID, e.UserID) || changed
+	changed = setString(&m.Version, e.EngineVersion) || changed
+	changed = setString(&m.EngineID, e.EngineID) || changed
+	if v := types.Int64Value(int64(e.SchemaVersion)); !m.SchemaVersion.Equal(v) {
+		m.SchemaVersion, changed = v, true
+	}
 	if m.PreUpgradeSnapshotID.IsNull() || m.PreUpgradeSnapshotID.IsUnknown() {
-		m.PreUpgradeSnapshotID = types.StringValue("")
+		m.PreUpgradeSnapshotID, changed = types.StringValue(""), true
 	}
-	if m.PlannedUpgrade.IsNull() || m.PlannedUpgrade.IsUnknown() {
-		m.PlannedUpgrade = plannedUpgradeObject(upgrade.ActionNone, api.UpgradePath{From: e.EngineVersion, To: e.EngineVersion, Kind: upgrade.KindNone}, types.StringValue(""))
+	if m.PlannedUpgrade.IsUnknown() {
+		m.PlannedUpgrade, changed = types.ObjectNull(plannedUpgradeAttrTypes), true
 	}
-	if m.LastAttempt.IsNull() || m.LastAttempt.IsUnknown() {
-		m.LastAttempt = types.ObjectNull(lastAttemptAttrTypes)
+	if m.LastAttempt.IsUnknown() {
+		m.LastAttempt, changed = types.ObjectNull(lastAttemptAttrTypes), true
 	}
+	return changed
+}
+
+// setString sets *dst to the known string v and reports whether that changed it.
+func setString(dst *types.String, v string) bool {
+	nv := types.StringValue(v)
+	if dst.Equal(nv) {
+		return false
+	}
+	*dst = nv
+	return true
 }
 
 // applyOperation records how an upgrade operation ended.

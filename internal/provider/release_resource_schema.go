@@ -137,11 +137,12 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				Computed:            true,
 			},
 			"planned_upgrade": schema.SingleNestedAttribute{
-				MarkdownDescription: "The upgrade the plan will carry out, known at plan time for reviewers and policy tools (`terraform show -json`). " +
-					"After apply it keeps describing the last planned change until a new one is planned.",
+				MarkdownDescription: "The upgrade the plan will carry out, known at plan time for reviewers and policy tools (`terraform show -json`); " +
+					"null when the plan changes no version. After apply it describes the change just made until the next refresh sets it back to null " +
+					"(`last_attempt` keeps how that change ended): a fleet's no-change plans then carry no upgrade description per engine.",
 				Computed: true,
 				Attributes: map[string]schema.Attribute{
-					"action":              schema.StringAttribute{Computed: true, MarkdownDescription: "`none`, `upgrade`, `downgrade` (same schema) or `restore` (downgrade by snapshot restore)."},
+					"action":              schema.StringAttribute{Computed: true, MarkdownDescription: "`upgrade`, `downgrade` (same schema) or `restore` (downgrade by snapshot restore)."},
 					"from":                schema.StringAttribute{Computed: true, MarkdownDescription: "The version running at plan time."},
 					"to":                  schema.StringAttribute{Computed: true, MarkdownDescription: "The target version."},
 					"kind":                schema.StringAttribute{Computed: true, MarkdownDescription: "`none`, `patch`, `minor`, `major` or `downgrade`."},
@@ -291,8 +292,12 @@ func lastAttemptFrom(o types.Object) lastAttempt {
 	return a
 }
 
-// plannedUpgradeObject renders an upgrade path (and the action and snapshot decided for it).
+// plannedUpgradeObject renders an upgrade path (and the action and snapshot decided for it); null
+// when the action is none: a plan that changes no version plans no upgrade.
 func plannedUpgradeObject(action string, p api.UpgradePath, snapshotID types.String) types.Object {
+	if action == upgrade.ActionNone {
+		return types.ObjectNull(plannedUpgradeAttrTypes)
+	}
 	hops := make([]attr.Value, 0, len(p.Hops))
 	for _, h := range p.Hops {
 		hops = append(hops, types.ObjectValueMust(hopType.AttrTypes, map[string]attr.Value{
