@@ -97,8 +97,8 @@ func TestConcurrency_twoWorkspacesOneEngine(t *testing.T) {
 }
 
 // An engine changed out of band between plan and apply: the saved plan is refused with "engine
-// changed since plan; re-plan" and nothing starts. Two ways: a version change before the apply,
-// and a generation bump between the provider's last read and its upgrade POST, which the control
+// changed since plan; re-plan" and nothing starts. Three ways: a version change before the apply
+// (of an update, and of a create, which Terraform words itself), and a generation bump between the provider's last read and its upgrade POST, which the control
 // plane answers with PRECONDITION_FAILED.
 func TestConcurrency_changedBetweenPlanAndApply(t *testing.T) {
 	t.Parallel() // each test has its own control plane and workspaces
@@ -111,28 +111,30 @@ func TestConcurrency_changedBetweenPlanAndApply(t *testing.T) {
 		if err := w.Write(e.config(release("2.4.0", "  auto_snapshot = true"))); err != nil {
 			t.Fatal(err)
 		}
-		if out, err := w.Exec(time.Minute, "plan", "-out=tfplan", "-input=false"); err != nil {
-			t.Fatalf("plan: %v\n%s", err, out)
-		}
-		op, err := e.p.Client.Upgrade(e.ctx(), "user-0001", client.NewIdempotencyKey(), 0, api.UpgradeRequest{Version: "2.3.1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.p.Client.WaitOperation(e.ctx(), op.ID, nil); err != nil {
-			t.Fatal(err)
-		}
-		out, err := w.Exec(2*time.Minute, "apply", "-input=false", "tfplan")
+		out, err := applyStalePlan(t, e, w, "2.3.1")
 		if err == nil || !regexp.MustCompile(`Engine\s+Changed\s+Since\s+Plan`).MatchString(out) || !regexp.MustCompile(`terraform\s+plan\s+again`).MatchString(out) {
 			rec.errorf("the stale plan was not refused with 'Engine Changed Since Plan ... run terraform plan again' (err %v):\n%s", err, out)
 		}
-		if n := e.ops("user-0001", api.OpUpgrade); n != 1 {
-			rec.errorf("%d upgrades ran, want only the out-of-band one", n)
+		expectOnlyOutOfBand(rec, e, "2.3.1")
+	})
+	t.Run("version moved before a create's saved plan is applied", func(t *testing.T) {
+		// A create has no state and no private data for the apply-time re-plan to compare with:
+		// Terraform compares the two plans itself and stops with its own wording. What must hold
+		// is the same: the stop names what moved, and nothing starts.
+		rec := newRecorder(t, "out-of-band version change between a create's plan and apply")
+		defer rec.done()
+		e := newEnv(t, envOptions{version: "2.3.0"})
+		w := e.workspace(release("2.4.0", "  auto_snapshot = true"))
+		out, err := applyStalePlan(t, e, w, "2.3.1")
+		if err == nil || !regexp.MustCompile(`inconsistent\s+final\s+plan`).MatchString(out) || !strings.Contains(out, "planned_upgrade") {
+			rec.errorf("the stale create plan was not refused naming planned_upgrade (err %v):\n%s", err, out)
 		}
-		if n := e.ops("user-0001", api.OpSnapshot); n != 0 {
-			rec.errorf("the refused apply took %d snapshots", n)
-		}
-		if en := e.engine("user-0001"); en.EngineVersion != "2.3.1" {
-			rec.errorf("the engine runs %s, want 2.3.1 (the out-of-band version)", en.EngineVersion)
+		expectOnlyOutOfBand(rec, e, "2.3.1")
+		// Plan again, apply: it goes through from where the engine is now.
+		if out, err := w.Apply(3 * time.Minute); err != nil {
+			rec.errorf("re-apply: %v\n%s", err, out)
+		} else if en := e.engine("user-0001"); en.EngineVersion != "2.4.0" || e.ops("user-0001", api.OpUpgrade) != 2 {
+			rec.errorf("re-apply left the engine on %s after %d upgrades, want 2.4.0 after 2", en.EngineVersion, e.ops("user-0001", api.OpUpgrade))
 		}
 	})
 	t.Run("generation moved before the upgrade POST", func(t *testing.T) {
@@ -178,6 +180,37 @@ func TestConcurrency_changedBetweenPlanAndApply(t *testing.T) {
 			rec.errorf("re-apply ran %d upgrades, want 1", n)
 		}
 	})
+}
+
+// applyStalePlan saves a plan of w, moves user-0001's engine to version out of band (an upgrade
+// run to its end through the API), then applies the saved plan and returns what terraform said.
+func applyStalePlan(t *testing.T, e *env, w *Workspace, version string) (string, error) {
+	t.Helper()
+	if out, err := w.Exec(time.Minute, "plan", "-out=tfplan", "-input=false"); err != nil {
+		t.Fatalf("plan: %v\n%s", err, out)
+	}
+	op, err := e.p.Client.Upgrade(e.ctx(), "user-0001", client.NewIdempotencyKey(), 0, api.UpgradeRequest{Version: version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.p.Client.WaitOperation(e.ctx(), op.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	return w.Exec(2*time.Minute, "apply", "-input=false", "tfplan")
+}
+
+// expectOnlyOutOfBand checks that a refused apply started nothing: the one upgrade is the
+// out-of-band one to version, no snapshot was taken, and the engine still runs version.
+func expectOnlyOutOfBand(rec *recorder, e *env, version string) {
+	if n := e.ops("user-0001", api.OpUpgrade); n != 1 {
+		rec.errorf("%d upgrades ran, want only the out-of-band one", n)
+	}
+	if n := e.ops("user-0001", api.OpSnapshot); n != 0 {
+		rec.errorf("the refused apply took %d snapshots", n)
+	}
+	if en := e.engine("user-0001"); en.EngineVersion != version {
+		rec.errorf("the engine runs %s, want %s (the out-of-band version)", en.EngineVersion, version)
+	}
 }
 
 // With TF_LOG=trace the API key appears nowhere Terraform writes: logs, apply output, state,
