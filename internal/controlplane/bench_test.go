@@ -159,11 +159,9 @@ func BenchmarkSnapshot256MB(b *testing.B) {
 		copyTotal += time.Since(start)
 
 		start = time.Now()
-		src, _ := openBrain(brain)
-		if err := backupBrain(context.Background(), src, filepath.Join(dir, fmt.Sprintf("backup-%d", i))); err != nil {
+		if err := backupBrain(context.Background(), brain, filepath.Join(dir, fmt.Sprintf("backup-%d", i))); err != nil {
 			b.Fatal(err)
 		}
-		src.Close()
 		backupTotal += time.Since(start)
 
 		start = time.Now()

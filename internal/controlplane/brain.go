@@ -1,10 +1,7 @@
 package controlplane
 
 import (
-	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +15,6 @@ import (
 	"github.com/golang-migrate/migrate/v4/database"
 	migratesqlite "github.com/golang-migrate/migrate/v4/database/sqlite"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
-	"modernc.org/sqlite"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 )
@@ -273,75 +269,6 @@ func listTurns(db *sql.DB) ([]api.Turn, error) {
 		turns = append(turns, t)
 	}
 	return turns, rows.Err()
-}
-
-// backupBrain copies a live brain with SQLite's online backup API: page by page inside one read
-// transaction, so turns committed meanwhile (WAL) are neither blocked nor half-copied.
-func backupBrain(ctx context.Context, db *sql.DB, dst string) error {
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return conn.Raw(func(dc any) error {
-		b, ok := dc.(interface {
-			NewBackup(string) (*sqlite.Backup, error)
-		})
-		if !ok {
-			return fmt.Errorf("the sqlite driver offers no online backup")
-		}
-		bk, err := b.NewBackup(dst)
-		if err != nil {
-			return err
-		}
-		for more := true; more; {
-			if more, err = bk.Step(-1); err != nil {
-				_ = bk.Finish() // the Step error is the one worth reporting
-				return err
-			}
-		}
-		return bk.Finish()
-	})
-}
-
-// inspectSnapshot checks a snapshot file with PRAGMA integrity_check and reads the schema and
-// write counter it carries.
-func inspectSnapshot(path string) (schema int, writes int64, err error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
-	if err != nil {
-		return 0, 0, err
-	}
-	defer db.Close()
-	var ok string
-	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&ok); err != nil {
-		return 0, 0, fmt.Errorf("integrity check: %w", err)
-	}
-	if ok != "ok" {
-		return 0, 0, fmt.Errorf("integrity check failed: %s", ok)
-	}
-	if err := db.QueryRow(`SELECT version FROM schema_migrations LIMIT 1`).Scan(&schema); err != nil {
-		return 0, 0, fmt.Errorf("snapshot has no schema record: %w", err)
-	}
-	if err := db.QueryRow(`SELECT value FROM brain_meta WHERE key = 'brain_writes'`).Scan(&writes); err != nil {
-		return 0, 0, fmt.Errorf("snapshot has no write counter: %w", err)
-	}
-	return schema, writes, nil
-}
-
-// fileSHA256 hashes a file; a missing file is reported as such so callers can tell missing from
-// corrupt.
-func fileSHA256(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 // copyFile copies src to dst through a temporary file and an fsync, so dst is either the whole

@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -305,17 +306,9 @@ func (s *Server) runSnapshot(op *operation, req api.CreateSnapshotRequest) {
 	s.mu.Unlock()
 	created := time.Now().UTC()
 	dst := s.SnapshotPath(id)
-	tmp := dst + ".partial"
+	tmp := partialSnapshot(dst)
 	os.Remove(tmp)
-	db, err := openBrain(s.BrainPath(op.UserID))
-	if err == nil {
-		err = backupBrain(s.ctx, db, tmp)
-		db.Close()
-	}
-	if err == nil {
-		err = os.Rename(tmp, dst)
-	}
-	if err != nil {
+	if err := backupBrain(s.ctx, s.BrainPath(op.UserID), tmp); err != nil {
 		os.Remove(tmp)
 		s.failOp(op, api.StepSnapshot, api.CodeInternal, fmt.Sprintf("online backup of user %s's brain failed: %v", op.UserID, err), false)
 		return
@@ -323,24 +316,28 @@ func (s *Server) runSnapshot(op *operation, req api.CreateSnapshotRequest) {
 	s.finishStep(op, api.StepSnapshot, "online backup written")
 	s.begin(op, api.StepVerify, "")
 	if !s.sleep(nominalVerify) {
-		os.Remove(dst)
+		os.Remove(tmp)
 		return
 	}
-	schema, writes, err := inspectSnapshot(dst)
-	var sum string
-	var size int64
-	if err == nil {
-		sum, size, err = fileSHA256(dst)
-	}
+	sf, err := sealSnapshot(tmp, dst)
 	if err != nil {
+		os.Remove(tmp)
 		os.Remove(dst)
-		s.failOp(op, api.StepVerify, api.CodeSnapshotCorrupt, fmt.Sprintf("snapshot %s failed verification: %v", id, err), false)
+		if errors.Is(err, errSnapshotUnverified) {
+			s.failOp(op, api.StepVerify, api.CodeSnapshotCorrupt, fmt.Sprintf("snapshot %s failed verification: %v", id, err), false)
+		} else {
+			s.failOp(op, api.StepVerify, api.CodeInternal, fmt.Sprintf("snapshot %s passed verification but could not be put in place: %v; take the snapshot again", id, err), false)
+		}
 		return
 	}
-	fi, _ := os.Stat(dst)
+	fi, err := os.Stat(dst)
+	if err != nil {
+		s.failOp(op, api.StepVerify, api.CodeInternal, fmt.Sprintf("snapshot %s vanished right after it was written: %v; take the snapshot again", id, err), false)
+		return
+	}
 	sn := api.Snapshot{
-		ID: id, UserID: op.UserID, EngineID: e.EngineID, EngineVersion: version, SchemaVersion: schema,
-		SizeBytes: size, SHA256: sum, BrainWrites: writes, Description: req.Description,
+		ID: id, UserID: op.UserID, EngineID: e.EngineID, EngineVersion: version, SchemaVersion: sf.Schema,
+		SizeBytes: sf.Size, SHA256: sf.SHA256, BrainWrites: sf.Writes, Description: req.Description,
 		RetentionDays: req.RetentionDays, CreatedAt: created, RetainUntil: created.AddDate(0, 0, req.RetentionDays),
 		Status: api.SnapshotVerified,
 	}
@@ -353,8 +350,8 @@ func (s *Server) runSnapshot(op *operation, req api.CreateSnapshotRequest) {
 	}
 	s.snapshots[id] = &snapshotState{Snapshot: sn, checkedSize: fi.Size(), checkedMtime: fi.ModTime()}
 	s.mu.Unlock()
-	s.finishStep(op, api.StepVerify, fmt.Sprintf("integrity_check ok; sha256 %s; %d bytes", sum[:12], size))
-	s.succeedOp(op, api.OperationResult{SnapshotID: id, EngineVersion: version, SchemaVersion: schema})
+	s.finishStep(op, api.StepVerify, fmt.Sprintf("integrity_check ok; sha256 %s; %d bytes", sf.SHA256[:12], sf.Size))
+	s.succeedOp(op, api.OperationResult{SnapshotID: id, EngineVersion: version, SchemaVersion: sf.Schema})
 }
 
 func (s *Server) startUpgrade(w http.ResponseWriter, r *http.Request, p params) {

@@ -169,6 +169,14 @@ func TestProcess_upgradeSnapshotAndMetricsOnRealProcesses(t *testing.T) {
 	noEnginesLeft(t, e.dir)
 }
 
+// TestProcess_snapshotsWhileTheEngineProcessWrites: the engine process commits multi-row turns
+// into the brain while the control plane snapshots it from its own process; every snapshot must
+// still be a committed state, verified, with its sha256 and size recorded exactly.
+func TestProcess_snapshotsWhileTheEngineProcessWrites(t *testing.T) {
+	e := newEnv(t, withProcess(t), withSeed(1, "2.3.1"))
+	e.snapshotsWhileTurns("user-0001", 4)
+}
+
 func TestProcess_drainFinishesInFlightAndRefusesNew(t *testing.T) {
 	e := newEnv(t, withProcess(t), withSeed(1, "2.3.0"))
 	old := e.pid("user-0001")

@@ -417,6 +417,7 @@ func (s *Server) settleInterrupted(op *operation) error {
 	if op.Kind == api.OpSnapshot && op.Result.SnapshotID != "" {
 		if _, recorded := s.snapshots[op.Result.SnapshotID]; !recorded {
 			os.Remove(s.SnapshotPath(op.Result.SnapshotID))
+			os.Remove(partialSnapshot(s.SnapshotPath(op.Result.SnapshotID)))
 		}
 	}
 	if err := s.reg.putOperation(op.Operation, op.seq); err != nil {
