@@ -185,6 +185,16 @@ func (e *env) wait(op api.Operation) api.Operation {
 	return op
 }
 
+// step is the operation's step called name (zero when it has none).
+func step(op api.Operation, name string) api.Step {
+	for _, s := range op.Steps {
+		if s.Name == name {
+			return s
+		}
+	}
+	return api.Step{}
+}
+
 // startOp POSTs work and returns the accepted operation.
 func (e *env) startOp(path string, body any) api.Operation {
 	e.t.Helper()

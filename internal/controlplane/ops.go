@@ -308,18 +308,22 @@ func (s *Server) runSnapshot(op *operation, req api.CreateSnapshotRequest) {
 	dst := s.SnapshotPath(id)
 	tmp := partialSnapshot(dst)
 	os.Remove(tmp)
-	if err := backupBrain(s.ctx, s.BrainPath(op.UserID), tmp); err != nil {
+	sc, err := copyBrain(s.ctx, s.BrainPath(op.UserID), tmp)
+	if err != nil {
 		os.Remove(tmp)
-		s.failOp(op, api.StepSnapshot, api.CodeInternal, fmt.Sprintf("online backup of user %s's brain failed: %v", op.UserID, err), false)
+		s.failOp(op, api.StepSnapshot, api.CodeInternal, fmt.Sprintf("copying user %s's brain failed: %v; take the snapshot again", op.UserID, err), false)
 		return
 	}
-	s.finishStep(op, api.StepSnapshot, "online backup written")
+	if !sc.Pinned {
+		s.log.Info("snapshot fell back to the online backup", "user_id", op.UserID, "snapshot_id", id, "how", sc.How)
+	}
+	s.finishStep(op, api.StepSnapshot, sc.How)
 	s.begin(op, api.StepVerify, "")
 	if !s.sleep(nominalVerify) {
 		os.Remove(tmp)
 		return
 	}
-	sf, err := sealSnapshot(tmp, dst)
+	sf, err := sealSnapshot(tmp, dst, sc.Digest)
 	if err != nil {
 		os.Remove(tmp)
 		os.Remove(dst)

@@ -101,15 +101,6 @@ func (e *env) engineTurn(user string, req EngineTurnRequest) (int, api.ErrorBody
 	return res.StatusCode, eb
 }
 
-func step(op api.Operation, name string) api.Step {
-	for _, s := range op.Steps {
-		if s.Name == name {
-			return s
-		}
-	}
-	return api.Step{}
-}
-
 func tableCount(t *testing.T, brain, table string) int {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+brain+"?mode=ro")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -108,6 +109,20 @@ func (c *committer) halt(t *testing.T) {
 	}
 }
 
+// slowLiveCopy makes copyLiveFile copy in 32 KiB chunks with a pause after each, for the rest of
+// the test: a copy of a test brain then lasts long enough for the committer's commits and
+// checkpoints to land in the middle of it, as they do during the copy of a large brain.
+func slowLiveCopy(t *testing.T) {
+	setLiveCopy(t, 32<<10, func(int64) { time.Sleep(50 * time.Microsecond) })
+}
+
+// setLiveCopy sets copyLiveFile's chunk size and after-chunk hook for the rest of the test.
+func setLiveCopy(t *testing.T, chunk int, hook func(written int64)) {
+	was := liveCopyChunk
+	liveCopyChunk, afterLiveCopyChunk = chunk, hook
+	t.Cleanup(func() { liveCopyChunk, afterLiveCopyChunk = was, nil })
+}
+
 // checkSnapshotFile opens a snapshot file on its own and checks what a snapshot promises:
 // integrity_check passes, the turns it holds are exactly the ones its brain_writes counts (a
 // committed prefix, never half a transaction), and the recorded sha256 and size are the file's.
@@ -161,36 +176,111 @@ func snapshotConsistency(path string) (int64, error) {
 
 // TestSnapshot_ConsistentWhileCommitting snapshots a brain again and again while another
 // connection keeps committing multi-row transactions and checkpointing: every snapshot must be
-// a committed state that passes integrity_check, with its sha256 and size recorded exactly.
+// a committed state that passes integrity_check, with its sha256 and size recorded exactly, by
+// the pinned file copy and by the online backup it falls back to.
 func TestSnapshot_ConsistentWhileCommitting(t *testing.T) {
-	brain := testBrain(t, 500)
-	c := startCommitter(t, brain)
-	dir := t.TempDir()
-	var last int64 = -1
-	for i := 0; i < 15; i++ {
-		for c.commits.Load() < int64(20*(i+1)) {
-			time.Sleep(time.Millisecond)
-		}
-		dst := filepath.Join(dir, fmt.Sprintf("snap-%d.sqlite", i))
-		if err := backupBrain(context.Background(), brain, partialSnapshot(dst)); err != nil {
+	for _, tc := range []struct {
+		name string
+		copy func(brain, tmp string) (snapshotCopy, error)
+	}{
+		{"pinned file copy", func(brain, tmp string) (snapshotCopy, error) {
+			return copyBrain(context.Background(), brain, tmp)
+		}},
+		{"online backup", func(brain, tmp string) (snapshotCopy, error) {
+			return snapshotCopy{}, backupBrain(context.Background(), brain, tmp)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			slowLiveCopy(t)
+			brain := testBrain(t, 200)
+			c := startCommitter(t, brain)
+			dir := t.TempDir()
+			var last int64 = -1
+			pinned := 0
+			const snapshots = 10
+			for i := 0; i < snapshots; i++ {
+				for c.commits.Load() < int64(20*(i+1)) {
+					time.Sleep(time.Millisecond)
+				}
+				dst := filepath.Join(dir, fmt.Sprintf("snap-%d.sqlite", i))
+				sc, err := tc.copy(brain, partialSnapshot(dst))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sc.Pinned {
+					pinned++
+				}
+				sf, err := sealSnapshot(partialSnapshot(dst), dst, sc.Digest)
+				if err != nil {
+					t.Fatal(err)
+				}
+				writes := checkSnapshotFile(t, dst, sf)
+				if writes <= last {
+					t.Fatalf("snapshot %d holds brain_writes %d, not past the previous snapshot's %d although commits went on", i, writes, last)
+				}
+				last = writes
+				if _, err := os.Stat(partialSnapshot(dst)); !os.IsNotExist(err) {
+					t.Fatalf("the partial file outlived the sealed snapshot: %v", err)
+				}
+			}
+			c.halt(t)
+			if leftovers, _ := filepath.Glob(filepath.Join(dir, "*-[ws][ah][lm]")); len(leftovers) > 0 {
+				t.Fatalf("verification left SQLite side files behind: %v", leftovers)
+			}
+			if tc.name == "pinned file copy" && runtime.GOOS == "linux" {
+				t.Logf("%d of %d snapshots were pinned file copies, the others online backups", pinned, snapshots)
+				if pinned == 0 {
+					t.Fatal("no snapshot was a pinned file copy: every one fell back to the online backup")
+				}
+			}
+		})
+	}
+}
+
+// TestSnapshot_FallsBackToTheOnlineBackup: a reader that keeps an old snapshot open keeps
+// checkpoints from reaching the end of the WAL, so the brain cannot be pinned; the snapshot is
+// then the online backup, and still the latest commit.
+func TestSnapshot_FallsBackToTheOnlineBackup(t *testing.T) {
+	brain := testBrain(t, 50)
+	db, err := openBrain(brain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	old, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if _, err := old.ExecContext(context.Background(), "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := old.QueryRowContext(context.Background(), `SELECT count(*) FROM conversations`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if err := commitTurns(db, 3, "after the old reader"); err != nil {
 			t.Fatal(err)
-		}
-		sf, err := sealSnapshot(partialSnapshot(dst), dst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		writes := checkSnapshotFile(t, dst, sf)
-		if writes <= last {
-			t.Fatalf("snapshot %d holds brain_writes %d, not past the previous snapshot's %d although commits went on", i, writes, last)
-		}
-		last = writes
-		if _, err := os.Stat(partialSnapshot(dst)); !os.IsNotExist(err) {
-			t.Fatalf("the partial file outlived the sealed snapshot: %v", err)
 		}
 	}
-	c.halt(t)
-	if leftovers, _ := filepath.Glob(filepath.Join(dir, "*-[ws][ah][lm]")); len(leftovers) > 0 {
-		t.Fatalf("verification left SQLite side files behind: %v", leftovers)
+	dst := filepath.Join(t.TempDir(), "snap.sqlite")
+	sc, err := copyBrain(context.Background(), brain, partialSnapshot(dst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Pinned || sc.Digest != nil || !strings.Contains(sc.How, "online backup") {
+		t.Fatalf("copy under an old reader: %+v; want the online backup", sc)
+	}
+	sf, err := sealSnapshot(partialSnapshot(dst), dst, sc.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if writes := checkSnapshotFile(t, dst, sf); writes != 15 {
+		t.Fatalf("the fallback snapshot holds brain_writes %d, want the latest commit's 15", writes)
+	}
+	if _, err := old.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -231,11 +321,27 @@ func (e *env) snapshotsWhileTurns(user string, n int) {
 		}
 	}()
 	var last int64 = -1
+	pinned := 0
+	defer func() {
+		if runtime.GOOS == "linux" && pinned == 0 && !e.t.Failed() {
+			e.t.Fatalf("none of the %d snapshots was a pinned file copy", n)
+		}
+	}()
 	for i := 0; i < n; i++ {
 		for written.Load() < int64(3*(i+1)) && failure.Load() == nil {
 			time.Sleep(time.Millisecond)
 		}
-		sn := e.snapshot(user)
+		op := e.wait(e.startOp("/v1/engines/"+user+"/snapshots", api.CreateSnapshotRequest{Description: "under turns"}))
+		if op.Status != api.OpSucceeded {
+			e.t.Fatalf("snapshot failed: %+v", op.Error)
+		}
+		if how := step(op, api.StepSnapshot).Message; strings.Contains(how, "pinned") {
+			pinned++
+		} else {
+			e.t.Logf("snapshot %d: %s", i, how)
+		}
+		var sn api.Snapshot
+		e.ok(e.do("GET", "/v1/snapshots/"+op.Result.SnapshotID, nil), 200, &sn)
 		writes := checkSnapshotFile(e.t, e.srv.SnapshotPath(sn.ID), snapshotFile{Writes: sn.BrainWrites, SHA256: sn.SHA256, Size: sn.SizeBytes})
 		if writes <= last {
 			e.t.Fatalf("snapshot %s holds brain_writes %d, not past the previous snapshot's %d although turns went on", sn.ID, writes, last)
@@ -247,9 +353,9 @@ func (e *env) snapshotsWhileTurns(user string, n int) {
 // TestSnapshot_APIWhileMultiRowTurns is the same guarantee through the API with the simulated
 // runtime: the turns are written by the engine's own connection in this process.
 func TestSnapshot_APIWhileMultiRowTurns(t *testing.T) {
-	e := newEnv(t, withSeed(1, "2.3.0"), func(o *Options) { o.SeedBrainRows = 2000 })
-	e.snapshotsWhileTurns("user-0001", 5)
-	if leftovers, _ := filepath.Glob(filepath.Join(e.dir, "snapshots", "*")); len(leftovers) != 5 {
-		t.Fatalf("the snapshot directory holds %v, want the 5 snapshot files and nothing else", leftovers)
+	e := newEnv(t, withSeed(1, "2.3.0"), func(o *Options) { o.SeedBrainRows = 300 })
+	e.snapshotsWhileTurns("user-0001", 4)
+	if leftovers, _ := filepath.Glob(filepath.Join(e.dir, "snapshots", "*")); len(leftovers) != 4 {
+		t.Fatalf("the snapshot directory holds %v, want the 4 snapshot files and nothing else", leftovers)
 	}
 }

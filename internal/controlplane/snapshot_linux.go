@@ -1,0 +1,60 @@
+package controlplane
+
+import (
+	"fmt"
+	"os"
+
+	"modernc.org/sqlite"
+)
+
+// ofdErr is why SQLite could not be switched to OFD locks in this process, if it could not.
+var ofdErr error
+
+// SQLite takes POSIX record locks on a database file by default, and a POSIX lock belongs to the
+// process: a close(2) of any descriptor of the file anywhere in the process drops every lock the
+// process holds on it. An os.Open and Close of a live brain (a snapshot's file copy, a hash, a
+// test helper) would then silently release the locks of every SQLite connection of this process
+// on it, and an engine process closing its last connection could checkpoint and delete the WAL
+// under them. Open file description (OFD) locks belong to the descriptor they were taken through
+// and survive such a close; modernc.org/sqlite switches its database-file locks to them for the
+// whole process, which can only be done before the process locks its first database file: here,
+// at initialization. The WAL's -shm locks stay POSIX locks, and nothing here opens a -shm file.
+// Where OFD locks are unavailable (kernels before 3.15, filesystems that refuse them), SQLite
+// keeps POSIX locks and snapshots use the online backup instead of a file copy.
+func init() {
+	if _, err := sqlite.OFDLocking(true); err != nil {
+		ofdErr = err
+	}
+}
+
+// copyLiveFile copies src, a database file that SQLite connections of this process may hold
+// open and locked, into out (a new, empty file) with copyHashed, and returns out's sha256 and
+// size. It refuses unless SQLite's locks in this process are OFD locks, which the close of src
+// cannot drop (see init above). The file must not change while it is copied (the caller pins
+// it): a change of length is an error.
+func copyLiveFile(src string, out *os.File) (fileDigest, error) {
+	if !sqlite.OFDLockingEnabled() {
+		why := "the kernel or the filesystem refused OFD locks"
+		if ofdErr != nil {
+			why = ofdErr.Error()
+		}
+		return fileDigest{}, fmt.Errorf("%w: SQLite's database locks in this process are POSIX locks, which closing the copied file would drop (%s)", errLiveCopyUnsupported, why)
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return fileDigest{}, err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return fileDigest{}, err
+	}
+	d, err := copyHashed(out, in)
+	if err != nil {
+		return fileDigest{}, err
+	}
+	if d.Size != fi.Size() {
+		return fileDigest{}, fmt.Errorf("%s was %d bytes when the copy started and %d were copied: the file changed under the pin", fi.Name(), fi.Size(), d.Size)
+	}
+	return d, nil
+}

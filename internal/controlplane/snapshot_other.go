@@ -1,0 +1,12 @@
+//go:build !linux
+
+package controlplane
+
+import "os"
+
+// copyLiveFile is Linux-only: elsewhere SQLite's database locks are POSIX record locks, which
+// the close after copying the live database file would drop (see snapshot_linux.go); snapshots
+// there use the online backup.
+func copyLiveFile(string, *os.File) (fileDigest, error) {
+	return fileDigest{}, errLiveCopyUnsupported
+}
