@@ -89,6 +89,9 @@ func copyBrain(ctx context.Context, brain, tmp string) (snapshotCopy, error) {
 
 // copyPinned pins the brain and copies its database file into tmp, hashing it on the way.
 func copyPinned(ctx context.Context, brain, tmp string) (snapshotCopy, error) {
+	if err := liveCopyRefused(); err != nil {
+		return snapshotCopy{}, err
+	}
 	db, err := openBrain(brain)
 	if err != nil {
 		return snapshotCopy{}, err

@@ -27,18 +27,27 @@ func init() {
 	}
 }
 
+// liveCopyRefused says why a live database file cannot be copied in this process, or nil when
+// it can: SQLite's database locks here must be OFD locks.
+func liveCopyRefused() error {
+	if sqlite.OFDLockingEnabled() {
+		return nil
+	}
+	why := "the kernel or the filesystem refused OFD locks"
+	if ofdErr != nil {
+		why = ofdErr.Error()
+	}
+	return fmt.Errorf("%w: SQLite's database locks in this process are POSIX locks, which closing the copied file would drop (%s)", errLiveCopyUnsupported, why)
+}
+
 // copyLiveFile copies src, a database file that SQLite connections of this process may hold
 // open and locked, into out (a new, empty file) with copyHashed, and returns out's sha256 and
 // size. It refuses unless SQLite's locks in this process are OFD locks, which the close of src
 // cannot drop (see init above). The file must not change while it is copied (the caller pins
 // it): a change of length is an error.
 func copyLiveFile(src string, out *os.File) (fileDigest, error) {
-	if !sqlite.OFDLockingEnabled() {
-		why := "the kernel or the filesystem refused OFD locks"
-		if ofdErr != nil {
-			why = ofdErr.Error()
-		}
-		return fileDigest{}, fmt.Errorf("%w: SQLite's database locks in this process are POSIX locks, which closing the copied file would drop (%s)", errLiveCopyUnsupported, why)
+	if err := liveCopyRefused(); err != nil {
+		return fileDigest{}, err
 	}
 	in, err := os.Open(src)
 	if err != nil {

@@ -4,9 +4,11 @@ package controlplane
 
 import "os"
 
-// copyLiveFile is Linux-only: elsewhere SQLite's database locks are POSIX record locks, which
-// the close after copying the live database file would drop (see snapshot_linux.go); snapshots
-// there use the online backup.
+// The pinned file copy is Linux-only: elsewhere SQLite's database locks are POSIX record locks,
+// which the close after copying the live database file would drop (see snapshot_linux.go);
+// snapshots there use the online backup.
+func liveCopyRefused() error { return errLiveCopyUnsupported }
+
 func copyLiveFile(string, *os.File) (fileDigest, error) {
 	return fileDigest{}, errLiveCopyUnsupported
 }
