@@ -7,10 +7,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,8 +47,8 @@ var errNotPinned = errors.New("the brain could not be pinned at a fully checkpoi
 // in this process without dropping SQLite's locks on it (see copyLiveFile).
 var errLiveCopyUnsupported = errors.New("copying the live database file is not supported here")
 
-// liveCopyChunk is the size of copyHashed's buffers; afterLiveCopyChunk, when set (by tests), is
-// called after each chunk is written, with the length written so far.
+// liveCopyChunk is how much copyHashed writes at a time; afterLiveCopyChunk, when set (by tests),
+// is called after each chunk is written, with the length written so far.
 var (
 	liveCopyChunk      = 1 << 20
 	afterLiveCopyChunk func(written int64)
@@ -390,27 +392,18 @@ func hashFile(f *os.File) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
-// copyHashed copies in to out and returns the sha256 and length of what it wrote. The work is
-// spread so that neither core waits: this goroutine reads and writes, another hashes each chunk
-// once it is written (the bytes hashed are the bytes written), and a third asks the kernel to
-// start writing each chunk back to disk (writeBehind), so that the disk takes the copy while it
-// is being made and the fsync that seals it has little left to wait for.
-func copyHashed(out *os.File, in io.Reader) (fileDigest, error) {
-	const buffers = 4
-	free := make(chan []byte, buffers)
-	for range buffers {
-		free <- make([]byte, liveCopyChunk)
-	}
-	written := make(chan []byte, buffers)
-	hashed := make(chan struct{})
+// copyHashed writes src (the pinned database file, mapped into memory) to out and returns the
+// sha256 and length of what it wrote. The bytes are read once, by the write into out's page
+// cache and by the hash, and the work is spread so that neither core waits: this goroutine
+// writes, another hashes each chunk once it is written, and a third asks the kernel to start
+// writing each chunk back to disk (writeBehind), so that the disk takes the copy while it is
+// being made and the fsync that seals it has little left to wait for. The bytes hashed are the
+// bytes written because src does not change while the brain is pinned.
+func copyHashed(out *os.File, src []byte) (fileDigest, error) {
+	chunks := make(chan []byte, 16)
+	hashed := make(chan error, 1)
 	h := sha256.New()
-	go func() {
-		defer close(hashed)
-		for b := range written {
-			h.Write(b)
-			free <- b[:cap(b)]
-		}
-	}()
+	go func() { hashed <- hashChunks(h, chunks) }()
 	var total atomic.Int64
 	kick := make(chan struct{}, 1)
 	behind := make(chan error, 1)
@@ -428,34 +421,26 @@ func copyHashed(out *os.File, in io.Reader) (fileDigest, error) {
 	}()
 
 	var err error
-	for {
-		b := <-free
-		n, rerr := io.ReadFull(in, b)
-		if n > 0 {
-			if _, err = out.Write(b[:n]); err != nil {
-				break
-			}
-			written <- b[:n]
-			copied := total.Add(int64(n))
-			select {
-			case kick <- struct{}{}:
-			default: // a write-behind is already due; it will take this chunk too
-			}
-			if afterLiveCopyChunk != nil {
-				afterLiveCopyChunk(copied)
-			}
-		}
-		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
+	for off := 0; off < len(src); off += liveCopyChunk {
+		b := src[off:min(len(src), off+liveCopyChunk)]
+		if _, err = out.Write(b); err != nil {
 			break
 		}
-		if rerr != nil {
-			err = rerr
-			break
+		chunks <- b
+		written := total.Add(int64(len(b)))
+		select {
+		case kick <- struct{}{}:
+		default: // a write-behind is already due; it will take this chunk too
+		}
+		if afterLiveCopyChunk != nil {
+			afterLiveCopyChunk(written)
 		}
 	}
-	close(written)
+	close(chunks)
 	close(kick)
-	<-hashed
+	if herr := <-hashed; err == nil {
+		err = herr
+	}
 	if berr := <-behind; err == nil && berr != nil {
 		err = fmt.Errorf("write %s back to disk while copying: %w", filepath.Base(out.Name()), berr)
 	}
@@ -463,6 +448,25 @@ func copyHashed(out *os.File, in io.Reader) (fileDigest, error) {
 		return fileDigest{}, err
 	}
 	return fileDigest{SHA256: hex.EncodeToString(h.Sum(nil)), Size: total.Load()}, nil
+}
+
+// hashChunks hashes the chunks it receives, in order. src is a memory map of the brain file: if
+// the file were cut short under it (by something other than SQLite, which cannot while the brain
+// is pinned), reading the lost pages faults, and the fault is returned as an error rather than
+// crashing the process. It drains chunks whatever happens, so the writer never blocks on it.
+func hashChunks(h hash.Hash, chunks <-chan []byte) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("reading the mapped brain file to hash it faulted (was the file cut short under the copy?): %v", r)
+			for range chunks { //nolint:revive // drained so the writer never blocks
+			}
+		}
+	}()
+	for b := range chunks {
+		h.Write(b)
+	}
+	return nil
 }
 
 // syncDir makes a rename into dir durable. Windows cannot fsync a directory (Sync on one fails):

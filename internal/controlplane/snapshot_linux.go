@@ -3,6 +3,7 @@ package controlplane
 import (
 	"fmt"
 	"os"
+	"syscall"
 
 	"modernc.org/sqlite"
 )
@@ -44,7 +45,8 @@ func liveCopyRefused() error {
 // open and locked, into out (a new, empty file) with copyHashed, and returns out's sha256 and
 // size. It refuses unless SQLite's locks in this process are OFD locks, which the close of src
 // cannot drop (see init above). The file must not change while it is copied (the caller pins
-// it): a change of length is an error.
+// it). It is mapped whole: where the address space cannot hold it (a brain of gigabytes on a
+// 32-bit system) the mapping fails and the snapshot falls back to the online backup.
 func copyLiveFile(src string, out *os.File) (fileDigest, error) {
 	if err := liveCopyRefused(); err != nil {
 		return fileDigest{}, err
@@ -58,12 +60,13 @@ func copyLiveFile(src string, out *os.File) (fileDigest, error) {
 	if err != nil {
 		return fileDigest{}, err
 	}
-	d, err := copyHashed(out, in)
+	if fi.Size() == 0 || int64(int(fi.Size())) != fi.Size() {
+		return fileDigest{}, fmt.Errorf("%s is %d bytes: it cannot be mapped to be copied", fi.Name(), fi.Size())
+	}
+	m, err := syscall.Mmap(int(in.Fd()), 0, int(fi.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
 	if err != nil {
-		return fileDigest{}, err
+		return fileDigest{}, fmt.Errorf("map %s to copy it: %w", fi.Name(), err)
 	}
-	if d.Size != fi.Size() {
-		return fileDigest{}, fmt.Errorf("%s was %d bytes when the copy started and %d were copied: the file changed under the pin", fi.Name(), fi.Size(), d.Size)
-	}
-	return d, nil
+	defer func() { _ = syscall.Munmap(m) }()
+	return copyHashed(out, m)
 }

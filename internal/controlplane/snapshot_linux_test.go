@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -183,5 +184,50 @@ func liveCopy(t *testing.T, brain, dst string) {
 	out.Close()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSnapshot_CopyOfAFileCutShortFailsCleanly: the pinned copy reads the brain through a memory
+// map. Were the file cut short under it (SQLite cannot while the brain is pinned; something else
+// could), the copy must fail with an error, from the write and from the hash alike, instead of
+// crashing the process with SIGBUS.
+func TestSnapshot_CopyOfAFileCutShortFailsCleanly(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "brain.sqlite")
+	if err := os.WriteFile(src, make([]byte, 4<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := syscall.Mmap(int(f.Fd()), 0, 4<<20, syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = syscall.Munmap(m) }()
+	if err := os.Truncate(src, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	chunks := make(chan []byte, 1)
+	chunks <- m[1<<20 : 2<<20]
+	close(chunks)
+	if err := hashChunks(sha256.New(), chunks); err == nil {
+		t.Fatal("hashing pages cut off the mapped file reported no error")
+	} else {
+		t.Logf("hash: %v", err)
+	}
+
+	out, err := os.Create(filepath.Join(dir, "copy.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	if _, err := copyHashed(out, m); err == nil {
+		t.Fatal("copying pages cut off the mapped file reported no error")
+	} else {
+		t.Logf("copy: %v", err)
 	}
 }
