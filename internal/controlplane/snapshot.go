@@ -104,7 +104,7 @@ func copyPinned(ctx context.Context, brain, tmp string) (snapshotCopy, error) {
 		return snapshotCopy{}, err
 	}
 	defer release()
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644) // as SQLite creates the backup
 	if err != nil {
 		return snapshotCopy{}, err
 	}
