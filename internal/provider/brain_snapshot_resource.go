@@ -61,7 +61,8 @@ func (r *brainSnapshotResource) Metadata(_ context.Context, req resource.Metadat
 func (r *brainSnapshotResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	stable := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
 	resp.Schema = schema.Schema{
-		MarkdownDescription: "A verified snapshot of one engine's brain: an online SQLite backup, checked with " +
+		MarkdownDescription: "A verified snapshot of one engine's brain, taken while the engine keeps taking turns (the local control plane " +
+			"copies the database file at a commit a read transaction pins, or falls back to SQLite's online backup), checked with " +
 			"`PRAGMA integrity_check` and a sha256, kept at least `retention_days`. This is the rollback insurance " +
 			"`engine_release` and `engine_canary` rely on for snapshot-before-migrate. Destroying it deletes the " +
 			"snapshot only, never the engine; inside its retention, destroy needs `force_destroy = true` applied first.",
