@@ -90,29 +90,17 @@ func runPlan(ctx context.Context, cfg Config, tf *terraform, work string) (*Plan
 
 func planPoint(ctx context.Context, cfg Config, tf *terraform, p *plane, dir string, n, runs int) (PlanPoint, error) {
 	pt := PlanPoint{N: n, Runs: runs}
-	engDir, err := writeConfig(filepath.Join(dir, "engine"), requiredProviders+fmt.Sprintf(`
-resource "engine_release" "e" {
-  count   = %d
-  user_id = format("user-%%04d", count.index + 1)
-  version = "2.3.0"
-}
-`, n))
+	engDir, err := writeConfig(filepath.Join(dir, "engine"), requiredProviders+releases("engine", n))
 	if err != nil {
 		return pt, err
 	}
-	pluginDir, err := writeConfig(filepath.Join(dir, "plugin-floor"), fmt.Sprintf(`
+	pluginDir, err := writeConfig(filepath.Join(dir, "plugin-floor"), `
 terraform {
   required_providers {
     benchfloor = { source = "septemberai/benchfloor" }
   }
 }
-
-resource "benchfloor_release" "e" {
-  count   = %d
-  user_id = format("user-%%04d", count.index + 1)
-  version = "2.3.0"
-}
-`, n))
+`+releases("benchfloor", n))
 	if err != nil {
 		return pt, err
 	}
@@ -239,6 +227,17 @@ resource "terraform_data" "e" {
 	pt.StateFileBytesPerEngine = round(float64(es.file) / float64(n))
 	pt.FloorStateFileBytesPer = round(float64(fs.file) / float64(n))
 	return pt, nil
+}
+
+// releases is n resources PROVIDER_release, one per seeded user, all at 2.3.0.
+func releases(provider string, n int) string {
+	return fmt.Sprintf(`
+resource "%s_release" "e" {
+  count   = %d
+  user_id = format("user-%%04d", count.index + 1)
+  version = "2.3.0"
+}
+`, provider, n)
 }
 
 type stateSize struct {

@@ -74,14 +74,14 @@ func (c *Client) WaitOperation(ctx context.Context, id string, onChange func(api
 			if ctx.Err() != nil || !transient(err) || failures >= maxPollFailures {
 				return op, err
 			}
-			if err := sleepCtx(ctx, jitteredBackoff(c.cfg.RetryWaitMin, c.cfg.RetryWaitMax, failures)); err != nil {
+			if err := Sleep(ctx, jitteredBackoff(c.cfg.RetryWaitMin, c.cfg.RetryWaitMax, failures)); err != nil {
 				return op, fmt.Errorf("waiting for operation %s: %w", id, err)
 			}
 			continue
 		}
 		failures = 0
 		if next.Revision == op.Revision && !next.Done() {
-			if err := sleepCtx(ctx, minIdlePoll-time.Since(start)); err != nil {
+			if err := Sleep(ctx, minIdlePoll-time.Since(start)); err != nil {
 				return op, fmt.Errorf("waiting for operation %s: %w", id, err)
 			}
 			continue
@@ -103,7 +103,9 @@ func transient(err error) bool {
 	return !isTLSError(err) && !errors.Is(err, context.Canceled)
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
+// Sleep waits d or until ctx ends, whichever comes first, and returns ctx's error if it ended
+// first (or was already done when d is not positive).
+func Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}

@@ -355,14 +355,8 @@ func retentionBlocksDestroy(state brainSnapshotModel, now time.Time) diag.Diagno
 // usableEngine reads an engine for a snapshot plan or create: an unknown user or a failed engine
 // is an error that names the user and what to do.
 func (r *brainSnapshotResource) usableEngine(ctx context.Context, userID string) (api.Engine, diag.Diagnostics) {
-	var diags diag.Diagnostics
-	e, err := r.data.Client.GetEngine(ctx, userID)
-	switch {
-	case client.IsNotFound(err):
-		diags.Append(engineNotFoundDiag(userID))
-	case err != nil:
-		diags.Append(clientErrorAttrDiag(path.Root("user_id"), "Engine Read Failed", err))
-	case e.Status == api.StatusFailed:
+	e, diags := readEngine(ctx, r.data.Client, userID)
+	if !diags.HasError() && e.Status == api.StatusFailed {
 		diags.AddAttributeError(path.Root("user_id"), "Engine Is Failed",
 			fmt.Sprintf("User %s's engine %s is failed (%s) and its brain cannot be snapshotted. Restore it from an earlier snapshot first.", userID, e.EngineID, engineErrorText(e)))
 	}

@@ -208,7 +208,7 @@ func (run *canaryRun) reanalyse(ctx context.Context, pct int64) error {
 // (the engines not in it, else pre), and aborts the canary when it fails, or when the analysis
 // cannot run at all: an unjudged step is never counted as passed.
 func (run *canaryRun) judge(ctx context.Context, pct int64, cohort []string, pre []api.Metrics, evalUsers []string, baseEval *float64) error {
-	if err := sleepCtx(ctx, run.bake); err != nil {
+	if err := client.Sleep(ctx, run.bake); err != nil {
 		return &interruptedError{err}
 	}
 	cannot := func(err error) error {
@@ -544,20 +544,6 @@ func (run *canaryRun) evals(ctx context.Context, users []string) ([]float64, err
 		return err
 	})
 	return out, err
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // fleet reads the engines of users: one GET each (bounded parallelism) for a small scope, else one

@@ -5,10 +5,8 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
-	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 
-	"github.com/septemberai/terraform-provider-engine/internal/client"
 )
 
 var _ datasource.DataSourceWithConfigure = (*instanceDataSource)(nil)
@@ -47,13 +45,9 @@ func (d *instanceDataSource) Read(ctx context.Context, req datasource.ReadReques
 		return
 	}
 	userID := m.UserID.ValueString()
-	e, err := d.data.Client.GetEngine(ctx, userID)
-	if client.IsNotFound(err) {
-		resp.Diagnostics.Append(engineNotFoundDiag(userID))
-		return
-	}
-	if err != nil {
-		resp.Diagnostics.Append(clientErrorAttrDiag(path.Root("user_id"), "Engine Read Failed", err))
+	e, diags := readEngine(ctx, d.data.Client, userID)
+	resp.Diagnostics.Append(diags...)
+	if diags.HasError() {
 		return
 	}
 	m = newEngineModel(e)

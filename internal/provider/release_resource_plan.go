@@ -61,13 +61,9 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		return // values only apply knows: leave the computed ones unknown
 	}
 	userID := plan.UserID.ValueString()
-	e, err := r.data.Client.GetEngine(ctx, userID)
-	if client.IsNotFound(err) {
-		resp.Diagnostics.Append(engineNotFoundDiag(userID))
-		return
-	}
-	if err != nil {
-		resp.Diagnostics.Append(clientErrorAttrDiag(path.Root("user_id"), "Engine Read Failed", err))
+	e, diags := readEngine(ctx, r.data.Client, userID)
+	resp.Diagnostics.Append(diags...)
+	if diags.HasError() {
 		return
 	}
 	cat, err := r.data.Catalog(ctx)

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
+	"github.com/septemberai/terraform-provider-engine/internal/client"
 	"github.com/septemberai/terraform-provider-engine/internal/rollout"
 )
 
@@ -109,6 +110,20 @@ var clockRegexp = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
 // clockValidator accepts a UTC time of day "HH:MM".
 func clockValidator() validator.String {
 	return stringvalidator.RegexMatches(clockRegexp, "must be a UTC time of day HH:MM, for example \"02:00\"")
+}
+
+// readEngine reads userID's engine for a plan or a data source: a user the control plane does not
+// know, or a failed read, is an error on user_id.
+func readEngine(ctx context.Context, c *client.Client, userID string) (api.Engine, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	e, err := c.GetEngine(ctx, userID)
+	switch {
+	case client.IsNotFound(err):
+		diags.Append(engineNotFoundDiag(userID))
+	case err != nil:
+		diags.Append(clientErrorAttrDiag(path.Root("user_id"), "Engine Read Failed", err))
+	}
+	return e, diags
 }
 
 // engineNotFoundDiag is the one error for a user_id the control plane does not know.
