@@ -365,29 +365,13 @@ func (r *brainSnapshotResource) usableEngine(ctx context.Context, userID string)
 
 // brainSnapshotModel is engine_brain_snapshot's state.
 type brainSnapshotModel struct {
-	ID            types.String   `tfsdk:"id"`
-	UserID        types.String   `tfsdk:"user_id"`
-	Description   types.String   `tfsdk:"description"`
-	RetentionDays types.Int64    `tfsdk:"retention_days"`
-	ForceDestroy  types.Bool     `tfsdk:"force_destroy"`
-	EngineID      types.String   `tfsdk:"engine_id"`
-	EngineVersion types.String   `tfsdk:"engine_version"`
-	SchemaVersion types.Int64    `tfsdk:"schema_version"`
-	SizeBytes     types.Int64    `tfsdk:"size_bytes"`
-	SHA256        types.String   `tfsdk:"sha256"`
-	BrainWrites   types.Int64    `tfsdk:"brain_writes"`
-	CreatedAt     types.String   `tfsdk:"created_at"`
-	RetainUntil   types.String   `tfsdk:"retain_until"`
-	Status        types.String   `tfsdk:"status"`
-	Timeouts      timeouts.Value `tfsdk:"timeouts"`
+	snapshotValues                // the snapshot itself, as engine_brain_snapshots lists it
+	ForceDestroy   types.Bool     `tfsdk:"force_destroy"`
+	Timeouts       timeouts.Value `tfsdk:"timeouts"`
 }
 
 func (m *brainSnapshotModel) fill(s api.Snapshot) {
-	f := snapshotFields(s)
-	m.ID, m.UserID, m.Description = f.ID, f.UserID, f.Description
-	m.RetentionDays, m.EngineID, m.EngineVersion = f.RetentionDays, f.EngineID, f.EngineVersion
-	m.SchemaVersion, m.SizeBytes, m.SHA256, m.BrainWrites = f.SchemaVersion, f.SizeBytes, f.SHA256, f.BrainWrites
-	m.CreatedAt, m.RetainUntil, m.Status = f.CreatedAt, f.RetainUntil, f.Status
+	m.snapshotValues = snapshotFields(s)
 }
 
 // pending records a snapshot whose operation is still running: what is known now, zero values
