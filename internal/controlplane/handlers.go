@@ -47,6 +47,18 @@ func (s *Server) engineNotFound(userID string) *apiError {
 	return newErr(http.StatusNotFound, api.CodeEngineNotFound, fmt.Sprintf("no engine for user_id %q; list engines with GET /v1/engines", userID))
 }
 
+// lockEngine takes s.mu and returns user's engine with the lock held. When there is no such engine
+// it releases the lock, answers 404 and returns nil.
+func (s *Server) lockEngine(w http.ResponseWriter, user string) *engineState {
+	s.mu.Lock()
+	e := s.engines[user]
+	if e == nil {
+		s.mu.Unlock()
+		writeError(w, s.engineNotFound(user))
+	}
+	return e
+}
+
 func (s *Server) versionNotFound(field, version string) *apiError {
 	e := newErr(http.StatusNotFound, api.CodeVersionNotFound, fmt.Sprintf("%s %q is not in the release catalog (known versions: %s)", field, version, strings.Join(s.cat.Names(), ", ")))
 	e.detail.Field = field
@@ -106,11 +118,8 @@ func (s *Server) listEngines(w http.ResponseWriter, r *http.Request, _ params) {
 }
 
 func (s *Server) getEngine(w http.ResponseWriter, r *http.Request, p params) {
-	s.mu.Lock()
-	e := s.engines[p["user_id"]]
+	e := s.lockEngine(w, p["user_id"])
 	if e == nil {
-		s.mu.Unlock()
-		writeError(w, s.engineNotFound(p["user_id"]))
 		return
 	}
 	v := s.engineView(e, r)
@@ -214,10 +223,7 @@ func (s *Server) listSnapshots(w http.ResponseWriter, r *http.Request, p params)
 			return
 		}
 	}
-	s.mu.Lock()
-	if s.engines[user] == nil {
-		s.mu.Unlock()
-		writeError(w, s.engineNotFound(user))
+	if s.lockEngine(w, user) == nil {
 		return
 	}
 	var ids []string
@@ -357,13 +363,11 @@ func (s *Server) deleteSnapshot(w http.ResponseWriter, r *http.Request, p params
 }
 
 func (s *Server) listOperations(w http.ResponseWriter, _ *http.Request, p params) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.engines[p["user_id"]]
+	e := s.lockEngine(w, p["user_id"])
 	if e == nil {
-		writeError(w, s.engineNotFound(p["user_id"]))
 		return
 	}
+	defer s.mu.Unlock()
 	out := api.OperationList{Operations: make([]api.Operation, 0, len(e.opIDs))}
 	for i := len(e.opIDs) - 1; i >= 0; i-- {
 		out.Operations = append(out.Operations, s.ops[e.opIDs[i]].view())

@@ -48,13 +48,11 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, st opStart) {
 		writeError(w, e)
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.engines[st.userID]
+	e := s.lockEngine(w, st.userID)
 	if e == nil {
-		writeError(w, s.engineNotFound(st.userID))
 		return
 	}
+	defer s.mu.Unlock()
 	scope := st.userID + "/" + st.kind + "/" + key
 	if prev, ok := s.idem[scope]; ok {
 		if prev.bodyHash != st.hash {

@@ -30,11 +30,8 @@ func (s *Server) writeTurns(w http.ResponseWriter, r *http.Request, p params) {
 		return
 	}
 	user := p["user_id"]
-	s.mu.Lock()
-	e := s.engines[user]
+	e := s.lockEngine(w, user)
 	if e == nil {
-		s.mu.Unlock()
-		writeError(w, s.engineNotFound(user))
 		return
 	}
 	if e.Status != api.StatusRunning {
@@ -108,11 +105,8 @@ func (s *Server) engineUnavailable503(e *engineState) *apiError {
 // still there) but not while an operation has the brain stopped or swapped.
 func (s *Server) listTurns(w http.ResponseWriter, _ *http.Request, p params) {
 	user := p["user_id"]
-	s.mu.Lock()
-	e := s.engines[user]
+	e := s.lockEngine(w, user)
 	if e == nil {
-		s.mu.Unlock()
-		writeError(w, s.engineNotFound(user))
 		return
 	}
 	if e.Status == api.StatusStopped || e.Status == api.StatusUpgrading {
@@ -166,11 +160,8 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request, p params) {
 		window = d
 	}
 	user := p["user_id"]
-	s.mu.Lock()
-	e := s.engines[user]
+	e := s.lockEngine(w, user)
 	if e == nil {
-		s.mu.Unlock()
-		writeError(w, s.engineNotFound(user))
 		return
 	}
 	to := time.Now().UTC()
