@@ -3,7 +3,7 @@
 // runtime is tested against real boots, real signals and a brain file held open by another
 // process.
 //
-// Contract kept (see ../shared/reference/engine-docs-notes.md):
+// Contract kept (the Engine's documented contract, summarised in DESIGN.md §4):
 //   - env SQLITE_DB_PATH (the brain), PORT (bound on 127.0.0.1), ENGINE_KEY_HASH (sha256 hex of
 //     the key) or ENGINE_API_KEY, and the version (--version or ENGINE_VERSION);
 //   - at start-up it applies its version's brain migrations (the control plane's catalog, from
