@@ -88,6 +88,12 @@ func (r *releaseResource) Update(ctx context.Context, req resource.UpdateRequest
 	defer cancel()
 	out := r.converge(ctx, &plan, &state, resp.Private)
 	resp.Diagnostics.Append(out.diags...)
+	if out.diags.HasError() && !out.started {
+		// Refused before anything started ("Engine Changed Since Plan", a rule, the window):
+		// none of the refused plan took effect, neither its settings nor its planned_upgrade.
+		resp.State.Raw = req.State.Raw.Copy()
+		return
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 

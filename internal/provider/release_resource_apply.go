@@ -29,6 +29,9 @@ type convergeResult struct {
 	// interrupted: the apply stopped (cancel or timeout) while an operation kept running on the
 	// control plane; it is recorded in private state for the next apply to attach to.
 	interrupted bool
+	// started: an operation moving the engine was started or attached to. An error without it
+	// is a refusal: nothing changed, so the state stays as it was.
+	started bool
 }
 
 // converge brings the engine to m.Version: attach to or wait out a running operation, re-check
@@ -105,6 +108,7 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		}
 	}
 	if attached != nil {
+		out.started = true
 		attempt.applyOperation(*attached)
 		attempt.SnapshotID = attached.SnapshotID
 		out.diags.Append(priv.SetKey(ctx, privateReleaseOp, nil)...)
@@ -211,6 +215,7 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		}
 		return finish(e, nil)
 	}
+	out.started = true
 	out.diags.Append(setPendingOperation(ctx, priv, privateReleaseOp, op)...)
 	attempt.OperationID = op.ID
 	tflog.Info(ctx, "upgrade started", map[string]any{"operation_id": op.ID, "from": from, "to": target})
@@ -297,6 +302,7 @@ func (r *releaseResource) interrupted(ctx context.Context, m *releaseModel, prio
 	var out convergeResult
 	out.interrupted = true
 	if op != nil && op.ID != "" {
+		out.started = true
 		a.applyOperation(*op)
 		out.diags.Append(setPendingOperation(context.WithoutCancel(ctx), priv, privateReleaseOp, *op)...)
 	}
