@@ -236,7 +236,6 @@ func (r *releaseResource) ImportState(ctx context.Context, req resource.ImportSt
 	set("health_timeout", "2m")
 	set("auto_rollback", true)
 	set("on_destroy", onDestroyRollback)
-	set("pre_upgrade_snapshot_id", "")
 }
 
 // fillEngine copies what the engine reports into state: the running version (so out-of-band
@@ -250,8 +249,8 @@ func (m *releaseModel) fillEngine(e api.Engine) bool {
 	if v := types.Int64Value(int64(e.SchemaVersion)); !m.SchemaVersion.Equal(v) {
 		m.SchemaVersion, changed = v, true
 	}
-	if m.PreUpgradeSnapshotID.IsNull() || m.PreUpgradeSnapshotID.IsUnknown() {
-		m.PreUpgradeSnapshotID, changed = types.StringValue(""), true
+	if m.PreUpgradeSnapshotID.IsUnknown() || (!m.PreUpgradeSnapshotID.IsNull() && m.PreUpgradeSnapshotID.ValueString() == "") {
+		m.PreUpgradeSnapshotID, changed = types.StringNull(), true // none recorded: null, as every plan shows it
 	}
 	if m.PlannedUpgrade.IsUnknown() {
 		m.PlannedUpgrade, changed = types.ObjectNull(plannedUpgradeAttrTypes), true

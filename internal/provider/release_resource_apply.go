@@ -309,7 +309,7 @@ func (r *releaseResource) interrupted(ctx context.Context, m *releaseModel, prio
 	a.Status = attemptInProgress
 	m.LastAttempt = a.object()
 	if m.PreUpgradeSnapshotID.IsUnknown() {
-		m.PreUpgradeSnapshotID = types.StringValue(a.SnapshotID)
+		m.PreUpgradeSnapshotID = optionalString(a.SnapshotID)
 	}
 	if m.SchemaVersion.IsUnknown() {
 		m.SchemaVersion = types.Int64Value(0)

@@ -99,3 +99,32 @@ func TestAccRelease_refusedApplyLeavesState(t *testing.T) {
 		}},
 	})
 }
+
+// pre_upgrade_snapshot_id is null in every plan that records no snapshot, create or update, and
+// unknown in every plan where the apply decides it (auto_snapshot): never "" in one and null in
+// the other.
+func TestAccRelease_preUpgradeSnapshotIDPlannedAlike(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.3.0"})
+	snapID := tfjsonpath.New("pre_upgrade_snapshot_id")
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			// Create, a patch: no snapshot.
+			Config: h.releaseConfig(`version = "2.3.1"`),
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+				plancheck.ExpectResourceAction(releaseAddr, plancheck.ResourceActionCreate),
+				plancheck.ExpectKnownValue(releaseAddr, snapID, knownvalue.Null()),
+			}},
+		}, {
+			// Update, a migration: the snapshot auto_snapshot takes.
+			Config: h.releaseConfig(`
+  version       = "2.4.0"
+  auto_snapshot = true`),
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+				expectBefore{releaseAddr, snapID, knownvalue.Null()},
+				plancheck.ExpectUnknownValue(releaseAddr, snapID),
+			}},
+		}},
+	})
+}

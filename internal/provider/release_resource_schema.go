@@ -133,8 +133,9 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"previous_version": schema.StringAttribute{MarkdownDescription: "The version the engine ran when this resource adopted it: the rollback target of destroy.", Computed: true, PlanModifiers: stable},
 			"schema_version":   schema.Int64Attribute{MarkdownDescription: "The brain schema version.", Computed: true},
 			"pre_upgrade_snapshot_id": schema.StringAttribute{
-				MarkdownDescription: "The snapshot the last migrating upgrade relied on; destroy restores it when it rolls back across a schema change.",
-				Computed:            true,
+				MarkdownDescription: "The snapshot the last migrating upgrade relied on; destroy restores it when it rolls back across a schema change. " +
+					"Null when no snapshot is recorded; unknown at plan when the apply decides it (`auto_snapshot`).",
+				Computed: true,
 			},
 			"planned_upgrade": schema.SingleNestedAttribute{
 				MarkdownDescription: "The upgrade the plan will carry out, known at plan time for reviewers and policy tools (`terraform show -json`); " +
