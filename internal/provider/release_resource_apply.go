@@ -125,6 +125,14 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		}
 	}
 	if e.EngineVersion == target && e.Status == api.StatusRunning {
+		if from := plannedFrom(m.PlannedUpgrade); prior != nil && from != "" && from != target {
+			// The plan moves the engine, but someone else got it there first.
+			a, migrated := r.reachedElsewhere(ctx, cat, e, from, m.SnapshotID.ValueString(), &out.diags)
+			if migrated && plannedSnapshotUnknown(m.PlannedUpgrade) {
+				m.PreUpgradeSnapshotID = types.StringValue(a.SnapshotID)
+			}
+			return finish(e, &a)
+		}
 		return finish(e, nil)
 	}
 	if from := plannedFrom(m.PlannedUpgrade); from != "" && from != e.EngineVersion {

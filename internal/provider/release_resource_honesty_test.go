@@ -3,11 +3,14 @@ package provider
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
@@ -46,6 +49,20 @@ func (e expectBefore) CheckPlan(_ context.Context, req plancheck.CheckPlanReques
 		return
 	}
 	resp.Error = fmt.Errorf("%s is not in the plan", e.addr)
+}
+
+// snapshotNow takes a verified snapshot of user's engine through the API and returns its id.
+func (h *harness) snapshotNow(user string) string {
+	h.t.Helper()
+	ctx := context.Background()
+	op, err := h.Client.CreateSnapshot(ctx, user, client.NewIdempotencyKey(), api.CreateSnapshotRequest{Description: "out of band", RetentionDays: 1})
+	if err == nil {
+		op, err = h.Client.WaitOperation(ctx, op.ID, nil)
+	}
+	if err != nil || op.Result.SnapshotID == "" {
+		h.t.Fatalf("out-of-band snapshot of %s: %v (%+v)", user, err, op)
+	}
+	return op.Result.SnapshotID
 }
 
 // upgradeOutOfBand moves user's engine to version through the API, as another tool or person
@@ -100,6 +117,108 @@ func TestAccRelease_refusedApplyLeavesState(t *testing.T) {
 	})
 }
 
+// A saved plan whose target someone else reached first (state 2.3.1, version = "2.4.0", the
+// engine upgraded to 2.4.0 out of band before the apply): the apply finds the operation that
+// moved the engine and records it and the snapshot that protected it, so destroy still rolls
+// back, restoring the pre-upgrade rows.
+func TestAccRelease_targetReachedElsewhereKeepsRollback(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.3.0"})
+	h.writeTurns("user-0001", "before-upgrade", 3)
+	var op api.Operation
+	var snap string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			// An earlier attempt of this resource: last_attempt must not stay on it.
+			Config: h.releaseConfig(`version = "2.3.1"`),
+		}, {
+			Config: h.releaseConfig(`
+  version       = "2.4.0"
+  auto_snapshot = true`),
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+				betweenPlanAndApply(func() {
+					snap = h.snapshotNow("user-0001")
+					op = h.upgradeOutOfBand("user-0001", "2.4.0", snap)
+				}),
+			}},
+			Check: resource.ComposeTestCheckFunc(
+				h.expectEngine("user-0001", "2.4.0"),
+				func(s *terraform.State) error {
+					a := s.RootModule().Resources[releaseAddr].Primary.Attributes
+					want := map[string]string{
+						"pre_upgrade_snapshot_id": snap, "last_attempt.snapshot_id": snap, "last_attempt.operation_id": op.ID,
+						"last_attempt.version": "2.4.0", "last_attempt.status": attemptSucceeded, "previous_version": "2.3.0",
+					}
+					for k, v := range want {
+						if a[k] != v {
+							return fmt.Errorf("%s = %q, want %q", k, a[k], v)
+						}
+					}
+					return nil
+				},
+				// Nothing of the provider's own ran: the one upgrade and snapshot are the out-of-band ones.
+				h.expectOperations("user-0001", api.OpUpgrade, 2), h.expectOperations("user-0001", api.OpSnapshot, 1),
+			),
+		}},
+		CheckDestroy: resource.ComposeTestCheckFunc(
+			h.expectEngine("user-0001", "2.3.0"),
+			h.expectTurns("user-0001", "before-upgrade", 3),
+			h.expectOperations("user-0001", api.OpRestore, 1),
+		),
+	})
+}
+
+// The same, when nothing can protect the move any more (its snapshot was deleted, and no other
+// snapshot of the engine at 2.3.1 exists): the apply cannot invent a rollback, so state says
+// plainly that there is none, and the destroy plan refuses as before.
+func TestAccRelease_targetReachedElsewhereWithoutSnapshot(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.3.1"})
+	var op api.Operation
+	target := `
+  version       = "2.4.0"
+  auto_snapshot = true`
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: h.releaseConfig(`version = "2.3.1"`),
+		}, {
+			Config: h.releaseConfig(target),
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+				betweenPlanAndApply(func() {
+					snap := h.snapshotNow("user-0001")
+					op = h.upgradeOutOfBand("user-0001", "2.4.0", snap)
+					if err := h.Client.DeleteSnapshot(context.Background(), snap, true); err != nil {
+						t.Fatalf("delete snapshot %s: %v", snap, err)
+					}
+				}),
+			}},
+			Check: func(s *terraform.State) error {
+				a := s.RootModule().Resources[releaseAddr].Primary.Attributes
+				if a["last_attempt.operation_id"] != op.ID || a["last_attempt.version"] != "2.4.0" {
+					return fmt.Errorf("last_attempt is %s/%s, want the out-of-band operation %s to 2.4.0", a["last_attempt.operation_id"], a["last_attempt.version"], op.ID)
+				}
+				if a["pre_upgrade_snapshot_id"] != "" || a["last_attempt.snapshot_id"] != "" {
+					return fmt.Errorf("a deleted snapshot is recorded: %q / %q", a["pre_upgrade_snapshot_id"], a["last_attempt.snapshot_id"])
+				}
+				if e := a["last_attempt.error"]; !strings.Contains(e, "no rollback") || !strings.Contains(e, op.ID) {
+					return fmt.Errorf("last_attempt.error %q does not say that no rollback exists", e)
+				}
+				return nil
+			},
+		}, {
+			Config:      h.releaseConfig(target),
+			Destroy:     true,
+			ExpectError: errorLike("Engine Rollback Impossible"),
+		}, {
+			Config: h.releaseConfig(target + `
+  on_destroy    = "keep"`),
+		}},
+		CheckDestroy: h.expectEngine("user-0001", "2.4.0"),
+	})
+}
+
 // pre_upgrade_snapshot_id is null in every plan that records no snapshot, create or update, and
 // unknown in every plan where the apply decides it (auto_snapshot): never "" in one and null in
 // the other.
@@ -127,4 +246,48 @@ func TestAccRelease_preUpgradeSnapshotIDPlannedAlike(t *testing.T) {
 			}},
 		}},
 	})
+}
+
+// What the apply says when a move someone else made reached the plan's target: the operation,
+// and the snapshot that protects the move; an older snapshot of the engine at the version it
+// left when the operation's own is gone; and plainly that no rollback exists when none is left.
+func TestReleaseReachedElsewhereWarns(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.3.1"})
+	ctx := context.Background()
+	r := &releaseResource{data: &providerData{Client: h.Client}}
+	cat, err := r.data.Catalog(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	older := h.snapshotNow("user-0001")
+	own := h.snapshotNow("user-0001")
+	op := h.upgradeOutOfBand("user-0001", "2.4.0", own)
+	elsewhere := func() (lastAttempt, string) {
+		var diags diag.Diagnostics
+		a, migrated := r.reachedElsewhere(ctx, cat, h.Engine("user-0001"), "2.3.1", "", &diags)
+		if !migrated || diags.HasError() || len(diags) != 1 || a.OperationID != op.ID || a.Version != "2.4.0" {
+			t.Fatalf("attempt %+v (migrated %v), diagnostics %v", a, migrated, diags)
+		}
+		return a, diags[0].Summary() + ": " + diags[0].Detail()
+	}
+
+	a, warning := elsewhere()
+	if a.SnapshotID != own || a.Error != "" || !strings.Contains(warning, op.ID) || !strings.Contains(warning, "Snapshot "+own) {
+		t.Fatalf("with the operation's own snapshot: attempt %+v, warning %q", a, warning)
+	}
+	if err := h.Client.DeleteSnapshot(ctx, own, true); err != nil {
+		t.Fatal(err)
+	}
+	if a, warning = elsewhere(); a.SnapshotID != older || a.Error != "" || !strings.Contains(warning, "Snapshot "+older) {
+		t.Fatalf("with only an older snapshot at 2.3.1: attempt %+v, warning %q", a, warning)
+	}
+	if err := h.Client.DeleteSnapshot(ctx, older, true); err != nil {
+		t.Fatal(err)
+	}
+	a, warning = elsewhere()
+	if a.SnapshotID != "" || !strings.HasPrefix(a.Error, "no rollback exists") || !strings.Contains(warning, "Without A Rollback") ||
+		!strings.Contains(warning, "no rollback exists") || !strings.Contains(warning, `on_destroy = "keep"`) {
+		t.Fatalf("with no snapshot left: attempt %+v, warning %q", a, warning)
+	}
 }

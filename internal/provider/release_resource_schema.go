@@ -133,8 +133,9 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"previous_version": schema.StringAttribute{MarkdownDescription: "The version the engine ran when this resource adopted it: the rollback target of destroy.", Computed: true, PlanModifiers: stable},
 			"schema_version":   schema.Int64Attribute{MarkdownDescription: "The brain schema version.", Computed: true},
 			"pre_upgrade_snapshot_id": schema.StringAttribute{
-				MarkdownDescription: "The snapshot the last migrating upgrade relied on; destroy restores it when it rolls back across a schema change. " +
-					"Null when no snapshot is recorded; unknown at plan when the apply decides it (`auto_snapshot`).",
+				MarkdownDescription: "The snapshot the last migrating upgrade relied on (also one someone else's upgrade to `version` relied on, when that upgrade " +
+					"got there before this resource's apply); destroy restores it when it rolls back across a schema change. Null when no snapshot is " +
+					"recorded; unknown at plan when the apply decides it (`auto_snapshot`).",
 				Computed: true,
 			},
 			"planned_upgrade": schema.SingleNestedAttribute{
@@ -163,8 +164,8 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				Attributes: map[string]schema.Attribute{
 					"version":             schema.StringAttribute{Computed: true, MarkdownDescription: "The version attempted."},
 					"status":              schema.StringAttribute{Computed: true, MarkdownDescription: "`succeeded`, `failed`, `rolled_back` or `in_progress`."},
-					"operation_id":        schema.StringAttribute{Computed: true, MarkdownDescription: "The control plane operation that ran it."},
-					"error":               schema.StringAttribute{Computed: true, MarkdownDescription: "Why it failed, or empty."},
+					"operation_id":        schema.StringAttribute{Computed: true, MarkdownDescription: "The control plane operation that ran it (someone else's, when another run or tool got the engine to `version` first)."},
+					"error":               schema.StringAttribute{Computed: true, MarkdownDescription: "Why it failed; for an upgrade someone else made to `version` before this resource's apply, `no rollback exists: …` when no snapshot can undo it; otherwise empty."},
 					"started_at":          schema.StringAttribute{Computed: true, MarkdownDescription: "RFC 3339."},
 					"finished_at":         schema.StringAttribute{Computed: true, MarkdownDescription: "RFC 3339, empty while in progress."},
 					"snapshot_id":         schema.StringAttribute{Computed: true, MarkdownDescription: "The snapshot that protected it, or empty."},
