@@ -136,6 +136,9 @@ func (r *releaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 		}
 	}
 	changed = state.fillEngine(e) || changed
+	if lost := r.rollbackWritesLost(ctx, &state, e, resp.Private); !lost.Equal(state.RollbackWritesLost) {
+		state.RollbackWritesLost, changed = lost, true
+	}
 	if !state.PlannedUpgrade.IsNull() && !pending {
 		// The upgrade the last plan described has been carried out (or has failed: last_attempt
 		// says which); until a plan moves the version again no upgrade is planned. Keeping the
@@ -251,6 +254,9 @@ func (m *releaseModel) fillEngine(e api.Engine) bool {
 	}
 	if m.PreUpgradeSnapshotID.IsUnknown() || (!m.PreUpgradeSnapshotID.IsNull() && m.PreUpgradeSnapshotID.ValueString() == "") {
 		m.PreUpgradeSnapshotID, changed = types.StringNull(), true // none recorded: null, as every plan shows it
+	}
+	if m.RollbackWritesLost.IsUnknown() {
+		m.RollbackWritesLost, changed = types.Int64Value(0), true
 	}
 	if m.PlannedUpgrade.IsUnknown() {
 		m.PlannedUpgrade, changed = types.ObjectNull(plannedUpgradeAttrTypes), true

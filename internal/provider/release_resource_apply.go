@@ -69,6 +69,7 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		m.fillEngine(e)
 		m.Version = types.StringValue(e.EngineVersion)
 		m.resolvePlanned(cat, e.EngineVersion)
+		r.rememberSnapshot(ctx, m, priv)
 		return out
 	}
 

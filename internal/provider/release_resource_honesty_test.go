@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	tfjson "github.com/hashicorp/terraform-json"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
@@ -219,6 +220,78 @@ func TestAccRelease_targetReachedElsewhereWithoutSnapshot(t *testing.T) {
 	})
 }
 
+// The brain writes a destroy's restore would lose are in `terraform show -json` of the destroy
+// plan (change.before.rollback_writes_lost, refreshed by the plan), not only in a warning; and
+// keeping that figure current adds nothing to a normal plan.
+func TestAccRelease_destroyPlanShowsDataLoss(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.3.1"})
+	config := h.releaseConfig(`
+  version       = "2.4.0"
+  auto_snapshot = true`)
+	lost := func() int64 {
+		e := h.Engine("user-0001")
+		snap, err := h.Client.ListSnapshots(context.Background(), "user-0001", client.ListSnapshotsOptions{})
+		if err != nil || len(snap) != 1 {
+			t.Fatalf("snapshots of user-0001: %v %v", snap, err)
+		}
+		return e.BrainWrites - snap[0].BrainWrites
+	}
+	gets := 0
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: config,
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+				plancheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("rollback_writes_lost"), knownvalue.Int64Exact(0)),
+			}},
+		}, {
+			// Writes after the upgrade: the refresh picks the figure up, the plan stays empty, and
+			// the snapshot's figures are not read again (refresh's engine read is all it costs).
+			PreConfig: func() {
+				h.writeTurns("user-0001", "after-upgrade", 4)
+				gets = h.snapshotReads()
+			},
+			Config:           config,
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			Check: func(*terraform.State) error {
+				if n := h.snapshotReads(); n != gets {
+					return fmt.Errorf("the plan and apply read snapshots %d times, want 0", n-gets)
+				}
+				return nil
+			},
+		}, {
+			PreConfig: func() { h.writeTurns("user-0001", "after-upgrade", 3) },
+			Config:    config,
+			Destroy:   true,
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+				plancheck.ExpectResourceAction(releaseAddr, plancheck.ResourceActionDestroy),
+				planCheckFunc(func(p *tfjson.Plan) error {
+					n := lost()
+					if n < 7 {
+						return fmt.Errorf("only %d writes since the snapshot; the test wrote 7 turns", n)
+					}
+					return expectBeforeValue(p, releaseAddr, "rollback_writes_lost", knownvalue.Int64Exact(n))
+				}),
+			}},
+		}},
+		CheckDestroy: resource.ComposeTestCheckFunc(h.expectEngine("user-0001", "2.3.1"), h.expectTurns("user-0001", "after-upgrade", 0)),
+	})
+}
+
+// planCheckFunc is a plan check written as a function of the plan JSON.
+type planCheckFunc func(*tfjson.Plan) error
+
+func (f planCheckFunc) CheckPlan(_ context.Context, req plancheck.CheckPlanRequest, resp *plancheck.CheckPlanResponse) {
+	resp.Error = f(req.Plan)
+}
+
+func expectBeforeValue(p *tfjson.Plan, addr, attr string, check knownvalue.Check) error {
+	var resp plancheck.CheckPlanResponse
+	expectBefore{addr, tfjsonpath.New(attr), check}.CheckPlan(context.Background(), plancheck.CheckPlanRequest{Plan: p}, &resp)
+	return resp.Error
+}
+
 // pre_upgrade_snapshot_id is null in every plan that records no snapshot, create or update, and
 // unknown in every plan where the apply decides it (auto_snapshot): never "" in one and null in
 // the other.
@@ -290,4 +363,17 @@ func TestReleaseReachedElsewhereWarns(t *testing.T) {
 		!strings.Contains(warning, "no rollback exists") || !strings.Contains(warning, `on_destroy = "keep"`) {
 		t.Fatalf("with no snapshot left: attempt %+v, warning %q", a, warning)
 	}
+}
+
+// snapshotReads counts the GET requests for one snapshot the control plane has answered.
+func (h *harness) snapshotReads() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for k, c := range h.requests {
+		if strings.HasPrefix(k, "GET /v1/snapshots/") {
+			n += c
+		}
+	}
+	return n
 }

@@ -54,11 +54,20 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		plan.ID, plan.EngineID, plan.PreviousVersion = state.ID, state.EngineID, state.PreviousVersion
 		plan.SchemaVersion, plan.PreUpgradeSnapshotID = state.SchemaVersion, nullIfEmpty(state.PreUpgradeSnapshotID)
 		plan.PlannedUpgrade, plan.LastAttempt = state.PlannedUpgrade, state.LastAttempt
+		plan.RollbackWritesLost = state.RollbackWritesLost
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
+	// Only refresh moves rollback_writes_lost (it follows the engine's writes): a plan keeps it,
+	// so it never shows as a change, and an apply returns it as planned.
+	plan.RollbackWritesLost = types.Int64Value(0)
+	if state != nil {
+		plan.RollbackWritesLost = state.RollbackWritesLost
+	}
 	if plan.UserID.IsUnknown() || plan.Version.IsUnknown() {
-		return // values only apply knows: leave the computed ones unknown
+		// Values only apply knows: leave the other computed ones unknown.
+		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("rollback_writes_lost"), plan.RollbackWritesLost)...)
+		return
 	}
 	userID := plan.UserID.ValueString()
 	e, diags := readEngine(ctx, r.data.Client, userID)

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -119,4 +120,55 @@ func plannedSnapshotUnknown(o types.Object) bool {
 	}
 	v, ok := o.Attributes()["snapshot_id"].(types.String)
 	return ok && v.IsUnknown()
+}
+
+// privateReleaseSnapshot is the private-state key of the figures of pre_upgrade_snapshot_id that
+// rollback_writes_lost needs. The apply that records a snapshot keeps them (apply persists private
+// state, a plan's refresh does not), so refresh computes the figure from its own engine read.
+const privateReleaseSnapshot = "release_snapshot"
+
+type snapshotFacts struct {
+	ID            string `json:"id"`
+	BrainWrites   int64  `json:"brain_writes"`
+	SchemaVersion int    `json:"schema_version"`
+}
+
+// snapshotFactsOf returns the kept figures of snapshot id, reading the snapshot (and keeping its
+// figures) only when they are not kept yet; ok is false when it cannot be read.
+func (r *releaseResource) snapshotFactsOf(ctx context.Context, id string, priv privateState) (f snapshotFacts, ok bool) {
+	if b, diags := priv.GetKey(ctx, privateReleaseSnapshot); !diags.HasError() && len(b) > 0 && json.Unmarshal(b, &f) == nil && f.ID == id {
+		return f, true
+	}
+	s, err := r.data.Client.GetSnapshot(ctx, id)
+	if err != nil {
+		tflog.Warn(ctx, "pre-upgrade snapshot unreadable", map[string]any{"snapshot_id": id, "error": err.Error()})
+		return f, false
+	}
+	f = snapshotFacts{ID: s.ID, BrainWrites: s.BrainWrites, SchemaVersion: s.SchemaVersion}
+	if b, err := json.Marshal(f); err == nil {
+		priv.SetKey(ctx, privateReleaseSnapshot, b)
+	}
+	return f, true
+}
+
+// rememberSnapshot keeps the figures of the snapshot an apply recorded (see privateReleaseSnapshot).
+func (r *releaseResource) rememberSnapshot(ctx context.Context, m *releaseModel, priv privateState) {
+	if id := m.PreUpgradeSnapshotID; !id.IsUnknown() && id.ValueString() != "" {
+		r.snapshotFactsOf(ctx, id.ValueString(), priv)
+	}
+}
+
+// rollbackWritesLost is how many brain writes destroying the release would lose now, from the
+// engine refresh just read: the writes since pre_upgrade_snapshot_id when destroy must restore it.
+// Null when that snapshot cannot be read (the destroy plan then says what is wrong with it).
+func (r *releaseResource) rollbackWritesLost(ctx context.Context, m *releaseModel, e api.Engine, priv privateState) types.Int64 {
+	id := m.PreUpgradeSnapshotID.ValueString()
+	if m.OnDestroy.ValueString() == onDestroyKeep || id == "" || (e.EngineVersion == m.PreviousVersion.ValueString() && e.Status == api.StatusRunning) {
+		return types.Int64Value(0)
+	}
+	f, ok := r.snapshotFactsOf(ctx, id, priv)
+	if !ok {
+		return types.Int64Null()
+	}
+	return types.Int64Value(upgrade.RollbackLoss(e, api.Snapshot{ID: f.ID, BrainWrites: f.BrainWrites, SchemaVersion: f.SchemaVersion}))
 }

@@ -138,6 +138,14 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					"recorded; unknown at plan when the apply decides it (`auto_snapshot`).",
 				Computed: true,
 			},
+			"rollback_writes_lost": schema.Int64Attribute{
+				MarkdownDescription: "How many brain writes destroying this release would lose now: the writes made since `pre_upgrade_snapshot_id` " +
+					"was taken, when destroy must restore it (the brain schema moved); `0` when destroy restores nothing (`on_destroy = \"keep\"`, " +
+					"no schema change, or no snapshot to restore: then the destroy plan fails instead). Kept current by every refresh from the " +
+					"engine read refresh makes anyway, so a policy reads it in a destroy plan's `terraform show -json` (`change.before`); " +
+					"a plan never changes it. Null when the snapshot could not be read.",
+				Computed: true,
+			},
 			"planned_upgrade": schema.SingleNestedAttribute{
 				MarkdownDescription: "The upgrade the plan will carry out, known at plan time for reviewers and policy tools (`terraform show -json`); " +
 					"null when the plan changes no version. After apply it describes the change just made until the next refresh sets it back to null " +
@@ -232,6 +240,7 @@ type releaseModel struct {
 	PreviousVersion      types.String   `tfsdk:"previous_version"`
 	SchemaVersion        types.Int64    `tfsdk:"schema_version"`
 	PreUpgradeSnapshotID types.String   `tfsdk:"pre_upgrade_snapshot_id"`
+	RollbackWritesLost   types.Int64    `tfsdk:"rollback_writes_lost"`
 	PlannedUpgrade       types.Object   `tfsdk:"planned_upgrade"`
 	LastAttempt          types.Object   `tfsdk:"last_attempt"`
 	Timeouts             timeouts.Value `tfsdk:"timeouts"`
