@@ -140,8 +140,8 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			},
 			"rollback_writes_lost": schema.Int64Attribute{
 				MarkdownDescription: "How many brain writes destroying this release would lose now: the writes made since `pre_upgrade_snapshot_id` " +
-					"was taken, when destroy must restore it (the brain schema moved); `0` when destroy restores nothing (`on_destroy = \"keep\"`, " +
-					"no schema change, or no snapshot to restore: then the destroy plan fails instead). Kept current by every refresh from the " +
+					"was taken, when destroy must restore it (the brain schema moved); `0` when destroy restores nothing: `on_destroy = \"keep\"`, " +
+					"no schema change, or no snapshot recorded (where the schema moved, the destroy plan then fails instead). Kept current by every refresh from the " +
 					"engine read refresh makes anyway, so a policy reads it in a destroy plan's `terraform show -json` (`change.before`); " +
 					"a plan never changes it. Null when the snapshot could not be read.",
 				Computed: true,
