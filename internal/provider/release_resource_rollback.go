@@ -52,7 +52,7 @@ func (r *releaseResource) reachedElsewhere(ctx context.Context, cat *upgrade.Cat
 	}
 	a.Error = fmt.Sprintf("no rollback exists: %s moved user %s's brain from schema %d to %d and no verified snapshot of it at %s (schema %d) remains, so destroy cannot restore it",
 		opName, e.UserID, p.FromSchema, p.ToSchema, from, p.FromSchema)
-	diags.AddWarning("Engine Moved By Someone Else Without A Rollback", fmt.Sprintf("%s\n\nThat move migrated the brain (schema %d → %d, forward-only) and no verified snapshot of user %s's brain at %s remains to undo it: "+
+	diags.AddWarning("Engine Moved By Someone Else Without A Rollback", fmt.Sprintf("%s\n\nThat move migrated the brain (schema %d → %d) and no verified snapshot of user %s's brain at %s remains to undo it: "+
 		"no rollback exists. last_attempt.error says so, and a destroy plan will refuse (Engine Rollback Impossible). To drop the release and keep the engine on %s, set on_destroy = \"keep\".",
 		moved, p.FromSchema, p.ToSchema, e.UserID, from, e.EngineVersion))
 	return a, true
