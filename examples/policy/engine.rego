@@ -6,7 +6,8 @@
 #
 # Provider warnings do not reach `terraform show -json`, so every rule reads attributes the
 # provider fills in at plan time: engine_release.planned_upgrade (requires_snapshot, destructive,
-# migrations, ...) and the canary's steps. deny is a set of messages; an empty set passes.
+# migrations, ...), the canary's steps, and in a destroy plan the refreshed
+# engine_release.rollback_writes_lost. deny is a set of messages; an empty set passes.
 package engine.terraform
 
 import rego.v1
@@ -83,6 +84,31 @@ deny contains msg if {
 		rc.address, rc.change.after.user_id, rc.change.after.planned_upgrade.to,
 		concat(", ", [m.id | some m in rc.change.after.planned_upgrade.migrations; m.destructive]),
 		rc.change.after.user_id,
+	])
+}
+
+# --- A destroy that loses brain writes needs an explicit approval. ----------------------------
+# Destroying (or replacing) an engine_release rolls its engine back; where the brain schema moved,
+# that restores the pre-upgrade snapshot and loses every brain write made since. The plan's
+# refresh keeps the count in rollback_writes_lost, which a destroy plan shows as change.before.
+# The approval is the root variable approved_data_loss: the user ids whose loss a reviewer
+# accepted.
+
+deleting(type) := {rc |
+	some rc in input.resource_changes
+	rc.type == type
+	"delete" in rc.change.actions
+}
+
+loss_accepted(user_id) if user_id in input.variables.approved_data_loss.value
+
+deny contains msg if {
+	some rc in deleting("engine_release")
+	rc.change.before.rollback_writes_lost > 0
+	not loss_accepted(rc.change.before.user_id)
+	msg := sprintf("%s: destroying it rolls user %s back to %s by restoring a snapshot, which loses %v brain writes made since. Add %q to the variable approved_data_loss once a reviewer has accepted the loss.", [
+		rc.address, rc.change.before.user_id, rc.change.before.previous_version,
+		rc.change.before.rollback_writes_lost, rc.change.before.user_id,
 	])
 }
 

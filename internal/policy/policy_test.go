@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/septemberai/terraform-provider-engine/internal/api"
+	"github.com/septemberai/terraform-provider-engine/internal/client"
 	"github.com/septemberai/terraform-provider-engine/internal/localrun"
 )
 
@@ -54,23 +57,68 @@ func TestAccPolicy(t *testing.T) {
 			"engine_canary.fleet: the first canary step moves 10% of the fleet; at most 5% may move",
 		}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			plan := planJSON(ctx, t, env, tc.name, tc.dir, tc.vars)
-			got, err := Deny(ctx, policyDir, plan)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != len(tc.want) {
-				t.Fatalf("%d denials, want %d:\n%s", len(got), len(tc.want), strings.Join(got, "\n"))
-			}
-			for i, w := range tc.want {
-				if !strings.Contains(got[i], w) {
-					t.Errorf("denial %d is\n  %s\nwant it to contain\n  %s", i, got[i], w)
-				}
-			}
-		})
+	t.Run("plans", func(t *testing.T) { // returns when every parallel plan has been judged
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				expectDenials(ctx, t, planJSON(ctx, t, env, tc.name, tc.dir, tc.vars), tc.want)
+			})
+		}
+	})
+	// Last, as it moves user-0001's engine, which the plans above start from.
+	t.Run("destroy-data-loss", func(t *testing.T) { destroyDataLoss(ctx, t, env) })
+}
+
+// destroyDataLoss applies a migrating upgrade, writes to the brain, and plans the destroy: the
+// rollback would restore the pre-upgrade snapshot and lose those writes, which the destroy plan's
+// JSON carries (rollback_writes_lost) and the policy denies until approved_data_loss accepts it.
+// Keeping that figure current must not make the normal plan show a change.
+func destroyDataLoss(ctx context.Context, t *testing.T, env *localrun.Env) {
+	work, err := env.Workspace("destroy-data-loss", "internal/policy/testdata/deny-destroy-data-loss")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := env.TerraformOutput(ctx, work, nil, "apply", "-auto-approve", "-input=false", "-no-color"); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	if _, err := env.Client.WriteTurns(ctx, "user-0001", api.TurnsRequest{Count: 3, Content: "after the upgrade"}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := env.Client.GetEngine(ctx, "user-0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := env.Client.ListSnapshots(ctx, "user-0001", client.ListSnapshotsOptions{})
+	if err != nil || len(snaps) != 1 {
+		t.Fatalf("snapshots of user-0001: %v %v", snaps, err)
+	}
+	lost := e.BrainWrites - snaps[0].BrainWrites
+	if lost < 3 {
+		t.Fatalf("%d brain writes since the snapshot, after 3 turns", lost)
+	}
+	if out, err := env.TerraformOutput(ctx, work, nil, "plan", "-detailed-exitcode", "-input=false", "-no-color"); err != nil || strings.Contains(string(out), "outside of Terraform") {
+		t.Fatalf("the plan after brain writes is not quiet (%v):\n%s", err, out)
+	}
+	want := fmt.Sprintf("engine_release.user_0001: destroying it rolls user user-0001 back to 2.3.1 by restoring a snapshot, which loses %d brain writes made since", lost)
+	expectDenials(ctx, t, savedPlanJSON(ctx, t, env, work, nil, "-destroy"), []string{want})
+	expectDenials(ctx, t, savedPlanJSON(ctx, t, env, work, []string{`TF_VAR_approved_data_loss=["user-0001"]`}, "-destroy"), nil)
+}
+
+// expectDenials evaluates the policy over plan and checks it denies exactly want (substrings, in
+// sorted-message order).
+func expectDenials(ctx context.Context, t *testing.T, plan []byte, want []string) {
+	t.Helper()
+	got, err := Deny(ctx, policyDir, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d denials, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
+	}
+	for i, w := range want {
+		if !strings.Contains(got[i], w) {
+			t.Errorf("denial %d is\n  %s\nwant it to contain\n  %s", i, got[i], w)
+		}
 	}
 }
 
@@ -82,16 +130,7 @@ func planJSON(ctx context.Context, t *testing.T, env *localrun.Env, name, dir st
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	if b, err := env.TerraformOutput(ctx, work, vars, "plan", "-input=false", "-no-color", "-out=tfplan"); err != nil {
-		t.Fatalf("plan %s: %v\n%s", dir, err, b)
-	} else {
-		out.Write(b)
-	}
-	b, err := env.TerraformOutput(ctx, work, vars, "show", "-json", "tfplan")
-	if err != nil {
-		t.Fatalf("show -json %s: %v", dir, err)
-	}
+	b := savedPlanJSON(ctx, t, env, work, vars)
 	var p struct {
 		ResourceChanges []struct {
 			Address string `json:"address"`
@@ -110,7 +149,21 @@ func planJSON(ctx context.Context, t *testing.T, env *localrun.Env, name, dir st
 		}
 	}
 	if creates == 0 {
-		t.Fatalf("the plan of %s creates nothing, so the policy has nothing to judge:\n%s", dir, out.String())
+		t.Fatalf("the plan of %s creates nothing, so the policy has nothing to judge:\n%s", dir, b)
+	}
+	return b
+}
+
+// savedPlanJSON saves a plan of the workspace work (with extra plan arguments such as -destroy)
+// and returns `terraform show -json` of it.
+func savedPlanJSON(ctx context.Context, t *testing.T, env *localrun.Env, work string, vars []string, args ...string) []byte {
+	t.Helper()
+	if b, err := env.TerraformOutput(ctx, work, vars, append([]string{"plan", "-input=false", "-no-color", "-out=tfplan"}, args...)...); err != nil {
+		t.Fatalf("plan %s: %v\n%s", work, err, b)
+	}
+	b, err := env.TerraformOutput(ctx, work, vars, "show", "-json", "tfplan")
+	if err != nil {
+		t.Fatalf("show -json %s: %v", work, err)
 	}
 	return b
 }

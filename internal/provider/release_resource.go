@@ -88,6 +88,12 @@ func (r *releaseResource) Update(ctx context.Context, req resource.UpdateRequest
 	defer cancel()
 	out := r.converge(ctx, &plan, &state, resp.Private)
 	resp.Diagnostics.Append(out.diags...)
+	if out.diags.HasError() && !out.started {
+		// Refused before anything started ("Engine Changed Since Plan", a rule, the window):
+		// none of the refused plan took effect, neither its settings nor its planned_upgrade.
+		resp.State.Raw = req.State.Raw.Copy()
+		return
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
@@ -130,6 +136,9 @@ func (r *releaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 		}
 	}
 	changed = state.fillEngine(e) || changed
+	if lost := r.rollbackWritesLost(ctx, &state, e, resp.Private); !lost.Equal(state.RollbackWritesLost) {
+		state.RollbackWritesLost, changed = lost, true
+	}
 	if !state.PlannedUpgrade.IsNull() && !pending {
 		// The upgrade the last plan described has been carried out (or has failed: last_attempt
 		// says which); until a plan moves the version again no upgrade is planned. Keeping the
@@ -230,7 +239,6 @@ func (r *releaseResource) ImportState(ctx context.Context, req resource.ImportSt
 	set("health_timeout", "2m")
 	set("auto_rollback", true)
 	set("on_destroy", onDestroyRollback)
-	set("pre_upgrade_snapshot_id", "")
 }
 
 // fillEngine copies what the engine reports into state: the running version (so out-of-band
@@ -244,8 +252,11 @@ func (m *releaseModel) fillEngine(e api.Engine) bool {
 	if v := types.Int64Value(int64(e.SchemaVersion)); !m.SchemaVersion.Equal(v) {
 		m.SchemaVersion, changed = v, true
 	}
-	if m.PreUpgradeSnapshotID.IsNull() || m.PreUpgradeSnapshotID.IsUnknown() {
-		m.PreUpgradeSnapshotID, changed = types.StringValue(""), true
+	if m.PreUpgradeSnapshotID.IsUnknown() || (!m.PreUpgradeSnapshotID.IsNull() && m.PreUpgradeSnapshotID.ValueString() == "") {
+		m.PreUpgradeSnapshotID, changed = types.StringNull(), true // none recorded: null, as every plan shows it
+	}
+	if m.RollbackWritesLost.IsUnknown() {
+		m.RollbackWritesLost, changed = types.Int64Value(0), true
 	}
 	if m.PlannedUpgrade.IsUnknown() {
 		m.PlannedUpgrade, changed = types.ObjectNull(plannedUpgradeAttrTypes), true

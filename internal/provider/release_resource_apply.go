@@ -29,6 +29,9 @@ type convergeResult struct {
 	// interrupted: the apply stopped (cancel or timeout) while an operation kept running on the
 	// control plane; it is recorded in private state for the next apply to attach to.
 	interrupted bool
+	// started: an operation moving the engine was started or attached to. An error without it
+	// is a refusal: nothing changed, so the state stays as it was.
+	started bool
 }
 
 // converge brings the engine to m.Version: attach to or wait out a running operation, re-check
@@ -66,6 +69,7 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		m.fillEngine(e)
 		m.Version = types.StringValue(e.EngineVersion)
 		m.resolvePlanned(cat, e.EngineVersion)
+		r.rememberSnapshot(ctx, m, priv)
 		return out
 	}
 
@@ -105,6 +109,7 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		}
 	}
 	if attached != nil {
+		out.started = true
 		attempt.applyOperation(*attached)
 		attempt.SnapshotID = attached.SnapshotID
 		out.diags.Append(priv.SetKey(ctx, privateReleaseOp, nil)...)
@@ -121,6 +126,14 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		}
 	}
 	if e.EngineVersion == target && e.Status == api.StatusRunning {
+		if from := plannedFrom(m.PlannedUpgrade); prior != nil && from != "" && from != target {
+			// The plan moves the engine, but someone else got it there first.
+			a, migrated := r.reachedElsewhere(ctx, cat, e, from, m.SnapshotID.ValueString(), &out.diags)
+			if migrated && plannedSnapshotUnknown(m.PlannedUpgrade) {
+				m.PreUpgradeSnapshotID = types.StringValue(a.SnapshotID)
+			}
+			return finish(e, &a)
+		}
 		return finish(e, nil)
 	}
 	if from := plannedFrom(m.PlannedUpgrade); from != "" && from != e.EngineVersion {
@@ -211,6 +224,7 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		}
 		return finish(e, nil)
 	}
+	out.started = true
 	out.diags.Append(setPendingOperation(ctx, priv, privateReleaseOp, op)...)
 	attempt.OperationID = op.ID
 	tflog.Info(ctx, "upgrade started", map[string]any{"operation_id": op.ID, "from": from, "to": target})
@@ -297,13 +311,14 @@ func (r *releaseResource) interrupted(ctx context.Context, m *releaseModel, prio
 	var out convergeResult
 	out.interrupted = true
 	if op != nil && op.ID != "" {
+		out.started = true
 		a.applyOperation(*op)
 		out.diags.Append(setPendingOperation(context.WithoutCancel(ctx), priv, privateReleaseOp, *op)...)
 	}
 	a.Status = attemptInProgress
 	m.LastAttempt = a.object()
 	if m.PreUpgradeSnapshotID.IsUnknown() {
-		m.PreUpgradeSnapshotID = types.StringValue(a.SnapshotID)
+		m.PreUpgradeSnapshotID = optionalString(a.SnapshotID)
 	}
 	if m.SchemaVersion.IsUnknown() {
 		m.SchemaVersion = types.Int64Value(0)

@@ -52,13 +52,22 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	if state != nil && plan.Version.Equal(state.Version) && !pending {
 		// Quiet: nothing to upgrade, so every computed value stays as it is.
 		plan.ID, plan.EngineID, plan.PreviousVersion = state.ID, state.EngineID, state.PreviousVersion
-		plan.SchemaVersion, plan.PreUpgradeSnapshotID = state.SchemaVersion, state.PreUpgradeSnapshotID
+		plan.SchemaVersion, plan.PreUpgradeSnapshotID = state.SchemaVersion, nullIfEmpty(state.PreUpgradeSnapshotID)
 		plan.PlannedUpgrade, plan.LastAttempt = state.PlannedUpgrade, state.LastAttempt
+		plan.RollbackWritesLost = state.RollbackWritesLost
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
+	// Only refresh moves rollback_writes_lost (it follows the engine's writes): a plan keeps it,
+	// so it never shows as a change, and an apply returns it as planned.
+	plan.RollbackWritesLost = types.Int64Value(0)
+	if state != nil {
+		plan.RollbackWritesLost = state.RollbackWritesLost
+	}
 	if plan.UserID.IsUnknown() || plan.Version.IsUnknown() {
-		return // values only apply knows: leave the computed ones unknown
+		// Values only apply knows: leave the other computed ones unknown.
+		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("rollback_writes_lost"), plan.RollbackWritesLost)...)
+		return
 	}
 	userID := plan.UserID.ValueString()
 	e, diags := readEngine(ctx, r.data.Client, userID)
@@ -75,9 +84,9 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		// Terraform runs ModifyPlan again at apply; deciding from the refreshed state (not from
 		// a live read that an operation may have moved meanwhile) keeps both plans the same.
 		e.EngineVersion, e.SchemaVersion = state.Version.ValueString(), int(state.SchemaVersion.ValueInt64())
-		plan.PreUpgradeSnapshotID = state.PreUpgradeSnapshotID
+		plan.PreUpgradeSnapshotID = nullIfEmpty(state.PreUpgradeSnapshotID)
 	} else {
-		plan.PreUpgradeSnapshotID = types.StringValue("")
+		plan.PreUpgradeSnapshotID = types.StringNull()
 		// A create is planned twice in one apply too, with no state to decide from. When another
 		// run is moving the engine to this very version, plan from where that operation started
 		// (what the first plan saw; apply attaches to it): planning from the half-moved engine
@@ -134,7 +143,7 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		snap = types.StringValue(intent.RestoreSnapshot.ID)
 	}
 	if dec.Action == upgrade.ActionUpgrade && dec.Path.RequiresSnapshot {
-		plan.PreUpgradeSnapshotID = snap
+		plan.PreUpgradeSnapshotID = nullIfEmpty(snap)
 	}
 	if pending {
 		// An interrupted apply's operation: apply attaches to it and then knows these.
@@ -220,4 +229,12 @@ func destroyPlanDiags(cat *upgrade.Catalog, e api.Engine, to, snapshotID string,
 		fmt.Sprintf("Destroying this release rolls user %s's engine back from %s to %s by restoring snapshot %s, taken %s. %d brain writes made since then will be lost.",
 			e.UserID, e.EngineVersion, to, snap.ID, snap.CreatedAt.UTC().Format(time.RFC3339), upgrade.WritesSince(e, *snap)))
 	return diags
+}
+
+// nullIfEmpty is v, or null when v is the empty string: "no snapshot" is null in every plan.
+func nullIfEmpty(v types.String) types.String {
+	if !v.IsNull() && !v.IsUnknown() && v.ValueString() == "" {
+		return types.StringNull()
+	}
+	return v
 }

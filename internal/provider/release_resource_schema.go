@@ -133,8 +133,18 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"previous_version": schema.StringAttribute{MarkdownDescription: "The version the engine ran when this resource adopted it: the rollback target of destroy.", Computed: true, PlanModifiers: stable},
 			"schema_version":   schema.Int64Attribute{MarkdownDescription: "The brain schema version.", Computed: true},
 			"pre_upgrade_snapshot_id": schema.StringAttribute{
-				MarkdownDescription: "The snapshot the last migrating upgrade relied on; destroy restores it when it rolls back across a schema change.",
-				Computed:            true,
+				MarkdownDescription: "The snapshot the last migrating upgrade relied on (also one someone else's upgrade to `version` relied on, when that upgrade " +
+					"got there before this resource's apply); destroy restores it when it rolls back across a schema change. Null when no snapshot is " +
+					"recorded; unknown at plan when the apply decides it (`auto_snapshot`).",
+				Computed: true,
+			},
+			"rollback_writes_lost": schema.Int64Attribute{
+				MarkdownDescription: "How many brain writes destroying this release would lose now: the writes made since `pre_upgrade_snapshot_id` " +
+					"was taken, when destroy must restore it (the brain schema moved); `0` when destroy restores nothing: `on_destroy = \"keep\"`, " +
+					"no schema change, or no snapshot recorded (where the schema moved, the destroy plan then fails instead). Kept current by every refresh from the " +
+					"engine read refresh makes anyway, so a policy reads it in a destroy plan's `terraform show -json` (`change.before`); " +
+					"a plan never changes it. Null when the snapshot could not be read.",
+				Computed: true,
 			},
 			"planned_upgrade": schema.SingleNestedAttribute{
 				MarkdownDescription: "The upgrade the plan will carry out, known at plan time for reviewers and policy tools (`terraform show -json`); " +
@@ -162,8 +172,8 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				Attributes: map[string]schema.Attribute{
 					"version":             schema.StringAttribute{Computed: true, MarkdownDescription: "The version attempted."},
 					"status":              schema.StringAttribute{Computed: true, MarkdownDescription: "`succeeded`, `failed`, `rolled_back` or `in_progress`."},
-					"operation_id":        schema.StringAttribute{Computed: true, MarkdownDescription: "The control plane operation that ran it."},
-					"error":               schema.StringAttribute{Computed: true, MarkdownDescription: "Why it failed, or empty."},
+					"operation_id":        schema.StringAttribute{Computed: true, MarkdownDescription: "The control plane operation that ran it (someone else's, when another run or tool got the engine to `version` first)."},
+					"error":               schema.StringAttribute{Computed: true, MarkdownDescription: "Why it failed; for an upgrade someone else made to `version` before this resource's apply, `no rollback exists: …` when no snapshot can undo it; otherwise empty."},
 					"started_at":          schema.StringAttribute{Computed: true, MarkdownDescription: "RFC 3339."},
 					"finished_at":         schema.StringAttribute{Computed: true, MarkdownDescription: "RFC 3339, empty while in progress."},
 					"snapshot_id":         schema.StringAttribute{Computed: true, MarkdownDescription: "The snapshot that protected it, or empty."},
@@ -230,6 +240,7 @@ type releaseModel struct {
 	PreviousVersion      types.String   `tfsdk:"previous_version"`
 	SchemaVersion        types.Int64    `tfsdk:"schema_version"`
 	PreUpgradeSnapshotID types.String   `tfsdk:"pre_upgrade_snapshot_id"`
+	RollbackWritesLost   types.Int64    `tfsdk:"rollback_writes_lost"`
 	PlannedUpgrade       types.Object   `tfsdk:"planned_upgrade"`
 	LastAttempt          types.Object   `tfsdk:"last_attempt"`
 	Timeouts             timeouts.Value `tfsdk:"timeouts"`

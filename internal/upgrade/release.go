@@ -166,6 +166,16 @@ func planDowngrade(in ReleaseIntent, d ReleaseDecision) ReleaseDecision {
 	return d
 }
 
+// RollbackLoss is how many brain writes rolling e back with snapshot s would lose: none when the
+// rollback redeploys the older version on the same brain (the schema did not move and the
+// engine has not failed), else the writes since s, which the restore drops.
+func RollbackLoss(e api.Engine, s api.Snapshot) int64 {
+	if s.SchemaVersion == e.SchemaVersion && e.Status != api.StatusFailed {
+		return 0
+	}
+	return WritesSince(e, s)
+}
+
 // WritesSince is how many brain writes a restore of s would lose.
 func WritesSince(e api.Engine, s api.Snapshot) int64 {
 	if n := e.BrainWrites - s.BrainWrites; n > 0 {

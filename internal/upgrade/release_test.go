@@ -111,3 +111,23 @@ func TestPlanReleaseDowngrades(t *testing.T) {
 		t.Fatalf("%+v", d)
 	}
 }
+
+// A rollback loses the writes since the snapshot only when it must restore it: across a schema
+// change, or from a failed engine; a redeploy on the same schema loses nothing.
+func TestRollbackLoss(t *testing.T) {
+	snap := api.Snapshot{SchemaVersion: 4, BrainWrites: 10}
+	cases := []struct {
+		e    api.Engine
+		want int64
+	}{
+		{api.Engine{SchemaVersion: 5, BrainWrites: 17, Status: api.StatusRunning}, 7},
+		{api.Engine{SchemaVersion: 4, BrainWrites: 17, Status: api.StatusRunning}, 0},
+		{api.Engine{SchemaVersion: 4, BrainWrites: 17, Status: api.StatusFailed}, 7},
+		{api.Engine{SchemaVersion: 5, BrainWrites: 3, Status: api.StatusRunning}, 0}, // counter behind the snapshot
+	}
+	for _, c := range cases {
+		if got := RollbackLoss(c.e, snap); got != c.want {
+			t.Errorf("RollbackLoss(%+v) = %d, want %d", c.e, got, c.want)
+		}
+	}
+}
