@@ -123,6 +123,19 @@ func TestAccProvider_malformedEndpoint(t *testing.T) {
 	})
 }
 
+// TestAccProvider_endpointCredentialsRedacted: an endpoint written with user:password@ is
+// refused, and the diagnostic names it without the password.
+func TestAccProvider_endpointCredentialsRedacted(t *testing.T) {
+	t.Parallel()
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: providerFactories(nil),
+		Steps: []resource.TestStep{{
+			Config:      "provider \"engine\" {\n  endpoint = \"https://admin:hunter2pass@engine.example.com\"\n  api_key = \"k\"\n}\n" + readOne,
+			ExpectError: errorLike(`"https://[REDACTED]@engine.example.com" from the endpoint attribute: it carries credentials`),
+		}},
+	})
+}
+
 func TestAccProvider_unknownEndpointAtPlan(t *testing.T) {
 	t.Parallel()
 	resource.Test(t, resource.TestCase{
