@@ -2,8 +2,6 @@ package provider
 
 import (
 	"context"
-	"fmt"
-	"regexp"
 
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 
@@ -12,12 +10,12 @@ import (
 
 var _ validator.String = versionValidator{}
 
-// versionValidator accepts a semantic version ("2.4.0") as upgrade.ParseVersion does, so an
-// attribute rejects "latest" or "2.4" at validate time with the same message everywhere.
+// versionValidator accepts exactly what upgrade.ParseVersion accepts, so an attribute rejects
+// "latest", "v2.4.0" or "2.4" at validate time with the same message as the functions.
 type versionValidator struct{}
 
 func (versionValidator) Description(context.Context) string {
-	return "must be a semantic version MAJOR.MINOR.PATCH, for example 2.4.0"
+	return "must be a version " + upgrade.VersionGrammar
 }
 
 func (v versionValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
@@ -26,17 +24,7 @@ func (versionValidator) ValidateString(_ context.Context, req validator.StringRe
 	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
 		return
 	}
-	v := req.ConfigValue.ValueString()
-	if _, err := upgrade.ParseVersion(v); err != nil {
+	if _, err := upgrade.ParseVersion(req.ConfigValue.ValueString()); err != nil {
 		resp.Diagnostics.AddAttributeError(req.Path, "Invalid Engine Version", req.Path.String()+": "+err.Error()+".")
-		return
-	}
-	// go-version reads "2.4" as 2.4.0, but the control plane matches version strings exactly, so
-	// a short form would silently match nothing.
-	if !fullVersion.MatchString(v) {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid Engine Version",
-			fmt.Sprintf("%s: %q is not a full version: write all three parts, for example %q.", req.Path, v, v+".0"))
 	}
 }
-
-var fullVersion = regexp.MustCompile(`^\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$`)
