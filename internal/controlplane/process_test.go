@@ -382,3 +382,34 @@ func TestProcess_faultsNeedTheProcessRuntime(t *testing.T) {
 	p := newEnv(t, withProcess(t), withFaults, withSeed(1, "2.3.1"))
 	p.ok(p.do("POST", "/v1/faults", api.Fault{Kind: api.FaultProcessKill}), 201, nil)
 }
+
+// TestProcess_cleanCloseDrainsEngines: a clean stop of the control plane (what SIGTERM does)
+// gives every engine its drain: the turn in flight finishes and is in the brain, and the engine
+// exits by itself instead of being SIGKILLed at once.
+func TestProcess_cleanCloseDrainsEngines(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, withProcess(t), withDir(dir), withSeed(1, "2.3.1"))
+	p := e.srv.proc.get("user-0001")
+	inflight := make(chan int, 1)
+	go func() {
+		c, _ := e.engineTurn("user-0001", EngineTurnRequest{Count: 1, Content: "in flight at close", DelayMS: 800})
+		inflight <- c
+	}()
+	e.waitEngineLog("user-0001", `"delay_ms":800`)
+	e.ts.Close()
+	if err := e.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	if p.exit != "exit status 0" {
+		t.Fatalf("engine process at close: %s, want a clean exit after its drain", p.exit)
+	}
+	if c := <-inflight; c != 200 {
+		t.Fatalf("turn in flight at close: %d, want 200", c)
+	}
+	noEnginesLeft(t, dir)
+	e2 := newEnv(t, withProcess(t), withDir(dir), withSeed(1, "2.3.1"))
+	if got := e2.turnContents("user-0001"); len(got) != 1 || got[0] != "in flight at close" {
+		t.Fatalf("brain turns after restart: %v, want the in-flight one", got)
+	}
+}
