@@ -242,21 +242,28 @@ func nonEphemeralPorts() (lo, hi int, ok bool) {
 	return 10000, min, true
 }
 
-// childEnv is the process environment minus anything that would contradict what the control
-// plane gives the engine (a developer's ENGINE_API_KEY next to our ENGINE_KEY_HASH would make the
-// engine refuse to start).
+// childEnv is the part of the control plane's environment an engine process inherits: an
+// allow-list of what any program needs to run (PATH, HOME, locale, time zone, temporary
+// directory, CA certificates). Everything else stays behind, above all the control plane's own
+// settings and admin key (ENGINE_CONTROLPLANE_*), which any program run as an engine could
+// otherwise read. The control plane adds what the engine needs itself (brain, port, key hash,
+// version); an engine needing more gets it from a wrapper script given as --engine-command.
 func childEnv() []string {
 	var out []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		switch {
-		case k == "SQLITE_DB_PATH", k == "PORT", k == "ENGINE_API_KEY", k == "ENGINE_KEY_HASH", k == "ENGINE_VERSION",
-			strings.HasPrefix(k, "ENGINE_STANDIN_"):
-			continue
+		if inheritedEnv[k] || strings.HasPrefix(k, "LC_") {
+			out = append(out, kv)
 		}
-		out = append(out, kv)
 	}
 	return out
+}
+
+// inheritedEnv names the variables childEnv passes on.
+var inheritedEnv = map[string]bool{
+	"PATH": true, "HOME": true, "USER": true, "LOGNAME": true, "TMPDIR": true, "TZ": true,
+	"LANG": true, "LANGUAGE": true, "SSL_CERT_FILE": true, "SSL_CERT_DIR": true,
+	"GOCOVERDIR": true, // coverage of a stand-in built with -cover
 }
 
 // spawn starts version's process on user's brain. It does not wait for anything.

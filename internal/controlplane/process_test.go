@@ -413,3 +413,28 @@ func TestProcess_cleanCloseDrainsEngines(t *testing.T) {
 		t.Fatalf("brain turns after restart: %v, want the in-flight one", got)
 	}
 }
+
+// TestProcess_engineEnvironmentIsAnAllowList: an engine process inherits only what a program
+// needs to run, never the control plane's admin key or any other setting or secret of the
+// control plane's environment.
+func TestProcess_engineEnvironmentIsAnAllowList(t *testing.T) {
+	t.Setenv("ENGINE_CONTROLPLANE_API_KEY", "admin-key-from-env")
+	t.Setenv("ENGINE_CONTROLPLANE_API_KEY_FILE", "/run/secrets/admin-key")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "cloud-secret")
+	t.Setenv("LC_ALL", "C")
+	e := newEnv(t, withProcess(t), withSeed(1, "2.3.1"))
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", e.pid("user-0001")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, leak := range []string{"ENGINE_CONTROLPLANE_", "admin-key-from-env", "AWS_SECRET_ACCESS_KEY", "cloud-secret", testKey} {
+		if bytes.Contains(env, []byte(leak)) {
+			t.Errorf("the engine's environment holds %q", leak)
+		}
+	}
+	for _, want := range []string{"PATH=" + os.Getenv("PATH") + "\x00", "LC_ALL=C\x00", "PORT=", "SQLITE_DB_PATH=", "ENGINE_KEY_HASH="} {
+		if !bytes.Contains(env, []byte(want)) {
+			t.Errorf("the engine's environment lacks %q", want)
+		}
+	}
+}
