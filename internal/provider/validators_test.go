@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -54,4 +55,36 @@ func TestAccVersionGrammar_sameEverywhere(t *testing.T) {
 			},
 		},
 	})
+}
+
+// TestAccTimeouts_mustBePositive: a zero or negative timeout of any resource is refused at
+// plan time, naming the attribute, before anything reaches the control plane.
+func TestAccTimeouts_mustBePositive(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Engines: 1})
+	steps := []resource.TestStep{}
+	for _, c := range []struct{ resource, body, attr, value string }{
+		{"engine_brain_snapshot", `user_id = "user-0001"`, "create", "-5m"},
+		{"engine_brain_snapshot", `user_id = "user-0001"`, "delete", "0s"},
+		{"engine_release", `user_id = "user-0001"` + "\n  version = \"2.3.1\"", "update", "0s"},
+		{"engine_release", `user_id = "user-0001"` + "\n  version = \"2.3.1\"", "create", "-1h"},
+		{"engine_canary", `version = "2.4.0"` + "\n  user_ids = [\"user-0001\"]", "delete", "-30m"},
+		{"engine_canary", `version = "2.4.0"` + "\n  user_ids = [\"user-0001\"]", "update", "0"},
+	} {
+		steps = append(steps, resource.TestStep{
+			Config: h.ProviderBlock() + fmt.Sprintf(`
+resource %q "x" {
+  %s
+  timeouts {
+    %s = %q
+  }
+}
+`, c.resource, c.body, c.attr, c.value),
+			ExpectError: errorLike(fmt.Sprintf(`timeouts.%s = %q: a timeout bounds how long apply waits for the operation, so it must be above zero.`, c.attr, c.value)),
+		})
+	}
+	resource.Test(t, resource.TestCase{ProtoV6ProviderFactories: h.Factories(nil), Steps: steps})
+	if n := h.Requests("POST /v1/engines/user-0001/snapshots") + h.Requests("POST /v1/engines/user-0001/upgrade"); n != 0 {
+		t.Errorf("a refused timeout still started %d operations", n)
+	}
 }
