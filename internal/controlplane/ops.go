@@ -200,7 +200,7 @@ func (s *Server) failOp(op *operation, step, code, msg string, engineFailed bool
 	}
 	for i := range op.Steps {
 		if op.Steps[i].Status == api.OpPending {
-			op.Steps[i].Status = "skipped"
+			op.Steps[i].Status = api.StepSkipped
 		}
 	}
 	op.Status, op.FinishedAt = api.OpFailed, &now
