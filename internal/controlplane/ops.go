@@ -350,7 +350,7 @@ func (s *Server) runSnapshot(op *operation, req api.CreateSnapshotRequest) {
 		s.failOp(op, api.StepVerify, api.CodeInternal, "could not record the snapshot: "+err.Error(), false)
 		return
 	}
-	s.snapshots[id] = &snapshotState{Snapshot: sn, checkedSize: fi.Size(), checkedMtime: fi.ModTime()}
+	s.snapshots[id] = &snapshotState{Snapshot: sn, checked: stampOf(fi)}
 	s.mu.Unlock()
 	s.finishStep(op, api.StepVerify, fmt.Sprintf("integrity_check ok; sha256 %s; %d bytes", sf.SHA256[:12], sf.Size))
 	s.succeedOp(op, api.OperationResult{SnapshotID: id, EngineVersion: version, SchemaVersion: sf.Schema})
@@ -413,8 +413,9 @@ func (s *Server) startUpgrade(w http.ResponseWriter, r *http.Request, p params) 
 			view := sn.Snapshot
 			if fi, err := os.Stat(s.SnapshotPath(sn.ID)); err != nil {
 				view.Status = api.SnapshotMissing
-			} else if fi.Size() != sn.checkedSize || !fi.ModTime().Equal(sn.checkedMtime) {
-				// Changed since it was last hashed: hash again (under the lock, rare).
+			} else if sn.Status != api.SnapshotVerified || stampOf(fi) != sn.checked {
+				// Not verified as it is now: hash again (under the lock, rare).
+				view.Status = api.SnapshotVerified
 				if sum, _, err := fileSHA256(s.SnapshotPath(sn.ID)); err != nil || sum != sn.SHA256 {
 					view.Status = api.SnapshotCorrupt
 				}

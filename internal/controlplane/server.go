@@ -106,9 +106,8 @@ type writeEvent struct {
 
 type snapshotState struct {
 	api.Snapshot
-	// Verification cache: the file is re-hashed only when its size or mtime changes.
-	checkedSize  int64
-	checkedMtime time.Time
+	// Verification cache: a verified file is re-hashed only when its stamp changes.
+	checked fileStamp
 }
 
 type operation struct {
