@@ -93,11 +93,21 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, st opStart) {
 		CreatedAt: now, UpdatedAt: now, FromVersion: e.EngineVersion,
 	}}
 	st.prepare(op)
-	e.CurrentOperationID = op.ID
-	e.Generation++
-	if err := s.persistLocked(e, op); err != nil {
-		e.CurrentOperationID = ""
-		e.Generation--
+	// A prepare that finished the operation found nothing to do (an upgrade to the version
+	// already running): it is recorded and answered, and the engine is left alone.
+	noop := op.Done()
+	engine := e
+	if noop {
+		engine = nil
+	} else {
+		e.CurrentOperationID = op.ID
+		e.Generation++
+	}
+	if err := s.persistLocked(engine, op); err != nil {
+		if !noop {
+			e.CurrentOperationID = ""
+			e.Generation--
+		}
 		writeError(w, newErr(http.StatusInternalServerError, api.CodeInternal, "could not record the operation: "+err.Error()))
 		return
 	}
@@ -108,11 +118,13 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, st opStart) {
 	s.ops[op.ID] = op
 	e.opIDs = append(e.opIDs, op.ID)
 	s.stats.operation(st.userID, st.kind)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		st.run(op)
-	}()
+	if !noop {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			st.run(op)
+		}()
+	}
 	writeJSON(w, http.StatusAccepted, op.view())
 }
 
@@ -429,6 +441,13 @@ func (s *Server) startUpgrade(w http.ResponseWriter, r *http.Request, p params) 
 		},
 		prepare: func(op *operation) {
 			op.ToVersion, op.SnapshotID = target.Version, req.SnapshotID
+			if path.Kind == upgrade.KindNone {
+				// Already there: no drain, no restart.
+				now := time.Now().UTC()
+				op.Status, op.FinishedAt = api.OpSucceeded, &now
+				op.Result = api.OperationResult{EngineVersion: target.Version, SchemaVersion: path.ToSchema, SnapshotID: req.SnapshotID}
+				return
+			}
 			names := []string{api.StepDrain, api.StepStop}
 			if len(path.Migrations) > 0 {
 				names = append(names, api.StepMigrate)

@@ -438,3 +438,47 @@ func TestProcess_engineEnvironmentIsAnAllowList(t *testing.T) {
 		}
 	}
 }
+
+// TestUpgrade_ToTheRunningVersionIsANoop: an upgrade to the version an engine already runs
+// succeeds at once without touching the engine: no drain, no restart (same process), no new
+// generation; the operation is recorded, and its idempotency key replays it.
+func TestUpgrade_ToTheRunningVersionIsANoop(t *testing.T) {
+	for name, opts := range map[string][]envOption{"sim": nil, "process": {withProcess(t)}} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, append(opts, withSeed(1, "2.3.1"))...)
+			const u = "/v1/engines/user-0001"
+			before := e.engine("user-0001")
+			pid := 0
+			if name == "process" {
+				pid = e.pid("user-0001")
+			}
+			key := idem()
+			var op api.Operation
+			e.ok(e.do("POST", u+"/upgrade", api.UpgradeRequest{Version: "2.3.1"}, key), 202, &op)
+			if op.Status != api.OpSucceeded || len(op.Steps) != 0 || op.Result.EngineVersion != "2.3.1" || op.FromVersion != "2.3.1" {
+				t.Fatalf("upgrade to the running version: %+v", op)
+			}
+			after := e.engine("user-0001")
+			if after.Generation != before.Generation || after.Status != api.StatusRunning || after.CurrentOperationID != "" {
+				t.Fatalf("the engine changed: %+v -> %+v", before, after)
+			}
+			if name == "process" && e.pid("user-0001") != pid {
+				t.Fatalf("the engine process was restarted: pid %d -> %d", pid, e.pid("user-0001"))
+			}
+			var again api.Operation
+			e.ok(e.do("POST", u+"/upgrade", api.UpgradeRequest{Version: "2.3.1"}, key), 200, &again)
+			if again.ID != op.ID {
+				t.Fatalf("the replay answered another operation: %s, want %s", again.ID, op.ID)
+			}
+			var list api.OperationList
+			e.ok(e.do("GET", u+"/operations", nil), 200, &list)
+			if len(list.Operations) != 1 || list.Operations[0].ID != op.ID {
+				t.Fatalf("operations: %+v", list)
+			}
+			// The engine answers turns right after.
+			if tr := e.turns("user-0001", 1, "after the no-op"); tr.Written != 1 {
+				t.Fatalf("turn after the no-op: %+v", tr)
+			}
+		})
+	}
+}
