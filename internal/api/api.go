@@ -267,6 +267,9 @@ const (
 	OpRunning   = "running"
 	OpSucceeded = "succeeded"
 	OpFailed    = "failed"
+	// StepSkipped is the status of a step that never ran because an earlier one failed or the
+	// operation was interrupted (steps only; an operation is never skipped).
+	StepSkipped = "skipped"
 )
 
 // Step names, in the order an upgrade runs them.

@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -193,22 +194,42 @@ func parseEndpoint(raw string) (*url.URL, error) {
 	if strings.TrimSpace(raw) == "" {
 		return nil, errors.New("the endpoint is empty: " + hint)
 	}
+	shown := RedactURL(raw)
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("the endpoint %q is not a URL (%w): %s", raw, err, hint)
+		// url.Parse's own error quotes the whole URL, credentials included.
+		return nil, fmt.Errorf("the endpoint %q is not a URL: %s", shown, hint)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("the endpoint %q must use http:// or https://: %s", raw, hint)
+		return nil, fmt.Errorf("the endpoint %q must use http:// or https://: %s", shown, hint)
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("the endpoint %q has no host: %s", raw, hint)
+		return nil, fmt.Errorf("the endpoint %q has no host: %s", shown, hint)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("the endpoint %q must not carry credentials, a query or a fragment: %s", raw, hint)
+		return nil, fmt.Errorf("the endpoint %q must not carry credentials, a query or a fragment: %s", shown, hint)
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
 	return u, nil
+}
+
+// RedactURL hides the user information of a URL written as scheme://user:password@host (or
+// without the scheme), so an endpoint echoed in an error never shows a password. It works on the
+// raw text, so a URL that does not parse is redacted too: everything between "://" (or the
+// start) and the last "@" counts as user information.
+func RedactURL(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		scheme, rest = "", raw
+	} else {
+		scheme += "://"
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return raw
+	}
+	return scheme + redactedValue + rest[at:]
 }
 
 // Endpoint returns the normalized base URL the client talks to.
@@ -359,12 +380,33 @@ func (c *Client) transportError(ctx context.Context, r request, st *callState, e
 	if attempts != 1 {
 		tries = fmt.Sprintf("%d attempts", attempts)
 	}
-	hint := "check endpoint / ENGINE_ENDPOINT and that the control plane is running"
-	if isTLSError(err) {
-		hint = "check the server certificate: trust its CA with ca_cert_pem / ca_cert_file (or ENGINE_CA_CERT_PEM), or check that the endpoint's scheme (http/https) matches the server"
+	what, hint := c.describeTransportError(err)
+	return fmt.Errorf("%s %s: %s after %s: %w (%s)", r.method, r.path, what, tries, err, hint)
+}
+
+// describeTransportError says what went wrong on the way to the control plane, naming the
+// endpoint, and what to check: a refused connection, a host name that does not resolve, a
+// certificate that is not trusted and a server that did not answer in time need different fixes.
+func (c *Client) describeTransportError(err error) (what, hint string) {
+	hint = "check endpoint / ENGINE_ENDPOINT and that the control plane is running"
+	var (
+		dnsErr  *net.DNSError
+		timeout *attemptTimeoutError
+	)
+	switch {
+	case isTLSError(err):
+		return fmt.Sprintf("the TLS handshake with the control plane at %s failed", c.base),
+			"check the server certificate: trust its CA with ca_cert_pem / ca_cert_file (or ENGINE_CA_CERT_PEM), or check that the endpoint's scheme (http/https) matches the server"
+	case errors.As(err, &dnsErr):
+		return fmt.Sprintf("the host name %q of the endpoint %s could not be resolved", c.base.Hostname(), c.base),
+			"check the host name in endpoint / ENGINE_ENDPOINT and the machine's DNS"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Sprintf("nothing accepts connections at %s (connection refused)", c.base), hint
+	case errors.As(err, &timeout):
+		return fmt.Sprintf("the control plane at %s did not answer in time", c.base),
+			"check that the control plane is not overloaded or stuck, or raise request_timeout / ENGINE_REQUEST_TIMEOUT"
 	}
-	return fmt.Errorf("%s %s: no response from the control plane at %s after %s: %w (%s)",
-		r.method, r.path, c.base, tries, err, hint)
+	return fmt.Sprintf("no response from the control plane at %s", c.base), hint
 }
 
 // decodeErrorBody reads the API's {"error":{...}} body; false when the body is anything else.

@@ -802,3 +802,73 @@ func TestNewIdempotencyKey(t *testing.T) {
 		seenKeys[k] = true
 	}
 }
+
+// TestTransportErrors_sayWhatHappened: a closed port, an unknown host, an untrusted certificate
+// and a hung server each read as what happened, with the endpoint; only the last one mentions
+// the per-request timeout.
+func TestTransportErrors_sayWhatHappened(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + l.Addr().String()
+	_ = l.Close()
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeReply(w, ok(api.ServiceHealth{Status: "ok"}))
+	}))
+	defer tlsSrv.Close()
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	defer hung.Close()
+
+	cases := []struct {
+		name, endpoint string
+		want           []string
+	}{
+		{"closed port", closed, []string{"nothing accepts connections at " + closed, "connection refused"}},
+		{"unknown host", "http://no-such-host.invalid:8470", []string{`host name "no-such-host.invalid"`, "http://no-such-host.invalid:8470", "could not be resolved"}},
+		{"untrusted certificate", tlsSrv.URL, []string{"TLS handshake with the control plane at " + tlsSrv.URL, "certificate", "ca_cert_pem"}},
+		{"hung server", hung.URL, []string{"control plane at " + hung.URL + " did not answer in time", "per-request timeout of 200ms", "request_timeout"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestClient(t, tc.endpoint, func(cfg *Config) { cfg.MaxRetries = 0; cfg.RequestTimeout = 200 * time.Millisecond })
+			_, err := c.Health(context.Background())
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			if tc.name != "hung server" && strings.Contains(err.Error(), "timeout") {
+				t.Errorf("error %q blames a timeout", err)
+			}
+		})
+	}
+}
+
+// TestNew_endpointCredentialsRedacted: an endpoint with user information is refused without
+// echoing the password, whichever check refuses it.
+func TestNew_endpointCredentialsRedacted(t *testing.T) {
+	for _, raw := range []string{
+		"https://admin:hunter2pass@engine.example.com",
+		"https://admin:hunter2pass@engine.example.com:99999999",
+		"ftp://admin:hunter2pass@engine.example.com",
+		"https://admin:hunter2pass@engine.example.com/%zz",
+		"admin:hunter2pass@engine.example.com",
+	} {
+		_, err := New(Config{Endpoint: raw, APIKey: "k"})
+		if err == nil {
+			t.Fatalf("%s: want an error", raw)
+		}
+		if strings.Contains(err.Error(), "hunter2pass") || !strings.Contains(err.Error(), "[REDACTED]@engine.example.com") {
+			t.Errorf("%s: error %q must name the endpoint with the credentials redacted", raw, err)
+		}
+	}
+	if got := RedactURL("http://127.0.0.1:8470/prefix"); got != "http://127.0.0.1:8470/prefix" {
+		t.Errorf("RedactURL changed a URL without credentials: %s", got)
+	}
+}

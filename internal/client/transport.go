@@ -52,8 +52,11 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	start := time.Now()
 	resp, err := t.next.RoundTrip(req)
 	if err != nil {
+		// Read the attempt's own deadline before cancel() marks its context done: only an
+		// attempt that really ran out of time is a timeout, a refused connection is not.
+		timedOut := ctx.Err() != nil && parent.Err() == nil
 		cancel()
-		if ctx.Err() != nil && parent.Err() == nil {
+		if timedOut {
 			err = &attemptTimeoutError{timeout: timeout, err: err}
 		}
 		if t.log != nil {
@@ -116,7 +119,7 @@ type attemptTimeoutError struct {
 }
 
 func (e *attemptTimeoutError) Error() string {
-	return fmt.Sprintf("no answer within the per-request timeout of %s (request_timeout)", e.timeout)
+	return fmt.Sprintf("no answer within the per-request timeout of %s (request_timeout): %v", e.timeout, e.err)
 }
 func (e *attemptTimeoutError) Unwrap() error { return e.err }
 func (e *attemptTimeoutError) Timeout() bool { return true }

@@ -142,7 +142,7 @@ func TestBadInput(t *testing.T) {
 		code, field        string
 	}{
 		{"malformed json", "POST", u + "/upgrade", `{"version": "2.4.0"`, []string{idem()}, 400, api.CodeInvalidRequest, "body"},
-		{"not an object", "POST", u + "/upgrade", `[1,2]`, []string{idem()}, 400, api.CodeInvalidRequest, ""},
+		{"not an object", "POST", u + "/upgrade", `[1,2]`, []string{idem()}, 400, api.CodeInvalidRequest, "body"},
 		{"trailing data", "POST", u + "/turns", `{"count":1} {"count":2}`, nil, 400, api.CodeInvalidRequest, "body"},
 		{"unknown field", "POST", u + "/upgrade", `{"version":"2.4.0","snapshot":"x"}`, []string{idem()}, 400, api.CodeInvalidRequest, "snapshot"},
 		{"unknown field patch", "PATCH", "/v1/snapshots/" + sn.ID, `{"retention":3}`, nil, 400, api.CodeInvalidRequest, "retention"},

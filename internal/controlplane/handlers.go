@@ -162,8 +162,9 @@ func (s *Server) upgradePath(w http.ResponseWriter, r *http.Request, _ params) {
 	writeJSON(w, http.StatusOK, p)
 }
 
-// snapshotView re-verifies a snapshot's file (cached by size and mtime unless full) and returns
-// its wire form. The hash runs outside the server lock.
+// snapshotView re-verifies a snapshot's file and returns its wire form. Unless full, a file
+// last found verified is not hashed again while its stamp is unchanged; any other status is
+// checked afresh, so restored bytes read verified again. The hash runs outside the server lock.
 func (s *Server) snapshotView(id string, full bool) (api.Snapshot, bool) {
 	s.mu.Lock()
 	sn := s.snapshots[id]
@@ -171,20 +172,19 @@ func (s *Server) snapshotView(id string, full bool) (api.Snapshot, bool) {
 		s.mu.Unlock()
 		return api.Snapshot{}, false
 	}
-	want, cachedSize, cachedMtime, cachedStatus := sn.SHA256, sn.checkedSize, sn.checkedMtime, sn.Status
+	want, cached, cachedStatus := sn.SHA256, sn.checked, sn.Status
 	s.mu.Unlock()
 
 	status := cachedStatus
 	fi, err := os.Stat(s.SnapshotPath(id))
-	var size int64
-	var mtime time.Time
+	var stamp fileStamp
 	switch {
 	case err != nil:
 		status = api.SnapshotMissing
-	case !full && fi.Size() == cachedSize && fi.ModTime().Equal(cachedMtime) && cachedStatus != "":
-		size, mtime = cachedSize, cachedMtime
+	case !full && cachedStatus == api.SnapshotVerified && stampOf(fi) == cached:
+		stamp = cached
 	default:
-		size, mtime = fi.Size(), fi.ModTime()
+		stamp = stampOf(fi)
 		sum, _, herr := fileSHA256(s.SnapshotPath(id))
 		switch {
 		case herr != nil:
@@ -200,7 +200,7 @@ func (s *Server) snapshotView(id string, full bool) (api.Snapshot, bool) {
 	if sn = s.snapshots[id]; sn == nil {
 		return api.Snapshot{}, false
 	}
-	sn.Status, sn.checkedSize, sn.checkedMtime = status, size, mtime
+	sn.Status, sn.checked = status, stamp
 	return sn.Snapshot, true
 }
 

@@ -31,6 +31,7 @@ type apiError struct {
 	status     int
 	detail     api.ErrorDetail
 	retryAfter int
+	allow      string // the Allow header of a 405
 }
 
 func (e *apiError) Error() string { return e.detail.Code + ": " + e.detail.Message }
@@ -105,12 +106,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.s
 	raw := r.URL.EscapedPath()
 	if raw == api.PathHealth || raw == api.PathOpenAPI {
-		s.stats.request(r.Method + " " + raw)
+		// The method is checked before anything is recorded: these routes answer without a key,
+		// and the stats must stay bounded by the routes, whatever method names a client sends.
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET")
-			writeError(w, newErr(http.StatusMethodNotAllowed, api.CodeMethodNotAllowed, fmt.Sprintf("%s supports GET only", raw)))
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, newErr(http.StatusMethodNotAllowed, api.CodeMethodNotAllowed, fmt.Sprintf("%s supports GET and HEAD only", raw)))
 			return
 		}
+		s.stats.request(r.Method + " " + raw)
 		if raw == api.PathHealth {
 			s.mu.Lock()
 			n := len(s.engines)
@@ -170,7 +173,11 @@ func (h *handler) match(method, raw string) (*route, params, *apiError) {
 			continue
 		}
 		allowed = append(allowed, rt.method)
-		if rt.method == method {
+		if rt.method == http.MethodGet {
+			allowed = append(allowed, http.MethodHead)
+		}
+		// HEAD is GET without the body (net/http drops it), as on /health.
+		if rt.method == method || rt.method == http.MethodGet && method == http.MethodHead {
 			found, fp = rt, p
 		}
 	}
@@ -179,6 +186,7 @@ func (h *handler) match(method, raw string) (*route, params, *apiError) {
 		return nil, nil, newErr(http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no such endpoint: %s %s (see /openapi.yaml)", method, raw))
 	case found == nil:
 		e := newErr(http.StatusMethodNotAllowed, api.CodeMethodNotAllowed, fmt.Sprintf("%s does not support %s; allowed: %s", raw, method, strings.Join(allowed, ", ")))
+		e.allow = strings.Join(allowed, ", ")
 		return nil, nil, e
 	}
 	for name, v := range fp {
@@ -242,6 +250,9 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	if e.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.retryAfter))
 	}
+	if e.allow != "" {
+		w.Header().Set("Allow", e.allow)
+	}
 	b, _ := json.Marshal(api.ErrorBody{Error: e.detail})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(e.status)
@@ -273,6 +284,8 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) 
 		switch {
 		case errors.As(err, &se):
 			return badField("body", fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, se))
+		case errors.As(err, &te) && te.Field == "":
+			return badField("body", fmt.Sprintf("the request body must be a JSON object, not %s", te.Value))
 		case errors.As(err, &te):
 			return badField(te.Field, fmt.Sprintf("field %q must be a JSON %s, not %s", te.Field, te.Type.Kind(), te.Value))
 		case strings.HasPrefix(err.Error(), "json: unknown field "):

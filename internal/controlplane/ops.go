@@ -93,11 +93,21 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, st opStart) {
 		CreatedAt: now, UpdatedAt: now, FromVersion: e.EngineVersion,
 	}}
 	st.prepare(op)
-	e.CurrentOperationID = op.ID
-	e.Generation++
-	if err := s.persistLocked(e, op); err != nil {
-		e.CurrentOperationID = ""
-		e.Generation--
+	// A prepare that finished the operation found nothing to do (an upgrade to the version
+	// already running): it is recorded and answered, and the engine is left alone.
+	noop := op.Done()
+	engine := e
+	if noop {
+		engine = nil
+	} else {
+		e.CurrentOperationID = op.ID
+		e.Generation++
+	}
+	if err := s.persistLocked(engine, op); err != nil {
+		if !noop {
+			e.CurrentOperationID = ""
+			e.Generation--
+		}
 		writeError(w, newErr(http.StatusInternalServerError, api.CodeInternal, "could not record the operation: "+err.Error()))
 		return
 	}
@@ -108,11 +118,13 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, st opStart) {
 	s.ops[op.ID] = op
 	e.opIDs = append(e.opIDs, op.ID)
 	s.stats.operation(st.userID, st.kind)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		st.run(op)
-	}()
+	if !noop {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			st.run(op)
+		}()
+	}
 	writeJSON(w, http.StatusAccepted, op.view())
 }
 
@@ -200,7 +212,7 @@ func (s *Server) failOp(op *operation, step, code, msg string, engineFailed bool
 	}
 	for i := range op.Steps {
 		if op.Steps[i].Status == api.OpPending {
-			op.Steps[i].Status = "skipped"
+			op.Steps[i].Status = api.StepSkipped
 		}
 	}
 	op.Status, op.FinishedAt = api.OpFailed, &now
@@ -350,7 +362,7 @@ func (s *Server) runSnapshot(op *operation, req api.CreateSnapshotRequest) {
 		s.failOp(op, api.StepVerify, api.CodeInternal, "could not record the snapshot: "+err.Error(), false)
 		return
 	}
-	s.snapshots[id] = &snapshotState{Snapshot: sn, checkedSize: fi.Size(), checkedMtime: fi.ModTime()}
+	s.snapshots[id] = &snapshotState{Snapshot: sn, checked: stampOf(fi)}
 	s.mu.Unlock()
 	s.finishStep(op, api.StepVerify, fmt.Sprintf("integrity_check ok; sha256 %s; %d bytes", sf.SHA256[:12], sf.Size))
 	s.succeedOp(op, api.OperationResult{SnapshotID: id, EngineVersion: version, SchemaVersion: sf.Schema})
@@ -413,8 +425,9 @@ func (s *Server) startUpgrade(w http.ResponseWriter, r *http.Request, p params) 
 			view := sn.Snapshot
 			if fi, err := os.Stat(s.SnapshotPath(sn.ID)); err != nil {
 				view.Status = api.SnapshotMissing
-			} else if fi.Size() != sn.checkedSize || !fi.ModTime().Equal(sn.checkedMtime) {
-				// Changed since it was last hashed: hash again (under the lock, rare).
+			} else if sn.Status != api.SnapshotVerified || stampOf(fi) != sn.checked {
+				// Not verified as it is now: hash again (under the lock, rare).
+				view.Status = api.SnapshotVerified
 				if sum, _, err := fileSHA256(s.SnapshotPath(sn.ID)); err != nil || sum != sn.SHA256 {
 					view.Status = api.SnapshotCorrupt
 				}
@@ -428,6 +441,13 @@ func (s *Server) startUpgrade(w http.ResponseWriter, r *http.Request, p params) 
 		},
 		prepare: func(op *operation) {
 			op.ToVersion, op.SnapshotID = target.Version, req.SnapshotID
+			if path.Kind == upgrade.KindNone {
+				// Already there: no drain, no restart.
+				now := time.Now().UTC()
+				op.Status, op.FinishedAt = api.OpSucceeded, &now
+				op.Result = api.OperationResult{EngineVersion: target.Version, SchemaVersion: path.ToSchema, SnapshotID: req.SnapshotID}
+				return
+			}
 			names := []string{api.StepDrain, api.StepStop}
 			if len(path.Migrations) > 0 {
 				names = append(names, api.StepMigrate)

@@ -43,6 +43,7 @@ const DefaultEngineCommand = "engine-standin --version {version}"
 const (
 	minProcessWait  = 10 * time.Second // boot deadline and health timeout
 	minProcessGrace = time.Second      // SIGTERM grace before SIGKILL
+	closeGrace      = 2 * time.Second  // SIGTERM grace of every engine when the control plane stops
 	// processKillDelay holds a migration open (after its dirty flag is set) while the
 	// process_kill fault is in force; the kill lands as soon as the dirty flag is seen, so the
 	// delay only bounds how long a missed kill would take to show.
@@ -241,21 +242,28 @@ func nonEphemeralPorts() (lo, hi int, ok bool) {
 	return 10000, min, true
 }
 
-// childEnv is the process environment minus anything that would contradict what the control
-// plane gives the engine (a developer's ENGINE_API_KEY next to our ENGINE_KEY_HASH would make the
-// engine refuse to start).
+// childEnv is the part of the control plane's environment an engine process inherits: an
+// allow-list of what any program needs to run (PATH, HOME, locale, time zone, temporary
+// directory, CA certificates). Everything else stays behind, above all the control plane's own
+// settings and admin key (ENGINE_CONTROLPLANE_*), which any program run as an engine could
+// otherwise read. The control plane adds what the engine needs itself (brain, port, key hash,
+// version); an engine needing more gets it from a wrapper script given as --engine-command.
 func childEnv() []string {
 	var out []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		switch {
-		case k == "SQLITE_DB_PATH", k == "PORT", k == "ENGINE_API_KEY", k == "ENGINE_KEY_HASH", k == "ENGINE_VERSION",
-			strings.HasPrefix(k, "ENGINE_STANDIN_"):
-			continue
+		if inheritedEnv[k] || strings.HasPrefix(k, "LC_") {
+			out = append(out, kv)
 		}
-		out = append(out, kv)
 	}
 	return out
+}
+
+// inheritedEnv names the variables childEnv passes on.
+var inheritedEnv = map[string]bool{
+	"PATH": true, "HOME": true, "USER": true, "LOGNAME": true, "TMPDIR": true, "TZ": true,
+	"LANG": true, "LANGUAGE": true, "SSL_CERT_FILE": true, "SSL_CERT_DIR": true,
+	"GOCOVERDIR": true, // coverage of a stand-in built with -cover
 }
 
 // spawn starts version's process on user's brain. It does not wait for anything.
@@ -413,6 +421,14 @@ func (r *procRuntime) kill(p *engineProc) {
 // stop sends SIGTERM and waits grace for the process to exit, then SIGKILLs it. killed says
 // whether the grace ran out.
 func (r *procRuntime) stop(p *engineProc, grace time.Duration) (took time.Duration, killed bool) {
+	// An operation's stop gives up when the control plane closes: closeAll then drains the
+	// engine itself.
+	return r.terminate(p, grace, r.s.ctx.Done())
+}
+
+// terminate sends SIGTERM, waits up to grace (or until abort closes) for the process to exit,
+// then SIGKILLs it.
+func (r *procRuntime) terminate(p *engineProc, grace time.Duration, abort <-chan struct{}) (took time.Duration, killed bool) {
 	p.stopping.Store(true)
 	start := time.Now()
 	_ = killGroup(p.pid, syscall.SIGTERM)
@@ -422,15 +438,15 @@ func (r *procRuntime) stop(p *engineProc, grace time.Duration) (took time.Durati
 	case <-p.done:
 		return time.Since(start), false
 	case <-t.C:
-	case <-r.s.ctx.Done():
-		// The control plane is closing: no grace is owed to an operation that will be
-		// reported interrupted.
+	case <-abort:
 	}
 	r.kill(p)
 	return time.Since(start), true
 }
 
-// closeAll stops every engine process: SIGTERM, a short grace, SIGKILL. Nothing survives it.
+// closeAll stops every engine process: SIGTERM, the grace of closeGrace to finish the turns in
+// flight (the control plane's context is already cancelled, so it must not cut that short),
+// then SIGKILL. Nothing survives it.
 func (r *procRuntime) closeAll() {
 	r.mu.Lock()
 	ps := make([]*engineProc, 0, len(r.procs))
@@ -443,7 +459,7 @@ func (r *procRuntime) closeAll() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.stop(p, 2*time.Second)
+			r.terminate(p, closeGrace, nil)
 		}()
 	}
 	wg.Wait()

@@ -382,3 +382,103 @@ func TestProcess_faultsNeedTheProcessRuntime(t *testing.T) {
 	p := newEnv(t, withProcess(t), withFaults, withSeed(1, "2.3.1"))
 	p.ok(p.do("POST", "/v1/faults", api.Fault{Kind: api.FaultProcessKill}), 201, nil)
 }
+
+// TestProcess_cleanCloseDrainsEngines: a clean stop of the control plane (what SIGTERM does)
+// gives every engine its drain: the turn in flight finishes and is in the brain, and the engine
+// exits by itself instead of being SIGKILLed at once.
+func TestProcess_cleanCloseDrainsEngines(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, withProcess(t), withDir(dir), withSeed(1, "2.3.1"))
+	p := e.srv.proc.get("user-0001")
+	inflight := make(chan int, 1)
+	go func() {
+		c, _ := e.engineTurn("user-0001", EngineTurnRequest{Count: 1, Content: "in flight at close", DelayMS: 800})
+		inflight <- c
+	}()
+	e.waitEngineLog("user-0001", `"delay_ms":800`)
+	e.ts.Close()
+	if err := e.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	if p.exit != "exit status 0" {
+		t.Fatalf("engine process at close: %s, want a clean exit after its drain", p.exit)
+	}
+	if c := <-inflight; c != 200 {
+		t.Fatalf("turn in flight at close: %d, want 200", c)
+	}
+	noEnginesLeft(t, dir)
+	e2 := newEnv(t, withProcess(t), withDir(dir), withSeed(1, "2.3.1"))
+	if got := e2.turnContents("user-0001"); len(got) != 1 || got[0] != "in flight at close" {
+		t.Fatalf("brain turns after restart: %v, want the in-flight one", got)
+	}
+}
+
+// TestProcess_engineEnvironmentIsAnAllowList: an engine process inherits only what a program
+// needs to run, never the control plane's admin key or any other setting or secret of the
+// control plane's environment.
+func TestProcess_engineEnvironmentIsAnAllowList(t *testing.T) {
+	t.Setenv("ENGINE_CONTROLPLANE_API_KEY", "admin-key-from-env")
+	t.Setenv("ENGINE_CONTROLPLANE_API_KEY_FILE", "/run/secrets/admin-key")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "cloud-secret")
+	t.Setenv("LC_ALL", "C")
+	e := newEnv(t, withProcess(t), withSeed(1, "2.3.1"))
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", e.pid("user-0001")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, leak := range []string{"ENGINE_CONTROLPLANE_", "admin-key-from-env", "AWS_SECRET_ACCESS_KEY", "cloud-secret", testKey} {
+		if bytes.Contains(env, []byte(leak)) {
+			t.Errorf("the engine's environment holds %q", leak)
+		}
+	}
+	for _, want := range []string{"PATH=" + os.Getenv("PATH") + "\x00", "LC_ALL=C\x00", "PORT=", "SQLITE_DB_PATH=", "ENGINE_KEY_HASH="} {
+		if !bytes.Contains(env, []byte(want)) {
+			t.Errorf("the engine's environment lacks %q", want)
+		}
+	}
+}
+
+// TestUpgrade_ToTheRunningVersionIsANoop: an upgrade to the version an engine already runs
+// succeeds at once without touching the engine: no drain, no restart (same process), no new
+// generation; the operation is recorded, and its idempotency key replays it.
+func TestUpgrade_ToTheRunningVersionIsANoop(t *testing.T) {
+	for name, opts := range map[string][]envOption{"sim": nil, "process": {withProcess(t)}} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, append(opts, withSeed(1, "2.3.1"))...)
+			const u = "/v1/engines/user-0001"
+			before := e.engine("user-0001")
+			pid := 0
+			if name == "process" {
+				pid = e.pid("user-0001")
+			}
+			key := idem()
+			var op api.Operation
+			e.ok(e.do("POST", u+"/upgrade", api.UpgradeRequest{Version: "2.3.1"}, key), 202, &op)
+			if op.Status != api.OpSucceeded || len(op.Steps) != 0 || op.Result.EngineVersion != "2.3.1" || op.FromVersion != "2.3.1" {
+				t.Fatalf("upgrade to the running version: %+v", op)
+			}
+			after := e.engine("user-0001")
+			if after.Generation != before.Generation || after.Status != api.StatusRunning || after.CurrentOperationID != "" {
+				t.Fatalf("the engine changed: %+v -> %+v", before, after)
+			}
+			if name == "process" && e.pid("user-0001") != pid {
+				t.Fatalf("the engine process was restarted: pid %d -> %d", pid, e.pid("user-0001"))
+			}
+			var again api.Operation
+			e.ok(e.do("POST", u+"/upgrade", api.UpgradeRequest{Version: "2.3.1"}, key), 200, &again)
+			if again.ID != op.ID {
+				t.Fatalf("the replay answered another operation: %s, want %s", again.ID, op.ID)
+			}
+			var list api.OperationList
+			e.ok(e.do("GET", u+"/operations", nil), 200, &list)
+			if len(list.Operations) != 1 || list.Operations[0].ID != op.ID {
+				t.Fatalf("operations: %+v", list)
+			}
+			// The engine answers turns right after.
+			if tr := e.turns("user-0001", 1, "after the no-op"); tr.Written != 1 {
+				t.Fatalf("turn after the no-op: %+v", tr)
+			}
+		})
+	}
+}

@@ -80,6 +80,16 @@ func TestRestart_RunningOperationIsMarkedFailed(t *testing.T) {
 	if got.Status != api.OpFailed || got.Error == nil || got.Error.Code != api.CodeInterrupted || !strings.Contains(got.Error.Message, "drain") {
 		t.Fatalf("interrupted op = %+v", got)
 	}
+	// The step that was running failed; the steps that never ran are skipped, not failed.
+	for _, st := range got.Steps {
+		want := api.StepSkipped
+		if st.Name == api.StepDrain {
+			want = api.OpFailed
+		}
+		if st.Status != want {
+			t.Errorf("step %s of the interrupted operation is %s, want %s", st.Name, st.Status, want)
+		}
+	}
 	en := e2.engine(u)
 	if en.Status != api.StatusRunning || en.EngineVersion != "2.3.0" || en.CurrentOperationID != "" {
 		t.Fatalf("engine after restart = %+v", en)
@@ -142,7 +152,7 @@ func TestRestart_InterruptedMigrationLeavesConsistentEngine(t *testing.T) {
 	}
 	var o api.Operation
 	e2.ok(e2.do("GET", "/v1/operations/op-crashed", nil), 200, &o)
-	if o.Status != api.OpFailed || o.Error.Code != api.CodeInterrupted || o.Steps[1].Status != api.OpFailed {
+	if o.Status != api.OpFailed || o.Error.Code != api.CodeInterrupted || o.Steps[0].Status != api.OpFailed || o.Steps[1].Status != api.StepSkipped {
 		t.Fatalf("op = %+v", o)
 	}
 	// A dirty brain after a crash is failed, not booted.

@@ -106,9 +106,8 @@ type writeEvent struct {
 
 type snapshotState struct {
 	api.Snapshot
-	// Verification cache: the file is re-hashed only when its size or mtime changes.
-	checkedSize  int64
-	checkedMtime time.Time
+	// Verification cache: a verified file is re-hashed only when its stamp changes.
+	checked fileStamp
 }
 
 type operation struct {
@@ -401,12 +400,16 @@ func (s *Server) settleInterrupted(op *operation) error {
 	now := time.Now().UTC()
 	step := ""
 	for i := range op.Steps {
-		if op.Steps[i].Status == api.OpRunning || op.Steps[i].Status == api.OpPending {
-			if step == "" && op.Steps[i].Status == api.OpRunning {
+		// The step that was running failed with the stop; the ones after it never ran.
+		switch op.Steps[i].Status {
+		case api.OpRunning:
+			if step == "" {
 				step = op.Steps[i].Name
 			}
 			op.Steps[i].Status = api.OpFailed
 			op.Steps[i].FinishedAt = &now
+		case api.OpPending:
+			op.Steps[i].Status = api.StepSkipped
 		}
 	}
 	op.Status = api.OpFailed

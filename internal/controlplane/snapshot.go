@@ -370,6 +370,22 @@ func inspectSnapshot(path string) (schema int, writes int64, err error) {
 
 // fileSHA256 hashes a file; a missing file is reported as such so callers can tell missing from
 // corrupt.
+// fileStamp tells whether a file may have changed since it was hashed: its size and mtime, and
+// where the platform has them its inode and status-change time. A write always moves the ctime,
+// and unlike the mtime nobody can set it back (touch -r, os.Chtimes), so bytes swapped under an
+// unchanged size and mtime still change the stamp.
+type fileStamp struct {
+	size  int64
+	mtime time.Time
+	ctime int64 // nanoseconds; 0 where unknown
+	ino   uint64
+}
+
+func stampOf(fi os.FileInfo) fileStamp {
+	ctime, ino := changeTimeAndInode(fi)
+	return fileStamp{size: fi.Size(), mtime: fi.ModTime(), ctime: ctime, ino: ino}
+}
+
 func fileSHA256(path string) (string, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {

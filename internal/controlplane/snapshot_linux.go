@@ -70,3 +70,12 @@ func copyLiveFile(src string, out *os.File) (fileDigest, error) {
 	defer func() { _ = syscall.Munmap(m) }()
 	return copyHashed(out, m)
 }
+
+// changeTimeAndInode reads the status-change time and inode of a file (see fileStamp).
+func changeTimeAndInode(fi os.FileInfo) (int64, uint64) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0
+	}
+	return st.Ctim.Nano(), st.Ino
+}

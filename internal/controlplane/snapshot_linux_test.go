@@ -11,8 +11,11 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"modernc.org/sqlite"
+
+	"github.com/septemberai/terraform-provider-engine/internal/api"
 )
 
 // TestSnapshot_PinKeepsCheckpointsOutOfTheCopy commits and checkpoints in the middle of a copy
@@ -230,4 +233,54 @@ func TestSnapshot_CopyOfAFileCutShortFailsCleanly(t *testing.T) {
 	} else {
 		t.Logf("copy: %v", err)
 	}
+}
+
+// TestSnapshot_StatusFollowsTheBytesWhateverTheMtime: the verification cache cannot be fooled
+// by a file whose mtime is set back: original bytes put back read verified again (and can be
+// used), and bytes swapped under an unchanged size and mtime read corrupt.
+func TestSnapshot_StatusFollowsTheBytesWhateverTheMtime(t *testing.T) {
+	e := newEnv(t)
+	sn := e.snapshot("user-0001")
+	path := e.srv.SnapshotPath(sn.ID)
+	original, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func() string {
+		t.Helper()
+		var got api.Snapshot
+		e.ok(e.do("GET", "/v1/snapshots/"+sn.ID, nil), 200, &got)
+		return got.Status
+	}
+	// overwrite puts content in place and sets the mtime to at, as touch -r would.
+	overwrite := func(content []byte, at time.Time) {
+		t.Helper()
+		if err := os.WriteFile(path, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tampered := append([]byte(nil), original...)
+	copy(tampered[4096:], "tampered")
+	at := time.Now().Add(-time.Hour).Truncate(time.Second)
+
+	overwrite(tampered, at)
+	if got := status(); got != api.SnapshotCorrupt {
+		t.Fatalf("tampered: %s, want corrupt", got)
+	}
+	overwrite(original, at)
+	if got := status(); got != api.SnapshotVerified {
+		t.Fatalf("original bytes restored with the same size and mtime: %s, want verified", got)
+	}
+	op := e.wait(e.startOp("/v1/engines/user-0001/restore", api.RestoreRequest{SnapshotID: sn.ID, Version: "2.3.0"}))
+	if op.Status != api.OpSucceeded {
+		t.Fatalf("restore from the repaired snapshot: %+v", op.Error)
+	}
+	overwrite(tampered, at)
+	if got := status(); got != api.SnapshotCorrupt {
+		t.Fatalf("tampered again under the same size and mtime: %s, want corrupt", got)
+	}
+	e.wantErr(e.do("POST", "/v1/engines/user-0001/upgrade", api.UpgradeRequest{Version: "2.4.0", SnapshotID: sn.ID}, idem()), 409, api.CodeSnapshotCorrupt)
 }

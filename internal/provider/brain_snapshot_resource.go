@@ -115,7 +115,7 @@ func (r *brainSnapshotResource) Schema(ctx context.Context, _ resource.SchemaReq
 			},
 		},
 		Blocks: map[string]schema.Block{
-			"timeouts": timeouts.Block(ctx, timeouts.Opts{Create: true, Delete: true}),
+			"timeouts": timeoutsBlock(ctx, timeouts.Opts{Create: true, Delete: true}),
 		},
 	}
 }

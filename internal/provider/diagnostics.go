@@ -33,7 +33,14 @@ func clientErrorAttrDiag(p path.Path, summary string, err error) diag.Diagnostic
 func clientErrorDetail(err error) string {
 	var ce *client.Error
 	if errors.As(err, &ce) {
-		what := fmt.Sprintf("The control plane answered %s %s with HTTP %d %s: %s", ce.Method, ce.Path, ce.StatusCode, ce.Code, ce.Message)
+		what := fmt.Sprintf("The control plane answered %s %s with HTTP %d", ce.Method, ce.Path, ce.StatusCode)
+		if ce.Code != "" {
+			what += " " + ce.Code
+		}
+		// The sentence gets its own full stop: a message that ends with one must not double it.
+		if msg := strings.TrimRight(strings.TrimSpace(ce.Message), "."); msg != "" {
+			what += ": " + msg
+		}
 		if ce.Field != "" {
 			what += fmt.Sprintf(" (field %q)", ce.Field)
 		}

@@ -46,3 +46,26 @@ func TestClientErrorDetail(t *testing.T) {
 		}
 	}
 }
+
+// TestClientErrorDetail_punctuation: an answer without a code has no stray space before the
+// colon, and a message that ends with a full stop is not given a second one.
+func TestClientErrorDetail_punctuation(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err  *client.Error
+		want string
+	}{
+		{&client.Error{StatusCode: 502, Message: "unexpected Bad Gateway response", Method: "GET", Path: "/v1/engines/u1"},
+			"The control plane answered GET /v1/engines/u1 with HTTP 502: unexpected Bad Gateway response.\n\n"},
+		{&client.Error{StatusCode: 500, Code: api.CodeInternal, Message: "brain write failed; see the control plane logs.", Method: "POST", Path: "/p"},
+			"with HTTP 500 INTERNAL: brain write failed; see the control plane logs.\n\n"},
+		{&client.Error{StatusCode: 400, Code: api.CodeInvalidRequest, Message: "bad version.", Field: "version", Method: "POST", Path: "/p"},
+			`with HTTP 400 INVALID_REQUEST: bad version (field "version").` + "\n\n"},
+		{&client.Error{StatusCode: 502, Method: "GET", Path: "/p"}, "with HTTP 502.\n\n"},
+	} {
+		got := clientErrorDetail(tc.err)
+		if !strings.Contains(got, tc.want) || strings.Contains(got, " :") || strings.Contains(got, "..") {
+			t.Errorf("detail %q, want it to contain %q", got, tc.want)
+		}
+	}
+}

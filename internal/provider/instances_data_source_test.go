@@ -98,7 +98,7 @@ func TestAccInstancesDataSource_invalidFilters(t *testing.T) {
 			},
 			{
 				Config:      h.ProviderBlock() + `data "engine_instances" "x" { version = "2.4" }`,
-				ExpectError: errorLike(`version: "2.4" is not a full version: write all three parts, for example "2.4.0".`),
+				ExpectError: errorLike(`version: "2.4" is not a valid version: write MAJOR.MINOR.PATCH, for example "2.4.0".`),
 			},
 			{
 				Config:      h.ProviderBlock() + `data "engine_instances" "x" { version = "9.9.9" }`,

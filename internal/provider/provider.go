@@ -101,7 +101,8 @@ func (p *engineProvider) Schema(_ context.Context, _ provider.SchemaRequest, res
 			},
 			attrAPIKey: schema.StringAttribute{
 				MarkdownDescription: fmt.Sprintf("Admin key of the control API, sent in the `X-Engine-Admin-Key` header. Sensitive: "+
-					"never logged or stored in state. Falls back to `%s`; required in one of the two places.", envAPIKey),
+					"never logged or stored in state. Falls back to `%s`; required in one of the two places. Set it from the environment "+
+					"variable or from a variable declared `ephemeral = true`: Terraform writes other variables into saved plans.", envAPIKey),
 				Optional:  true,
 				Sensitive: true,
 			},

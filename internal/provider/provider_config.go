@@ -68,7 +68,7 @@ func resolveConfig(m providerModel, lookupEnv func(string) (string, bool)) (clie
 		u, err := parseEndpoint(raw)
 		if err != nil {
 			r.errorf(attrEndpoint, "Invalid Engine Endpoint", "%s from %s: %s. Set %s (or %s) to the control API's base URL, "+
-				"for example \"https://engine-control.example.com\" or \"http://127.0.0.1:8470\".", quoteShort(raw), from, err, attrEndpoint, envEndpoint)
+				"for example \"https://engine-control.example.com\" or \"http://127.0.0.1:8470\".", quoteShort(client.RedactURL(raw)), from, err, attrEndpoint, envEndpoint)
 		}
 		cfg.Endpoint = u
 	} else {

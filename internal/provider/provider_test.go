@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -123,6 +124,19 @@ func TestAccProvider_malformedEndpoint(t *testing.T) {
 	})
 }
 
+// TestAccProvider_endpointCredentialsRedacted: an endpoint written with user:password@ is
+// refused, and the diagnostic names it without the password.
+func TestAccProvider_endpointCredentialsRedacted(t *testing.T) {
+	t.Parallel()
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: providerFactories(nil),
+		Steps: []resource.TestStep{{
+			Config:      "provider \"engine\" {\n  endpoint = \"https://admin:hunter2pass@engine.example.com\"\n  api_key = \"k\"\n}\n" + readOne,
+			ExpectError: errorLike(`"https://[REDACTED]@engine.example.com" from the endpoint attribute: it carries credentials`),
+		}},
+	})
+}
+
 func TestAccProvider_unknownEndpointAtPlan(t *testing.T) {
 	t.Parallel()
 	resource.Test(t, resource.TestCase{
@@ -186,6 +200,34 @@ func TestAccProvider_requestTimeout(t *testing.T) {
 	if d := time.Since(start); d > 20*time.Second {
 		t.Errorf("request_timeout of 1s took %s to fail", d)
 	}
+}
+
+// TestAccProvider_connectionErrorsSayWhatHappened: a closed port and a host name that does not
+// resolve read as what they are, naming the endpoint, not as a per-request timeout.
+func TestAccProvider_connectionErrorsSayWhatHappened(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + l.Addr().String()
+	_ = l.Close()
+	config := func(endpoint string) string {
+		return fmt.Sprintf("provider \"engine\" {\n  endpoint = %q\n  api_key = \"k\"\n  max_retries = 0\n}\n", endpoint) + readOne
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: providerFactories(nil),
+		Steps: []resource.TestStep{
+			{
+				Config:      config(closed),
+				ExpectError: errorLike(`The request to the control plane failed: GET /v1/engines/user-0001: nothing accepts connections at ` + closed + ` (connection refused)`),
+			},
+			{
+				Config:      config("http://no-such-host.invalid:8470"),
+				ExpectError: errorLike(`the host name "no-such-host.invalid" of the endpoint http://no-such-host.invalid:8470 could not be resolved`),
+			},
+		},
+	})
 }
 
 // TestAccProvider_maxRetries shows max_retries (and ENGINE_MAX_RETRIES) decide whether a flaky

@@ -23,7 +23,8 @@ func (upgradeKindFunction) Definition(_ context.Context, _ function.DefinitionRe
 	resp.Definition = function.Definition{
 		Summary: "Classifies the move from one Engine version to another",
 		MarkdownDescription: "Returns the kind of moving from `from` to `to`: " + backtickList(upgrade.Kinds) + ". " +
-			"Versions are semantic versions (`MAJOR.MINOR.PATCH`); a malformed one is an error naming the argument. " +
+			"Versions are written as every resource takes them: `MAJOR.MINOR.PATCH`, optionally followed by `-PRERELEASE` and `+BUILD`; " +
+			"anything else (`v2.4.0`, `2.4`) is an error naming the argument and suggesting the version to write. " +
 			"Works offline: it does not consult the release catalog.",
 		Parameters: []function.Parameter{
 			function.StringParameter{Name: "from", MarkdownDescription: "The version an engine runs now, for example `2.3.1`."},

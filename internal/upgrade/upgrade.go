@@ -6,6 +6,7 @@ package upgrade
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -26,13 +27,42 @@ const (
 // Kinds lists every upgrade kind.
 var Kinds = []string{KindNone, KindPatch, KindMinor, KindMajor, KindDowngrade}
 
-// ParseVersion parses a semantic version such as "2.4.0", with a clear error.
+// VersionGrammar describes the one version syntax every attribute, function, catalog and
+// control-plane request accepts.
+const VersionGrammar = "MAJOR.MINOR.PATCH, optionally followed by -PRERELEASE and +BUILD (for example 2.4.0 or 2.5.0-rc.1)"
+
+// versionRE is the whole grammar. go-version alone would also read "v2.4.0", "2.4" and
+// " 2.4.0" as versions, but the control plane matches version strings, so those must not pass
+// in one place and fail in another.
+var versionRE = regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$`)
+
+// ParseVersion parses a version written in VersionGrammar. Its error is the one message every
+// caller shows, with a suggestion made from the input where one can be ("v2.4.0" and "2.4" give
+// "2.4.0").
 func ParseVersion(s string) (*goversion.Version, error) {
-	v, err := goversion.NewSemver(strings.TrimSpace(s))
-	if err != nil || strings.TrimSpace(s) == "" {
-		return nil, fmt.Errorf("%q is not a valid version: expected MAJOR.MINOR.PATCH, for example \"2.4.0\"", s)
+	if versionRE.MatchString(s) {
+		if v, err := goversion.NewSemver(s); err == nil {
+			return v, nil
+		}
 	}
-	return v, nil
+	return nil, fmt.Errorf("%q is not a valid version: write MAJOR.MINOR.PATCH, for example %q", s, suggestVersion(s))
+}
+
+// suggestVersion repairs the usual slips (spaces, a "v" prefix, missing parts) when that yields
+// a valid version, and otherwise offers a plain example.
+func suggestVersion(s string) string {
+	t := strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(s), "v"), "V")
+	core, suffix := t, ""
+	if i := strings.IndexAny(t, "-+"); i >= 0 {
+		core, suffix = t[:i], t[i:]
+	}
+	if parts := strings.Split(core, "."); len(parts) < 3 {
+		core += strings.Repeat(".0", 3-len(parts))
+	}
+	if fixed := core + suffix; fixed != s && versionRE.MatchString(fixed) {
+		return fixed
+	}
+	return "2.4.0"
 }
 
 // Kind classifies the move from one version to another.

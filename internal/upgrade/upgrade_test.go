@@ -2,6 +2,7 @@ package upgrade
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
@@ -156,5 +157,30 @@ func TestTargets(t *testing.T) {
 	}
 	if len(vs) != 3 || vs[0].Version != "2.4.0" || kinds[2] != KindMajor {
 		t.Fatalf("targets %v kinds %v", vs, kinds)
+	}
+}
+
+// TestParseVersion_oneGrammar: one grammar and one message, with a suggestion that is itself
+// a valid version ("v2.4.0" must not be told to write "v2.4.0.0").
+func TestParseVersion_oneGrammar(t *testing.T) {
+	for _, ok := range []string{"2.4.0", "10.20.30", "2.4.0-rc1", "2.5.0-rc.1", "1.0.0+build.5", "1.0.0-alpha-1+x"} {
+		if _, err := ParseVersion(ok); err != nil {
+			t.Errorf("ParseVersion(%q): %v", ok, err)
+		}
+	}
+	for in, suggestion := range map[string]string{
+		"v2.4.0": "2.4.0", "V2.4.0": "2.4.0", "2.4": "2.4.0", "v2.4": "2.4.0", "2": "2.0.0",
+		" 2.4.0 ": "2.4.0", "v2.4.0-rc1": "2.4.0-rc1", "2.4.0.0": "2.4.0", "latest": "2.4.0",
+		"": "2.4.0", "2.4.x": "2.4.0", "2.4.0-": "2.4.0",
+	} {
+		_, err := ParseVersion(in)
+		want := fmt.Sprintf("%q is not a valid version: write MAJOR.MINOR.PATCH, for example %q", in, suggestion)
+		if err == nil || err.Error() != want {
+			t.Errorf("ParseVersion(%q) = %v, want %s", in, err, want)
+			continue
+		}
+		if _, err := ParseVersion(suggestion); err != nil {
+			t.Errorf("the suggestion for %q is not a version: %v", in, err)
+		}
 	}
 }

@@ -8,6 +8,11 @@
 //
 // Every flag has an ENGINE_CONTROLPLANE_* environment fallback (--api-key reads
 // ENGINE_CONTROLPLANE_API_KEY); a flag given on the command line wins.
+//
+// The admin key belongs in a file (--api-key-file, read once at start, surrounding whitespace
+// trimmed) or in ENGINE_CONTROLPLANE_API_KEY: --api-key puts it in the process list, where every
+// local user can read it, so the control plane warns when it is given that way. Engine processes
+// never see the key: they inherit only an allow-list of the environment.
 package main
 
 import (
@@ -39,10 +44,10 @@ func main() {
 }
 
 type config struct {
-	listen, dataDir, apiKey, seedVersion, catalog, tlsCert, tlsKey, logLevel string
-	seedEngines, seedBrainRows                                               int
-	timeScale                                                                float64
-	enableFaults                                                             bool
+	listen, dataDir, apiKey, apiKeyFile, seedVersion, catalog, tlsCert, tlsKey, logLevel string
+	seedEngines, seedBrainRows                                                           int
+	timeScale                                                                            float64
+	enableFaults                                                                         bool
 
 	runtime, engineCommand string
 	engineCommandFor       versionCommands
@@ -86,7 +91,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 	}
 	str(&c.listen, "listen", "127.0.0.1:8470", "address to listen on; port 0 picks a free one")
 	str(&c.dataDir, "data-dir", "", "directory holding the registry, brains and snapshots (default: a fresh temporary directory, removed on exit)")
-	str(&c.apiKey, "api-key", "", "the admin key clients send in X-Engine-Admin-Key (required)")
+	str(&c.apiKey, "api-key", "", "the admin key clients send in X-Engine-Admin-Key; visible in ps to every local user, prefer --api-key-file or the environment variable")
+	str(&c.apiKeyFile, "api-key-file", "", "file holding the admin key (surrounding whitespace trimmed); this or --api-key is required")
 	fs.IntVar(&c.seedEngines, "seed-engines", 0, "engines to create when the data dir holds none (env "+envName("seed-engines")+")")
 	str(&c.seedVersion, "seed-version", "2.3.0", "version the seeded engines run")
 	fs.IntVar(&c.seedBrainRows, "seed-brain-rows", 20, "synthetic rows per brain table (env "+envName("seed-brain-rows")+")")
@@ -120,9 +126,10 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q: every setting is a --flag", fs.Args())
 	}
+	if err := c.resolveKey(fs, stderr); err != nil {
+		return c, err
+	}
 	switch {
-	case c.apiKey == "":
-		return c, errors.New("an admin key is required: pass --api-key KEY or set " + envName("api-key") + "; clients send it in the X-Engine-Admin-Key header")
 	case c.timeScale <= 0:
 		return c, errors.New("--time-scale must be positive (1.0 is real time; 0.01 runs 100x faster)")
 	case c.seedEngines < 0 || c.seedBrainRows < 0:
@@ -137,6 +144,32 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 		return c, fmt.Errorf("--port-min %d and --port-max %d must be a range of ports, for example 9001 and 9999", c.portMin, c.portMax)
 	}
 	return c, nil
+}
+
+// resolveKey settles the admin key from --api-key or --api-key-file (or their environment
+// variables), and warns when the key was typed on the command line.
+func (c *config) resolveKey(fs *flag.FlagSet, stderr io.Writer) error {
+	onCommandLine := false
+	fs.Visit(func(f *flag.Flag) { onCommandLine = onCommandLine || f.Name == "api-key" })
+	switch {
+	case c.apiKey != "" && c.apiKeyFile != "":
+		return errors.New("--api-key and --api-key-file (or " + envName("api-key") + " and " + envName("api-key-file") + ") both give the admin key: keep one")
+	case c.apiKeyFile != "":
+		b, err := os.ReadFile(c.apiKeyFile)
+		if err != nil {
+			return fmt.Errorf("--api-key-file: %w", err)
+		}
+		if c.apiKey = strings.TrimSpace(string(b)); c.apiKey == "" {
+			return fmt.Errorf("--api-key-file %s is empty: write the admin key into it", c.apiKeyFile)
+		}
+	case c.apiKey == "":
+		return errors.New("an admin key is required: pass --api-key-file FILE or set " + envName("api-key") +
+			" (--api-key KEY works too, but shows the key to every local user in ps); clients send it in the X-Engine-Admin-Key header")
+	case onCommandLine:
+		fmt.Fprintln(stderr, "engine-controlplane: warning: --api-key puts the admin key in the process list, where every local user can read it; "+
+			"pass it with --api-key-file FILE or the "+envName("api-key")+" environment variable instead")
+	}
+	return nil
 }
 
 // defaultEngineCommand runs the stand-in Engine: from PATH, or installed next to this binary.

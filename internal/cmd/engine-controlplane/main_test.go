@@ -159,3 +159,61 @@ func TestBinary_EndToEnd(t *testing.T) {
 		t.Fatalf("temporary data dir %s not removed: %v", dm[1], err)
 	}
 }
+
+// TestParse_APIKeyFileAndCommandLineWarning: the key can come from a file (trimmed), the
+// environment or --api-key; only --api-key on the command line warns, because ps shows it.
+func TestParse_APIKeyFileAndCommandLineWarning(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "admin-key")
+	if err := os.WriteFile(keyFile, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	noEnv := func(string) string { return "" }
+	cases := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		key     string
+		warns   bool
+		wantErr string
+	}{
+		{"file flag", []string{"--api-key-file", keyFile}, nil, "from-file", false, ""},
+		{"file env", nil, map[string]string{"ENGINE_CONTROLPLANE_API_KEY_FILE": keyFile}, "from-file", false, ""},
+		{"key env", nil, map[string]string{"ENGINE_CONTROLPLANE_API_KEY": "from-env"}, "from-env", false, ""},
+		{"key flag", []string{"--api-key", "typed"}, nil, "typed", true, ""},
+		{"both", []string{"--api-key", "typed", "--api-key-file", keyFile}, nil, "", false, "keep one"},
+		{"missing file", []string{"--api-key-file", filepath.Join(dir, "nope")}, nil, "", false, "--api-key-file"},
+		{"empty file", []string{"--api-key-file", empty}, nil, "", false, "is empty"},
+		{"none", nil, nil, "", false, "--api-key-file FILE"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			getenv := noEnv
+			if tc.env != nil {
+				getenv = func(k string) string { return tc.env[k] }
+			}
+			var stderr strings.Builder
+			c, err := parse(tc.args, getenv, &stderr)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || c.apiKey != tc.key {
+				t.Fatalf("key %q, err %v; want %q", c.apiKey, err, tc.key)
+			}
+			warned := strings.Contains(stderr.String(), "warning: --api-key puts the admin key in the process list")
+			if warned != tc.warns {
+				t.Fatalf("warned = %v, want %v: %q", warned, tc.warns, stderr.String())
+			}
+			if warned && (strings.Contains(stderr.String(), "typed") || !strings.Contains(stderr.String(), "--api-key-file")) {
+				t.Fatalf("the warning must name the alternative and not the key: %q", stderr.String())
+			}
+		})
+	}
+}

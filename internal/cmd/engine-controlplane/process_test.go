@@ -150,6 +150,9 @@ func TestBinary_ProcessRuntime(t *testing.T) {
 	}
 	for _, pid := range pids {
 		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if bytes.Contains(env, []byte("ENGINE_CONTROLPLANE_API_KEY=")) {
+			t.Fatalf("engine %d inherited the control plane's admin key", pid)
+		}
 		m := regexp.MustCompile(`PORT=(\d+)\x00`).FindSubmatch(env)
 		if m == nil {
 			t.Fatalf("engine %d has no PORT", pid)
