@@ -5,9 +5,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +32,7 @@ type docSnippet struct {
 func (s docSnippet) String() string { return fmt.Sprintf("%s:%d", s.file, s.line) }
 
 // cliConfig reports whether the snippet is a Terraform CLI configuration (~/.terraformrc), not a
-// module: terraform fmt checks its syntax, validate does not apply.
+// module: terraform fmt and validate do not apply (quoted argument names are fine there).
 func (s docSnippet) cliConfig() bool { return strings.Contains(s.body, "provider_installation") }
 
 // docSnippets reads every fenced HCL block of the README and the generated docs (the guides and
@@ -111,12 +114,12 @@ func TestAccDocSnippets(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "snippet.tf"), []byte(s.body), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		if s.cliConfig() {
+			continue // TestAccDocs_localBuild runs these
+		}
 		stderr.Reset()
 		if out, err := env.TerraformOutput(ctx, dir, nil, "fmt", "-check", "-diff", "snippet.tf"); err != nil {
 			t.Errorf("%s: terraform fmt -check: %v\n%s%s", s, err, out, stderr.String())
-			continue
-		}
-		if s.cliConfig() {
 			continue
 		}
 		if err := os.WriteFile(filepath.Join(dir, "stubs.tf"), []byte(snippetStubs(s.body)), 0o600); err != nil {
@@ -126,5 +129,158 @@ func TestAccDocSnippets(t *testing.T) {
 		if out, err := env.TerraformOutput(ctx, dir, nil, "validate"); err != nil {
 			t.Errorf("%s: terraform validate: %v\n%s%s\nthe snippet:\n%s", s, err, out, stderr.String(), s.body)
 		}
+	}
+}
+
+// quotedPath is an absolute path in a snippet ("/home/you/go/bin"), which a reader replaces
+// with their own.
+var quotedPath = regexp.MustCompile(`"(/[^"]*)"`)
+
+// localBuildConfig is a configuration a reader runs on a local build: one data source, so a
+// plan proves the provider was found and talks to the control plane.
+const localBuildConfig = `terraform {
+%s  required_providers {
+    engine = {
+      source = "septemberai/engine"
+    }
+  }
+}
+
+provider "engine" {}
+
+data "engine_versions" "catalog" {}
+
+output "latest" {
+  value = data.engine_versions.catalog.latest
+}
+`
+
+// TestAccDocs_localBuild follows the docs' way of running one's own configuration on a local
+// build, literally: `make install` and `make mirror` into directories of the test's, then every
+// CLI configuration snippet of the README, docs/index.md and the local control plane guide with
+// its path replaced. dev_overrides must plan without init; with a backend, init must work from
+// the mirror (the filesystem_mirror snippet and `terraform init -plugin-dir`), and init under
+// dev_overrides must exit 1, as the docs say.
+func TestAccDocs_localBuild(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var logs bytes.Buffer
+	env, err := localrun.Start(ctx, localrun.Options{Engines: 1, NoColor: true, Out: &logs, Err: &logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	gobin, mirror := filepath.Join(env.Dir, "gobin"), filepath.Join(env.Dir, "mirror")
+	runMake(t, "install", "GOBIN="+gobin)
+	runMake(t, "mirror", "MIRROR="+mirror)
+	if _, err := os.Stat(filepath.Join(gobin, "terraform-provider-engine")); err != nil {
+		t.Fatalf("make install GOBIN=%s: %v", gobin, err)
+	}
+	if _, err := os.Stat(filepath.Join(mirror, "registry.terraform.io/septemberai/engine/0.1.0/linux_amd64/terraform-provider-engine_v0.1.0")); err != nil && runtime.GOOS == "linux" && runtime.GOARCH == "amd64" {
+		t.Fatalf("make mirror did not write the layout the docs show: %v", err)
+	}
+
+	tf := func(dir, cliConfig string, args ...string) (string, error) {
+		logs.Reset()
+		out, err := env.TerraformOutput(ctx, dir, []string{"TF_CLI_CONFIG_FILE=" + cliConfig}, args...)
+		return string(out) + logs.String(), err
+	}
+	workspace := func(name string, backend bool) string {
+		dir := filepath.Join(env.Dir, name)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		b := ""
+		if backend {
+			b = fmt.Sprintf("  backend \"local\" {\n    path = %q\n  }\n", filepath.Join(dir, "state", "terraform.tfstate"))
+		}
+		if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(fmt.Sprintf(localBuildConfig, b)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	plans := func(what, dir, cliConfig string) {
+		t.Helper()
+		out, err := tf(dir, cliConfig, "plan", "-input=false")
+		if err != nil || !strings.Contains(out, `latest = "3.0.0"`) {
+			t.Errorf("%s: terraform plan: %v\n%s", what, err, out)
+		}
+	}
+
+	seen := map[string]int{}
+	for i, s := range docSnippets(t) {
+		kind := ""
+		switch {
+		case !s.cliConfig():
+			continue
+		case strings.Contains(s.body, "dev_overrides"):
+			kind = "dev_overrides"
+		case strings.Contains(s.body, "filesystem_mirror"):
+			kind = "filesystem_mirror"
+		default:
+			t.Errorf("%s: a CLI configuration this test does not know: add it here", s)
+			continue
+		}
+		seen[s.file+" "+kind]++
+		path := gobin
+		if kind == "filesystem_mirror" {
+			path = mirror
+		}
+		cliConfig := filepath.Join(env.Dir, fmt.Sprintf("snippet-%d.tfrc", i))
+		if err := os.WriteFile(cliConfig, []byte(quotedPath.ReplaceAllString(s.body, strconv.Quote(path))), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if kind == "dev_overrides" {
+			plans(s.String()+" without init", workspace(fmt.Sprintf("dev-%d", i), false), cliConfig)
+			dir := workspace(fmt.Sprintf("dev-backend-%d", i), true)
+			// Terraform says "Failed to query available provider packages", OpenTofu "Failed
+			// to resolve provider packages".
+			if out, err := tf(dir, cliConfig, "init", "-input=false"); err == nil || !strings.Contains(out, "provider packages") {
+				t.Errorf("%s: the docs say terraform init with a backend exits 1 under dev_overrides; it did not (%v):\n%s", s, err, out)
+			}
+			continue
+		}
+		dir := workspace(fmt.Sprintf("mirror-%d", i), true)
+		if out, err := tf(dir, cliConfig, "init", "-input=false"); err != nil {
+			t.Errorf("%s: terraform init with a backend: %v\n%s", s, err, out)
+			continue
+		}
+		plans(s.String()+" after init", dir, cliConfig)
+	}
+	for _, want := range []string{
+		"README.md dev_overrides", "docs/index.md dev_overrides",
+		"docs/guides/local-control-plane.md dev_overrides", "docs/guides/local-control-plane.md filesystem_mirror",
+	} {
+		if seen[want] == 0 {
+			t.Errorf("no %s snippet found (found %v)", want, seen)
+		}
+	}
+
+	// `terraform init -plugin-dir=MIRROR`, as the guide shows, with no CLI configuration of the
+	// reader's.
+	empty := filepath.Join(env.Dir, "empty.tfrc")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := workspace("plugin-dir", true)
+	if out, err := tf(dir, empty, "init", "-input=false", "-plugin-dir="+mirror); err != nil {
+		t.Fatalf("terraform init -plugin-dir=%s: %v\n%s", mirror, err, out)
+	}
+	plans("init -plugin-dir", dir, empty)
+}
+
+// runMake runs a make target of the checkout, as a reader would, without an outer make's flags.
+func runMake(t *testing.T, args ...string) {
+	t.Helper()
+	var env []string
+	for _, kv := range os.Environ() {
+		if k := strings.SplitN(kv, "=", 2)[0]; k != "MAKEFLAGS" && k != "MFLAGS" && k != "MAKELEVEL" {
+			env = append(env, kv)
+		}
+	}
+	cmd := exec.Command("make", append([]string{"--no-print-directory"}, args...)...)
+	cmd.Dir, cmd.Env = filepath.Join("..", ".."), env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
