@@ -55,8 +55,11 @@ func (d *demo) majorUpgrade(ctx context.Context) error {
 	user := d.o.User
 	d.step("terraform apply %s: refused until the migration guide is acknowledged (the intended first outcome)", d.o.Example)
 	err := d.tf(ctx, "apply", "-input=false", "-auto-approve")
-	if err == nil || ctx.Err() != nil {
-		return fmt.Errorf("the major upgrade was not refused before the guide was acknowledged: %v", err)
+	if ctx.Err() != nil {
+		return err
+	}
+	if err == nil {
+		return fmt.Errorf("the major upgrade was applied before the migration guide was acknowledged")
 	}
 	if !strings.Contains(d.errs.String(), "set acknowledged_migration_guide") {
 		return fmt.Errorf("the major upgrade failed, but not on the migration guide precondition: %w", err)
