@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/septemberai/terraform-provider-engine/internal/client"
 	"github.com/septemberai/terraform-provider-engine/internal/localrun"
 )
 
@@ -100,8 +101,7 @@ func TestAccDocSnippets(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	var stderr bytes.Buffer
-	env, err := localrun.Start(ctx, localrun.Options{Engines: 1, NoColor: true, Err: &stderr})
+	env, err := localrun.Start(ctx, localrun.Options{Engines: 1, NoColor: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,17 +117,15 @@ func TestAccDocSnippets(t *testing.T) {
 		if s.cliConfig() {
 			continue // TestAccDocs_localBuild runs these
 		}
-		stderr.Reset()
-		if out, err := env.TerraformOutput(ctx, dir, nil, "fmt", "-check", "-diff", "snippet.tf"); err != nil {
-			t.Errorf("%s: terraform fmt -check: %v\n%s%s", s, err, out, stderr.String())
+		if out, err := env.TerraformCombined(ctx, dir, nil, "fmt", "-check", "-diff", "snippet.tf"); err != nil {
+			t.Errorf("%s: terraform fmt -check: %v\n%s", s, err, out)
 			continue
 		}
 		if err := os.WriteFile(filepath.Join(dir, "stubs.tf"), []byte(snippetStubs(s.body)), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		stderr.Reset()
-		if out, err := env.TerraformOutput(ctx, dir, nil, "validate"); err != nil {
-			t.Errorf("%s: terraform validate: %v\n%s%s\nthe snippet:\n%s", s, err, out, stderr.String(), s.body)
+		if out, err := env.TerraformCombined(ctx, dir, nil, "validate"); err != nil {
+			t.Errorf("%s: terraform validate: %v\n%s\nthe snippet:\n%s", s, err, out, s.body)
 		}
 	}
 }
@@ -164,8 +162,7 @@ output "latest" {
 func TestAccDocs_localBuild(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	var logs bytes.Buffer
-	env, err := localrun.Start(ctx, localrun.Options{Engines: 1, NoColor: true, Out: &logs, Err: &logs})
+	env, err := localrun.Start(ctx, localrun.Options{Engines: 1, NoColor: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,9 +178,8 @@ func TestAccDocs_localBuild(t *testing.T) {
 	}
 
 	tf := func(dir, cliConfig string, args ...string) (string, error) {
-		logs.Reset()
-		out, err := env.TerraformOutput(ctx, dir, []string{"TF_CLI_CONFIG_FILE=" + cliConfig}, args...)
-		return string(out) + logs.String(), err
+		out, err := env.TerraformCombined(ctx, dir, []string{"TF_CLI_CONFIG_FILE=" + cliConfig}, args...)
+		return string(out), err
 	}
 	workspace := func(name string, backend bool) string {
 		dir := filepath.Join(env.Dir, name)
@@ -282,5 +278,77 @@ func runMake(t *testing.T, args ...string) {
 	cmd.Dir, cmd.Env = filepath.Join("..", ".."), env
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// TestAccDocs_stepwiseCanaryHoldsLockThroughBake checks the Atlantis guide's locking table: a
+// stepwise canary's apply holds the state lock through its step's bake, so a plan of the same
+// workspace started while the moved engine bakes fails to acquire the lock, and one started after
+// the apply succeeds.
+func TestAccDocs_stepwiseCanaryHoldsLockThroughBake(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var logs bytes.Buffer // the apply's output; read once it has ended
+	env, err := localrun.Start(ctx, localrun.Options{Engines: 2, TimeScale: 0.001, NoColor: true, Out: &logs, Err: &logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	dir := filepath.Join(env.Dir, "canary")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const bake = 6 * time.Second
+	cfg := fmt.Sprintf(`terraform {
+  required_providers {
+    engine = {
+      source = "septemberai/engine"
+    }
+  }
+}
+
+data "engine_instances" "fleet" {}
+
+resource "engine_canary" "fleet" {
+  version   = "2.4.0"
+  user_ids  = data.engine_instances.fleet.user_ids
+  steps     = [50, 100]
+  bake_time = %q
+}
+`, bake)
+	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	applied := make(chan error, 1)
+	start := time.Now()
+	go func() { applied <- env.Terraform(ctx, dir, nil, "apply", "-input=false", "-auto-approve") }()
+
+	// The first step moves one engine of two; once it runs 2.4.0 the apply bakes.
+	for moved := false; !moved; {
+		select {
+		case err := <-applied:
+			t.Fatalf("the apply ended (%v) before an engine was seen on 2.4.0:\n%s", err, logs.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		engines, err := env.Client.AllEngines(ctx, client.ListEnginesOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range engines {
+			moved = moved || (e.EngineVersion == "2.4.0" && e.CurrentOperationID == "")
+		}
+	}
+	out, err := env.TerraformCombined(ctx, dir, nil, "plan", "-input=false", "-lock-timeout=0s")
+	if err == nil || !strings.Contains(string(out), "Error acquiring the state lock") {
+		t.Errorf("a plan during the canary's bake did not fail on the state lock (%v):\n%s", err, out)
+	}
+	if err := <-applied; err != nil {
+		t.Fatalf("the canary's apply: %v\n%s", err, logs.String())
+	}
+	if took := time.Since(start); took < bake {
+		t.Errorf("the stepwise apply took %s, less than its bake_time %s", took, bake)
+	}
+	if out, err := env.TerraformCombined(ctx, dir, nil, "plan", "-input=false", "-lock-timeout=0s"); err != nil {
+		t.Errorf("a plan after the apply: %v\n%s", err, out)
 	}
 }
