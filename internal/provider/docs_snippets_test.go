@@ -95,6 +95,7 @@ func snippetStubs(body string) string {
 // snippet that cannot work as written (such as `timeouts = { … }` where timeouts is a block)
 // fails here rather than for a reader.
 func TestAccDocSnippets(t *testing.T) {
+	t.Parallel()
 	snippets := docSnippets(t)
 	if len(snippets) < 15 {
 		t.Fatalf("found %d HCL snippets in README.md and docs/, expected at least 15: is the pattern still right?", len(snippets))
@@ -160,6 +161,7 @@ output "latest" {
 // the mirror (the filesystem_mirror snippet and `terraform init -plugin-dir`), and init under
 // dev_overrides must exit 1, as the docs say.
 func TestAccDocs_localBuild(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	env, err := localrun.Start(ctx, localrun.Options{Engines: 1, NoColor: true})
@@ -286,6 +288,7 @@ func runMake(t *testing.T, args ...string) {
 // workspace started while the moved engine bakes fails to acquire the lock, and one started after
 // the apply succeeds.
 func TestAccDocs_stepwiseCanaryHoldsLockThroughBake(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var logs bytes.Buffer // the apply's output; read once it has ended
