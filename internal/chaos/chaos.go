@@ -34,8 +34,9 @@ import (
 	"github.com/septemberai/terraform-provider-engine/internal/controlplane"
 )
 
-// ProviderAddress is the provider's registry address, used in dev_overrides.
-const ProviderAddress = "registry.terraform.io/septemberai/engine"
+// ProviderAddress is the provider's address in dev_overrides: without a hostname, so Terraform
+// and OpenTofu each read it on their own registry, as they read the configurations' source.
+const ProviderAddress = "septemberai/engine"
 
 // BuildProvider compiles the provider binary from module root into dir and returns the path of a
 // CLI configuration whose dev_overrides point Terraform at it (no registry, no init).

@@ -7,6 +7,7 @@
 package localrun
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -181,22 +182,31 @@ func (e *Env) Workspace(name, example string) (string, error) {
 // Terraform runs terraform in dir with the environment's CLI configuration and credentials plus
 // extraEnv ("TF_VAR_x=y"), writing its output to Options.Out and Err.
 func (e *Env) Terraform(ctx context.Context, dir string, extraEnv []string, args ...string) error {
-	return e.terraformTo(ctx, dir, extraEnv, e.o.Out, args...)
+	return e.terraformTo(ctx, dir, extraEnv, e.o.Out, e.o.Err, args...)
 }
 
 // TerraformOutput is Terraform but returns what terraform wrote to stdout (e.g. show -json).
 func (e *Env) TerraformOutput(ctx context.Context, dir string, extraEnv []string, args ...string) ([]byte, error) {
 	var b strings.Builder
-	err := e.terraformTo(ctx, dir, extraEnv, &b, args...)
+	err := e.terraformTo(ctx, dir, extraEnv, &b, e.o.Err, args...)
 	return []byte(b.String()), err
 }
 
-func (e *Env) terraformTo(ctx context.Context, dir string, extraEnv []string, stdout io.Writer, args ...string) error {
+// TerraformCombined is Terraform but returns what terraform wrote to stdout and stderr, in
+// order, instead of writing it to Options.Out and Err: the output of this one command, also while
+// another runs.
+func (e *Env) TerraformCombined(ctx context.Context, dir string, extraEnv []string, args ...string) ([]byte, error) {
+	var b bytes.Buffer
+	err := e.terraformTo(ctx, dir, extraEnv, &b, &b, args...)
+	return b.Bytes(), err
+}
+
+func (e *Env) terraformTo(ctx context.Context, dir string, extraEnv []string, stdout, stderr io.Writer, args ...string) error {
 	if e.o.NoColor && len(args) > 0 && args[0] != "show" {
 		args = append(args[:1:1], append([]string{"-no-color"}, args[1:]...)...)
 	}
 	cmd := exec.CommandContext(ctx, e.terraform, args...)
-	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = dir, append(append([]string{}, e.env...), extraEnv...), stdout, e.o.Err
+	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = dir, append(append([]string{}, e.env...), extraEnv...), stdout, stderr
 	// Ctrl-C reaches terraform as an interrupt, so it stops cleanly before the environment is torn
 	// down; WaitDelay bounds how long a terraform that ignores it can hold things up.
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }

@@ -1,12 +1,14 @@
 // Command engine-demo is `make demo`: the README's first command. It builds the provider, starts
 // the local control plane on loopback over a temporary data dir with a seeded fleet on 2.3.1 and
-// a time scale that makes each step take about a second, points Terraform at the fresh provider
+// a time scale that makes each step of an operation take tens of milliseconds, points Terraform at the fresh provider
 // build through a throw-away CLI configuration (dev_overrides, so no registry and no init), and
 // walks examples/quickstart through its life: write turns into a brain, plan (the warnings and
 // planned_upgrade), apply (snapshot, upgrade 2.3.1 → 2.4.0, gates), show the engine and its data,
 // write more turns, then destroy (whose plan states the rollback and the data it loses). It checks
 // the outcome itself — the engine runs 2.3.1 again with exactly its pre-upgrade turns — and fails
-// loudly otherwise. Everything it started or created is stopped and removed on success, failure
+// loudly otherwise. examples/fleet-canary and examples/major-upgrade have scenarios of their own
+// (scenarios.go) whose intended outcome is an abort or a refusal; the demo exits 0 when that
+// outcome happened. Everything it started or created is stopped and removed on success, failure
 // or Ctrl-C alike; with DEMO_KEEP=1 it leaves the control plane up until interrupted and prints
 // its endpoint and key for exploring.
 package main
@@ -28,12 +30,12 @@ import (
 
 func main() {
 	var o options
-	flag.StringVar(&o.Example, "example", "examples/quickstart", "the Terraform configuration: examples/quickstart gets the guided walk-through, any other is applied once")
+	flag.StringVar(&o.Example, "example", "examples/quickstart", "the Terraform configuration: quickstart, fleet-canary and major-upgrade have walk-throughs that check their intended outcome, any other is applied once")
 	flag.IntVar(&o.Engines, "engines", 5, "engines to seed (user-0001, ...)")
 	flag.StringVar(&o.Version, "version", "2.3.1", "version the seeded fleet runs")
 	flag.StringVar(&o.User, "user", "user-0001", "the engine the quick start upgrades")
-	flag.Float64Var(&o.TimeScale, "time-scale", 0.03, "multiplies every nominal duration (0.03 makes a 30 s drain take about a second)")
-	flag.BoolVar(&o.NoColor, "no-color", false, "pass -no-color to terraform")
+	flag.Float64Var(&o.TimeScale, "time-scale", 0.03, "multiplies every nominal duration (the control plane's steps take 1-3 s nominally: 0.03 makes each take tens of milliseconds)")
+	flag.BoolVar(&o.NoColor, "no-color", false, "pass -no-color to terraform (always done when stdout is not a terminal)")
 	flag.Parse()
 	o.Keep = os.Getenv("DEMO_KEEP") == "1"
 
@@ -64,17 +66,28 @@ type options struct {
 // demo is one run: the environment and the example's working directory.
 type demo struct {
 	o      options
-	out    io.Writer
+	out    *lineFilter
+	errs   *recorder
 	env    *localrun.Env
 	work   string
 	client *client.Client
 }
 
 func run(ctx context.Context, o options, out, errw io.Writer) error {
-	d := &demo{o: o, out: out}
+	// Colour codes are for a terminal, not for a log or a pipe.
+	if f, ok := out.(*os.File); !ok || !isTerminal(f) {
+		o.NoColor = true
+	}
+	// Every terraform command repeats the dev_overrides warning; the filters show it once, and the
+	// recorder keeps what terraform wrote to stderr, where a scenario finds its intended error.
+	once := &shownOnce{}
+	stdout, stderr := once.filter(out), once.filter(errw)
+	defer stdout.flush()
+	defer stderr.flush()
+	d := &demo{o: o, out: stdout, errs: &recorder{w: stderr}}
 	env, err := localrun.Start(ctx, localrun.Options{
 		Engines: o.Engines, Version: o.Version, TimeScale: o.TimeScale, TempBase: o.TempBase, Repo: o.Repo,
-		NoColor: o.NoColor, Out: out, Err: errw, Log: d.step,
+		NoColor: o.NoColor, Out: d.out, Err: d.errs, Log: d.step,
 	})
 	if err != nil {
 		return err
@@ -86,10 +99,10 @@ func run(ctx context.Context, o options, out, errw io.Writer) error {
 		return err
 	}
 
-	// The quick start gets the guided walk-through; any other example is applied once (e.g. the
-	// fleet canary, whose apply fails by design when the analysis catches 2.4.1).
-	if filepath.Base(filepath.Clean(o.Example)) == "quickstart" {
-		err = d.walkThrough(ctx)
+	// The examples with a scenario of their own check its intended outcome, which for some is a
+	// refusal or an abort; any other example is applied once.
+	if sc, ok := scenarios[filepath.Base(filepath.Clean(o.Example))]; ok {
+		err = sc(d, ctx)
 	} else {
 		d.step("terraform apply %s", o.Example)
 		err = d.tf(ctx, "apply", "-input=false", "-auto-approve")
@@ -194,7 +207,14 @@ func (d *demo) showEngine(ctx context.Context, user string) error {
 }
 
 func (d *demo) tf(ctx context.Context, args ...string) error {
-	return d.env.Terraform(ctx, d.work, []string{"TF_VAR_user_id=" + d.o.User}, args...)
+	return d.tfEnv(ctx, nil, args...)
+}
+
+// tfEnv runs terraform with extra TF_VAR_ settings; what it writes to stderr is kept in d.errs
+// until the next command.
+func (d *demo) tfEnv(ctx context.Context, vars []string, args ...string) error {
+	d.errs.reset()
+	return d.env.Terraform(ctx, d.work, append([]string{"TF_VAR_user_id=" + d.o.User}, vars...), args...)
 }
 
 func sameTurns(a, b []api.Turn) bool {

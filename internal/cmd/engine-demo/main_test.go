@@ -40,6 +40,13 @@ func TestAccDemo(t *testing.T) {
 				t.Errorf("run %d: the demo's output lacks %q:\n%s", run, want, out.String())
 			}
 		}
+		// Four terraform commands, each warning about dev_overrides: the demo shows it once.
+		if n := strings.Count(out.String(), devOverridesWarning); n != 1 {
+			t.Errorf("run %d: the dev_overrides warning appears %d times, want once:\n%s", run, n, out.String())
+		}
+		if strings.Contains(out.String(), "\x1b[") {
+			t.Errorf("run %d: ANSI colour codes in the output of a -no-color run:\n%s", run, out.String())
+		}
 		left, err := os.ReadDir(base)
 		if err != nil {
 			t.Fatal(err)
@@ -51,6 +58,52 @@ func TestAccDemo(t *testing.T) {
 			t.Errorf("run %d left processes running from %s: %v", run, base, procs)
 		}
 	}
+}
+
+// The fleet canary's default rolls out the bad 2.4.1: its intended outcome is the abort, with the
+// whole fleet back on 2.3.1, and the demo exits 0 (it exited 1 on exactly that outcome before).
+func TestAccDemo_fleetCanary(t *testing.T) {
+	out := runScenario(t, options{Example: "examples/fleet-canary", Engines: 20, Version: "2.3.1", User: "user-0001"})
+	for _, want := range []string{"Canary Aborted", "The fleet now: 20 on 2.3.1", "Done: the intended abort"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the fleet-canary demo's output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// The major upgrade is refused until the guide is acknowledged, then applied with it, then
+// rolled back; the demo exits 0 when all three happened (it exited 1 at the refusal before).
+func TestAccDemo_majorUpgrade(t *testing.T) {
+	out := runScenario(t, options{Example: "examples/major-upgrade", Engines: 2, Version: "2.3.1", User: "user-0002"})
+	for _, want := range []string{
+		"set acknowledged_migration_guide", "user-0002's engine: version 3.0.0", "Destruction complete",
+		"Done: the refusal, then user-0002 on 3.0.0 once the guide was acknowledged, then back on 2.3.1",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the major-upgrade demo's output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// runScenario runs the demo on one example, as `go run ./internal/cmd/engine-demo -example …`
+// does, and fails the test unless it ends without error.
+func runScenario(t *testing.T, o options) string {
+	t.Helper()
+	if os.Getenv("TF_ACC") == "" {
+		t.Skip("TF_ACC is not set: the demo runs terraform (make testacc sets it)")
+	}
+	// NoColor is left unset: output that goes to no terminal must have no colour codes anyway.
+	o.TimeScale, o.TempBase, o.Repo = 0.005, t.TempDir(), repoRoot(t)
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := runDemo(ctx, o, &out, &out); err != nil {
+		t.Fatalf("%s: the demo failed: %v\n%s", o.Example, err, out.String())
+	}
+	if strings.Contains(out.String(), "\x1b[") {
+		t.Errorf("%s: ANSI colour codes in output that goes to no terminal:\n%s", o.Example, out.String())
+	}
+	return out.String()
 }
 
 // runDemo is run; a seam so the test reads as the user's command.
