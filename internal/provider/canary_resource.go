@@ -184,10 +184,13 @@ func (r *canaryResource) ImportState(ctx context.Context, req resource.ImportSta
 // canaryConfig is the part of the model the step logic needs, as Go values.
 type canaryConfig struct {
 	version string
-	users   []string
-	steps   []int64
-	holdAt  int64
-	mode    string
+	// users is the scope: user_ids plus the users this canary moved that still run version
+	// (upgrade.Scope), once the fleet has been read; user_ids alone before.
+	users      []string
+	steps      []int64
+	holdAt     int64
+	mode       string
+	allowMajor bool
 }
 
 // canaryID derives a canary's id from its version and initial users: known at plan (so the
@@ -204,7 +207,7 @@ func canaryID(version string, users []string) string {
 // progress.
 func (r *canaryResource) newRun(ctx context.Context, m canaryModel, prior *canaryModel) (*canaryRun, canaryConfig, diag.Diagnostics) {
 	var diags diag.Diagnostics
-	cfg := canaryConfig{version: m.Version.ValueString(), mode: m.Mode.ValueString(), holdAt: m.HoldAt.ValueInt64()}
+	cfg := canaryConfig{version: m.Version.ValueString(), mode: m.Mode.ValueString(), holdAt: m.HoldAt.ValueInt64(), allowMajor: m.AllowMajorUpgrade.ValueBool()}
 	cfg.users, _ = listStrings(m.UserIDs)
 	cfg.steps, _ = listInts(m.Steps)
 	cat, err := r.data.Catalog(ctx)
@@ -246,6 +249,7 @@ func (r *canaryResource) observed(ctx context.Context, state canaryModel) (*cana
 		return nil, cfg, nil, diags
 	}
 	run.observe(ctx, engines)
+	cfg.users = run.widenScope()
 	return run, cfg, engines, diags
 }
 
@@ -271,6 +275,22 @@ func (run *canaryRun) scopeWithRecorded() []string {
 	}
 	sort.Strings(extra)
 	return append(out, extra...)
+}
+
+// widenScope makes the run's scope user_ids plus every user this canary moved (a recorded stable
+// version other than the canary's) that runs the canary version now, and returns it. Call it after
+// observe.
+func (run *canaryRun) widenScope() []string {
+	run.mu.Lock()
+	var mine []string
+	for u, v := range run.stable {
+		if v != run.version && run.moved[u] {
+			mine = append(mine, u)
+		}
+	}
+	run.mu.Unlock()
+	run.users = upgrade.Scope(run.users, mine)
+	return run.users
 }
 
 type canaryResult struct {
@@ -300,7 +320,7 @@ func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *ca
 		return r.finish(m, run, cfg, engines, prior, false, out)
 	}
 	// The plan's rules again, on fresh reads.
-	problems := checkFleet(run.cat, engines, cfg.users, cfg.version, m.AllowMajorUpgrade.ValueBool())
+	problems := checkFleet(run.cat, engines, cfg.users, cfg.version, cfg.allowMajor)
 	if len(problems) > 0 {
 		out.diags.Append(problemDiags(problems, true)...)
 		return r.finish(m, run, cfg, engines, prior, false, out)
@@ -315,6 +335,7 @@ func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *ca
 		}
 	}
 	run.observe(ctx, engines)
+	cfg.users = run.widenScope()
 	cur := upgrade.CurrentPercent(cfg.steps, len(cfg.users), len(run.movedList()))
 	targets := upgrade.Targets(cfg.mode, cfg.steps, cfg.holdAt, cur)
 	tflog.Info(ctx, "canary apply", map[string]any{"current_percent": cur, "targets": fmt.Sprint(targets), "mode": cfg.mode})
@@ -413,11 +434,28 @@ func (run *canaryRun) fill(m *canaryModel, cfg canaryConfig, engines map[string]
 	default:
 		m.Phase = types.StringValue(upgrade.PhaseAt(cfg.steps, cfg.holdAt, cur))
 	}
-	next := nextStepText(run.cat, run.seed, cfg, moved, engines)
+	var problems []upgrade.Problem
+	if engines != nil {
+		problems = checkFleet(run.cat, engines, cfg.users, cfg.version, cfg.allowMajor)
+	}
+	next := nextStepText(run.cat, run.seed, cfg, moved, engines, problems)
 	if pending {
 		next = rejudgeText(cur, next)
+		if len(problems) > 0 {
+			next = refusedText(problems)
+		}
 	}
 	m.NextStep = types.StringValue(next)
+}
+
+// refusedText is next_step while the plan's fleet rules refuse the rollout: "none", the error the
+// next plan fails with, and what to do.
+func refusedText(ps []upgrade.Problem) string {
+	s := fmt.Sprintf("none: the next plan fails with %q: %s", ps[0].Summary, ps[0].Detail)
+	if len(ps) > 1 {
+		s += fmt.Sprintf(" (and %d more errors)", len(ps)-1)
+	}
+	return s
 }
 
 func (run *canaryRun) stableCopy() map[string]string {
@@ -461,20 +499,40 @@ func unjudged(cur int64, last types.Object, stable map[string]string, moved []st
 // rejudgeText prefixes next_step with the judging of the step an interrupted apply left unjudged.
 func rejudgeText(cur int64, next string) string {
 	s := fmt.Sprintf("judge the %d%% step again (bake, then analysis)", cur)
-	if next != "none" {
+	if !strings.HasPrefix(next, "none") {
 		s += "; then " + next
 	}
 	return s
 }
 
 // nextStepText says what the next apply will do from moved: "move 4 users to 25%: ...; snapshot
-// first for 4", steps joined by "; then " in auto mode, or "none".
-func nextStepText(cat *upgrade.Catalog, seed string, cfg canaryConfig, moved []string, engines map[string]api.Engine) string {
+// first for 4", steps joined by "; then " in auto mode, or "none". Holding at hold_at, it is "none"
+// followed by what the next apply would do without the hold, so the plan that lifts the hold shows
+// what its apply does.
+// A plan that would move engines fails on problems (the fleet rules of checkFleet); then it says
+// so, in the words of that error, instead of naming a step no apply would take.
+func nextStepText(cat *upgrade.Catalog, seed string, cfg canaryConfig, moved []string, engines map[string]api.Engine, problems []upgrade.Problem) string {
 	cur := upgrade.CurrentPercent(cfg.steps, len(cfg.users), len(moved))
-	targets := upgrade.Targets(cfg.mode, cfg.steps, cfg.holdAt, cur)
-	if len(targets) == 0 {
-		return "none"
+	if targets := upgrade.Targets(cfg.mode, cfg.steps, cfg.holdAt, cur); len(targets) > 0 {
+		if len(problems) > 0 {
+			return refusedText(problems)
+		}
+		return describeMoves(cat, seed, cfg, moved, engines, targets)
 	}
+	if cfg.holdAt > 0 && cur >= cfg.holdAt {
+		if rest := upgrade.Targets(cfg.mode, cfg.steps, 0, cur); len(rest) > 0 {
+			lifted := "the next apply would " + describeMoves(cat, seed, cfg, moved, engines, rest)
+			if len(problems) > 0 {
+				lifted = strings.TrimPrefix(refusedText(problems), "none: ")
+			}
+			return fmt.Sprintf("none: holding at %d%%; without hold_at %s", cfg.holdAt, lifted)
+		}
+	}
+	return "none"
+}
+
+// describeMoves renders the moves to targets from moved, joined by "; then ".
+func describeMoves(cat *upgrade.Catalog, seed string, cfg canaryConfig, moved []string, engines map[string]api.Engine, targets []int64) string {
 	moves := upgrade.PlanSteps(seed, cfg.users, targets, moved)
 	parts := make([]string, len(moves))
 	for i, mv := range moves {

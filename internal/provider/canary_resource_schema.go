@@ -73,13 +73,17 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
 			},
 			"user_ids": schema.ListAttribute{
-				MarkdownDescription: "The fleet in scope, typically `data.engine_instances.x.user_ids`. Order does not matter. Adding users never reshuffles the ones already moved; " +
-					"a step's percentage is of the current list. A moved user removed from the list stays where it is (and out of `moved_user_ids`) until the canary aborts or is destroyed, which roll it back with the rest.",
+				MarkdownDescription: "The users to roll `version` out to, typically `data.engine_instances.x.user_ids`. Order does not matter. " +
+					"The canary's **scope** is `user_ids` plus every user this canary moved that still runs `version`: a user the canary moved stays in scope (and in `moved_user_ids`) " +
+					"whether or not it is still listed, so a data source filtering on the old version (`version = \"2.3.1\"`), which drops each engine as soon as it moves, never shrinks the rollout. " +
+					"A step's percentage is of the scope. Adding users never reshuffles the ones already moved; the next step may move a few more to keep the share. " +
+					"A moved user that leaves `user_ids` *and* `version` (upgraded, restored or deleted outside the canary) leaves the scope, and the plan warns, naming it; abort and destroy still roll it back. " +
+					"May be empty once every user in scope was moved (the filter above, after the last step); a plan whose scope is empty is an error.",
 				Required: true, ElementType: types.StringType,
-				Validators: []validator.List{listvalidator.SizeAtLeast(1), listvalidator.UniqueValues(), listvalidator.ValueStringsAre(idValidator())},
+				Validators: []validator.List{listvalidator.UniqueValues(), listvalidator.ValueStringsAre(idValidator())},
 			},
 			"steps": schema.ListAttribute{
-				MarkdownDescription: "Percentages of `user_ids` to reach, strictly increasing, each 1–100. Defaults to `[1, 5, 25, 50, 100]`. Step p covers the first ⌈p% × n⌉ users by rank.",
+				MarkdownDescription: "Percentages of the scope (see `user_ids`) to reach, strictly increasing, each 1–100. Defaults to `[1, 5, 25, 50, 100]`. Step p covers the first ⌈p% × n⌉ users of the scope by rank.",
 				Optional:            true, Computed: true, ElementType: types.Int64Type,
 				Default: listdefault.StaticValue(types.ListValueMust(types.Int64Type, defaultSteps)),
 			},
@@ -155,7 +159,7 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				Computed:            true, ElementType: types.StringType,
 			},
 			"moved_user_ids": schema.ListAttribute{
-				MarkdownDescription: "The users whose engines run `version`, in cohort rank order (read from the fleet on refresh).",
+				MarkdownDescription: "The users of the scope (see `user_ids`) whose engines run `version`, in cohort rank order (read from the fleet on refresh).",
 				Computed:            true, ElementType: types.StringType,
 			},
 			"current_percent": schema.Int64Attribute{MarkdownDescription: "The highest step whose cohort is fully on `version` (0 before the first).", Computed: true},
@@ -164,8 +168,10 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				Computed:            true,
 			},
 			"next_step": schema.StringAttribute{
-				MarkdownDescription: "What the next apply will do, e.g. `move 4 users to 25%: user-0003, …; snapshot first for 4`, or `none` when promoted or holding. In a plan, " +
-					"the old value is what this apply does.",
+				MarkdownDescription: "What the next apply does with this configuration, e.g. `move 4 users to 25%: user-0003, …; snapshot first for 4`; `none` when promoted; " +
+					"`none: holding at 50%; without hold_at the next apply would move …` while holding; `none: the next plan fails with \"…\": …` while the plan's fleet rules refuse the next step. " +
+					"In a plan, the old value is what this apply does when the plan leaves `user_ids`, `steps`, `mode` and `hold_at` as they were (users the canary moved leaving a filtered `user_ids` do not count: they stay in scope); " +
+					"lifting the hold, the old value's `without hold_at` part is what this apply does. The new value is what the apply after this one will do. The warning \"Canary Step Planned\" always lists this apply's moves.",
 				Computed: true,
 			},
 			"last_analysis": schema.SingleNestedAttribute{

@@ -358,7 +358,8 @@ func TestAccCanary_holdAt(t *testing.T) {
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("holding")),
 					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("current_percent"), knownvalue.Int64Exact(50)),
-					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("next_step"), knownvalue.StringExact("none")),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("next_step"), knownvalue.StringRegexp(regexp.MustCompile(
+						`^none: holding at 50%; without hold_at the next apply would move 5 users to 100%: (user-\d{4}, ){4}user-\d{4}; snapshot first for 5$`))),
 				},
 				Check: checkFn(func() error {
 					return expectFleet(h, users, map[string]int{"2.4.0/running": 5, "2.3.1/running": 5})
@@ -544,7 +545,7 @@ func TestAccCanary_badInput(t *testing.T) {
 		{"step above 100", `version = "2.4.0"` + "\n" + three + "\nsteps = [50, 101]", `(?s)steps.*between 1 and 100`},
 		{"hold_at not a step", `version = "2.4.0"` + "\n" + three + "\nsteps = [10, 50, 100]\nhold_at = 30", `(?s)hold_at 30 is not one of the steps`},
 		{"hold_at last step", `version = "2.4.0"` + "\n" + three + "\nsteps = [10, 50, 100]\nhold_at = 100", `(?s)hold_at 100 is the last step`},
-		{"empty user_ids", `version = "2.4.0"` + "\nuser_ids = []", `(?s)user_ids.*at least 1`},
+		{"empty user_ids", `version = "2.4.0"` + "\nuser_ids = []", `(?s)Canary Has No Users.*user_ids is empty`},
 		{"duplicate user_ids", `version = "2.4.0"` + "\nuser_ids = [\"user-0001\", \"user-0001\"]", `(?s)user_ids.*duplicate`},
 		{"unknown users", `version = "2.4.0"` + "\nuser_ids = [\"user-0001\", \"user-0404\", \"user-0405\"]", `(?s)Unknown Users.*2 of user_ids: user-0404, user-0405`},
 		{"unknown version", `version = "9.9.9"` + "\n" + three, `(?s)Unknown Engine Version.*"9\.9\.9"`},
@@ -872,8 +873,10 @@ func TestCanaryRollbackResumes(t *testing.T) {
 	}
 }
 
-// A moved user removed from user_ids leaves the cohort but not the canary's care: the step's
-// share is refilled from the remaining users, and destroy still rolls the removed one back.
+// A moved user removed from user_ids stays in the canary's scope while it runs the version: it
+// still counts toward the step (nobody else moves to make up its share) and destroy rolls it back.
+// Once it leaves the version too (moved to 2.4.1 out of band), it stops counting: the next step's
+// share is refilled from user_ids, and destroy still returns it to its stable version.
 func TestAccCanary_removedUserRolledBackOnDestroy(t *testing.T) {
 	h := newHarness(t, harnessOptions{Engines: 4})
 	users := seedUsers(4)
@@ -892,6 +895,11 @@ func TestAccCanary_removedUserRolledBackOnDestroy(t *testing.T) {
 			rest = append(rest, fmt.Sprintf("%q", u))
 		}
 	}
+	without := h.ProviderBlock() + `
+resource "engine_canary" "test" {
+  version  = "2.4.0"
+  user_ids = [` + strings.Join(rest, ", ") + `]
+` + body + "}\n"
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: h.Factories(nil),
 		Steps: []resource.TestStep{
@@ -903,26 +911,78 @@ func TestAccCanary_removedUserRolledBackOnDestroy(t *testing.T) {
 				),
 			},
 			{
-				Config: h.ProviderBlock() + `
-resource "engine_canary" "test" {
-  version  = "2.4.0"
-  user_ids = [` + strings.Join(rest, ", ") + `]
-` + body + "}\n",
+				Config: without,
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(canaryAddr, plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("moved_user_ids"), knownvalue.ListSizeExact(2)),
 				}},
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("moved_user_ids"), knownvalue.ListSizeExact(2)),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("moved_user_ids").AtSliceIndex(0), knownvalue.StringExact(removed)),
 					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("holding")),
 				},
 				Check: checkFn(func() error {
-					// The removed user still runs 2.4.0, and two of the remaining three do too.
-					return expectFleet(h, users, map[string]int{"2.4.0/running": 3, "2.3.1/running": 1})
+					// The removed user still runs 2.4.0 and still counts: nobody else moved.
+					return expectFleet(h, users, map[string]int{"2.4.0/running": 2, "2.3.1/running": 2})
+				}),
+			},
+			{
+				PreConfig: func() {
+					d := &rollout.Driver{Client: h.Client}
+					if _, err := d.Upgrade(context.Background(), removed, "oob-2.4.1", 0, api.UpgradeRequest{Version: "2.4.1"}); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: without,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(canaryAddr, plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("moved_user_ids"), knownvalue.ListSizeExact(2)),
+					plancheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("holding")),
+				}},
+				Check: checkFn(func() error {
+					// Two of the three listed users now, and the removed one on 2.4.1.
+					return expectFleet(h, users, map[string]int{"2.4.0/running": 2, "2.3.1/running": 1, "2.4.1/running": 1})
 				}),
 			},
 		},
 		CheckDestroy: func(*terraform.State) error { return expectFleet(h, users, map[string]int{"2.3.1/running": 4}) },
 	})
+}
+
+// The plan names the users this canary moved that left both user_ids and the version, and says
+// nothing of those back on their stable version.
+func TestCanaryLeftScopeWarning(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 4})
+	ctx := context.Background()
+	r := &canaryResource{data: &providerData{Client: h.Client}}
+	run, _, diags := r.newRun(ctx, canaryModel{Version: types.StringValue("2.4.0"), UserIDs: stringListValue(seedUsers(3)),
+		Steps: types.ListNull(types.Int64Type), MaxParallel: types.Int64Value(3), CohortSeed: types.StringValue("s"), BakeTime: types.StringValue("0s")}, nil)
+	if diags.HasError() {
+		t.Fatal(diags)
+	}
+	if _, err := run.moveAll(ctx, seedUsers(3)); err != nil {
+		t.Fatal(err)
+	}
+	d := &rollout.Driver{Client: h.Client}
+	if _, err := d.Upgrade(ctx, "user-0002", "oob-2.4.1", 0, api.UpgradeRequest{Version: "2.4.1"}); err != nil {
+		t.Fatal(err)
+	}
+	state := canaryModel{ID: types.StringValue("canary-x"), Version: types.StringValue("2.4.0"),
+		StableVersions: stringMap(map[string]string{"user-0001": "2.3.1", "user-0002": "2.3.1", "user-0003": "2.3.1", "user-0004": "2.3.1"}),
+		MovedUserIDs:   stringListValue([]string{"user-0001", "user-0003"})}
+	// user_ids now lists user-0003 only; user-0001 runs 2.4.0 (in scope), user-0002 moved on to
+	// 2.4.1 and user-0004 is back on 2.3.1.
+	scope, moved, left := planScope([]string{"user-0003"}, state, "2.4.0", "s")
+	if fmt.Sprint(scope) != "[user-0003 user-0001]" || len(moved) != 2 || fmt.Sprint(left) != "[user-0002 user-0004]" {
+		t.Fatalf("scope %v, moved %v, left %v", scope, moved, left)
+	}
+	diags = r.leftScope(ctx, state, left)
+	if len(diags) != 1 || diags[0].Summary() != "Moved Users Left The Canary" {
+		t.Fatalf("left-scope diagnostics: %v", diags)
+	}
+	if detail := diags[0].Detail(); !strings.Contains(detail, "- user-0002: runs 2.4.1 (running); it ran 2.3.1 before this canary moved it") || strings.Contains(detail, "user-0004") {
+		t.Fatalf("left-scope warning:\n%s", detail)
+	}
 }
 
 // An apply stopped after the engines moved but before the analysis ran never counts the step as
@@ -977,7 +1037,7 @@ func TestAccCanary_unjudgedStepIsJudgedNext(t *testing.T) {
 					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("holding")),
 					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("last_analysis").AtMapKey("step"), knownvalue.Int64Exact(50)),
 					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("last_analysis").AtMapKey("verdict"), knownvalue.StringExact("pass")),
-					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("next_step"), knownvalue.StringExact("none")),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("next_step"), knownvalue.StringRegexp(regexp.MustCompile(`^none: holding at 50%; without hold_at`))),
 				},
 				Check: checkFn(func() error {
 					ops := opsByUser(t, h)
@@ -1029,4 +1089,203 @@ func TestBoundedEach(t *testing.T) {
 	if err == nil || user != "user-0005" || calls.Load() > 10 {
 		t.Fatalf("after a failure: user %q, err %v, %d calls (want the pool to stop early)", user, err, calls.Load())
 	}
+}
+
+// onVersion lists the users whose engines run version, sorted.
+func onVersion(h *harness, users []string, version string) []string {
+	var out []string
+	for _, u := range users {
+		if h.Engine(u).EngineVersion == version {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// namedIn reports the users a next_step text names ("move 5 users to 25%: user-0003, ...").
+func namedIn(next string) []string {
+	return regexp.MustCompile(`user-\d{4}`).FindAllString(next, -1)
+}
+
+// The guide's first canary, exactly as documented (examples/first-canary, bake_time shortened):
+// user_ids from data "engine_instances" { version = "2.3.1" }, stepwise, steps [10, 25, 50, 100],
+// hold_at 50, over 30 engines. Engines the canary moves leave the filter; each apply must still
+// move one step's share of the whole fleet (3, then 5, then 7 engines), current_percent must
+// follow, and next_step must name the users the next apply moves, including when the hold is
+// lifted.
+func TestAccCanary_documentedFirstCanary(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 30})
+	users := seedUsers(30)
+	doc := exampleConfig(t, h, "examples/first-canary")
+	if strings.Count(doc, `bake_time = "15m"`) != 1 || strings.Count(doc, "  hold_at   = 50\n") != 1 {
+		t.Fatal("examples/first-canary no longer reads as this test expects: update the test with the documented configuration")
+	}
+	cfg := strings.Replace(doc, `bake_time = "15m"`, `bake_time = "0s"`, 1)
+	unheld := strings.Replace(cfg, "  hold_at   = 50\n", "", 1)
+	const addr = "engine_canary.v240"
+	var next string // next_step after the previous apply
+	var before []string
+	// moves checks that an apply moved exactly want engines, all of them named by the previous
+	// next_step (which lists at most ten names).
+	moves := func(want, total int) resource.TestCheckFunc {
+		return func(s *terraform.State) error {
+			now := onVersion(h, users, "2.4.0")
+			if len(now) != total {
+				return fmt.Errorf("%d engines run 2.4.0, want %d (this apply should move %d)", len(now), total, want)
+			}
+			was := map[string]bool{}
+			for _, u := range before {
+				was[u] = true
+			}
+			moved := map[string]bool{}
+			for _, u := range now {
+				if !was[u] {
+					moved[u] = true
+				}
+			}
+			if len(moved) != want {
+				return fmt.Errorf("this apply moved %d engines, want %d", len(moved), want)
+			}
+			if next != "" {
+				for _, u := range namedIn(next) {
+					if !moved[u] {
+						return fmt.Errorf("next_step %q named %s, but the apply did not move it", next, u)
+					}
+				}
+			}
+			before, next = now, s.RootModule().Resources[addr].Primary.Attributes["next_step"]
+			return nil
+		}
+	}
+	state := func(pct int64, phase string, moved int, nextRe string) []statecheck.StateCheck {
+		return []statecheck.StateCheck{
+			statecheck.ExpectKnownValue(addr, tfjsonpath.New("current_percent"), knownvalue.Int64Exact(pct)),
+			statecheck.ExpectKnownValue(addr, tfjsonpath.New("phase"), knownvalue.StringExact(phase)),
+			statecheck.ExpectKnownValue(addr, tfjsonpath.New("moved_user_ids"), knownvalue.ListSizeExact(moved)),
+			statecheck.ExpectKnownValue(addr, tfjsonpath.New("next_step"), knownvalue.StringRegexp(regexp.MustCompile(nextRe))),
+		}
+	}
+	planned := func(pct int64, phase string, moved int) resource.ConfigPlanChecks {
+		return resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+			plancheck.ExpectResourceAction(addr, plancheck.ResourceActionUpdate),
+			plancheck.ExpectKnownValue(addr, tfjsonpath.New("current_percent"), knownvalue.Int64Exact(pct)),
+			plancheck.ExpectKnownValue(addr, tfjsonpath.New("phase"), knownvalue.StringExact(phase)),
+			plancheck.ExpectKnownValue(addr, tfjsonpath.New("moved_user_ids"), knownvalue.ListSizeExact(moved)),
+		}}
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{
+			{
+				Config:             cfg,
+				ConfigStateChecks:  state(10, "progressing", 3, `^move 5 users to 25%: `),
+				Check:              moves(3, 3),
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				Config:             cfg,
+				ConfigPlanChecks:   planned(25, "progressing", 8),
+				ConfigStateChecks:  state(25, "progressing", 8, `^move 7 users to 50%: `),
+				Check:              moves(5, 8),
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				Config:            cfg,
+				ConfigPlanChecks:  planned(50, "holding", 15),
+				ConfigStateChecks: state(50, "holding", 15, `^none: holding at 50%; without hold_at the next apply would move 15 users to 100%: `),
+				Check:             moves(7, 15),
+				// The engines that moved leave the data source's list: the next plan updates
+				// user_ids alone, moving nobody.
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				Config:            cfg,
+				ConfigPlanChecks:  planned(50, "holding", 15),
+				ConfigStateChecks: state(50, "holding", 15, `^none: holding at 50%`),
+				Check: checkFn(func() error {
+					if n := len(onVersion(h, users, "2.4.0")); n != 15 {
+						return fmt.Errorf("an apply while holding moved engines: %d run 2.4.0, want 15", n)
+					}
+					return nil
+				}),
+			},
+			{
+				Config:             unheld,
+				ConfigPlanChecks:   planned(100, "promoted", 30),
+				ConfigStateChecks:  state(100, "promoted", 30, `^none$`),
+				Check:              moves(15, 30),
+				ExpectNonEmptyPlan: true, // user_ids empties: no engine is left on 2.3.1
+			},
+			{
+				Config:            unheld,
+				ConfigPlanChecks:  planned(100, "promoted", 30),
+				ConfigStateChecks: state(100, "promoted", 30, `^none$`),
+				Check: checkFn(func() error {
+					return expectFleet(h, users, map[string]int{"2.4.0/running": 30})
+				}),
+			},
+		},
+		CheckDestroy: func(*terraform.State) error { return expectFleet(h, users, map[string]int{"2.3.1/running": 30}) },
+	})
+}
+
+// After an engine moves past the canary's version out of band, refresh and plan agree: the plan
+// fails with "Canary Would Downgrade", and the next_step refresh reads (what Read stores, here
+// called as Read calls it) says so instead of naming a step no apply would take.
+func TestAccCanary_refreshNextStepAgreesWithPlan(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 2})
+	cfg := canaryHCL(h, 2, "2.4.0", `
+  steps       = [50, 100]
+  bake_time   = "0s"
+  cohort_seed = "fixed"
+`)
+	first := upgrade.Cohort("fixed", seedUsers(2), 50, nil)[0]
+	var stable, snaps map[string]string
+	refreshed := func() string {
+		r := &canaryResource{data: &providerData{Client: h.Client}}
+		state := canaryModel{ID: types.StringValue("canary-x"), Version: types.StringValue("2.4.0"), UserIDs: stringListValue(seedUsers(2)),
+			Steps: stringListInts(50, 100), Mode: types.StringValue(upgrade.ModeStepwise), MaxParallel: types.Int64Value(10), CohortSeed: types.StringValue("fixed"),
+			BakeTime: types.StringValue("0s"), StableVersions: stringMap(stable), Snapshots: stringMap(snaps), LastAnalysis: types.ObjectNull(lastAnalysisAttrTypes)}
+		run, cfgv, engines, diags := r.observed(context.Background(), state)
+		if diags.HasError() {
+			t.Fatal(diags)
+		}
+		run.fill(&state, cfgv, engines, false)
+		return state.NextStep.ValueString()
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{
+			{
+				Config:             cfg,
+				ExpectNonEmptyPlan: true,
+				Check: func(s *terraform.State) error {
+					a := s.RootModule().Resources[canaryAddr].Primary.Attributes
+					stable = map[string]string{first: a["stable_versions."+first]}
+					snaps = map[string]string{first: a["snapshots."+first]}
+					return nil
+				},
+			},
+			{
+				PreConfig: func() {
+					d := &rollout.Driver{Client: h.Client}
+					if _, err := d.Upgrade(context.Background(), first, "oob-2.4.1", 0, api.UpgradeRequest{Version: "2.4.1"}); err != nil {
+						t.Fatal(err)
+					}
+					want := `none: the next plan fails with "Canary Would Downgrade": 1 engines already run a version newer than 2.4.0 (` + first + ` (2.4.1))`
+					if got := refreshed(); !strings.HasPrefix(got, want) {
+						t.Fatalf("refresh reads next_step %q while the plan fails with Canary Would Downgrade", got)
+					}
+				},
+				Config:      cfg,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Canary Would Downgrade.*` + first + ` \(2\.4\.1\)`),
+			},
+		},
+	})
+}
+
+func stringListInts(vs ...int64) types.List {
+	l, _ := types.ListValueFrom(context.Background(), types.Int64Type, vs)
+	return l
 }
