@@ -18,6 +18,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
+	"github.com/septemberai/terraform-provider-engine/internal/client"
+	"github.com/septemberai/terraform-provider-engine/internal/rollout"
 	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
 )
 
@@ -112,7 +114,14 @@ func (r *canaryResource) Read(ctx context.Context, req resource.ReadRequest, res
 		return
 	}
 	run.fill(&state, cfg, engines, state.Phase.ValueString() == upgrade.PhaseAborted)
+	state.PlannedStep = types.StringNull() // it described the apply that ran; the next plan says anew
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	if state.Phase.ValueString() == upgrade.PhaseAborted {
+		// Refresh runs before every plan, tainted canary or not: the abort is said once per plan.
+		if d, ok := abortedWarning(state); ok {
+			resp.Diagnostics.Append(d)
+		}
+	}
 }
 
 func (r *canaryResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
@@ -309,10 +318,13 @@ func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *ca
 	if out.diags.HasError() {
 		return out
 	}
+	if m.PlannedStep.IsUnknown() {
+		m.PlannedStep = types.StringNull() // planned while user_ids or steps were unknown
+	}
 	if prior != nil {
-		m.LastAnalysis = prior.LastAnalysis
+		m.LastAnalysis, m.LastAbort = prior.LastAnalysis, prior.LastAbort
 	} else {
-		m.LastAnalysis = types.ObjectNull(lastAnalysisAttrTypes)
+		m.LastAnalysis, m.LastAbort = types.ObjectNull(lastAnalysisAttrTypes), types.ObjectNull(lastAbortAttrTypes)
 	}
 	engines, err := fleet(ctx, r.data.Client, run.scopeWithRecorded())
 	if err != nil {
@@ -364,6 +376,7 @@ func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *ca
 			out.diags.AddError("Canary Step Interrupted", msg)
 		}
 	case errors.As(err, &sf):
+		m.LastAbort = abortObject(sf, time.Now())
 		out.diags.AddError("Canary Aborted", abortDetail(m.ID.ValueString(), cfg.version, sf))
 		return r.finish(m, run, cfg, engines, prior, true, out)
 	default:
@@ -398,6 +411,57 @@ func abortDetail(id, version string, f *stepFailure) string {
 		"State records phase = \"aborted\"; the next plan shows what a retry would do. Fix the release (or pick another version) before applying again.",
 		len(f.RolledBack), strings.Join(firstNames(f.RolledBack, 10), ", "))
 	return b.String()
+}
+
+// abortObject is last_abort for f.
+func abortObject(f *stepFailure, at time.Time) types.Object {
+	cause, user, code := abortAnalysisFailed, types.StringNull(), types.StringNull()
+	switch {
+	case f.Verdict != nil:
+	case f.AnalysisErr != nil:
+		cause, code = abortAnalysisUnavailable, errCode(f.AnalysisErr)
+	default:
+		cause, user, code = abortEngineFailed, types.StringValue(f.Engine), errCode(f.EngineErr)
+	}
+	return types.ObjectValueMust(lastAbortAttrTypes, map[string]attr.Value{
+		"step": types.Int64Value(f.Step), "cause": types.StringValue(cause), "user_id": user, "error_code": code,
+		"detail": types.StringValue(f.Error()), "rolled_back": types.BoolValue(f.RollbackErr == nil), "at": types.StringValue(rfc3339(at)),
+	})
+}
+
+// errCode is the control plane's error code behind err, null when it named none.
+func errCode(err error) types.String {
+	var oe *rollout.OperationError
+	var ce *client.Error
+	switch {
+	case errors.As(err, &oe) && oe.Op.Error != nil && oe.Op.Error.Code != "":
+		return types.StringValue(oe.Op.Error.Code)
+	case errors.As(err, &ce) && ce.Code != "":
+		return types.StringValue(ce.Code)
+	}
+	return types.StringNull()
+}
+
+// abortedWarning says why an aborted canary aborted, from last_abort, and what applying again does.
+func abortedWarning(m canaryModel) (diag.Diagnostic, bool) {
+	if m.LastAbort.IsNull() || m.LastAbort.IsUnknown() {
+		return nil, false
+	}
+	a := m.LastAbort.Attributes()
+	str := func(k string) string {
+		v, _ := a[k].(types.String)
+		return v.ValueString()
+	}
+	step, _ := a["step"].(types.Int64)
+	back, _ := a["rolled_back"].(types.Bool)
+	outcome := "every engine it moved went back to its stable version"
+	if !back.ValueBool() {
+		outcome = "rolling the moved engines back did not finish: the next apply retries that first"
+	}
+	return diag.NewWarningDiagnostic("Canary Aborted",
+		fmt.Sprintf("Canary %s of %s aborted at the %d%% step on %s (%s): %s\n\nThen %s. Applying again retries the rollout from the first step: fix the cause, or roll out another version, first. "+
+			"last_abort keeps this record. A canary whose create aborted is tainted: Terraform replaces it, which rolls back nothing more and starts again from the first step.",
+			m.ID.ValueString(), m.Version.ValueString(), step.ValueInt64(), str("at"), str("cause"), str("detail"), outcome)), true
 }
 
 func firstNames(us []string, n int) []string {

@@ -45,8 +45,9 @@ func (r *canaryResource) ValidateConfig(ctx context.Context, req resource.Valida
 }
 
 // ModifyPlan makes the plan say what the apply will do: which users move at which step, the
-// snapshots taken first, the expected duration (a warning), and the progress the apply will
-// reach (current_percent, phase, moved_user_ids, next_step — known at plan). While the rollout is
+// snapshots taken first and the expected duration (planned_step), and the progress the apply will
+// reach (current_percent, phase, moved_user_ids, next_step — known at plan on update). No warning
+// says it: Terraform plans again while applying and would print it once more after the apply. While the rollout is
 // neither promoted nor holding the plan is never empty; once it is, the plan is empty and makes
 // no API call beyond refresh.
 func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
@@ -71,10 +72,17 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	// Only an apply that aborts changes last_abort, and that apply fails: Terraform checks the
+	// result against the plan only when the apply succeeds, so the plan keeps it as it is.
+	plan.LastAbort = types.ObjectNull(lastAbortAttrTypes)
+	if state != nil {
+		plan.LastAbort = state.LastAbort
+	}
 	users, okUsers := listStrings(plan.UserIDs)
 	steps, okSteps := listInts(plan.Steps)
 	if !okUsers || !okSteps || plan.Version.IsUnknown() || plan.Mode.IsUnknown() || plan.HoldAt.IsUnknown() || (plan.CohortSeed.IsUnknown() && state != nil) {
 		setProgressUnknown(&plan)
+		plan.PlannedStep = types.StringUnknown()
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
@@ -115,11 +123,11 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	if state != nil && len(targets) == 0 && !usersChanged && !scheduleChanged && !pending {
 		// Nothing to move: progress stays as refresh read it, so an unchanged configuration
 		// gives an empty plan.
-		plan.StableVersions, plan.Snapshots, plan.LastAnalysis = state.StableVersions, state.Snapshots, state.LastAnalysis
+		plan.StableVersions, plan.Snapshots, plan.LastAnalysis, plan.LastAbort = state.StableVersions, state.Snapshots, state.LastAnalysis, state.LastAbort
 		plan.MovedUserIDs = stringListValue(moved)
 		plan.CurrentPercent = types.Int64Value(cur)
 		plan.Phase = types.StringValue(upgrade.PhaseAt(steps, cfg.holdAt, cur))
-		plan.NextStep = state.NextStep
+		plan.NextStep, plan.PlannedStep = state.NextStep, state.PlannedStep
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
@@ -172,21 +180,20 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 				len(moves), joinPercents(targets), bake, certain, which, timeout, next))
 		return
 	}
+	plan.PlannedStep = types.StringNull()
 	if len(moves) > 0 || pending {
-		var lines []string
+		var parts []string
 		if pending {
-			lines = append(lines, fmt.Sprintf("- judge the %d%% step again: an earlier apply stopped before its analysis passed, so it bakes %s and is analysed before anything else moves", cur, bake))
+			parts = append(parts, fmt.Sprintf("judge the %d%% step again (bake, then analysis)", cur))
 		}
 		for _, mv := range moves {
-			lines = append(lines, "- "+upgrade.DescribeStep(mv, snapshotsNeeded(cat, engines, mv.Movers, cfg.version), 20))
+			parts = append(parts, upgrade.DescribeStep(mv, snapshotsNeeded(cat, engines, mv.Movers, cfg.version), 10))
 		}
-		retry := ""
+		text := strings.Join(parts, "; then ")
 		if state != nil && state.Phase.ValueString() == upgrade.PhaseAborted {
-			retry = "The last attempt was ABORTED (see last_analysis); this apply retries it from the first step. "
+			text = "retry the aborted rollout from the first step: " + text
 		}
-		resp.Diagnostics.AddWarning("Canary Step Planned",
-			fmt.Sprintf("%sThis apply rolls %s out across %d users (mode %s, max_parallel %d, bake_time %s):\n%s\n\nExpected duration about %s (at least %s of baking). "+
-				"A failing analysis rolls every moved engine back and fails the apply.", retry, cfg.version, len(cfg.users), cfg.mode, parallel, bake, strings.Join(lines, "\n"), expected, certain))
+		plan.PlannedStep = types.StringValue(fmt.Sprintf("%s. Expected about %s, at least %s of it baking", text, expected, certain))
 		if w, err := plan.window(); err == nil && w != nil && !w.Contains(time.Now()) && len(moves) > 0 {
 			resp.Diagnostics.AddAttributeWarning(path.Root("rollout_window"), "Outside The Rollout Window",
 				fmt.Sprintf("It is %s, outside the rollout window %s: applying now will refuse to start the %d%% step. The window next opens at %s.",
@@ -195,8 +202,8 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	}
 
 	if state == nil {
-		// What create reaches depends on analyses only apply can run; the warning above says
-		// what it will try.
+		// What create reaches depends on analyses only apply can run; planned_step says what it
+		// will try.
 		setProgressUnknown(&plan)
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
@@ -216,7 +223,7 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	if anyMover {
 		plan.StableVersions, plan.Snapshots = types.MapUnknown(types.StringType), types.MapUnknown(types.StringType)
 	}
-	plan.LastAnalysis = state.LastAnalysis
+	plan.LastAnalysis, plan.LastAbort = state.LastAnalysis, state.LastAbort
 	if len(moves) > 0 || pending {
 		plan.LastAnalysis = types.ObjectUnknown(lastAnalysisAttrTypes)
 	}
@@ -292,6 +299,7 @@ func setProgressUnknown(m *canaryModel) {
 	if m.ID.IsNull() {
 		m.ID = types.StringUnknown()
 	}
+
 	m.StableVersions, m.Snapshots = types.MapUnknown(types.StringType), types.MapUnknown(types.StringType)
 	m.MovedUserIDs = types.ListUnknown(types.StringType)
 	m.CurrentPercent, m.Phase, m.NextStep = types.Int64Unknown(), types.StringUnknown(), types.StringUnknown()

@@ -232,6 +232,11 @@ func TestAccCanary_badReleaseAborts(t *testing.T) {
 				ExpectNonEmptyPlan: true,
 				Check: resource.ComposeTestCheckFunc(
 					resource.TestCheckResourceAttr(canaryAddr, "phase", "aborted"),
+					resource.TestCheckResourceAttr(canaryAddr, "last_abort.step", "10"),
+					resource.TestCheckResourceAttr(canaryAddr, "last_abort.cause", "analysis_failed"),
+					resource.TestCheckNoResourceAttr(canaryAddr, "last_abort.user_id"),
+					resource.TestCheckResourceAttr(canaryAddr, "last_abort.rolled_back", "true"),
+					resource.TestMatchResourceAttr(canaryAddr, "last_abort.detail", regexp.MustCompile(`(?s)^The analysis of the 10% step failed:.*max_error_rate 0\.05`)),
 					resource.TestCheckResourceAttr(canaryAddr, "current_percent", "0"),
 					resource.TestCheckResourceAttr(canaryAddr, "moved_user_ids.#", "0"),
 					resource.TestCheckResourceAttr(canaryAddr, "last_analysis.verdict", "fail"),
@@ -801,7 +806,8 @@ func TestAccCanary_import(t *testing.T) {
 				// Configuration-only values import cannot know, and the last analysis (not kept
 				// anywhere but state); without it the imported canary re-judges the step it stands
 				// at before moving on, which next_step says (checked below).
-				ImportStateVerifyIgnore: []string{"steps", "steps.#", "steps.0", "steps.1", "steps.2", "steps.3", "steps.4", "bake_time", "last_analysis", "timeouts", "next_step"},
+				// planned_step described the last apply and is null after any refresh, import's included.
+				ImportStateVerifyIgnore: []string{"steps", "steps.#", "steps.0", "steps.1", "steps.2", "steps.3", "steps.4", "bake_time", "last_analysis", "timeouts", "next_step", "planned_step"},
 				ImportStateCheck: func(s []*terraform.InstanceState) error {
 					if got := s[0].Attributes["next_step"]; !strings.HasPrefix(got, "judge the 50% step again (bake, then analysis); then move 5 users to 100%") {
 						return fmt.Errorf("imported next_step = %q", got)
@@ -1165,9 +1171,15 @@ func TestAccCanary_documentedFirstCanary(t *testing.T) {
 			statecheck.ExpectKnownValue(addr, tfjsonpath.New("next_step"), knownvalue.StringRegexp(regexp.MustCompile(nextRe))),
 		}
 	}
-	planned := func(pct int64, phase string, moved int) resource.ConfigPlanChecks {
+	// planned checks the update plan: the progress it reaches and planned_step, what it does.
+	planned := func(pct int64, phase string, moved int, step string) resource.ConfigPlanChecks {
+		var stepCheck knownvalue.Check = knownvalue.Null()
+		if step != "" {
+			stepCheck = knownvalue.StringRegexp(regexp.MustCompile(step))
+		}
 		return resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 			plancheck.ExpectResourceAction(addr, plancheck.ResourceActionUpdate),
+			plancheck.ExpectKnownValue(addr, tfjsonpath.New("planned_step"), stepCheck),
 			plancheck.ExpectKnownValue(addr, tfjsonpath.New("current_percent"), knownvalue.Int64Exact(pct)),
 			plancheck.ExpectKnownValue(addr, tfjsonpath.New("phase"), knownvalue.StringExact(phase)),
 			plancheck.ExpectKnownValue(addr, tfjsonpath.New("moved_user_ids"), knownvalue.ListSizeExact(moved)),
@@ -1177,21 +1189,26 @@ func TestAccCanary_documentedFirstCanary(t *testing.T) {
 		ProtoV6ProviderFactories: h.Factories(nil),
 		Steps: []resource.TestStep{
 			{
-				Config:             cfg,
+				Config: cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(addr, plancheck.ResourceActionCreate),
+					plancheck.ExpectKnownValue(addr, tfjsonpath.New("planned_step"), knownvalue.StringRegexp(regexp.MustCompile(
+						`^move 3 users to 10%: (user-\d{4}, ){2}user-\d{4}; snapshot first for 3\. Expected about 15s, at least 0s of it baking$`))),
+				}},
 				ConfigStateChecks:  state(10, "progressing", 3, `^move 5 users to 25%: `),
 				Check:              moves(3, 3),
 				ExpectNonEmptyPlan: true,
 			},
 			{
 				Config:             cfg,
-				ConfigPlanChecks:   planned(25, "progressing", 8),
+				ConfigPlanChecks:   planned(25, "progressing", 8, `^move 5 users to 25%: `),
 				ConfigStateChecks:  state(25, "progressing", 8, `^move 7 users to 50%: `),
 				Check:              moves(5, 8),
 				ExpectNonEmptyPlan: true,
 			},
 			{
 				Config:            cfg,
-				ConfigPlanChecks:  planned(50, "holding", 15),
+				ConfigPlanChecks:  planned(50, "holding", 15, `^move 7 users to 50%: `),
 				ConfigStateChecks: state(50, "holding", 15, `^none: holding at 50%; without hold_at the next apply would move 15 users to 100%: `),
 				Check:             moves(7, 15),
 				// The engines that moved leave the data source's list: the next plan updates
@@ -1200,7 +1217,7 @@ func TestAccCanary_documentedFirstCanary(t *testing.T) {
 			},
 			{
 				Config:            cfg,
-				ConfigPlanChecks:  planned(50, "holding", 15),
+				ConfigPlanChecks:  planned(50, "holding", 15, ""),
 				ConfigStateChecks: state(50, "holding", 15, `^none: holding at 50%`),
 				Check: checkFn(func() error {
 					if n := len(onVersion(h, users, "2.4.0")); n != 15 {
@@ -1211,14 +1228,14 @@ func TestAccCanary_documentedFirstCanary(t *testing.T) {
 			},
 			{
 				Config:             unheld,
-				ConfigPlanChecks:   planned(100, "promoted", 30),
+				ConfigPlanChecks:   planned(100, "promoted", 30, `^move 15 users to 100%: .*; snapshot first for 15\. Expected about 30s`),
 				ConfigStateChecks:  state(100, "promoted", 30, `^none$`),
 				Check:              moves(15, 30),
 				ExpectNonEmptyPlan: true, // user_ids empties: no engine is left on 2.3.1
 			},
 			{
 				Config:            unheld,
-				ConfigPlanChecks:  planned(100, "promoted", 30),
+				ConfigPlanChecks:  planned(100, "promoted", 30, ""),
 				ConfigStateChecks: state(100, "promoted", 30, `^none$`),
 				Check: checkFn(func() error {
 					return expectFleet(h, users, map[string]int{"2.4.0/running": 30})
@@ -1288,4 +1305,83 @@ func TestAccCanary_refreshNextStepAgreesWithPlan(t *testing.T) {
 func stringListInts(vs ...int64) types.List {
 	l, _ := types.ListValueFrom(context.Background(), types.Int64Type, vs)
 	return l
+}
+
+// An engine that fails to move aborts the canary: state keeps why in last_abort (the step, the
+// user, the control plane's error code), last_analysis keeps the passing step before it, and the
+// next plan says so (the warning comes from abortedWarning, checked below).
+func TestAccCanary_abortReasonInState(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 4, Faults: true})
+	users := seedUsers(4)
+	cfg := canaryHCL(h, 4, "2.4.0", `
+  steps       = [25, 50, 100]
+  bake_time   = "0s"
+  cohort_seed = "fixed"
+`)
+	second := upgrade.Cohort("fixed", users, 50, upgrade.Cohort("fixed", users, 25, nil))
+	bad := ""
+	for _, u := range second {
+		if u != upgrade.Cohort("fixed", users, 25, nil)[0] {
+			bad = u
+		}
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{
+			{
+				Config:             cfg,
+				ExpectNonEmptyPlan: true,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("last_abort"), knownvalue.Null()),
+				},
+			},
+			{
+				PreConfig: func() {
+					if _, err := h.Client.AddFault(context.Background(), api.Fault{Kind: api.FaultHealthNeverOK, UserID: bad, Version: "2.4.0"}); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("last_abort"), knownvalue.Null()),
+				}},
+				ExpectError: regexp.MustCompile(`(?s)Canary Aborted.*aborted at the 50% step.*HEALTH_CHECK_FAILED`),
+			},
+			{
+				RefreshState:       true,
+				ExpectNonEmptyPlan: true,
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttr(canaryAddr, "phase", "aborted"),
+					resource.TestCheckResourceAttr(canaryAddr, "last_abort.step", "50"),
+					resource.TestCheckResourceAttr(canaryAddr, "last_abort.cause", "engine_failed"),
+					resource.TestCheckResourceAttr(canaryAddr, "last_abort.user_id", bad),
+					resource.TestCheckResourceAttr(canaryAddr, "last_abort.error_code", "HEALTH_CHECK_FAILED"),
+					resource.TestCheckResourceAttr(canaryAddr, "last_abort.rolled_back", "true"),
+					resource.TestMatchResourceAttr(canaryAddr, "last_abort.detail", regexp.MustCompile(`^Moving user `+bad+`'s engine at the 50% step failed: .*HEALTH_CHECK_FAILED`)),
+					// The analysis record is the 25% step's: no analysis ran at 50%.
+					resource.TestCheckResourceAttr(canaryAddr, "last_analysis.step", "25"),
+					checkFn(func() error { return expectFleet(h, users, map[string]int{"2.3.1/running": 4}) }),
+				),
+			},
+		},
+	})
+}
+
+// The plan after an abort carries its reason in a warning.
+func TestCanaryAbortedWarning(t *testing.T) {
+	f := &stepFailure{Step: 50, Engine: "user-0021", EngineErr: &rollout.OperationError{Op: api.Operation{ID: "op-1", Kind: api.OpUpgrade, UserID: "user-0021", Status: api.OpFailed,
+		Error: &api.ErrorDetail{Code: api.CodeHealthCheckFailed, Message: "2.4.0 on user user-0021 never reported healthy"}}}}
+	m := canaryModel{ID: types.StringValue("canary-x"), Version: types.StringValue("2.4.0"), LastAbort: abortObject(f, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
+	d, ok := abortedWarning(m)
+	if !ok || d.Summary() != "Canary Aborted" {
+		t.Fatalf("no abort warning: %v", d)
+	}
+	for _, want := range []string{"aborted at the 50% step on 2026-01-02T03:04:05Z (engine_failed)", "user-0021", "HEALTH_CHECK_FAILED: 2.4.0 on user user-0021 never reported healthy", "went back to its stable version"} {
+		if !strings.Contains(d.Detail(), want) {
+			t.Errorf("abort warning does not say %q:\n%s", want, d.Detail())
+		}
+	}
+	if code := m.LastAbort.Attributes()["error_code"].(types.String).ValueString(); code != api.CodeHealthCheckFailed {
+		t.Errorf("error_code %q", code)
+	}
 }
