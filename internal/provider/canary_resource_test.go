@@ -1381,7 +1381,7 @@ func TestCanaryAbortedWarning(t *testing.T) {
 			t.Errorf("abort warning does not say %q:\n%s", want, d.Detail())
 		}
 	}
-	if code := m.LastAbort.Attributes()["error_code"].(types.String).ValueString(); code != api.CodeHealthCheckFailed {
-		t.Errorf("error_code %q", code)
+	if code, ok := m.LastAbort.Attributes()["error_code"].(types.String); !ok || code.ValueString() != api.CodeHealthCheckFailed {
+		t.Errorf("error_code %v", code)
 	}
 }
