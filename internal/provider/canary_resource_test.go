@@ -1,8 +1,11 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -20,6 +23,7 @@ import (
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 	"github.com/septemberai/terraform-provider-engine/internal/client"
+	"github.com/septemberai/terraform-provider-engine/internal/localrun"
 	"github.com/septemberai/terraform-provider-engine/internal/rollout"
 	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
 )
@@ -1383,5 +1387,125 @@ func TestCanaryAbortedWarning(t *testing.T) {
 	}
 	if code, ok := m.LastAbort.Attributes()["error_code"].(types.String); !ok || code.ValueString() != api.CodeHealthCheckFailed {
 		t.Errorf("error_code %v", code)
+	}
+}
+
+// localHeader starts a configuration for localrun: the provider from the registry address that
+// dev_overrides points at this checkout's build, and the version to roll out as var.v.
+const localHeader = `
+terraform {
+  required_providers {
+    engine = { source = "septemberai/engine" }
+  }
+}
+provider "engine" {}
+variable "v" {
+  type = string
+}
+`
+
+// What a user reads in terraform's own output, with the provider built from this checkout: the
+// apply of a canary does not print a "step planned" warning after the step has run (Terraform
+// plans again while applying and prints those diagnostics last; planned_step carries it in the
+// plan instead), and after a create that aborts, the next plan says why and that the tainted
+// canary is replaced.
+func TestAccCanary_terraformOutput(t *testing.T) {
+	if os.Getenv("TF_ACC") == "" {
+		t.Skip("TF_ACC is not set: this test runs terraform")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var out, errs bytes.Buffer
+	env, err := localrun.Start(ctx, localrun.Options{Engines: 10, TimeScale: 0.001, TempBase: t.TempDir(), NoColor: true, Out: &out, Err: &errs})
+	if err != nil {
+		t.Fatalf("start: %v\n%s%s", err, out.String(), errs.String())
+	}
+	defer env.Close()
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "main.tf"), []byte(localHeader+`resource "engine_canary" "c" {
+  version   = var.v
+  user_ids  = [for i in range(1, 11) : format("user-%04d", i)]
+  steps     = [10, 50, 100]
+  bake_time = "0s"
+  analysis  = { max_error_rate = 0.05 }
+}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := env.Workspace("canary", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(wantErr bool, args ...string) string {
+		t.Helper()
+		out.Reset()
+		errs.Reset()
+		stdout, err := env.TerraformOutput(ctx, dir, []string{"TF_VAR_v=" + args[0]}, args[1:]...)
+		if (err != nil) != wantErr {
+			t.Fatalf("terraform %v: %v\n%s\n%s", args[1:], err, stdout, errs.String())
+		}
+		return string(stdout) + errs.String()
+	}
+
+	applied := run(false, "2.4.0", "apply", "-auto-approve", "-input=false")
+	if !strings.Contains(applied, `planned_step        = "move 1 user to 10%: user-`) {
+		t.Errorf("the plan of the apply does not show planned_step:\n%s", applied)
+	}
+	if after := applied[strings.Index(applied, "Creating..."):]; strings.Contains(after, "Planned") {
+		t.Errorf("after the step ran, the apply still printed a warning that it is planned:\n%s", after)
+	}
+
+	run(false, "2.4.1", "apply", "-auto-approve", "-input=false", "-destroy")
+	aborted := run(true, "2.4.1", "apply", "-auto-approve", "-input=false")
+	if !strings.Contains(aborted, "Error: Canary Aborted") {
+		t.Fatalf("2.4.1 did not abort:\n%s", aborted)
+	}
+	plan := run(false, "2.4.1", "plan", "-input=false")
+	for _, want := range []string{"is tainted, so must be replaced", "Warning: Canary Aborted", "aborted at the 10% step", "(analysis_failed): The analysis of the 10% step failed:", "max_error_rate 0.05"} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("the plan after the aborted create does not say %q:\n%s", want, plan)
+		}
+	}
+
+	// The documented filter: a moved user that leaves 2.4.0 too (moved on to 2.4.1 by hand) is
+	// named by the plan.
+	if err := os.WriteFile(filepath.Join(src, "main.tf"), []byte(localHeader+`data "engine_instances" "on_231" {
+  version = "2.3.1"
+}
+resource "engine_canary" "c" {
+  version   = var.v
+  user_ids  = data.engine_instances.on_231.user_ids
+  steps     = [50, 100]
+  hold_at   = 50
+  bake_time = "0s"
+}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if dir, err = env.Workspace("left", src); err != nil {
+		t.Fatal(err)
+	}
+	run(false, "2.4.0", "apply", "-auto-approve", "-input=false")
+	all, err := env.Client.AllEngines(ctx, client.ListEnginesOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := ""
+	for _, e := range all {
+		if e.EngineVersion == "2.4.0" {
+			moved = e.UserID
+		}
+	}
+	if moved == "" {
+		t.Fatal("the canary moved no engine")
+	}
+	if _, err := (&rollout.Driver{Client: env.Client}).Upgrade(ctx, moved, "by-hand", 0, api.UpgradeRequest{Version: "2.4.1"}); err != nil {
+		t.Fatal(err)
+	}
+	plan = run(false, "2.4.0", "plan", "-input=false")
+	for _, want := range []string{"Warning: Moved Users Left The Canary", "- " + moved + ": runs 2.4.1 (running); it ran 2.3.1 before this canary moved it"} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("the plan after %s moved on to 2.4.1 does not say %q:\n%s", moved, want, plan)
+		}
 	}
 }
