@@ -3,6 +3,7 @@ package provider
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -1250,65 +1251,89 @@ func TestAccCanary_documentedFirstCanary(t *testing.T) {
 	})
 }
 
-// After an engine moves past the canary's version out of band, refresh and plan agree: the plan
-// fails with "Canary Would Downgrade", and the next_step refresh reads (what Read stores, here
-// called as Read calls it) says so instead of naming a step no apply would take.
-func TestAccCanary_refreshNextStepAgreesWithPlan(t *testing.T) {
-	h := newHarness(t, harnessOptions{Engines: 2})
-	cfg := canaryHCL(h, 2, "2.4.0", `
+// After an engine moves past the canary's version out of band, `terraform apply -refresh-only`
+// and the plan agree: the plan fails with "Canary Would Downgrade", and the next_step the
+// refresh-only apply records says so instead of naming a step no apply would take.
+func TestAccCanary_refreshOnlyNextStepAgreesWithPlan(t *testing.T) {
+	if os.Getenv("TF_ACC") == "" {
+		t.Skip("TF_ACC is not set: this test runs terraform")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	env, dir, run := localCanary(ctx, t, 2, `
+resource "engine_canary" "c" {
+  version     = var.v
+  user_ids    = ["user-0001", "user-0002"]
   steps       = [50, 100]
   bake_time   = "0s"
   cohort_seed = "fixed"
+}
 `)
 	first := upgrade.Cohort("fixed", seedUsers(2), 50, nil)[0]
-	var stable, snaps map[string]string
-	refreshed := func() string {
-		r := &canaryResource{data: &providerData{Client: h.Client}}
-		state := canaryModel{ID: types.StringValue("canary-x"), Version: types.StringValue("2.4.0"), UserIDs: stringListValue(seedUsers(2)),
-			Steps: stringListInts(50, 100), Mode: types.StringValue(upgrade.ModeStepwise), MaxParallel: types.Int64Value(10), CohortSeed: types.StringValue("fixed"),
-			BakeTime: types.StringValue("0s"), StableVersions: stringMap(stable), Snapshots: stringMap(snaps), LastAnalysis: types.ObjectNull(lastAnalysisAttrTypes)}
-		run, cfgv, engines, diags := r.observed(context.Background(), state)
-		if diags.HasError() {
-			t.Fatal(diags)
-		}
-		run.fill(&state, cfgv, engines, false)
-		return state.NextStep.ValueString()
+	run(dir, false, "2.4.0", "apply", "-auto-approve", "-input=false")
+	if _, err := (&rollout.Driver{Client: env.Client}).Upgrade(ctx, first, "by-hand", 0, api.UpgradeRequest{Version: "2.4.1"}); err != nil {
+		t.Fatal(err)
 	}
-	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: h.Factories(nil),
-		Steps: []resource.TestStep{
-			{
-				Config:             cfg,
-				ExpectNonEmptyPlan: true,
-				Check: func(s *terraform.State) error {
-					a := s.RootModule().Resources[canaryAddr].Primary.Attributes
-					stable = map[string]string{first: a["stable_versions."+first]}
-					snaps = map[string]string{first: a["snapshots."+first]}
-					return nil
-				},
-			},
-			{
-				PreConfig: func() {
-					d := &rollout.Driver{Client: h.Client}
-					if _, err := d.Upgrade(context.Background(), first, "oob-2.4.1", 0, api.UpgradeRequest{Version: "2.4.1"}); err != nil {
-						t.Fatal(err)
-					}
-					want := `none: the next plan fails with "Canary Would Downgrade": 1 engines already run a version newer than 2.4.0 (` + first + ` (2.4.1))`
-					if got := refreshed(); !strings.HasPrefix(got, want) {
-						t.Fatalf("refresh reads next_step %q while the plan fails with Canary Would Downgrade", got)
-					}
-				},
-				Config:      cfg,
-				PlanOnly:    true,
-				ExpectError: regexp.MustCompile(`(?s)Canary Would Downgrade.*` + first + ` \(2\.4\.1\)`),
-			},
-		},
-	})
+	run(dir, false, "2.4.0", "apply", "-refresh-only", "-auto-approve", "-input=false")
+	var shown struct {
+		Values struct {
+			RootModule struct {
+				Resources []struct {
+					Values struct {
+						NextStep string `json:"next_step"`
+					} `json:"values"`
+				} `json:"resources"`
+			} `json:"root_module"`
+		} `json:"values"`
+	}
+	if err := json.Unmarshal([]byte(run(dir, false, "2.4.0", "show", "-json")), &shown); err != nil || len(shown.Values.RootModule.Resources) != 1 {
+		t.Fatalf("terraform show -json: %v %+v", err, shown)
+	}
+	next := shown.Values.RootModule.Resources[0].Values.NextStep
+	if want := `none: the next plan fails with "Canary Would Downgrade": 1 engines already run a version newer than 2.4.0 (` + first + ` (2.4.1))`; !strings.HasPrefix(next, want) {
+		t.Errorf("after apply -refresh-only, next_step is %q while the plan fails with Canary Would Downgrade", next)
+	}
+	if plan := run(dir, true, "2.4.0", "plan", "-input=false"); !strings.Contains(plan, "Error: Canary Would Downgrade") {
+		t.Errorf("the plan did not fail with Canary Would Downgrade:\n%s", plan)
+	}
 }
 
-func stringListInts(vs ...int64) types.List {
-	l, _ := types.ListValueFrom(context.Background(), types.Int64Type, vs)
-	return l
+// localCanary starts a localrun environment of n engines on 2.3.1 with a workspace holding
+// localHeader plus body, and returns a runner of terraform in a workspace: the version to roll out
+// (var.v), whether the command must fail, then its arguments; it returns stdout and stderr.
+func localCanary(ctx context.Context, t *testing.T, n int, body string) (*localrun.Env, string, func(dir string, wantErr bool, version string, args ...string) string) {
+	t.Helper()
+	var out, errs bytes.Buffer
+	env, err := localrun.Start(ctx, localrun.Options{Engines: n, TimeScale: 0.001, TempBase: t.TempDir(), NoColor: true, Out: &out, Err: &errs})
+	if err != nil {
+		t.Fatalf("start: %v\n%s%s", err, out.String(), errs.String())
+	}
+	t.Cleanup(env.Close)
+	dir := workspace(t, env, "canary", body)
+	return env, dir, func(dir string, wantErr bool, version string, args ...string) string {
+		t.Helper()
+		out.Reset()
+		errs.Reset()
+		stdout, err := env.TerraformOutput(ctx, dir, []string{"TF_VAR_v=" + version}, args...)
+		if (err != nil) != wantErr {
+			t.Fatalf("terraform %v: %v\n%s\n%s", args, err, stdout, errs.String())
+		}
+		return string(stdout) + errs.String()
+	}
+}
+
+// workspace writes localHeader plus body as a fresh working directory of env named name.
+func workspace(t *testing.T, env *localrun.Env, name, body string) string {
+	t.Helper()
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "main.tf"), []byte(localHeader+body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := env.Workspace(name, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // An engine that fails to move aborts the canary: state keeps why in last_abort (the step, the
@@ -1415,39 +1440,17 @@ func TestAccCanary_terraformOutput(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	var out, errs bytes.Buffer
-	env, err := localrun.Start(ctx, localrun.Options{Engines: 10, TimeScale: 0.001, TempBase: t.TempDir(), NoColor: true, Out: &out, Err: &errs})
-	if err != nil {
-		t.Fatalf("start: %v\n%s%s", err, out.String(), errs.String())
-	}
-	defer env.Close()
-	src := t.TempDir()
-	if err := os.WriteFile(filepath.Join(src, "main.tf"), []byte(localHeader+`resource "engine_canary" "c" {
+	env, dir, run := localCanary(ctx, t, 10, `
+resource "engine_canary" "c" {
   version   = var.v
   user_ids  = [for i in range(1, 11) : format("user-%04d", i)]
   steps     = [10, 50, 100]
   bake_time = "0s"
   analysis  = { max_error_rate = 0.05 }
 }
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	dir, err := env.Workspace("canary", src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run := func(wantErr bool, args ...string) string {
-		t.Helper()
-		out.Reset()
-		errs.Reset()
-		stdout, err := env.TerraformOutput(ctx, dir, []string{"TF_VAR_v=" + args[0]}, args[1:]...)
-		if (err != nil) != wantErr {
-			t.Fatalf("terraform %v: %v\n%s\n%s", args[1:], err, stdout, errs.String())
-		}
-		return string(stdout) + errs.String()
-	}
+`)
 
-	applied := run(false, "2.4.0", "apply", "-auto-approve", "-input=false")
+	applied := run(dir, false, "2.4.0", "apply", "-auto-approve", "-input=false")
 	if !strings.Contains(applied, `planned_step        = "move 1 user to 10%: user-`) {
 		t.Errorf("the plan of the apply does not show planned_step:\n%s", applied)
 	}
@@ -1455,12 +1458,12 @@ func TestAccCanary_terraformOutput(t *testing.T) {
 		t.Errorf("after the step ran, the apply still printed a warning that it is planned:\n%s", after)
 	}
 
-	run(false, "2.4.1", "apply", "-auto-approve", "-input=false", "-destroy")
-	aborted := run(true, "2.4.1", "apply", "-auto-approve", "-input=false")
+	run(dir, false, "2.4.1", "apply", "-auto-approve", "-input=false", "-destroy")
+	aborted := run(dir, true, "2.4.1", "apply", "-auto-approve", "-input=false")
 	if !strings.Contains(aborted, "Error: Canary Aborted") {
 		t.Fatalf("2.4.1 did not abort:\n%s", aborted)
 	}
-	plan := run(false, "2.4.1", "plan", "-input=false")
+	plan := run(dir, false, "2.4.1", "plan", "-input=false")
 	for _, want := range []string{"is tainted, so must be replaced", "Warning: Canary Aborted", "aborted at the 10% step", "(analysis_failed): The analysis of the 10% step failed:", "max_error_rate 0.05"} {
 		if !strings.Contains(plan, want) {
 			t.Errorf("the plan after the aborted create does not say %q:\n%s", want, plan)
@@ -1469,7 +1472,8 @@ func TestAccCanary_terraformOutput(t *testing.T) {
 
 	// The documented filter: a moved user that leaves 2.4.0 too (moved on to 2.4.1 by hand) is
 	// named by the plan.
-	if err := os.WriteFile(filepath.Join(src, "main.tf"), []byte(localHeader+`data "engine_instances" "on_231" {
+	dir = workspace(t, env, "left", `
+data "engine_instances" "on_231" {
   version = "2.3.1"
 }
 resource "engine_canary" "c" {
@@ -1479,13 +1483,8 @@ resource "engine_canary" "c" {
   hold_at   = 50
   bake_time = "0s"
 }
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if dir, err = env.Workspace("left", src); err != nil {
-		t.Fatal(err)
-	}
-	run(false, "2.4.0", "apply", "-auto-approve", "-input=false")
+`)
+	run(dir, false, "2.4.0", "apply", "-auto-approve", "-input=false")
 	all, err := env.Client.AllEngines(ctx, client.ListEnginesOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -1502,7 +1501,7 @@ resource "engine_canary" "c" {
 	if _, err := (&rollout.Driver{Client: env.Client}).Upgrade(ctx, moved, "by-hand", 0, api.UpgradeRequest{Version: "2.4.1"}); err != nil {
 		t.Fatal(err)
 	}
-	plan = run(false, "2.4.0", "plan", "-input=false")
+	plan = run(dir, false, "2.4.0", "plan", "-input=false")
 	for _, want := range []string{"Warning: Moved Users Left The Canary", "- " + moved + ": runs 2.4.1 (running); it ran 2.3.1 before this canary moved it"} {
 		if !strings.Contains(plan, want) {
 			t.Errorf("the plan after %s moved on to 2.4.1 does not say %q:\n%s", moved, want, plan)
