@@ -1255,12 +1255,7 @@ func TestAccCanary_documentedFirstCanary(t *testing.T) {
 // and the plan agree: the plan fails with "Canary Would Downgrade", and the next_step the
 // refresh-only apply records says so instead of naming a step no apply would take.
 func TestAccCanary_refreshOnlyNextStepAgreesWithPlan(t *testing.T) {
-	if os.Getenv("TF_ACC") == "" {
-		t.Skip("TF_ACC is not set: this test runs terraform")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	env, dir, run := localCanary(ctx, t, 2, `
+	ctx, env, dir, run := localCanary(t, 2, `
 resource "engine_canary" "c" {
   version     = var.v
   user_ids    = ["user-0001", "user-0002"]
@@ -1298,11 +1293,17 @@ resource "engine_canary" "c" {
 	}
 }
 
-// localCanary starts a localrun environment of n engines on 2.3.1 with a workspace holding
-// localHeader plus body, and returns a runner of terraform in a workspace: the version to roll out
+// localCanary skips without TF_ACC, else starts a localrun environment of n engines on 2.3.1 with
+// a workspace holding localHeader plus body, and returns a context bounding the test, the
+// environment, the workspace and a runner of terraform in a workspace: the version to roll out
 // (var.v), whether the command must fail, then its arguments; it returns stdout and stderr.
-func localCanary(ctx context.Context, t *testing.T, n int, body string) (*localrun.Env, string, func(dir string, wantErr bool, version string, args ...string) string) {
+func localCanary(t *testing.T, n int, body string) (context.Context, *localrun.Env, string, func(dir string, wantErr bool, version string, args ...string) string) {
 	t.Helper()
+	if os.Getenv("TF_ACC") == "" {
+		t.Skip("TF_ACC is not set: this test runs terraform")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
 	var out, errs bytes.Buffer
 	env, err := localrun.Start(ctx, localrun.Options{Engines: n, TimeScale: 0.001, TempBase: t.TempDir(), NoColor: true, Out: &out, Err: &errs})
 	if err != nil {
@@ -1310,7 +1311,7 @@ func localCanary(ctx context.Context, t *testing.T, n int, body string) (*localr
 	}
 	t.Cleanup(env.Close)
 	dir := workspace(t, env, "canary", body)
-	return env, dir, func(dir string, wantErr bool, version string, args ...string) string {
+	return ctx, env, dir, func(dir string, wantErr bool, version string, args ...string) string {
 		t.Helper()
 		out.Reset()
 		errs.Reset()
@@ -1435,12 +1436,7 @@ variable "v" {
 // plan instead), and after a create that aborts, the next plan says why and that the tainted
 // canary is replaced.
 func TestAccCanary_terraformOutput(t *testing.T) {
-	if os.Getenv("TF_ACC") == "" {
-		t.Skip("TF_ACC is not set: this test runs terraform")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	env, dir, run := localCanary(ctx, t, 10, `
+	ctx, env, dir, run := localCanary(t, 10, `
 resource "engine_canary" "c" {
   version   = var.v
   user_ids  = [for i in range(1, 11) : format("user-%04d", i)]
