@@ -112,7 +112,14 @@ func (r *canaryResource) Read(ctx context.Context, req resource.ReadRequest, res
 		return
 	}
 	run.fill(&state, cfg, engines, state.Phase.ValueString() == upgrade.PhaseAborted)
+	state.PlannedStep = types.StringNull() // it described the apply that ran; the next plan says anew
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	if state.Phase.ValueString() == upgrade.PhaseAborted {
+		// Refresh runs before every plan, tainted canary or not: the abort is said once per plan.
+		if d, ok := abortedWarning(state); ok {
+			resp.Diagnostics.Append(d)
+		}
+	}
 }
 
 func (r *canaryResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
@@ -184,10 +191,13 @@ func (r *canaryResource) ImportState(ctx context.Context, req resource.ImportSta
 // canaryConfig is the part of the model the step logic needs, as Go values.
 type canaryConfig struct {
 	version string
-	users   []string
-	steps   []int64
-	holdAt  int64
-	mode    string
+	// users is the scope: user_ids plus the users this canary moved that still run version
+	// (upgrade.Scope), once the fleet has been read; user_ids alone before.
+	users      []string
+	steps      []int64
+	holdAt     int64
+	mode       string
+	allowMajor bool
 }
 
 // canaryID derives a canary's id from its version and initial users: known at plan (so the
@@ -204,7 +214,7 @@ func canaryID(version string, users []string) string {
 // progress.
 func (r *canaryResource) newRun(ctx context.Context, m canaryModel, prior *canaryModel) (*canaryRun, canaryConfig, diag.Diagnostics) {
 	var diags diag.Diagnostics
-	cfg := canaryConfig{version: m.Version.ValueString(), mode: m.Mode.ValueString(), holdAt: m.HoldAt.ValueInt64()}
+	cfg := canaryConfig{version: m.Version.ValueString(), mode: m.Mode.ValueString(), holdAt: m.HoldAt.ValueInt64(), allowMajor: m.AllowMajorUpgrade.ValueBool()}
 	cfg.users, _ = listStrings(m.UserIDs)
 	cfg.steps, _ = listInts(m.Steps)
 	cat, err := r.data.Catalog(ctx)
@@ -246,6 +256,7 @@ func (r *canaryResource) observed(ctx context.Context, state canaryModel) (*cana
 		return nil, cfg, nil, diags
 	}
 	run.observe(ctx, engines)
+	cfg.users = run.widenScope()
 	return run, cfg, engines, diags
 }
 
@@ -273,6 +284,22 @@ func (run *canaryRun) scopeWithRecorded() []string {
 	return append(out, extra...)
 }
 
+// widenScope makes the run's scope user_ids plus every user this canary moved (a recorded stable
+// version other than the canary's) that runs the canary version now, and returns it. Call it after
+// observe.
+func (run *canaryRun) widenScope() []string {
+	run.mu.Lock()
+	var mine []string
+	for u, v := range run.stable {
+		if v != run.version && run.moved[u] {
+			mine = append(mine, u)
+		}
+	}
+	run.mu.Unlock()
+	run.users = upgrade.Scope(run.users, mine)
+	return run.users
+}
+
 type canaryResult struct {
 	diags diag.Diagnostics
 	// touched: something moved or was recorded, so state must keep the canary.
@@ -289,10 +316,13 @@ func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *ca
 	if out.diags.HasError() {
 		return out
 	}
+	if m.PlannedStep.IsUnknown() {
+		m.PlannedStep = types.StringNull() // planned while user_ids or steps were unknown
+	}
 	if prior != nil {
-		m.LastAnalysis = prior.LastAnalysis
+		m.LastAnalysis, m.LastAbort = prior.LastAnalysis, prior.LastAbort
 	} else {
-		m.LastAnalysis = types.ObjectNull(lastAnalysisAttrTypes)
+		m.LastAnalysis, m.LastAbort = types.ObjectNull(lastAnalysisAttrTypes), types.ObjectNull(lastAbortAttrTypes)
 	}
 	engines, err := fleet(ctx, r.data.Client, run.scopeWithRecorded())
 	if err != nil {
@@ -300,7 +330,7 @@ func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *ca
 		return r.finish(m, run, cfg, engines, prior, false, out)
 	}
 	// The plan's rules again, on fresh reads.
-	problems := checkFleet(run.cat, engines, cfg.users, cfg.version, m.AllowMajorUpgrade.ValueBool())
+	problems := checkFleet(run.cat, engines, cfg.users, cfg.version, cfg.allowMajor)
 	if len(problems) > 0 {
 		out.diags.Append(problemDiags(problems, true)...)
 		return r.finish(m, run, cfg, engines, prior, false, out)
@@ -315,6 +345,7 @@ func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *ca
 		}
 	}
 	run.observe(ctx, engines)
+	cfg.users = run.widenScope()
 	cur := upgrade.CurrentPercent(cfg.steps, len(cfg.users), len(run.movedList()))
 	targets := upgrade.Targets(cfg.mode, cfg.steps, cfg.holdAt, cur)
 	tflog.Info(ctx, "canary apply", map[string]any{"current_percent": cur, "targets": fmt.Sprint(targets), "mode": cfg.mode})
@@ -343,6 +374,7 @@ func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *ca
 			out.diags.AddError("Canary Step Interrupted", msg)
 		}
 	case errors.As(err, &sf):
+		m.LastAbort = abortObject(sf, time.Now())
 		out.diags.AddError("Canary Aborted", abortDetail(m.ID.ValueString(), cfg.version, sf))
 		return r.finish(m, run, cfg, engines, prior, true, out)
 	default:
@@ -365,137 +397,11 @@ func (r *canaryResource) finish(m *canaryModel, run *canaryRun, cfg canaryConfig
 	return out
 }
 
-func abortDetail(id, version string, f *stepFailure) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "Canary %s of %s was aborted at the %d%% step.\n\n%s\n\n", id, version, f.Step, f.Error())
-	if f.RollbackErr != nil {
-		fmt.Fprintf(&b, "Rolling the moved engines back FAILED: %v. %d engines are back (%s). State records phase = \"aborted\" and what each engine runs; "+
-			"run terraform apply again to retry the rollback and the step, or restore the listed snapshots by hand.", f.RollbackErr, len(f.RolledBack), strings.Join(firstNames(f.RolledBack, 10), ", "))
-		return b.String()
-	}
-	fmt.Fprintf(&b, "Every moved engine is back on its stable version and healthy (%d rolled back: %s; snapshots restored where the schema moved). "+
-		"State records phase = \"aborted\"; the next plan shows what a retry would do. Fix the release (or pick another version) before applying again.",
-		len(f.RolledBack), strings.Join(firstNames(f.RolledBack, 10), ", "))
-	return b.String()
-}
-
 func firstNames(us []string, n int) []string {
 	if len(us) <= n {
 		return us
 	}
 	return append(append([]string(nil), us[:n]...), fmt.Sprintf("and %d more", len(us)-n))
-}
-
-// fill writes the run's progress into m: moved users, the percentage reached, the phase, the
-// maps, the last analysis and what the next apply would do.
-func (run *canaryRun) fill(m *canaryModel, cfg canaryConfig, engines map[string]api.Engine, aborted bool) {
-	moved := run.movedList()
-	cur := upgrade.CurrentPercent(cfg.steps, len(cfg.users), len(moved))
-	m.MovedUserIDs = stringListValue(moved)
-	m.CurrentPercent = types.Int64Value(cur)
-	run.mu.Lock()
-	m.StableVersions, m.Snapshots = stringMap(run.stable), stringMap(run.snapshots)
-	last := run.last
-	run.mu.Unlock()
-	if last != nil {
-		m.LastAnalysis = analysisObject(*last)
-	} else if m.LastAnalysis.IsUnknown() {
-		m.LastAnalysis = types.ObjectNull(lastAnalysisAttrTypes)
-	}
-	pending := unjudged(cur, m.LastAnalysis, run.stableCopy(), moved, cfg.version)
-	switch {
-	case aborted && len(moved) == 0:
-		m.Phase = types.StringValue(upgrade.PhaseAborted)
-	case pending:
-		// Engines stand at a step no analysis passed: not promoted, not holding, whatever the
-		// percentage says.
-		m.Phase = types.StringValue(upgrade.PhaseProgressing)
-	default:
-		m.Phase = types.StringValue(upgrade.PhaseAt(cfg.steps, cfg.holdAt, cur))
-	}
-	next := nextStepText(run.cat, run.seed, cfg, moved, engines)
-	if pending {
-		next = rejudgeText(cur, next)
-	}
-	m.NextStep = types.StringValue(next)
-}
-
-func (run *canaryRun) stableCopy() map[string]string {
-	run.mu.Lock()
-	defer run.mu.Unlock()
-	out := make(map[string]string, len(run.stable))
-	for k, v := range run.stable {
-		out[k] = v
-	}
-	return out
-}
-
-// analysedThrough is the step a passing last_analysis covers (0 for none or a failed one).
-func analysedThrough(o types.Object) int64 {
-	if o.IsNull() || o.IsUnknown() {
-		return 0
-	}
-	verdict, ok := o.Attributes()["verdict"].(types.String)
-	step, ok2 := o.Attributes()["step"].(types.Int64)
-	if !ok || !ok2 || verdict.ValueString() != "pass" {
-		return 0
-	}
-	return step.ValueInt64()
-}
-
-// unjudged reports whether the fleet stands at a step no passing analysis covers although the
-// canary moved engines to reach it: an apply stopped during a bake or an analysis. Engines that
-// were on the version before the canary (stable version = the version) need no judging.
-func unjudged(cur int64, last types.Object, stable map[string]string, moved []string, version string) bool {
-	if cur == 0 || analysedThrough(last) >= cur {
-		return false
-	}
-	for _, u := range moved {
-		if v := stable[u]; v != "" && v != version {
-			return true
-		}
-	}
-	return false
-}
-
-// rejudgeText prefixes next_step with the judging of the step an interrupted apply left unjudged.
-func rejudgeText(cur int64, next string) string {
-	s := fmt.Sprintf("judge the %d%% step again (bake, then analysis)", cur)
-	if next != "none" {
-		s += "; then " + next
-	}
-	return s
-}
-
-// nextStepText says what the next apply will do from moved: "move 4 users to 25%: ...; snapshot
-// first for 4", steps joined by "; then " in auto mode, or "none".
-func nextStepText(cat *upgrade.Catalog, seed string, cfg canaryConfig, moved []string, engines map[string]api.Engine) string {
-	cur := upgrade.CurrentPercent(cfg.steps, len(cfg.users), len(moved))
-	targets := upgrade.Targets(cfg.mode, cfg.steps, cfg.holdAt, cur)
-	if len(targets) == 0 {
-		return "none"
-	}
-	moves := upgrade.PlanSteps(seed, cfg.users, targets, moved)
-	parts := make([]string, len(moves))
-	for i, mv := range moves {
-		parts[i] = upgrade.DescribeStep(mv, snapshotsNeeded(cat, engines, mv.Movers, cfg.version), 10)
-	}
-	return strings.Join(parts, "; then ")
-}
-
-// snapshotsNeeded counts the users whose path to version migrates the brain.
-func snapshotsNeeded(cat *upgrade.Catalog, engines map[string]api.Engine, users []string, version string) int {
-	n := 0
-	for _, u := range users {
-		e, ok := engines[u]
-		if !ok {
-			continue
-		}
-		if p, err := cat.Path(e.EngineVersion, version); err == nil && p.RequiresSnapshot {
-			n++
-		}
-	}
-	return n
 }
 
 // checkFleet applies the rules that need the engines: every user known, no major without

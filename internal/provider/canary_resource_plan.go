@@ -45,8 +45,9 @@ func (r *canaryResource) ValidateConfig(ctx context.Context, req resource.Valida
 }
 
 // ModifyPlan makes the plan say what the apply will do: which users move at which step, the
-// snapshots taken first, the expected duration (a warning), and the progress the apply will
-// reach (current_percent, phase, moved_user_ids, next_step — known at plan). While the rollout is
+// snapshots taken first and the expected duration (planned_step), and the progress the apply will
+// reach (current_percent, phase, moved_user_ids, next_step — known at plan on update). No warning
+// says it: Terraform plans again while applying and would print it once more after the apply. While the rollout is
 // neither promoted nor holding the plan is never empty; once it is, the plan is empty and makes
 // no API call beyond refresh.
 func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
@@ -71,10 +72,17 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	// Only an apply that aborts changes last_abort, and that apply fails: Terraform checks the
+	// result against the plan only when the apply succeeds, so the plan keeps it as it is.
+	plan.LastAbort = types.ObjectNull(lastAbortAttrTypes)
+	if state != nil {
+		plan.LastAbort = state.LastAbort
+	}
 	users, okUsers := listStrings(plan.UserIDs)
 	steps, okSteps := listInts(plan.Steps)
 	if !okUsers || !okSteps || plan.Version.IsUnknown() || plan.Mode.IsUnknown() || plan.HoldAt.IsUnknown() || (plan.CohortSeed.IsUnknown() && state != nil) {
 		setProgressUnknown(&plan)
+		plan.PlannedStep = types.StringUnknown()
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
@@ -89,37 +97,37 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	if plan.CohortSeed.IsUnknown() || plan.CohortSeed.IsNull() {
 		plan.CohortSeed = plan.ID
 	}
-	cfg := canaryConfig{version: plan.Version.ValueString(), users: users, steps: steps, holdAt: plan.HoldAt.ValueInt64(), mode: plan.Mode.ValueString()}
+	cfg := canaryConfig{version: plan.Version.ValueString(), steps: steps, holdAt: plan.HoldAt.ValueInt64(), mode: plan.Mode.ValueString(), allowMajor: plan.AllowMajorUpgrade.ValueBool()}
 	seed := plan.CohortSeed.ValueString()
 
-	var moved []string
+	var moved, left []string
+	cfg.users = users
 	if state != nil {
-		// Refresh read moved_user_ids from the fleet; ranking the configured users keeps only
-		// those still in scope, in cohort order.
-		stateMoved, _ := listStrings(state.MovedUserIDs)
-		isMoved := map[string]bool{}
-		for _, u := range stateMoved {
-			isMoved[u] = true
-		}
-		for _, u := range upgrade.Rank(seed, users) {
-			if isMoved[u] {
-				moved = append(moved, u)
-			}
-		}
+		cfg.users, moved, left = planScope(users, *state, cfg.version, seed)
 	}
-	cur := upgrade.CurrentPercent(steps, len(users), len(moved))
+	if len(cfg.users) == 0 {
+		resp.Diagnostics.AddAttributeError(path.Root("user_ids"), "Canary Has No Users",
+			"user_ids is empty and this canary has moved no engine that still runs "+cfg.version+": there is nothing to roll out. "+
+				"Name at least one user; a data \"engine_instances\" filter that matches no engine yet gives an empty list.")
+		return
+	}
+	cur := upgrade.CurrentPercent(steps, len(cfg.users), len(moved))
 	targets := upgrade.Targets(cfg.mode, steps, cfg.holdAt, cur)
 	usersChanged := state == nil || !plan.UserIDs.Equal(state.UserIDs)
+	scheduleChanged := state == nil || !plan.Steps.Equal(state.Steps) || !plan.HoldAt.Equal(state.HoldAt) || !plan.Mode.Equal(state.Mode)
 	pending := state != nil && unjudged(cur, state.LastAnalysis, mapStrings(state.StableVersions), moved, cfg.version)
+	if len(left) > 0 {
+		resp.Diagnostics.Append(r.leftScope(ctx, *state, left)...)
+	}
 
-	if state != nil && len(targets) == 0 && !usersChanged && !pending {
+	if state != nil && len(targets) == 0 && !usersChanged && !scheduleChanged && !pending {
 		// Nothing to move: progress stays as refresh read it, so an unchanged configuration
 		// gives an empty plan.
-		plan.StableVersions, plan.Snapshots, plan.LastAnalysis = state.StableVersions, state.Snapshots, state.LastAnalysis
+		plan.StableVersions, plan.Snapshots, plan.LastAnalysis, plan.LastAbort = state.StableVersions, state.Snapshots, state.LastAnalysis, state.LastAbort
 		plan.MovedUserIDs = stringListValue(moved)
 		plan.CurrentPercent = types.Int64Value(cur)
 		plan.Phase = types.StringValue(upgrade.PhaseAt(steps, cfg.holdAt, cur))
-		plan.NextStep = types.StringValue("none")
+		plan.NextStep, plan.PlannedStep = state.NextStep, state.PlannedStep
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
@@ -129,12 +137,12 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		resp.Diagnostics.Append(clientErrorDiag("Release Catalog Read Failed", err))
 		return
 	}
-	engines, err := fleet(ctx, r.data.Client, users)
+	engines, err := fleet(ctx, r.data.Client, cfg.users)
 	if err != nil {
 		resp.Diagnostics.Append(clientErrorAttrDiag(path.Root("user_ids"), "Engine Fleet Read Failed", err))
 		return
 	}
-	resp.Diagnostics.Append(problemDiags(checkFleet(cat, engines, users, cfg.version, plan.AllowMajorUpgrade.ValueBool()), true)...)
+	resp.Diagnostics.Append(problemDiags(checkFleet(cat, engines, cfg.users, cfg.version, cfg.allowMajor), true)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -148,7 +156,7 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		cur = upgrade.CurrentPercent(steps, len(users), len(moved))
 		targets = upgrade.Targets(cfg.mode, steps, cfg.holdAt, cur)
 	}
-	moves := upgrade.PlanSteps(seed, users, targets, moved)
+	moves := upgrade.PlanSteps(seed, cfg.users, targets, moved)
 
 	timeout, _ := plan.Timeouts.Update(ctx, defaultCanaryTimeout)
 	which := "update"
@@ -172,21 +180,20 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 				len(moves), joinPercents(targets), bake, certain, which, timeout, next))
 		return
 	}
+	plan.PlannedStep = types.StringNull()
 	if len(moves) > 0 || pending {
-		var lines []string
+		var parts []string
 		if pending {
-			lines = append(lines, fmt.Sprintf("- judge the %d%% step again: an earlier apply stopped before its analysis passed, so it bakes %s and is analysed before anything else moves", cur, bake))
+			parts = append(parts, fmt.Sprintf("judge the %d%% step again (bake, then analysis)", cur))
 		}
 		for _, mv := range moves {
-			lines = append(lines, "- "+upgrade.DescribeStep(mv, snapshotsNeeded(cat, engines, mv.Movers, cfg.version), 20))
+			parts = append(parts, upgrade.DescribeStep(mv, snapshotsNeeded(cat, engines, mv.Movers, cfg.version), 10))
 		}
-		retry := ""
+		text := strings.Join(parts, "; then ")
 		if state != nil && state.Phase.ValueString() == upgrade.PhaseAborted {
-			retry = "The last attempt was ABORTED (see last_analysis); this apply retries it from the first step. "
+			text = "retry the aborted rollout from the first step: " + text
 		}
-		resp.Diagnostics.AddWarning("Canary Step Planned",
-			fmt.Sprintf("%sThis apply rolls %s out across %d users (mode %s, max_parallel %d, bake_time %s):\n%s\n\nExpected duration about %s (at least %s of baking). "+
-				"A failing analysis rolls every moved engine back and fails the apply.", retry, cfg.version, len(users), cfg.mode, parallel, bake, strings.Join(lines, "\n"), expected, certain))
+		plan.PlannedStep = types.StringValue(fmt.Sprintf("%s. Expected about %s, at least %s of it baking", text, expected, certain))
 		if w, err := plan.window(); err == nil && w != nil && !w.Contains(time.Now()) && len(moves) > 0 {
 			resp.Diagnostics.AddAttributeWarning(path.Root("rollout_window"), "Outside The Rollout Window",
 				fmt.Sprintf("It is %s, outside the rollout window %s: applying now will refuse to start the %d%% step. The window next opens at %s.",
@@ -195,8 +202,8 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	}
 
 	if state == nil {
-		// What create reaches depends on analyses only apply can run; the warning above says
-		// what it will try.
+		// What create reaches depends on analyses only apply can run; planned_step says what it
+		// will try.
 		setProgressUnknown(&plan)
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
@@ -209,24 +216,90 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		anyMover = anyMover || len(mv.Movers) > 0
 	}
 	plan.MovedUserIDs = stringListValue(final)
-	plan.CurrentPercent = types.Int64Value(upgrade.CurrentPercent(steps, len(users), len(final)))
+	plan.CurrentPercent = types.Int64Value(upgrade.CurrentPercent(steps, len(cfg.users), len(final)))
 	plan.Phase = types.StringValue(upgrade.PhaseAt(steps, cfg.holdAt, reached))
-	plan.NextStep = types.StringValue(nextStepText(cat, seed, cfg, final, engines))
+	plan.NextStep = types.StringValue(nextStepText(cat, seed, cfg, final, engines, nil))
 	plan.StableVersions, plan.Snapshots = state.StableVersions, state.Snapshots
 	if anyMover {
 		plan.StableVersions, plan.Snapshots = types.MapUnknown(types.StringType), types.MapUnknown(types.StringType)
 	}
-	plan.LastAnalysis = state.LastAnalysis
+	plan.LastAnalysis, plan.LastAbort = state.LastAnalysis, state.LastAbort
 	if len(moves) > 0 || pending {
 		plan.LastAnalysis = types.ObjectUnknown(lastAnalysisAttrTypes)
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
 
+// planScope is the scope a plan walks (user_ids plus the users this canary moved that still run
+// version, as refresh read them), the moved users in it in rank order, and the users this canary
+// moved that left both user_ids and version: they no longer count, and the plan warns about them.
+func planScope(users []string, state canaryModel, version, seed string) (scope, moved, left []string) {
+	stable := mapStrings(state.StableVersions)
+	stateMoved, _ := listStrings(state.MovedUserIDs)
+	isMoved := map[string]bool{}
+	var mine []string
+	for _, u := range stateMoved {
+		isMoved[u] = true
+		if v := stable[u]; v != "" && v != version {
+			mine = append(mine, u)
+		}
+	}
+	scope = upgrade.Scope(users, mine)
+	for _, u := range upgrade.Rank(seed, scope) {
+		if isMoved[u] {
+			moved = append(moved, u)
+		}
+	}
+	in := map[string]bool{}
+	for _, u := range scope {
+		in[u] = true
+	}
+	for u, v := range stable {
+		if v != version && !in[u] {
+			left = append(left, u)
+		}
+	}
+	sort.Strings(left)
+	return scope, moved, left
+}
+
+// leftScope warns about users this canary moved that are neither in user_ids nor on version any
+// more (moved on or back out of band, or gone): they stopped counting toward the rollout. Those
+// back on their stable version need no word: the canary left nothing behind on them.
+func (r *canaryResource) leftScope(ctx context.Context, state canaryModel, users []string) diag.Diagnostics {
+	var diags diag.Diagnostics
+	engines, err := fleet(ctx, r.data.Client, users)
+	if err != nil {
+		diags.Append(clientErrorAttrDiag(path.Root("user_ids"), "Engine Fleet Read Failed", err))
+		return diags
+	}
+	stable := mapStrings(state.StableVersions)
+	var lines []string
+	for _, u := range users {
+		e, ok := engines[u]
+		switch {
+		case !ok:
+			lines = append(lines, fmt.Sprintf("- %s: the control plane no longer knows its engine", u))
+		case e.EngineVersion != stable[u] || e.Status != api.StatusRunning:
+			lines = append(lines, fmt.Sprintf("- %s: runs %s (%s); it ran %s before this canary moved it", u, e.EngineVersion, e.Status, stable[u]))
+		}
+	}
+	if len(lines) == 0 {
+		return diags
+	}
+	diags.AddAttributeWarning(path.Root("user_ids"), "Moved Users Left The Canary",
+		fmt.Sprintf("Canary %s moved these users to %s, but they no longer run it and are not in user_ids, so they no longer count toward the rollout's steps:\n%s\n\n"+
+			"Users the canary moved stay in its scope while they run %s, whatever user_ids says; these left it another way (an upgrade, a restore or a deletion outside this canary). "+
+			"The canary keeps their stable versions and snapshots: destroy (or an abort) still returns them to their stable versions. Add them back to user_ids to move them again.",
+			state.ID.ValueString(), state.Version.ValueString(), strings.Join(firstNames(lines, 20), "\n"), state.Version.ValueString()))
+	return diags
+}
+
 func setProgressUnknown(m *canaryModel) {
 	if m.ID.IsNull() {
 		m.ID = types.StringUnknown()
 	}
+
 	m.StableVersions, m.Snapshots = types.MapUnknown(types.StringType), types.MapUnknown(types.StringType)
 	m.MovedUserIDs = types.ListUnknown(types.StringType)
 	m.CurrentPercent, m.Phase, m.NextStep = types.Int64Unknown(), types.StringUnknown(), types.StringUnknown()

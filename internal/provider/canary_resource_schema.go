@@ -47,7 +47,20 @@ var (
 		"step": types.Int64Type, "verdict": types.StringType, "failures": types.ListType{ElemType: types.StringType},
 		"canary": figuresType, "baseline": figuresType, "at": types.StringType,
 	}
+	lastAbortAttrTypes = map[string]attr.Type{
+		"step": types.Int64Type, "cause": types.StringType, "user_id": types.StringType, "error_code": types.StringType,
+		"detail": types.StringType, "rolled_back": types.BoolType, "at": types.StringType,
+	}
 )
+
+// Causes of an abort, as last_abort.cause records them.
+const (
+	abortEngineFailed        = "engine_failed"
+	abortAnalysisFailed      = "analysis_failed"
+	abortAnalysisUnavailable = "analysis_unavailable"
+)
+
+var abortCauses = []string{abortEngineFailed, abortAnalysisFailed, abortAnalysisUnavailable}
 
 func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	stable := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
@@ -73,13 +86,17 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
 			},
 			"user_ids": schema.ListAttribute{
-				MarkdownDescription: "The fleet in scope, typically `data.engine_instances.x.user_ids`. Order does not matter. Adding users never reshuffles the ones already moved; " +
-					"a step's percentage is of the current list. A moved user removed from the list stays where it is (and out of `moved_user_ids`) until the canary aborts or is destroyed, which roll it back with the rest.",
+				MarkdownDescription: "The users to roll `version` out to, typically `data.engine_instances.x.user_ids`. Order does not matter. " +
+					"The canary's **scope** is `user_ids` plus every user this canary moved that still runs `version`: a user the canary moved stays in scope (and in `moved_user_ids`) " +
+					"whether or not it is still listed, so a data source filtering on the old version (`version = \"2.3.1\"`), which drops each engine as soon as it moves, never shrinks the rollout. " +
+					"A step's percentage is of the scope. Adding users never reshuffles the ones already moved; the next step may move a few more to keep the share. " +
+					"A moved user that leaves `user_ids` *and* `version` (upgraded, restored or deleted outside the canary) leaves the scope, and the plan warns, naming it; abort and destroy still roll it back. " +
+					"May be empty once every user in scope was moved (the filter above, after the last step); a plan whose scope is empty is an error.",
 				Required: true, ElementType: types.StringType,
-				Validators: []validator.List{listvalidator.SizeAtLeast(1), listvalidator.UniqueValues(), listvalidator.ValueStringsAre(idValidator())},
+				Validators: []validator.List{listvalidator.UniqueValues(), listvalidator.ValueStringsAre(idValidator())},
 			},
 			"steps": schema.ListAttribute{
-				MarkdownDescription: "Percentages of `user_ids` to reach, strictly increasing, each 1–100. Defaults to `[1, 5, 25, 50, 100]`. Step p covers the first ⌈p% × n⌉ users by rank.",
+				MarkdownDescription: "Percentages of the scope (see `user_ids`) to reach, strictly increasing, each 1–100. Defaults to `[1, 5, 25, 50, 100]`. Step p covers the first ⌈p% × n⌉ users of the scope by rank.",
 				Optional:            true, Computed: true, ElementType: types.Int64Type,
 				Default: listdefault.StaticValue(types.ListValueMust(types.Int64Type, defaultSteps)),
 			},
@@ -155,7 +172,7 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				Computed:            true, ElementType: types.StringType,
 			},
 			"moved_user_ids": schema.ListAttribute{
-				MarkdownDescription: "The users whose engines run `version`, in cohort rank order (read from the fleet on refresh).",
+				MarkdownDescription: "The users of the scope (see `user_ids`) whose engines run `version`, in cohort rank order (read from the fleet on refresh).",
 				Computed:            true, ElementType: types.StringType,
 			},
 			"current_percent": schema.Int64Attribute{MarkdownDescription: "The highest step whose cohort is fully on `version` (0 before the first).", Computed: true},
@@ -164,8 +181,16 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				Computed:            true,
 			},
 			"next_step": schema.StringAttribute{
-				MarkdownDescription: "What the next apply will do, e.g. `move 4 users to 25%: user-0003, …; snapshot first for 4`, or `none` when promoted or holding. In a plan, " +
-					"the old value is what this apply does.",
+				MarkdownDescription: "What the next apply does with this configuration, e.g. `move 4 users to 25%: user-0003, …; snapshot first for 4`; `none` when promoted; " +
+					"`none: holding at 50%; without hold_at the next apply would move …` while holding; `none: the next plan fails with \"…\": …` while the plan's fleet rules refuse the next step. " +
+					"In a plan, the old value is what this apply does when the plan leaves `user_ids`, `steps`, `mode` and `hold_at` as they were (users the canary moved leaving a filtered `user_ids` do not count: they stay in scope); " +
+					"lifting the hold, the old value's `without hold_at` part is what this apply does. The new value is what the apply after this one will do. `planned_step` always says what this apply does.",
+				Computed: true,
+			},
+			"planned_step": schema.StringAttribute{
+				MarkdownDescription: "What the apply of this plan does, known at plan (create included): each step it walks, in the words of `next_step`, then the expected duration, " +
+					"e.g. `move 5 users to 25%: user-0007, …; snapshot first for 5. Expected about 15m15s, at least 15m0s of it baking`; it starts with `retry the aborted rollout from the first step:` after an abort. " +
+					"Null in a plan that moves no engine; the first refresh after an apply sets it back to null. Review it (or have a policy read it from `terraform show -json`) before applying.",
 				Computed: true,
 			},
 			"last_analysis": schema.SingleNestedAttribute{
@@ -178,6 +203,23 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 					"canary":   schema.SingleNestedAttribute{Computed: true, MarkdownDescription: "The cohort's figures.", Attributes: figuresAttributes()},
 					"baseline": schema.SingleNestedAttribute{Computed: true, MarkdownDescription: "The baseline's figures.", Attributes: figuresAttributes()},
 					"at":       schema.StringAttribute{Computed: true, MarkdownDescription: "When the analysis ran (RFC 3339)."},
+				},
+			},
+			"last_abort": schema.SingleNestedAttribute{
+				MarkdownDescription: "Why the rollout last aborted, null until one does; kept (as `last_attempt` is on `engine_release`) after a retry moves on. " +
+					"While `phase = \"aborted\"`, every plan shows it in a warning. An abort in the apply that creates the canary fails that apply, and Terraform then marks the canary tainted: " +
+					"the next plan replaces it, which rolls back nothing (the abort did) and retries the rollout from the first step.",
+				Computed: true,
+				Attributes: map[string]schema.Attribute{
+					"step":  schema.Int64Attribute{Computed: true, MarkdownDescription: "The step (percentage) being walked."},
+					"cause": schema.StringAttribute{Computed: true, MarkdownDescription: "What failed: " + backtickList(abortCauses) + "."},
+					"user_id": schema.StringAttribute{Computed: true,
+						MarkdownDescription: "The user whose engine failed to move (`engine_failed`); null when the analysis failed."},
+					"error_code": schema.StringAttribute{Computed: true,
+						MarkdownDescription: "The control plane's error code of that failure, e.g. `HEALTH_CHECK_FAILED`; null when it gave none (a failed analysis)."},
+					"detail":      schema.StringAttribute{Computed: true, MarkdownDescription: "The failure in words: the engine's error, or each failed check of the analysis."},
+					"rolled_back": schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether every moved engine went back to its stable version."},
+					"at":          schema.StringAttribute{Computed: true, MarkdownDescription: "When the canary aborted (RFC 3339)."},
 				},
 			},
 		},
@@ -225,7 +267,9 @@ type canaryModel struct {
 	CurrentPercent    types.Int64    `tfsdk:"current_percent"`
 	Phase             types.String   `tfsdk:"phase"`
 	NextStep          types.String   `tfsdk:"next_step"`
+	PlannedStep       types.String   `tfsdk:"planned_step"`
 	LastAnalysis      types.Object   `tfsdk:"last_analysis"`
+	LastAbort         types.Object   `tfsdk:"last_abort"`
 	Timeouts          timeouts.Value `tfsdk:"timeouts"`
 }
 

@@ -1,8 +1,12 @@
 package provider
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -20,6 +24,7 @@ import (
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 	"github.com/septemberai/terraform-provider-engine/internal/client"
+	"github.com/septemberai/terraform-provider-engine/internal/localrun"
 	"github.com/septemberai/terraform-provider-engine/internal/rollout"
 	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
 )
@@ -232,6 +237,11 @@ func TestAccCanary_badReleaseAborts(t *testing.T) {
 				ExpectNonEmptyPlan: true,
 				Check: resource.ComposeTestCheckFunc(
 					resource.TestCheckResourceAttr(canaryAddr, "phase", "aborted"),
+					resource.TestCheckResourceAttr(canaryAddr, "last_abort.step", "10"),
+					resource.TestCheckResourceAttr(canaryAddr, "last_abort.cause", "analysis_failed"),
+					resource.TestCheckNoResourceAttr(canaryAddr, "last_abort.user_id"),
+					resource.TestCheckResourceAttr(canaryAddr, "last_abort.rolled_back", "true"),
+					resource.TestMatchResourceAttr(canaryAddr, "last_abort.detail", regexp.MustCompile(`(?s)^The analysis of the 10% step failed:.*max_error_rate 0\.05`)),
 					resource.TestCheckResourceAttr(canaryAddr, "current_percent", "0"),
 					resource.TestCheckResourceAttr(canaryAddr, "moved_user_ids.#", "0"),
 					resource.TestCheckResourceAttr(canaryAddr, "last_analysis.verdict", "fail"),
@@ -358,7 +368,8 @@ func TestAccCanary_holdAt(t *testing.T) {
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("holding")),
 					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("current_percent"), knownvalue.Int64Exact(50)),
-					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("next_step"), knownvalue.StringExact("none")),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("next_step"), knownvalue.StringRegexp(regexp.MustCompile(
+						`^none: holding at 50%; without hold_at the next apply would move 5 users to 100%: (user-\d{4}, ){4}user-\d{4}; snapshot first for 5$`))),
 				},
 				Check: checkFn(func() error {
 					return expectFleet(h, users, map[string]int{"2.4.0/running": 5, "2.3.1/running": 5})
@@ -544,7 +555,7 @@ func TestAccCanary_badInput(t *testing.T) {
 		{"step above 100", `version = "2.4.0"` + "\n" + three + "\nsteps = [50, 101]", `(?s)steps.*between 1 and 100`},
 		{"hold_at not a step", `version = "2.4.0"` + "\n" + three + "\nsteps = [10, 50, 100]\nhold_at = 30", `(?s)hold_at 30 is not one of the steps`},
 		{"hold_at last step", `version = "2.4.0"` + "\n" + three + "\nsteps = [10, 50, 100]\nhold_at = 100", `(?s)hold_at 100 is the last step`},
-		{"empty user_ids", `version = "2.4.0"` + "\nuser_ids = []", `(?s)user_ids.*at least 1`},
+		{"empty user_ids", `version = "2.4.0"` + "\nuser_ids = []", `(?s)Canary Has No Users.*user_ids is empty`},
 		{"duplicate user_ids", `version = "2.4.0"` + "\nuser_ids = [\"user-0001\", \"user-0001\"]", `(?s)user_ids.*duplicate`},
 		{"unknown users", `version = "2.4.0"` + "\nuser_ids = [\"user-0001\", \"user-0404\", \"user-0405\"]", `(?s)Unknown Users.*2 of user_ids: user-0404, user-0405`},
 		{"unknown version", `version = "9.9.9"` + "\n" + three, `(?s)Unknown Engine Version.*"9\.9\.9"`},
@@ -800,7 +811,8 @@ func TestAccCanary_import(t *testing.T) {
 				// Configuration-only values import cannot know, and the last analysis (not kept
 				// anywhere but state); without it the imported canary re-judges the step it stands
 				// at before moving on, which next_step says (checked below).
-				ImportStateVerifyIgnore: []string{"steps", "steps.#", "steps.0", "steps.1", "steps.2", "steps.3", "steps.4", "bake_time", "last_analysis", "timeouts", "next_step"},
+				// planned_step described the last apply and is null after any refresh, import's included.
+				ImportStateVerifyIgnore: []string{"steps", "steps.#", "steps.0", "steps.1", "steps.2", "steps.3", "steps.4", "bake_time", "last_analysis", "timeouts", "next_step", "planned_step"},
 				ImportStateCheck: func(s []*terraform.InstanceState) error {
 					if got := s[0].Attributes["next_step"]; !strings.HasPrefix(got, "judge the 50% step again (bake, then analysis); then move 5 users to 100%") {
 						return fmt.Errorf("imported next_step = %q", got)
@@ -872,8 +884,10 @@ func TestCanaryRollbackResumes(t *testing.T) {
 	}
 }
 
-// A moved user removed from user_ids leaves the cohort but not the canary's care: the step's
-// share is refilled from the remaining users, and destroy still rolls the removed one back.
+// A moved user removed from user_ids stays in the canary's scope while it runs the version: it
+// still counts toward the step (nobody else moves to make up its share) and destroy rolls it back.
+// Once it leaves the version too (moved to 2.4.1 out of band), it stops counting: the next step's
+// share is refilled from user_ids, and destroy still returns it to its stable version.
 func TestAccCanary_removedUserRolledBackOnDestroy(t *testing.T) {
 	h := newHarness(t, harnessOptions{Engines: 4})
 	users := seedUsers(4)
@@ -892,6 +906,11 @@ func TestAccCanary_removedUserRolledBackOnDestroy(t *testing.T) {
 			rest = append(rest, fmt.Sprintf("%q", u))
 		}
 	}
+	without := h.ProviderBlock() + `
+resource "engine_canary" "test" {
+  version  = "2.4.0"
+  user_ids = [` + strings.Join(rest, ", ") + `]
+` + body + "}\n"
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: h.Factories(nil),
 		Steps: []resource.TestStep{
@@ -903,26 +922,78 @@ func TestAccCanary_removedUserRolledBackOnDestroy(t *testing.T) {
 				),
 			},
 			{
-				Config: h.ProviderBlock() + `
-resource "engine_canary" "test" {
-  version  = "2.4.0"
-  user_ids = [` + strings.Join(rest, ", ") + `]
-` + body + "}\n",
+				Config: without,
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(canaryAddr, plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("moved_user_ids"), knownvalue.ListSizeExact(2)),
 				}},
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("moved_user_ids"), knownvalue.ListSizeExact(2)),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("moved_user_ids").AtSliceIndex(0), knownvalue.StringExact(removed)),
 					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("holding")),
 				},
 				Check: checkFn(func() error {
-					// The removed user still runs 2.4.0, and two of the remaining three do too.
-					return expectFleet(h, users, map[string]int{"2.4.0/running": 3, "2.3.1/running": 1})
+					// The removed user still runs 2.4.0 and still counts: nobody else moved.
+					return expectFleet(h, users, map[string]int{"2.4.0/running": 2, "2.3.1/running": 2})
+				}),
+			},
+			{
+				PreConfig: func() {
+					d := &rollout.Driver{Client: h.Client}
+					if _, err := d.Upgrade(context.Background(), removed, "oob-2.4.1", 0, api.UpgradeRequest{Version: "2.4.1"}); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: without,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(canaryAddr, plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("moved_user_ids"), knownvalue.ListSizeExact(2)),
+					plancheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("holding")),
+				}},
+				Check: checkFn(func() error {
+					// Two of the three listed users now, and the removed one on 2.4.1.
+					return expectFleet(h, users, map[string]int{"2.4.0/running": 2, "2.3.1/running": 1, "2.4.1/running": 1})
 				}),
 			},
 		},
 		CheckDestroy: func(*terraform.State) error { return expectFleet(h, users, map[string]int{"2.3.1/running": 4}) },
 	})
+}
+
+// The plan names the users this canary moved that left both user_ids and the version, and says
+// nothing of those back on their stable version.
+func TestCanaryLeftScopeWarning(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 4})
+	ctx := context.Background()
+	r := &canaryResource{data: &providerData{Client: h.Client}}
+	run, _, diags := r.newRun(ctx, canaryModel{Version: types.StringValue("2.4.0"), UserIDs: stringListValue(seedUsers(3)),
+		Steps: types.ListNull(types.Int64Type), MaxParallel: types.Int64Value(3), CohortSeed: types.StringValue("s"), BakeTime: types.StringValue("0s")}, nil)
+	if diags.HasError() {
+		t.Fatal(diags)
+	}
+	if _, err := run.moveAll(ctx, seedUsers(3)); err != nil {
+		t.Fatal(err)
+	}
+	d := &rollout.Driver{Client: h.Client}
+	if _, err := d.Upgrade(ctx, "user-0002", "oob-2.4.1", 0, api.UpgradeRequest{Version: "2.4.1"}); err != nil {
+		t.Fatal(err)
+	}
+	state := canaryModel{ID: types.StringValue("canary-x"), Version: types.StringValue("2.4.0"),
+		StableVersions: stringMap(map[string]string{"user-0001": "2.3.1", "user-0002": "2.3.1", "user-0003": "2.3.1", "user-0004": "2.3.1"}),
+		MovedUserIDs:   stringListValue([]string{"user-0001", "user-0003"})}
+	// user_ids now lists user-0003 only; user-0001 runs 2.4.0 (in scope), user-0002 moved on to
+	// 2.4.1 and user-0004 is back on 2.3.1.
+	scope, moved, left := planScope([]string{"user-0003"}, state, "2.4.0", "s")
+	if fmt.Sprint(scope) != "[user-0003 user-0001]" || len(moved) != 2 || fmt.Sprint(left) != "[user-0002 user-0004]" {
+		t.Fatalf("scope %v, moved %v, left %v", scope, moved, left)
+	}
+	diags = r.leftScope(ctx, state, left)
+	if len(diags) != 1 || diags[0].Summary() != "Moved Users Left The Canary" {
+		t.Fatalf("left-scope diagnostics: %v", diags)
+	}
+	if detail := diags[0].Detail(); !strings.Contains(detail, "- user-0002: runs 2.4.1 (running); it ran 2.3.1 before this canary moved it") || strings.Contains(detail, "user-0004") {
+		t.Fatalf("left-scope warning:\n%s", detail)
+	}
 }
 
 // An apply stopped after the engines moved but before the analysis ran never counts the step as
@@ -977,7 +1048,7 @@ func TestAccCanary_unjudgedStepIsJudgedNext(t *testing.T) {
 					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("holding")),
 					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("last_analysis").AtMapKey("step"), knownvalue.Int64Exact(50)),
 					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("last_analysis").AtMapKey("verdict"), knownvalue.StringExact("pass")),
-					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("next_step"), knownvalue.StringExact("none")),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("next_step"), knownvalue.StringRegexp(regexp.MustCompile(`^none: holding at 50%; without hold_at`))),
 				},
 				Check: checkFn(func() error {
 					ops := opsByUser(t, h)
@@ -1028,5 +1099,408 @@ func TestBoundedEach(t *testing.T) {
 	})
 	if err == nil || user != "user-0005" || calls.Load() > 10 {
 		t.Fatalf("after a failure: user %q, err %v, %d calls (want the pool to stop early)", user, err, calls.Load())
+	}
+}
+
+// onVersion lists the users whose engines run version, sorted.
+func onVersion(h *harness, users []string, version string) []string {
+	var out []string
+	for _, u := range users {
+		if h.Engine(u).EngineVersion == version {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// namedIn reports the users a next_step text names ("move 5 users to 25%: user-0003, ...").
+func namedIn(next string) []string {
+	return regexp.MustCompile(`user-\d{4}`).FindAllString(next, -1)
+}
+
+// The guide's first canary, exactly as documented (examples/first-canary, bake_time shortened):
+// user_ids from data "engine_instances" { version = "2.3.1" }, stepwise, steps [10, 25, 50, 100],
+// hold_at 50, over 30 engines. Engines the canary moves leave the filter; each apply must still
+// move one step's share of the whole fleet (3, then 5, then 7 engines), current_percent must
+// follow, and next_step must name the users the next apply moves, including when the hold is
+// lifted.
+func TestAccCanary_documentedFirstCanary(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 30})
+	users := seedUsers(30)
+	doc := exampleConfig(t, h, "examples/first-canary")
+	if strings.Count(doc, `bake_time = "15m"`) != 1 || strings.Count(doc, "  hold_at   = 50\n") != 1 {
+		t.Fatal("examples/first-canary no longer reads as this test expects: update the test with the documented configuration")
+	}
+	cfg := strings.Replace(doc, `bake_time = "15m"`, `bake_time = "0s"`, 1)
+	unheld := strings.Replace(cfg, "  hold_at   = 50\n", "", 1)
+	const addr = "engine_canary.v240"
+	var next string // next_step after the previous apply
+	var before []string
+	// moves checks that an apply moved exactly want engines, all of them named by the previous
+	// next_step (which lists at most ten names).
+	moves := func(want, total int) resource.TestCheckFunc {
+		return func(s *terraform.State) error {
+			now := onVersion(h, users, "2.4.0")
+			if len(now) != total {
+				return fmt.Errorf("%d engines run 2.4.0, want %d (this apply should move %d)", len(now), total, want)
+			}
+			was := map[string]bool{}
+			for _, u := range before {
+				was[u] = true
+			}
+			moved := map[string]bool{}
+			for _, u := range now {
+				if !was[u] {
+					moved[u] = true
+				}
+			}
+			if len(moved) != want {
+				return fmt.Errorf("this apply moved %d engines, want %d", len(moved), want)
+			}
+			if next != "" {
+				for _, u := range namedIn(next) {
+					if !moved[u] {
+						return fmt.Errorf("next_step %q named %s, but the apply did not move it", next, u)
+					}
+				}
+			}
+			before, next = now, s.RootModule().Resources[addr].Primary.Attributes["next_step"]
+			return nil
+		}
+	}
+	state := func(pct int64, phase string, moved int, nextRe string) []statecheck.StateCheck {
+		return []statecheck.StateCheck{
+			statecheck.ExpectKnownValue(addr, tfjsonpath.New("current_percent"), knownvalue.Int64Exact(pct)),
+			statecheck.ExpectKnownValue(addr, tfjsonpath.New("phase"), knownvalue.StringExact(phase)),
+			statecheck.ExpectKnownValue(addr, tfjsonpath.New("moved_user_ids"), knownvalue.ListSizeExact(moved)),
+			statecheck.ExpectKnownValue(addr, tfjsonpath.New("next_step"), knownvalue.StringRegexp(regexp.MustCompile(nextRe))),
+		}
+	}
+	// planned checks the update plan: the progress it reaches and planned_step, what it does.
+	planned := func(pct int64, phase string, moved int, step string) resource.ConfigPlanChecks {
+		var stepCheck knownvalue.Check = knownvalue.Null()
+		if step != "" {
+			stepCheck = knownvalue.StringRegexp(regexp.MustCompile(step))
+		}
+		return resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+			plancheck.ExpectResourceAction(addr, plancheck.ResourceActionUpdate),
+			plancheck.ExpectKnownValue(addr, tfjsonpath.New("planned_step"), stepCheck),
+			plancheck.ExpectKnownValue(addr, tfjsonpath.New("current_percent"), knownvalue.Int64Exact(pct)),
+			plancheck.ExpectKnownValue(addr, tfjsonpath.New("phase"), knownvalue.StringExact(phase)),
+			plancheck.ExpectKnownValue(addr, tfjsonpath.New("moved_user_ids"), knownvalue.ListSizeExact(moved)),
+		}}
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{
+			{
+				Config: cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(addr, plancheck.ResourceActionCreate),
+					plancheck.ExpectKnownValue(addr, tfjsonpath.New("planned_step"), knownvalue.StringRegexp(regexp.MustCompile(
+						`^move 3 users to 10%: (user-\d{4}, ){2}user-\d{4}; snapshot first for 3\. Expected about 15s, at least 0s of it baking$`))),
+				}},
+				ConfigStateChecks:  state(10, "progressing", 3, `^move 5 users to 25%: `),
+				Check:              moves(3, 3),
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				Config:             cfg,
+				ConfigPlanChecks:   planned(25, "progressing", 8, `^move 5 users to 25%: `),
+				ConfigStateChecks:  state(25, "progressing", 8, `^move 7 users to 50%: `),
+				Check:              moves(5, 8),
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				Config:            cfg,
+				ConfigPlanChecks:  planned(50, "holding", 15, `^move 7 users to 50%: `),
+				ConfigStateChecks: state(50, "holding", 15, `^none: holding at 50%; without hold_at the next apply would move 15 users to 100%: `),
+				Check:             moves(7, 15),
+				// The engines that moved leave the data source's list: the next plan updates
+				// user_ids alone, moving nobody.
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				Config:            cfg,
+				ConfigPlanChecks:  planned(50, "holding", 15, ""),
+				ConfigStateChecks: state(50, "holding", 15, `^none: holding at 50%`),
+				Check: checkFn(func() error {
+					if n := len(onVersion(h, users, "2.4.0")); n != 15 {
+						return fmt.Errorf("an apply while holding moved engines: %d run 2.4.0, want 15", n)
+					}
+					return nil
+				}),
+			},
+			{
+				Config:             unheld,
+				ConfigPlanChecks:   planned(100, "promoted", 30, `^move 15 users to 100%: .*; snapshot first for 15\. Expected about 30s`),
+				ConfigStateChecks:  state(100, "promoted", 30, `^none$`),
+				Check:              moves(15, 30),
+				ExpectNonEmptyPlan: true, // user_ids empties: no engine is left on 2.3.1
+			},
+			{
+				Config:            unheld,
+				ConfigPlanChecks:  planned(100, "promoted", 30, ""),
+				ConfigStateChecks: state(100, "promoted", 30, `^none$`),
+				Check: checkFn(func() error {
+					return expectFleet(h, users, map[string]int{"2.4.0/running": 30})
+				}),
+			},
+		},
+		CheckDestroy: func(*terraform.State) error { return expectFleet(h, users, map[string]int{"2.3.1/running": 30}) },
+	})
+}
+
+// After an engine moves past the canary's version out of band, `terraform apply -refresh-only`
+// and the plan agree: the plan fails with "Canary Would Downgrade", and the next_step the
+// refresh-only apply records says so instead of naming a step no apply would take.
+func TestAccCanary_refreshOnlyNextStepAgreesWithPlan(t *testing.T) {
+	ctx, env, dir, run := localCanary(t, 2, `
+resource "engine_canary" "c" {
+  version     = var.v
+  user_ids    = ["user-0001", "user-0002"]
+  steps       = [50, 100]
+  bake_time   = "0s"
+  cohort_seed = "fixed"
+}
+`)
+	first := upgrade.Cohort("fixed", seedUsers(2), 50, nil)[0]
+	run(dir, false, "2.4.0", "apply", "-auto-approve", "-input=false")
+	if _, err := (&rollout.Driver{Client: env.Client}).Upgrade(ctx, first, "by-hand", 0, api.UpgradeRequest{Version: "2.4.1"}); err != nil {
+		t.Fatal(err)
+	}
+	run(dir, false, "2.4.0", "apply", "-refresh-only", "-auto-approve", "-input=false")
+	var shown struct {
+		Values struct {
+			RootModule struct {
+				Resources []struct {
+					Values struct {
+						NextStep string `json:"next_step"`
+					} `json:"values"`
+				} `json:"resources"`
+			} `json:"root_module"`
+		} `json:"values"`
+	}
+	if err := json.Unmarshal([]byte(run(dir, false, "2.4.0", "show", "-json")), &shown); err != nil || len(shown.Values.RootModule.Resources) != 1 {
+		t.Fatalf("terraform show -json: %v %+v", err, shown)
+	}
+	next := shown.Values.RootModule.Resources[0].Values.NextStep
+	if want := `none: the next plan fails with "Canary Would Downgrade": 1 engines already run a version newer than 2.4.0 (` + first + ` (2.4.1))`; !strings.HasPrefix(next, want) {
+		t.Errorf("after apply -refresh-only, next_step is %q while the plan fails with Canary Would Downgrade", next)
+	}
+	if plan := run(dir, true, "2.4.0", "plan", "-input=false"); !strings.Contains(plan, "Error: Canary Would Downgrade") {
+		t.Errorf("the plan did not fail with Canary Would Downgrade:\n%s", plan)
+	}
+}
+
+// localCanary skips without TF_ACC, else starts a localrun environment of n engines on 2.3.1 with
+// a workspace holding localHeader plus body, and returns a context bounding the test, the
+// environment, the workspace and a runner of terraform in a workspace: the version to roll out
+// (var.v), whether the command must fail, then its arguments; it returns stdout and stderr.
+func localCanary(t *testing.T, n int, body string) (context.Context, *localrun.Env, string, func(dir string, wantErr bool, version string, args ...string) string) {
+	t.Helper()
+	if os.Getenv("TF_ACC") == "" {
+		t.Skip("TF_ACC is not set: this test runs terraform")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	var out, errs bytes.Buffer
+	env, err := localrun.Start(ctx, localrun.Options{Engines: n, TimeScale: 0.001, TempBase: t.TempDir(), NoColor: true, Out: &out, Err: &errs})
+	if err != nil {
+		t.Fatalf("start: %v\n%s%s", err, out.String(), errs.String())
+	}
+	t.Cleanup(env.Close)
+	dir := workspace(t, env, "canary", body)
+	return ctx, env, dir, func(dir string, wantErr bool, version string, args ...string) string {
+		t.Helper()
+		out.Reset()
+		errs.Reset()
+		stdout, err := env.TerraformOutput(ctx, dir, []string{"TF_VAR_v=" + version}, args...)
+		if (err != nil) != wantErr {
+			t.Fatalf("terraform %v: %v\n%s\n%s", args, err, stdout, errs.String())
+		}
+		return string(stdout) + errs.String()
+	}
+}
+
+// workspace writes localHeader plus body as a fresh working directory of env named name.
+func workspace(t *testing.T, env *localrun.Env, name, body string) string {
+	t.Helper()
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "main.tf"), []byte(localHeader+body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := env.Workspace(name, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// An engine that fails to move aborts the canary: state keeps why in last_abort (the step, the
+// user, the control plane's error code), last_analysis keeps the passing step before it, and the
+// next plan says so (the warning comes from abortedWarning, checked below).
+func TestAccCanary_abortReasonInState(t *testing.T) {
+	h := newHarness(t, harnessOptions{Engines: 4, Faults: true})
+	users := seedUsers(4)
+	cfg := canaryHCL(h, 4, "2.4.0", `
+  steps       = [25, 50, 100]
+  bake_time   = "0s"
+  cohort_seed = "fixed"
+`)
+	second := upgrade.Cohort("fixed", users, 50, upgrade.Cohort("fixed", users, 25, nil))
+	bad := ""
+	for _, u := range second {
+		if u != upgrade.Cohort("fixed", users, 25, nil)[0] {
+			bad = u
+		}
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{
+			{
+				Config:             cfg,
+				ExpectNonEmptyPlan: true,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("last_abort"), knownvalue.Null()),
+				},
+			},
+			{
+				PreConfig: func() {
+					if _, err := h.Client.AddFault(context.Background(), api.Fault{Kind: api.FaultHealthNeverOK, UserID: bad, Version: "2.4.0"}); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("last_abort"), knownvalue.Null()),
+				}},
+				ExpectError: regexp.MustCompile(`(?s)Canary Aborted.*aborted at the 50% step.*HEALTH_CHECK_FAILED`),
+			},
+			{
+				RefreshState:       true,
+				ExpectNonEmptyPlan: true,
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttr(canaryAddr, "phase", "aborted"),
+					resource.TestCheckResourceAttr(canaryAddr, "last_abort.step", "50"),
+					resource.TestCheckResourceAttr(canaryAddr, "last_abort.cause", "engine_failed"),
+					resource.TestCheckResourceAttr(canaryAddr, "last_abort.user_id", bad),
+					resource.TestCheckResourceAttr(canaryAddr, "last_abort.error_code", "HEALTH_CHECK_FAILED"),
+					resource.TestCheckResourceAttr(canaryAddr, "last_abort.rolled_back", "true"),
+					resource.TestMatchResourceAttr(canaryAddr, "last_abort.detail", regexp.MustCompile(`^Moving user `+bad+`'s engine at the 50% step failed: .*HEALTH_CHECK_FAILED`)),
+					// The analysis record is the 25% step's: no analysis ran at 50%.
+					resource.TestCheckResourceAttr(canaryAddr, "last_analysis.step", "25"),
+					checkFn(func() error { return expectFleet(h, users, map[string]int{"2.3.1/running": 4}) }),
+				),
+			},
+		},
+	})
+}
+
+// The plan after an abort carries its reason in a warning.
+func TestCanaryAbortedWarning(t *testing.T) {
+	f := &stepFailure{Step: 50, Engine: "user-0021", EngineErr: &rollout.OperationError{Op: api.Operation{ID: "op-1", Kind: api.OpUpgrade, UserID: "user-0021", Status: api.OpFailed,
+		Error: &api.ErrorDetail{Code: api.CodeHealthCheckFailed, Message: "2.4.0 on user user-0021 never reported healthy"}}}}
+	m := canaryModel{ID: types.StringValue("canary-x"), Version: types.StringValue("2.4.0"), LastAbort: abortObject(f, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
+	d, ok := abortedWarning(m)
+	if !ok || d.Summary() != "Canary Aborted" {
+		t.Fatalf("no abort warning: %v", d)
+	}
+	for _, want := range []string{"aborted at the 50% step on 2026-01-02T03:04:05Z (engine_failed)", "user-0021", "HEALTH_CHECK_FAILED: 2.4.0 on user user-0021 never reported healthy", "went back to its stable version"} {
+		if !strings.Contains(d.Detail(), want) {
+			t.Errorf("abort warning does not say %q:\n%s", want, d.Detail())
+		}
+	}
+	if code, ok := m.LastAbort.Attributes()["error_code"].(types.String); !ok || code.ValueString() != api.CodeHealthCheckFailed {
+		t.Errorf("error_code %v", code)
+	}
+}
+
+// localHeader starts a configuration for localrun: the provider from the registry address that
+// dev_overrides points at this checkout's build, and the version to roll out as var.v.
+const localHeader = `
+terraform {
+  required_providers {
+    engine = { source = "septemberai/engine" }
+  }
+}
+provider "engine" {}
+variable "v" {
+  type = string
+}
+`
+
+// What a user reads in terraform's own output, with the provider built from this checkout: the
+// apply of a canary does not print a "step planned" warning after the step has run (Terraform
+// plans again while applying and prints those diagnostics last; planned_step carries it in the
+// plan instead), and after a create that aborts, the next plan says why and that the tainted
+// canary is replaced.
+func TestAccCanary_terraformOutput(t *testing.T) {
+	ctx, env, dir, run := localCanary(t, 10, `
+resource "engine_canary" "c" {
+  version   = var.v
+  user_ids  = [for i in range(1, 11) : format("user-%04d", i)]
+  steps     = [10, 50, 100]
+  bake_time = "0s"
+  analysis  = { max_error_rate = 0.05 }
+}
+`)
+
+	applied := run(dir, false, "2.4.0", "apply", "-auto-approve", "-input=false")
+	if !strings.Contains(applied, `planned_step        = "move 1 user to 10%: user-`) {
+		t.Errorf("the plan of the apply does not show planned_step:\n%s", applied)
+	}
+	if after := applied[strings.Index(applied, "Creating..."):]; strings.Contains(after, "Planned") {
+		t.Errorf("after the step ran, the apply still printed a warning that it is planned:\n%s", after)
+	}
+
+	run(dir, false, "2.4.1", "apply", "-auto-approve", "-input=false", "-destroy")
+	aborted := run(dir, true, "2.4.1", "apply", "-auto-approve", "-input=false")
+	if !strings.Contains(aborted, "Error: Canary Aborted") {
+		t.Fatalf("2.4.1 did not abort:\n%s", aborted)
+	}
+	plan := run(dir, false, "2.4.1", "plan", "-input=false")
+	for _, want := range []string{"is tainted, so must be replaced", "Warning: Canary Aborted", "aborted at the 10% step", "(analysis_failed): The analysis of the 10% step failed:", "max_error_rate 0.05"} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("the plan after the aborted create does not say %q:\n%s", want, plan)
+		}
+	}
+
+	// The documented filter: a moved user that leaves 2.4.0 too (moved on to 2.4.1 by hand) is
+	// named by the plan.
+	dir = workspace(t, env, "left", `
+data "engine_instances" "on_231" {
+  version = "2.3.1"
+}
+resource "engine_canary" "c" {
+  version   = var.v
+  user_ids  = data.engine_instances.on_231.user_ids
+  steps     = [50, 100]
+  hold_at   = 50
+  bake_time = "0s"
+}
+`)
+	run(dir, false, "2.4.0", "apply", "-auto-approve", "-input=false")
+	all, err := env.Client.AllEngines(ctx, client.ListEnginesOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := ""
+	for _, e := range all {
+		if e.EngineVersion == "2.4.0" {
+			moved = e.UserID
+		}
+	}
+	if moved == "" {
+		t.Fatal("the canary moved no engine")
+	}
+	if _, err := (&rollout.Driver{Client: env.Client}).Upgrade(ctx, moved, "by-hand", 0, api.UpgradeRequest{Version: "2.4.1"}); err != nil {
+		t.Fatal(err)
+	}
+	plan = run(dir, false, "2.4.0", "plan", "-input=false")
+	for _, want := range []string{"Warning: Moved Users Left The Canary", "- " + moved + ": runs 2.4.1 (running); it ran 2.3.1 before this canary moved it"} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("the plan after %s moved on to 2.4.1 does not say %q:\n%s", moved, want, plan)
+		}
 	}
 }

@@ -99,3 +99,29 @@ func Cohort(seed string, users []string, pct int64, moved []string) []string {
 	}
 	return out
 }
+
+// Scope is what a canary's percentages are taken over: the configured users, then every user the
+// canary itself moved that still runs its version, configured or not. A filter on the old version
+// (data "engine_instances" { version = "2.3.1" }) drops each engine from the configured list as
+// soon as it moves; keeping the canary's own movers in scope means that never shrinks the rollout
+// or re-takes a step's share over the users left. The result keeps configured's order, then the
+// movers not configured in sorted order, each user once.
+func Scope(configured, movedByCanary []string) []string {
+	seen := make(map[string]bool, len(configured)+len(movedByCanary))
+	out := make([]string, 0, len(configured)+len(movedByCanary))
+	for _, u := range configured {
+		if !seen[u] {
+			seen[u] = true
+			out = append(out, u)
+		}
+	}
+	var extra []string
+	for _, u := range movedByCanary {
+		if !seen[u] {
+			seen[u] = true
+			extra = append(extra, u)
+		}
+	}
+	sort.Strings(extra)
+	return append(out, extra...)
+}

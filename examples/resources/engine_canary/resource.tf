@@ -1,7 +1,9 @@
-# Roll 2.4.0 out across every engine on 2.3.1, one step per apply: 1% of users, then 5%, 25%,
-# 50%, all. Each step snapshots every engine whose path migrates the brain, upgrades at most 20
-# engines at once, bakes 15 minutes, then compares the moved cohort with the engines not moved.
-# A failing analysis rolls every moved engine back (restoring its snapshot) and fails the apply.
+# Roll 2.4.0 out across every engine on 2.3.1, one step per apply: 10% of users, then 25%, 50%,
+# then hold there until someone removes hold_at. Each step snapshots every engine whose path
+# migrates the brain, upgrades at most 20 engines at once, bakes 15 minutes, then compares the
+# moved cohort with the engines not moved. A failing analysis rolls every moved engine back
+# (restoring its snapshot) and fails the apply. Moved engines leave the data source's list but not
+# the canary's scope: each step is a share of the whole fleet.
 data "engine_instances" "on_231" {
   version = "2.3.1"
 }
@@ -9,7 +11,8 @@ data "engine_instances" "on_231" {
 resource "engine_canary" "v240" {
   version      = "2.4.0"
   user_ids     = data.engine_instances.on_231.user_ids
-  steps        = [1, 5, 25, 50, 100]
+  steps        = [10, 25, 50, 100]
+  hold_at      = 50
   mode         = "stepwise" # each apply advances one step; the plan says which users move next
   bake_time    = "15m"
   max_parallel = 20
