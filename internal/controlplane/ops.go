@@ -696,7 +696,9 @@ func (s *Server) runRestore(op *operation, sn api.Snapshot, req api.RestoreReque
 		now := time.Now().UTC()
 		e.LastMigrationAt = &now
 	}
-	e.SchemaVersion = sn.SchemaVersion
+	// The counter lives in the brain, so it comes back with it: writes after the snapshot are
+	// gone and must no longer count as writes a later rollback would lose.
+	e.SchemaVersion, e.BrainWrites = sn.SchemaVersion, sn.BrainWrites
 	s.changedLocked(op, e)
 	s.mu.Unlock()
 	s.finishStep(op, api.StepRestore, fmt.Sprintf("brain replaced by snapshot %s (schema %d, %d writes)", sn.ID, sn.SchemaVersion, sn.BrainWrites))
