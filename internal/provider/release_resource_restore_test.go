@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 	"github.com/septemberai/terraform-provider-engine/internal/client"
+	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
 )
 
 // restoreOutOfBand restores snapshotID onto user's engine at version through the API, as
@@ -27,6 +29,15 @@ func (h *harness) restoreOutOfBand(user, snapshotID, version string) {
 	if err != nil || op.Status != api.OpSucceeded {
 		h.t.Fatalf("out-of-band restore of %s onto %s: %v (%+v)", snapshotID, user, err, op)
 	}
+}
+
+// catalog reads the control plane's release catalog.
+func (h *harness) catalog() (*upgrade.Catalog, error) {
+	vs, err := h.Client.Versions(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return upgrade.NewCatalog(vs)
 }
 
 // A restore made after the release's upgrade brings the write counter back with the brain, so
@@ -52,6 +63,27 @@ func TestAccRelease_destroyPlanDataLossAfterRestore(t *testing.T) {
 				h.writeTurns("user-0001", "discarded", 3)
 				h.restoreOutOfBand("user-0001", s1, "2.4.0")
 			},
+			Config:           config,
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			Check: func(s *terraform.State) error {
+				// The destroy plan's warning, computed as ModifyPlan does it.
+				attrs := s.RootModule().Resources[releaseAddr].Primary.Attributes
+				ctx := context.Background()
+				snap, err := h.Client.GetSnapshot(ctx, attrs["pre_upgrade_snapshot_id"])
+				if err != nil {
+					return err
+				}
+				cat, err := h.catalog()
+				if err != nil {
+					return err
+				}
+				diags := destroyPlanDiags(cat, h.Engine("user-0001"), attrs["previous_version"], snap.ID, &snap)
+				if len(diags) != 1 || !strings.Contains(diags[0].Detail(), "2 brain writes made since then will be lost") {
+					return fmt.Errorf("destroy plan diagnostics %v do not say 2 writes are lost", diags)
+				}
+				return nil
+			},
+		}, {
 			Config:  config,
 			Destroy: true,
 			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
