@@ -98,8 +98,8 @@ type Engine struct {
 	BrainWrites        int64      `json:"brain_writes"`
 	Generation         int64      `json:"generation"`
 	CurrentOperationID string     `json:"current_operation_id,omitempty"`
-	// LastMigrationAt is when the brain's schema last moved; a snapshot older than it cannot
-	// protect the next upgrade.
+	// LastMigrationAt is when the brain's schema last moved or a restore last replaced the brain;
+	// a snapshot older than it cannot protect the next upgrade.
 	LastMigrationAt *time.Time `json:"last_migration_at,omitempty"`
 	// Error explains a failed engine (for example MIGRATION_REQUIRED).
 	Error *ErrorDetail `json:"error,omitempty"`

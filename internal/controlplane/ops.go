@@ -712,11 +712,12 @@ func (s *Server) runRestore(op *operation, sn api.Snapshot, req api.RestoreReque
 		return
 	}
 	s.mu.Lock()
-	if e.SchemaVersion != sn.SchemaVersion {
-		now := time.Now().UTC()
-		e.LastMigrationAt = &now
-	}
-	e.SchemaVersion = sn.SchemaVersion
+	// The counter lives in the brain, so it comes back with it: writes after the snapshot are
+	// gone and must no longer count as writes a later rollback would lose. It can then climb
+	// back to a figure it had before, over other rows, so the brain counts as replaced even at
+	// the same schema: a snapshot older than the restore no longer protects it.
+	now := time.Now().UTC()
+	e.SchemaVersion, e.BrainWrites, e.LastMigrationAt = sn.SchemaVersion, sn.BrainWrites, &now
 	s.changedLocked(op, e)
 	s.mu.Unlock()
 	s.finishStep(op, api.StepRestore, fmt.Sprintf("brain replaced by snapshot %s (schema %d, %d writes)", sn.ID, sn.SchemaVersion, sn.BrainWrites))

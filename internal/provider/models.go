@@ -66,8 +66,8 @@ func engineAttributes(userID schema.StringAttribute) map[string]schema.Attribute
 		"health_status":  schema.StringAttribute{Computed: true, MarkdownDescription: "The overall status of the engine's last `/health` answer, for example `ok`."},
 		"health_subsystems": schema.MapAttribute{Computed: true, ElementType: types.StringType,
 			MarkdownDescription: "Status of each subsystem in the last `/health` answer, by subsystem name."},
-		"brain_writes": schema.Int64Attribute{Computed: true, MarkdownDescription: "Monotonic count of writes to the brain; the difference to a " +
-			"snapshot's `brain_writes` is the data a restore of that snapshot would lose."},
+		"brain_writes": schema.Int64Attribute{Computed: true, MarkdownDescription: "Count of the writes the brain holds: it grows with every write and a restore sets it " +
+			"back to the restored snapshot's. The difference to a snapshot's `brain_writes` is the data a restore of that snapshot would lose."},
 		"generation": schema.Int64Attribute{Computed: true, MarkdownDescription: "Increases on every change to the engine; used for optimistic concurrency."},
 		"current_operation_id": schema.StringAttribute{Computed: true, MarkdownDescription: "The operation running on the engine now, if any " +
 			"(the control plane allows one at a time)."},

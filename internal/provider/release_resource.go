@@ -15,6 +15,7 @@ import (
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 	"github.com/septemberai/terraform-provider-engine/internal/client"
 	"github.com/septemberai/terraform-provider-engine/internal/rollout"
+	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
 )
 
 var (
@@ -58,6 +59,7 @@ func (r *releaseResource) Create(ctx context.Context, req resource.CreateRequest
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	out := r.converge(ctx, &plan, nil, resp.Private)
+	plan.settleRunningVersion()
 	resp.Diagnostics.Append(out.diags...)
 	switch {
 	case out.interrupted:
@@ -84,9 +86,16 @@ func (r *releaseResource) Update(ctx context.Context, req resource.UpdateRequest
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	if state.holdsDrift() && plan.Version.Equal(state.Version) && !plan.AllowDowngrade.ValueBool() {
+		// The plan changes settings only (ModifyPlan kept every computed value): the engine
+		// someone moved above version stays where it is.
+		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	out := r.converge(ctx, &plan, &state, resp.Private)
+	plan.settleRunningVersion()
 	resp.Diagnostics.Append(out.diags...)
 	if out.diags.HasError() && !out.started {
 		// Refused before anything started ("Engine Changed Since Plan", a rule, the window):
@@ -135,7 +144,13 @@ func (r *releaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 			resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateReleaseOp, nil)...)
 		}
 	}
+	held := state.Version.ValueString()
 	changed = state.fillEngine(e) || changed
+	if !pending && upgrade.HoldsDrift(held, e.EngineVersion, state.AllowDowngrade.ValueBool()) {
+		// Someone moved the engine above the version this resource holds: running_version shows
+		// it, version stays, so plans leave the engine alone instead of planning a downgrade.
+		state.Version = types.StringValue(held)
+	}
 	if lost := r.rollbackWritesLost(ctx, &state, e, resp.Private); !lost.Equal(state.RollbackWritesLost) {
 		state.RollbackWritesLost, changed = lost, true
 	}
@@ -248,6 +263,7 @@ func (m *releaseModel) fillEngine(e api.Engine) bool {
 	changed := setString(&m.ID, e.UserID)
 	changed = setString(&m.UserID, e.UserID) || changed
 	changed = setString(&m.Version, e.EngineVersion) || changed
+	changed = setString(&m.RunningVersion, e.EngineVersion) || changed
 	changed = setString(&m.EngineID, e.EngineID) || changed
 	if v := types.Int64Value(int64(e.SchemaVersion)); !m.SchemaVersion.Equal(v) {
 		m.SchemaVersion, changed = v, true
@@ -265,6 +281,20 @@ func (m *releaseModel) fillEngine(e api.Engine) bool {
 		m.LastAttempt, changed = types.ObjectNull(lastAttemptAttrTypes), true
 	}
 	return changed
+}
+
+// holdsDrift says whether m holds an engine someone moved above version (Read keeps version then).
+func (m *releaseModel) holdsDrift() bool {
+	rv := m.RunningVersion.ValueString()
+	return !m.RunningVersion.IsUnknown() && rv != "" && rv != m.Version.ValueString()
+}
+
+// settleRunningVersion leaves running_version null when the apply did not read where the engine
+// ended up (it stopped while an operation still runs): the next refresh reads it.
+func (m *releaseModel) settleRunningVersion() {
+	if m.RunningVersion.IsUnknown() {
+		m.RunningVersion = types.StringNull()
+	}
 }
 
 // setString sets *dst to the known string v and reports whether that changed it.

@@ -37,6 +37,7 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		// Nothing changes and no interrupted operation is left to resume: the proposed plan is
 		// already the quiet plan below. Decoding and re-encoding the whole object was most of a
 		// no-change plan's cost in the plugin framework (engine-bench), so skip it.
+		resp.Diagnostics.Append(r.heldDriftWarning(ctx, req)...)
 		return
 	}
 	var plan releaseModel
@@ -49,10 +50,17 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if state != nil && plan.Version.Equal(state.Version) && !pending {
+	drifted := state != nil && state.holdsDrift()
+	// A drifted engine with allow_downgrade set is planned from where it runs: back to version.
+	goBack := drifted && plan.AllowDowngrade.ValueBool()
+	if state != nil && plan.Version.Equal(state.Version) && !pending && !goBack {
 		// Quiet: nothing to upgrade, so every computed value stays as it is.
+		if drifted {
+			resp.Diagnostics.Append(r.driftWarning(ctx, *state)...)
+		}
 		plan.ID, plan.EngineID, plan.PreviousVersion = state.ID, state.EngineID, state.PreviousVersion
-		plan.SchemaVersion, plan.PreUpgradeSnapshotID = state.SchemaVersion, nullIfEmpty(state.PreUpgradeSnapshotID)
+		plan.SchemaVersion, plan.RunningVersion = state.SchemaVersion, state.RunningVersion
+		plan.PreUpgradeSnapshotID = nullIfEmpty(state.PreUpgradeSnapshotID)
 		plan.PlannedUpgrade, plan.LastAttempt = state.PlannedUpgrade, state.LastAttempt
 		plan.RollbackWritesLost = state.RollbackWritesLost
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
@@ -84,6 +92,9 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		// Terraform runs ModifyPlan again at apply; deciding from the refreshed state (not from
 		// a live read that an operation may have moved meanwhile) keeps both plans the same.
 		e.EngineVersion, e.SchemaVersion = state.Version.ValueString(), int(state.SchemaVersion.ValueInt64())
+		if drifted {
+			e.EngineVersion = state.RunningVersion.ValueString()
+		}
 		plan.PreUpgradeSnapshotID = nullIfEmpty(state.PreUpgradeSnapshotID)
 	} else {
 		plan.PreUpgradeSnapshotID = types.StringNull()
@@ -104,6 +115,12 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	timeout, _ := plan.Timeouts.Update(ctx, 30*time.Minute)
 	intent := upgrade.ReleaseIntent{Engine: e, Target: plan.Version.ValueString(), AutoSnapshot: plan.AutoSnapshot.ValueBool(),
 		AllowMajor: plan.AllowMajorUpgrade.ValueBool(), AllowDowngrade: plan.AllowDowngrade.ValueBool(), Deadline: time.Now().Add(timeout)}
+	if state != nil {
+		intent.PreviousVersion = state.PreviousVersion.ValueString()
+		if drifted {
+			intent.Held = state.Version.ValueString()
+		}
+	}
 	resp.Diagnostics.Append(r.loadSnapshots(ctx, &plan, &intent)...)
 	if resp.Diagnostics.HasError() {
 		return
@@ -131,9 +148,10 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	} else {
 		plan.PreviousVersion = types.StringValue(e.EngineVersion)
 	}
-	plan.SchemaVersion = types.Int64Value(int64(e.SchemaVersion))
+	plan.SchemaVersion, plan.RunningVersion = types.Int64Value(int64(e.SchemaVersion)), types.StringValue(e.EngineVersion)
 	if v, ok := cat.Get(plan.Version.ValueString()); ok && dec.Action != upgrade.ActionNone {
-		plan.SchemaVersion = types.Int64Value(int64(v.SchemaVersion))
+		// The apply says where the engine ends up (a failed gate rolls it back).
+		plan.SchemaVersion, plan.RunningVersion = types.Int64Value(int64(v.SchemaVersion)), types.StringUnknown()
 	}
 	snap := types.StringValue(plan.SnapshotID.ValueString())
 	switch {
@@ -147,7 +165,7 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	}
 	if pending {
 		// An interrupted apply's operation: apply attaches to it and then knows these.
-		plan.SchemaVersion, plan.PreUpgradeSnapshotID = types.Int64Unknown(), types.StringUnknown()
+		plan.SchemaVersion, plan.PreUpgradeSnapshotID, plan.RunningVersion = types.Int64Unknown(), types.StringUnknown(), types.StringUnknown()
 	}
 	plan.PlannedUpgrade = plannedUpgradeObject(dec.Action, dec.Path, snap)
 	switch {
@@ -159,6 +177,30 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		plan.LastAttempt = types.ObjectNull(lastAttemptAttrTypes)
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+// heldDriftWarning is the no-change plan's warning for an engine someone moved above version
+// (state's running_version differs from version); it reads only those two attributes unless so.
+func (r *releaseResource) heldDriftWarning(ctx context.Context, req resource.ModifyPlanRequest) diag.Diagnostics {
+	var m releaseModel
+	diags := req.State.GetAttribute(ctx, path.Root("running_version"), &m.RunningVersion)
+	diags.Append(req.State.GetAttribute(ctx, path.Root("version"), &m.Version)...)
+	if diags.HasError() || !m.holdsDrift() {
+		return diags
+	}
+	diags.Append(req.State.GetAttribute(ctx, path.Root("user_id"), &m.UserID)...)
+	return append(diags, r.driftWarning(ctx, m)...)
+}
+
+// driftWarning warns that m's engine runs above version and the plan leaves it there. The way
+// back comes from the (cached) catalog, for whether it restores a snapshot.
+func (r *releaseResource) driftWarning(ctx context.Context, m releaseModel) diag.Diagnostics {
+	held, running := m.Version.ValueString(), m.RunningVersion.ValueString()
+	var back api.UpgradePath
+	if cat, err := r.data.Catalog(ctx); err == nil {
+		back, _ = cat.Path(running, held)
+	}
+	return problemDiags([]upgrade.Problem{upgrade.DriftAbove(m.UserID.ValueString(), held, running, back)}, false)
 }
 
 // planDestroy spells out what destroying a release will do: which version the engine returns to,

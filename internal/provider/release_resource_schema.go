@@ -77,7 +77,9 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"version": schema.StringAttribute{
 				MarkdownDescription: "The version the engine must run: a version of the control plane's release catalog (data `engine_versions`). " +
 					"Changing it upgrades in place; a lower version needs `allow_downgrade`. Refresh reads the running version back, so an " +
-					"out-of-band change shows as drift.",
+					"out-of-band change shows as drift; except a move above `version` while `allow_downgrade` is off: then `version` stays, " +
+					"`running_version` shows the move, and plans leave the engine alone with a warning (set `version` to the running one to " +
+					"accept it, or `allow_downgrade = true` to go back).",
 				Required:   true,
 				Validators: []validator.String{versionValidator{}},
 			},
@@ -132,6 +134,12 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"engine_id":        schema.StringAttribute{MarkdownDescription: "The engine's id.", Computed: true, PlanModifiers: stable},
 			"previous_version": schema.StringAttribute{MarkdownDescription: "The version the engine ran when this resource adopted it: the rollback target of destroy.", Computed: true, PlanModifiers: stable},
 			"schema_version":   schema.Int64Attribute{MarkdownDescription: "The brain schema version.", Computed: true},
+			"running_version": schema.StringAttribute{
+				MarkdownDescription: "The version the engine runs, as the last refresh or apply read it. It differs from `version` only when someone moved " +
+					"the engine above `version` outside this resource while `allow_downgrade` is off: plans then leave the engine on `running_version` " +
+					"and warn, and an apply refuses only a change that would move it.",
+				Computed: true,
+			},
 			"pre_upgrade_snapshot_id": schema.StringAttribute{
 				MarkdownDescription: "The snapshot the last migrating upgrade relied on (also one someone else's upgrade to `version` relied on, when that upgrade " +
 					"got there before this resource's apply); destroy restores it when it rolls back across a schema change. Null when no snapshot is " +
@@ -239,6 +247,7 @@ type releaseModel struct {
 	EngineID             types.String   `tfsdk:"engine_id"`
 	PreviousVersion      types.String   `tfsdk:"previous_version"`
 	SchemaVersion        types.Int64    `tfsdk:"schema_version"`
+	RunningVersion       types.String   `tfsdk:"running_version"`
 	PreUpgradeSnapshotID types.String   `tfsdk:"pre_upgrade_snapshot_id"`
 	RollbackWritesLost   types.Int64    `tfsdk:"rollback_writes_lost"`
 	PlannedUpgrade       types.Object   `tfsdk:"planned_upgrade"`

@@ -36,6 +36,12 @@ type ReleaseIntent struct {
 	// Deadline is when the upgrade could at latest finish (now + timeout); a snapshot expiring
 	// before it cannot protect the upgrade. Zero skips the check.
 	Deadline time.Time
+	// Held is the version the resource holds the engine at when someone moved the engine above
+	// it outside the resource (see HoldsDrift); empty when there is no such drift.
+	Held string
+	// PreviousVersion is the version the resource found when it adopted the engine (what
+	// destroy rolls back to); empty on create.
+	PreviousVersion string
 }
 
 // ReleaseDecision is what the provider will do, and what stands in its way.
@@ -89,6 +95,11 @@ func PlanRelease(c *Catalog, in ReleaseIntent) ReleaseDecision {
 	case KindNone:
 		return d
 	case KindDowngrade:
+		if in.Held != "" && in.Target == in.Held && !in.AllowDowngrade {
+			// The resource asks for nothing new: leave the engine where someone else put it.
+			d.Warnings = append(d.Warnings, DriftAbove(e.UserID, in.Held, e.EngineVersion, path))
+			return d
+		}
 		return planDowngrade(in, d)
 	}
 	d.Action = ActionUpgrade
@@ -140,8 +151,15 @@ func PlanRelease(c *Catalog, in ReleaseIntent) ReleaseDecision {
 func planDowngrade(in ReleaseIntent, d ReleaseDecision) ReleaseDecision {
 	e, path := in.Engine, d.Path
 	if !in.AllowDowngrade {
+		next := fmt.Sprintf("Set allow_downgrade = true to move it back on purpose%s, or set version = %q to keep it as it runs.", restoreHint(path), path.From)
+		switch {
+		case in.Held != "":
+			next = fmt.Sprintf("Someone moved user %s's engine from %s to %s outside this resource: this resource did not make that upgrade. ", e.UserID, in.Held, path.From) + next
+		case in.PreviousVersion != "":
+			next += fmt.Sprintf(" Destroying this resource rolls the engine back to %s, the version it found.", in.PreviousVersion)
+		}
 		d.Errors = append(d.Errors, Problem{"allow_downgrade", "Downgrade Not Allowed",
-			fmt.Sprintf("Version %s is lower than %s, which user %s's engine runs. Set allow_downgrade = true to move it back on purpose (or, to undo an upgrade made by this resource, destroy it: destroy rolls back).", path.To, path.From, e.UserID)})
+			fmt.Sprintf("Version %s is lower than %s, which user %s's engine runs. %s", path.To, path.From, e.UserID, next)})
 		return d
 	}
 	if !path.RequiresRestore {
@@ -164,6 +182,36 @@ func planDowngrade(in ReleaseIntent, d ReleaseDecision) ReleaseDecision {
 			fmt.Sprintf("Going back from %s to %s restores snapshot %s (taken %s): %d brain writes made since then will be lost.", path.From, path.To, s.ID, s.CreatedAt.UTC().Format(time.RFC3339), WritesSince(e, *s))})
 	}
 	return d
+}
+
+// HoldsDrift says whether a resource that holds an engine at version (with allowDowngrade off)
+// keeps holding it there after someone moved the engine up to running outside the resource:
+// then the resource leaves the engine alone and plans warn (DriftAbove), instead of every plan
+// of the workspace failing on a downgrade nobody asked for. With allowDowngrade on, the drift
+// is planned as the downgrade it asks for.
+func HoldsDrift(version, running string, allowDowngrade bool) bool {
+	if allowDowngrade || version == "" {
+		return false
+	}
+	k, err := Kind(version, running)
+	return err == nil && k != KindNone && k != KindDowngrade
+}
+
+// DriftAbove is the plan warning for an engine someone moved from held up to running outside
+// the resource: the plan leaves it there, and names the two ways out. path, when known, is the
+// way back (running → held), for whether going back restores a snapshot.
+func DriftAbove(userID, held, running string, path api.UpgradePath) Problem {
+	return Problem{"version", "Engine Moved Above Its Version",
+		fmt.Sprintf("Someone moved user %s's engine from %s to %s outside this resource. This plan leaves the engine on %s and changes nothing on it. "+
+			"To keep %s, set version = %q; to go back to %s, set allow_downgrade = true%s.", userID, held, running, running, running, running, held, restoreHint(path))}
+}
+
+// restoreHint is what a downgrade along path needs besides allow_downgrade.
+func restoreHint(path api.UpgradePath) string {
+	if !path.RequiresRestore {
+		return ""
+	}
+	return fmt.Sprintf(" and snapshot_id to a verified snapshot of the engine taken on %s (schema %d), which the downgrade restores", path.To, path.ToSchema)
 }
 
 // RollbackLoss is how many brain writes rolling e back with snapshot s would lose: none when the

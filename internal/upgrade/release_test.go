@@ -131,3 +131,53 @@ func TestRollbackLoss(t *testing.T) {
 		}
 	}
 }
+
+// An engine moved above the version a resource holds: a plan that asks for nothing new leaves it
+// there with a warning naming both ways out; only a move refuses, saying the resource did not
+// make the upgrade; allow_downgrade plans the way back.
+func TestPlanReleaseDriftAbove(t *testing.T) {
+	c := testCatalog(t)
+	d := PlanRelease(c, ReleaseIntent{Engine: engineAt("2.4.0", 5), Target: "2.3.1", Held: "2.3.1", PreviousVersion: "2.3.1"})
+	if d.Action != ActionNone || len(d.Errors) != 0 || !hasProblem(d.Warnings, "version", "Engine Moved Above Its Version") {
+		t.Fatalf("%+v", d)
+	}
+	for _, want := range []string{"from 2.3.1 to 2.4.0 outside this resource", "leaves the engine on 2.4.0", `set version = "2.4.0"`,
+		"allow_downgrade = true and snapshot_id to a verified snapshot of the engine taken on 2.3.1 (schema 4)"} {
+		if !strings.Contains(d.Warnings[0].Detail, want) {
+			t.Errorf("warning %q does not say %q", d.Warnings[0].Detail, want)
+		}
+	}
+	d = PlanRelease(c, ReleaseIntent{Engine: engineAt("2.4.0", 5), Target: "2.3.0", Held: "2.3.1", PreviousVersion: "2.3.1"})
+	if !hasProblem(d.Errors, "allow_downgrade", "Downgrade Not Allowed") || !strings.Contains(d.Errors[0].Detail, "this resource did not make that upgrade") ||
+		strings.Contains(d.Errors[0].Detail, "destroy") {
+		t.Fatalf("%+v", d.Errors)
+	}
+	d = PlanRelease(c, ReleaseIntent{Engine: engineAt("2.4.0", 5), Target: "2.3.1", Held: "2.3.1", AllowDowngrade: true})
+	if d.Action != ActionRestore || len(d.Warnings) != 0 {
+		t.Fatalf("%+v", d)
+	}
+	// Without drift the hint names what destroy really rolls back to.
+	d = PlanRelease(c, ReleaseIntent{Engine: engineAt("2.4.1", 5), Target: "2.4.0", PreviousVersion: "2.3.1"})
+	if !hasProblem(d.Errors, "allow_downgrade", "Downgrade Not Allowed") || !strings.Contains(d.Errors[0].Detail, "rolls the engine back to 2.3.1, the version it found") {
+		t.Fatalf("%+v", d.Errors)
+	}
+}
+
+func TestHoldsDrift(t *testing.T) {
+	for _, tc := range []struct {
+		version, running string
+		allow, want      bool
+	}{
+		{"2.4.0", "2.4.1", false, true},
+		{"2.4.0", "3.0.0", false, true},
+		{"2.4.0", "2.4.1", true, false}, // the drift is planned as the downgrade it asks for
+		{"2.4.1", "2.4.0", false, false},
+		{"2.4.0", "2.4.0", false, false},
+		{"", "2.4.1", false, false}, // import: nothing held yet
+		{"2.4.0", "not-a-version", false, false},
+	} {
+		if got := HoldsDrift(tc.version, tc.running, tc.allow); got != tc.want {
+			t.Errorf("HoldsDrift(%q, %q, %v) = %v, want %v", tc.version, tc.running, tc.allow, got, tc.want)
+		}
+	}
+}
