@@ -264,7 +264,10 @@ func (m releaseModel) watchPlanDiags(userID, from, action string, timeout time.D
 	return diags
 }
 
-func setPrivateJSON(ctx context.Context, priv privateState, key string, v any) diag.Diagnostics {
+// setPrivateJSON writes v as JSON under key in private state.
+func setPrivateJSON(ctx context.Context, priv interface {
+	SetKey(context.Context, string, []byte) diag.Diagnostics
+}, key string, v any) diag.Diagnostics {
 	b, err := json.Marshal(v)
 	if err != nil {
 		var diags diag.Diagnostics
@@ -274,6 +277,7 @@ func setPrivateJSON(ctx context.Context, priv privateState, key string, v any) d
 	return priv.SetKey(ctx, key, b)
 }
 
+// getPrivateJSON reads key's JSON from private state into v; false when absent or unreadable.
 func getPrivateJSON(ctx context.Context, priv interface {
 	GetKey(context.Context, string) ([]byte, diag.Diagnostics)
 }, key string, v any) bool {
