@@ -233,11 +233,15 @@ func watchPending(ctx context.Context, priv interface {
 
 // watchPlanDiags states the watch an upgrade plan carries (how long it bakes, what it compares),
 // and refuses a bake that cannot fit in the timeout.
-func (m releaseModel) watchPlanDiags(userID, from, action string, timeout time.Duration) diag.Diagnostics {
+func (m releaseModel) watchPlanDiags(ctx context.Context, userID, from, action string, create bool) diag.Diagnostics {
 	var diags diag.Diagnostics
 	w, ok := m.watchSettings()
 	if !ok || action == upgrade.ActionNone {
 		return diags
+	}
+	timeout, _ := m.Timeouts.Update(ctx, 30*time.Minute)
+	if create {
+		timeout, _ = m.Timeouts.Create(ctx, 30*time.Minute)
 	}
 	if w.Bake >= timeout {
 		diags.AddAttributeError(path.Root("analysis").AtName("bake_time"), "Analysis Bake Exceeds The Timeout",

@@ -210,3 +210,44 @@ func TestAccRelease_analysisInterruptedBakeResumes(t *testing.T) {
 		}},
 	})
 }
+
+// The same on create: an apply that creates the release and upgrades the engine, stopped during
+// the bake, keeps the release in state with the attempt in progress (a warning, so Terraform does
+// not taint it); the next apply resumes the bake and judges once.
+func TestAccRelease_analysisInterruptedCreateBakeResumes(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.3.0"})
+	body := func(timeout string) string {
+		return analysisBody("2.3.1", "    bake_time = \"2990ms\"\n    window = \"1s\"") + fmt.Sprintf(`
+  timeouts {
+    create = %q
+  }`, timeout)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config:             h.releaseConfig(body("3s")),
+			ExpectNonEmptyPlan: true,
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("last_attempt").AtMapKey("status"), knownvalue.StringExact("in_progress")),
+				statecheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("previous_version"), knownvalue.StringExact("2.3.0")),
+			},
+		}, {
+			Config: h.releaseConfig(body("3s")),
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+				plancheck.ExpectResourceAction(releaseAddr, plancheck.ResourceActionUpdate),
+			}},
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("last_attempt").AtMapKey("status"), knownvalue.StringExact("succeeded")),
+				statecheck.ExpectKnownValue(releaseAddr, tfjsonpath.New("previous_version"), knownvalue.StringExact("2.3.0")),
+			},
+			Check: resource.ComposeTestCheckFunc(h.expectEngine("user-0001", "2.3.1"), h.expectOperations("user-0001", api.OpUpgrade, 1),
+				func(*terraform.State) error {
+					if n := h.Requests("GET /v1/engines/user-0001/metrics"); n != 2 {
+						return fmt.Errorf("metrics were read %d times, want 2: once before the upgrade, once after the (single) bake", n)
+					}
+					return nil
+				}),
+		}},
+	})
+}

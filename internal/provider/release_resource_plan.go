@@ -112,7 +112,7 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	dec := upgrade.PlanRelease(cat, intent)
 	resp.Diagnostics.Append(problemDiags(dec.Errors, true)...)
 	resp.Diagnostics.Append(problemDiags(dec.Warnings, false)...)
-	resp.Diagnostics.Append(plan.watchPlanDiags(userID, e.EngineVersion, dec.Action, timeout)...)
+	resp.Diagnostics.Append(plan.watchPlanDiags(ctx, userID, e.EngineVersion, dec.Action, state == nil)...)
 	if dec.Action != upgrade.ActionNone {
 		if w, err := plan.window(); err != nil {
 			resp.Diagnostics.AddAttributeError(path.Root("rollout_window"), "Invalid Rollout Window", err.Error())
