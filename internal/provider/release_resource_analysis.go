@@ -257,10 +257,14 @@ func (m releaseModel) watchPlanDiags(ctx context.Context, userID, from, action s
 		checks = append(checks, c)
 	}
 	checks = append(checks, fmt.Sprintf("warning kinds (max_new_warning_kinds %d)", w.Config.MaxNewWarningKinds))
+	onFailure := fmt.Sprintf("A failing analysis fails the upgrade and rolls the engine back to %s (auto_rollback), restoring the pre-upgrade snapshot where the brain schema moved.", from)
+	if !m.AutoRollback.ValueBool() {
+		onFailure = fmt.Sprintf("auto_rollback is off: a failing analysis fails the apply and leaves the engine on %s.", m.Version.ValueString())
+	}
 	diags.AddAttributeWarning(path.Root("analysis"), "Upgrade Watched By Analysis",
 		fmt.Sprintf("After user %s's engine reports healthy on %s, this apply watches it for bake_time %s, then compares its %s over a %s window with its own figures over the %s before the upgrade "+
-			"(read before the drain; baseline_tolerance %g). A failing analysis fails the upgrade and, with auto_rollback, returns the engine to %s.",
-			userID, m.Version.ValueString(), w.Bake, strings.Join(checks, ", "), w.Window, w.Window, w.Config.BaselineTolerance, from))
+			"(read before the drain; baseline_tolerance %g). %s",
+			userID, m.Version.ValueString(), w.Bake, strings.Join(checks, ", "), w.Window, w.Window, w.Config.BaselineTolerance, onFailure))
 	if w.Window > w.Bake {
 		diags.AddAttributeWarning(path.Root("analysis").AtName("window"), "Analysis Window Longer Than The Bake",
 			fmt.Sprintf("analysis.window %s is longer than bake_time %s: the figures after the upgrade include up to %s from before it. Make the window no longer than the bake.", w.Window, w.Bake, w.Window-w.Bake))

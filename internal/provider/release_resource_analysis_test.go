@@ -1,11 +1,19 @@
 package provider
 
 import (
+	"context"
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	fwresource "github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
+	"github.com/hashicorp/terraform-plugin-go/tftypes"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -14,6 +22,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
+	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
 )
 
 // analysisBody is an engine_release body upgrading to version behind an auto snapshot, with the
@@ -250,4 +259,53 @@ func TestAccRelease_analysisInterruptedCreateBakeResumes(t *testing.T) {
 				}),
 		}},
 	})
+}
+
+// The plan states the watch: how long it bakes and what it compares; no analysis or no upgrade
+// states nothing, and a bake longer than the timeout is an error on analysis.bake_time.
+func TestReleaseWatchPlanDiags(t *testing.T) {
+	ctx := context.Background()
+	var sr fwresource.SchemaResponse
+	(&releaseResource{}).Schema(ctx, fwresource.SchemaRequest{}, &sr)
+	objType, ok := sr.Schema.Attributes["analysis"].GetType().(basetypes.ObjectType)
+	if !ok {
+		t.Fatal("analysis is not an object")
+	}
+	analysis := func(bake string, maxErr attr.Value) types.Object {
+		vals := map[string]attr.Value{}
+		for k, ty := range objType.AttrTypes {
+			v, err := ty.ValueFromTerraform(ctx, tftypes.NewValue(ty.TerraformType(ctx), nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			vals[k] = v
+		}
+		vals["bake_time"], vals["window"], vals["max_error_rate"] = types.StringValue(bake), types.StringValue("5m"), maxErr
+		vals["baseline_tolerance"], vals["max_new_warning_kinds"] = types.Float64Value(0.5), types.Int64Value(0)
+		return types.ObjectValueMust(objType.AttrTypes, vals)
+	}
+	m := releaseModel{Version: types.StringValue("2.4.1"), AutoRollback: types.BoolValue(true), Analysis: analysis("10m", types.Float64Value(0.05)),
+		Timeouts: timeouts.Value{Object: types.ObjectNull(map[string]attr.Type{"create": types.StringType, "update": types.StringType, "delete": types.StringType})}}
+	diags := m.watchPlanDiags(ctx, "user-0001", "2.3.1", upgrade.ActionUpgrade, false)
+	if diags.HasError() || len(diags) != 1 {
+		t.Fatalf("want one warning: %v", diags)
+	}
+	for _, s := range []string{"bake_time 10m0s", "error_rate (max_error_rate 0.05)", "p99_latency_ms", "cache_hit_ratio", "warning kinds (max_new_warning_kinds 0)",
+		"over a 5m0s window with its own figures over the 5m0s before the upgrade", "rolls the engine back to 2.3.1"} {
+		if !strings.Contains(diags[0].Detail(), s) {
+			t.Errorf("the warning lacks %q: %s", s, diags[0].Detail())
+		}
+	}
+	if d := m.watchPlanDiags(ctx, "user-0001", "2.4.1", upgrade.ActionNone, false); len(d) != 0 {
+		t.Errorf("a plan without an upgrade states a watch: %v", d)
+	}
+	m.Analysis = types.ObjectNull(objType.AttrTypes)
+	if d := m.watchPlanDiags(ctx, "user-0001", "2.3.1", upgrade.ActionUpgrade, false); len(d) != 0 {
+		t.Errorf("a release without analysis states a watch: %v", d)
+	}
+	m.Analysis = analysis("2h", types.Float64Null())
+	d := m.watchPlanDiags(ctx, "user-0001", "2.3.1", upgrade.ActionUpgrade, true)
+	if !d.HasError() || !strings.Contains(d[0].Summary(), "Analysis Bake Exceeds The Timeout") {
+		t.Errorf("a 2h bake in a 30m create timeout: %v", d)
+	}
 }
