@@ -6,7 +6,7 @@
 #
 # Provider warnings do not reach `terraform show -json`, so every rule reads attributes the
 # provider fills in at plan time: engine_release.planned_upgrade (requires_snapshot, destructive,
-# migrations, ...), the canary's steps, and in a destroy plan the refreshed
+# migrations, ...) and analysis (its defaults filled in), the canary's steps, and in a destroy plan the refreshed
 # engine_release.rollback_writes_lost. deny is a set of messages; an empty set passes.
 package engine.terraform
 
@@ -67,6 +67,20 @@ deny contains msg if {
 	msg := sprintf("%s: moving user %s from %s to %s migrates the brain (%s) but the plan does not show what snapshot protects it. Set auto_snapshot = true, or snapshot_id to a known id or an engine_brain_snapshot resource.", [
 		rc.address, rc.change.after.user_id, rc.change.after.planned_upgrade.from, rc.change.after.planned_upgrade.to,
 		concat(", ", [m.id | some m in rc.change.after.planned_upgrade.migrations]),
+	])
+}
+
+# --- Every upgrade is watched after it: an analysis on every release. ------------------------
+# The Engine's post-upgrade checklist (error rate, P99 latency, cache-hit ratio, warnings the
+# previous version did not emit) is engine_release's analysis. Without one, a release checks
+# health and evals only, and a patch that doubles the error rate counts as succeeded.
+
+deny contains msg if {
+	some rc in changing("engine_release")
+	rc.change.after.planned_upgrade.action == "upgrade"
+	rc.change.after.analysis == null
+	msg := sprintf("%s: moving user %s from %s to %s is not watched after the upgrade. Set analysis (at least analysis = {}): the post-upgrade checklist of error rate, P99 latency, cache-hit ratio and new warning kinds against the engine's own figures before the upgrade, rolled back when it fails.", [
+		rc.address, rc.change.after.user_id, rc.change.after.planned_upgrade.from, rc.change.after.planned_upgrade.to,
 	])
 }
 

@@ -56,6 +56,17 @@ resource "engine_release" "quickstart" {
     suite          = "golden"
     max_regression = 0.05
   }
+
+  # The post-upgrade checklist: after a bake, error rate, P99 latency, cache-hit ratio and
+  # warning kinds against thresholds and against this engine's own figures before the upgrade;
+  # a failing analysis rolls the engine back. Against a real Engine, watch the first hour:
+  # bake_time = window = "1h".
+  analysis = {
+    max_error_rate     = 0.05
+    max_p99_latency_ms = 1500
+    bake_time          = "5s"
+    window             = "5s"
+  }
 }
 
 output "fleet" {

@@ -53,6 +53,9 @@ func TestAccPolicy(t *testing.T) {
 		{name: "destructive-unapproved", dir: "internal/policy/testdata/deny-destructive", want: []string{
 			`engine_release.user_0001: moving user user-0001 to 3.0.0 runs a destructive migration (0006_knowledge_json). Add "user-0001" to the variable approved_destructive_migrations`,
 		}},
+		{name: "release-without-analysis", dir: "internal/policy/testdata/deny-release-without-analysis", want: []string{
+			"engine_release.user_0001: moving user user-0001 from 2.3.1 to 2.4.0 is not watched after the upgrade. Set analysis",
+		}},
 		{name: "canary-first-step", dir: "internal/policy/testdata/deny-canary-first-step", want: []string{
 			"engine_canary.fleet: the first canary step moves 10% of the fleet; at most 5% may move",
 		}},

@@ -407,13 +407,7 @@ type pendingOperation struct {
 func setPendingOperation(ctx context.Context, p interface {
 	SetKey(context.Context, string, []byte) diag.Diagnostics
 }, key string, op api.Operation) diag.Diagnostics {
-	b, err := json.Marshal(pendingOperation{ID: op.ID, UserID: op.UserID, Kind: op.Kind})
-	if err != nil {
-		var diags diag.Diagnostics
-		diags.AddError("Private State Not Written", err.Error())
-		return diags
-	}
-	return p.SetKey(ctx, key, b)
+	return setPrivateJSON(ctx, p, key, pendingOperation{ID: op.ID, UserID: op.UserID, Kind: op.Kind})
 }
 
 func getPendingOperation(ctx context.Context, p interface {

@@ -130,27 +130,15 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				MarkdownDescription: "What each step's analysis checks after the bake. The cohort (moved engines) is always compared with the baseline (engines not moved, over the same window; " +
 					"at 100% the cohort's own figures from before the step) using `baseline_tolerance` and `max_new_warning_kinds`, even when this attribute is not set.",
 				Optional: true,
-				Attributes: map[string]schema.Attribute{
-					"max_error_rate": schema.Float64Attribute{MarkdownDescription: "Highest error rate (0–1) an engine of the cohort may show.", Optional: true,
-						Validators: []validator.Float64{float64validator.Between(0, 1)}},
-					"max_p99_latency_ms": schema.Float64Attribute{MarkdownDescription: "Highest P99 latency (ms, > 0) an engine of the cohort may show.", Optional: true,
-						Validators: []validator.Float64{float64validator.Between(1, 3600000)}},
-					"min_cache_hit_ratio": schema.Float64Attribute{MarkdownDescription: "Lowest cache-hit ratio (0–1) an engine of the cohort may show.", Optional: true,
-						Validators: []validator.Float64{float64validator.Between(0, 1)}},
-					"max_new_warning_kinds": schema.Int64Attribute{MarkdownDescription: "How many warning kinds the cohort may show that the baseline does not. Defaults to `0`.",
-						Optional: true, Computed: true, Default: int64default.StaticInt64(0), Validators: []validator.Int64{int64validator.Between(0, 1000)}},
-					"baseline_tolerance": schema.Float64Attribute{
-						MarkdownDescription: "How much worse than the baseline the cohort may be: error rate and P99 up to (1 + tolerance) × the baseline's, cache-hit ratio down to baseline ÷ (1 + tolerance). 0–10, defaults to `0.5`.",
-						Optional:            true, Computed: true, Default: float64default.StaticFloat64(defaultBaselineTolerance), Validators: []validator.Float64{float64validator.Between(0, 10)}},
+				Attributes: analysisAttributes(analysisWords{who: "an engine of the cohort", newKinds: "How many warning kinds the cohort may show that the baseline does not.",
+					worseThan: "How much worse than the baseline the cohort may be", comparedTo: "the baseline's"}, map[string]schema.Attribute{
 					"eval_suite": schema.StringAttribute{MarkdownDescription: "An eval suite to run on a sample of each step's movers before and after their move.", Optional: true,
 						Validators: []validator.String{stringvalidator.LengthBetween(1, 128)}},
 					"max_eval_regression": schema.Float64Attribute{MarkdownDescription: "Largest allowed drop of the eval score (0–1). Defaults to `0.05`.",
 						Optional: true, Computed: true, Default: float64default.StaticFloat64(defaultMaxEvalRegression), Validators: []validator.Float64{float64validator.Between(0, 1)}},
-					"window": schema.StringAttribute{MarkdownDescription: "The metrics window, a Go duration from `1s` to `24h`. Defaults to `5m`.",
-						Optional: true, Computed: true, Default: stringdefault.StaticString(defaultAnalysisWindow), Validators: []validator.String{durationValidator{min: time.Second, max: 24 * time.Hour}}},
 					"failure_limit": schema.Int64Attribute{MarkdownDescription: "How many cohort engines may breach an absolute threshold before the step fails. Defaults to `0`.",
 						Optional: true, Computed: true, Default: int64default.StaticInt64(0), Validators: []validator.Int64{int64validator.Between(0, 100000)}},
-				},
+				}),
 			},
 			"allow_major_upgrade": schema.BoolAttribute{
 				MarkdownDescription: "Allow rolling out a major version (breaking changes: read the migration guide first). Defaults to `false`: a major is a plan error.",
@@ -297,28 +285,12 @@ func (m canaryModel) analysis() (upgrade.AnalysisConfig, string, time.Duration) 
 	if diags := m.Analysis.As(context.Background(), &a, basetypes.ObjectAsOptions{UnhandledNullAsEmpty: true, UnhandledUnknownAsEmpty: true}); diags.HasError() {
 		return cfg, "", window
 	}
-	opt := func(f types.Float64) *float64 {
-		if f.IsNull() || f.IsUnknown() {
-			return nil
-		}
-		v := f.ValueFloat64()
-		return &v
-	}
-	cfg.MaxErrorRate, cfg.MaxP99LatencyMS, cfg.MinCacheHitRatio = opt(a.MaxErrorRate), opt(a.MaxP99LatencyMS), opt(a.MinCacheHitRatio)
-	if !a.MaxNewWarningKinds.IsNull() && !a.MaxNewWarningKinds.IsUnknown() {
-		cfg.MaxNewWarningKinds = int(a.MaxNewWarningKinds.ValueInt64())
-	}
-	if v := opt(a.BaselineTolerance); v != nil {
-		cfg.BaselineTolerance = *v
-	}
-	if v := opt(a.MaxEvalRegression); v != nil {
-		cfg.MaxEvalRegression = *v
+	window = readAnalysis(m.Analysis, &cfg, window)
+	if !a.MaxEvalRegression.IsNull() && !a.MaxEvalRegression.IsUnknown() {
+		cfg.MaxEvalRegression = a.MaxEvalRegression.ValueFloat64()
 	}
 	if !a.FailureLimit.IsNull() && !a.FailureLimit.IsUnknown() {
 		cfg.FailureLimit = int(a.FailureLimit.ValueInt64())
-	}
-	if d, err := time.ParseDuration(a.Window.ValueString()); err == nil && d > 0 {
-		window = d
 	}
 	return cfg, a.EvalSuite.ValueString(), window
 }

@@ -94,6 +94,9 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		out.diags.Append(clientErrorDiag("Engine Read Failed", err))
 		return out
 	}
+	if res, resumed := r.resumeWatch(ctx, m, prior, priv, e, attached, finish); resumed {
+		return res
+	}
 	if attached == nil && hasPending {
 		// Our operation from an interrupted apply ended between the refresh and now: record
 		// how it ended rather than leaving the attempt "in progress".
@@ -195,6 +198,11 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		}
 		attempt.Baseline = &score
 	}
+	watch, err := r.watchBefore(ctx, m)
+	if err != nil {
+		out.diags.Append(clientErrorDiag("Baseline Metrics Read Failed", err))
+		return finish(e, nil)
+	}
 	drain, health := m.durations()
 	// The snapshot and the baseline eval were operations too (each moves the generation): read
 	// the engine again, so If-Match guards exactly the gap between this read and the start.
@@ -254,6 +262,13 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		if reg := *attempt.Baseline - score; reg > gate.MaxRegression.ValueFloat64() {
 			failure = fmt.Sprintf("the eval gate failed: suite %q scored %.3f on %s against a baseline of %.3f on %s, a regression of %.3f, above max_regression %.3f",
 				gate.Suite.ValueString(), score, target, *attempt.Baseline, from, reg, gate.MaxRegression.ValueFloat64())
+		}
+	}
+	if failure == "" && watch != nil {
+		watch.From, watch.To, watch.SnapshotID, watch.OperationID, watch.StartedAt = from, target, snapshotID, op.ID, attempt.StartedAt
+		var stopped bool
+		if failure, stopped = r.watchUpgrade(ctx, m, prior == nil, priv, watch, &attempt, &out); stopped {
+			return r.finishFresh(context.WithoutCancel(ctx), m, finish, e, &attempt, &out)
 		}
 	}
 	if failure == "" {

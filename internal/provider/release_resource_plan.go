@@ -33,6 +33,7 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		return
 	}
 	_, pending, _ := getPendingOperation(ctx, req.Private, privateReleaseOp)
+	pending = watchPending(ctx, req.Private, &resp.Diagnostics) || pending
 	if !pending && !req.State.Raw.IsNull() && req.Plan.Raw.Equal(req.State.Raw) {
 		// Nothing changes and no interrupted operation is left to resume: the proposed plan is
 		// already the quiet plan below. Decoding and re-encoding the whole object was most of a
@@ -128,6 +129,7 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	dec := upgrade.PlanRelease(cat, intent)
 	resp.Diagnostics.Append(problemDiags(dec.Errors, true)...)
 	resp.Diagnostics.Append(problemDiags(dec.Warnings, false)...)
+	resp.Diagnostics.Append(plan.watchPlanDiags(ctx, userID, e.EngineVersion, dec.Action, state == nil)...)
 	if dec.Action != upgrade.ActionNone {
 		if w, err := plan.window(); err != nil {
 			resp.Diagnostics.AddAttributeError(path.Root("rollout_window"), "Invalid Rollout Window", err.Error())

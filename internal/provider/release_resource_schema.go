@@ -121,6 +121,7 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					},
 				},
 			},
+			"analysis": releaseAnalysisAttribute(),
 			"auto_rollback": schema.BoolAttribute{
 				MarkdownDescription: "When a gate fails, return the engine to the version it ran (restoring the snapshot where the schema moved) before failing the apply. Defaults to `true`.",
 				Optional:            true, Computed: true, Default: booldefault.StaticBool(true),
@@ -241,6 +242,7 @@ type releaseModel struct {
 	DrainTimeout         types.String   `tfsdk:"drain_timeout"`
 	HealthTimeout        types.String   `tfsdk:"health_timeout"`
 	EvalGate             types.Object   `tfsdk:"eval_gate"`
+	Analysis             types.Object   `tfsdk:"analysis"`
 	AutoRollback         types.Bool     `tfsdk:"auto_rollback"`
 	OnDestroy            types.String   `tfsdk:"on_destroy"`
 	RolloutWindow        types.Object   `tfsdk:"rollout_window"`

@@ -1,7 +1,9 @@
 # Upgrade one engine from 2.3.1 to 2.4.0. The path migrates the brain (forward-only), so the
 # provider takes and verifies a snapshot first; evals gate the upgrade and a regression rolls
-# it back automatically. Destroying this resource returns the engine to the version it ran
-# when the resource was created, restoring that snapshot.
+# it back automatically, and so does the post-upgrade analysis: after a 10-minute bake, the
+# engine's error rate, P99 latency, cache-hit ratio and warning kinds are compared with the
+# thresholds and with its own figures before the upgrade. Destroying this resource returns the
+# engine to the version it ran when the resource was created, restoring that snapshot.
 resource "engine_release" "user_0042" {
   user_id       = "user-0042"
   version       = "2.4.0"
@@ -10,6 +12,16 @@ resource "engine_release" "user_0042" {
   eval_gate = {
     suite          = "golden"
     max_regression = 0.05
+  }
+
+  analysis = {
+    max_error_rate        = 0.05
+    max_p99_latency_ms    = 1500
+    min_cache_hit_ratio   = 0.5
+    max_new_warning_kinds = 0
+    baseline_tolerance    = 0.5 # at most 1.5x its own error rate and P99 before the upgrade
+    bake_time             = "10m"
+    window                = "5m"
   }
 
   health_timeout = "2m"

@@ -19,4 +19,6 @@ resource "engine_release" "user_0001" {
   user_id     = "user-0001"
   version     = "2.4.0"
   snapshot_id = engine_brain_snapshot.pre_240.id
+
+  analysis = {}
 }

@@ -20,4 +20,6 @@ resource "engine_release" "user_0001" {
   version             = "3.0.0"
   allow_major_upgrade = true
   auto_snapshot       = true
+
+  analysis = {}
 }

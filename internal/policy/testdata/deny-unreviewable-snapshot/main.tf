@@ -18,4 +18,6 @@ resource "engine_release" "user_0001" {
   user_id     = "user-0001"
   version     = "2.4.0"
   snapshot_id = terraform_data.ticket.output
+
+  analysis = {}
 }
