@@ -464,7 +464,7 @@ func (s *Server) addFault(w http.ResponseWriter, r *http.Request, _ params) {
 		writeError(w, e)
 		return
 	}
-	if e := validateFault(f, s.proc != nil); e != nil {
+	if e := validateFault(f, s.rt.realProcesses()); e != nil {
 		writeError(w, e)
 		return
 	}

@@ -15,12 +15,7 @@ import (
 
 // Nominal durations, multiplied by the time scale.
 const (
-	nominalDrain        = 2 * time.Second
-	nominalStop         = time.Second
-	nominalMigrateBase  = time.Second
-	nominalMigratePerMB = 500 * time.Millisecond
-	nominalHealth       = time.Second
-	nominalEval         = 3 * time.Second
+	nominalEval = 3 * time.Second
 	// A snapshot's verification (integrity_check and sha256 of the copy) on a real volume.
 	nominalVerify        = time.Second
 	defaultDrainTimeout  = 30
@@ -220,7 +215,6 @@ func (s *Server) failOp(op *operation, step, code, msg string, engineFailed bool
 	e := s.engines[op.UserID]
 	e.CurrentOperationID = ""
 	if engineFailed {
-		s.closeBrainLocked(e)
 		e.fail(code, msg)
 	} else if e.Status != api.StatusFailed {
 		e.Status = api.StatusRunning
@@ -236,13 +230,6 @@ func (s *Server) succeedOp(op *operation, result api.OperationResult) {
 	e := s.engines[op.UserID]
 	e.CurrentOperationID = ""
 	s.changedLocked(op, e)
-}
-
-func (s *Server) closeBrainLocked(e *engineState) {
-	if e.db != nil {
-		e.db.Close()
-		e.db = nil
-	}
 }
 
 // sleep waits a scaled nominal duration; false means the server is closing and the operation
@@ -318,7 +305,7 @@ func (s *Server) runSnapshot(op *operation, req api.CreateSnapshotRequest) {
 	dst := s.SnapshotPath(id)
 	tmp := partialSnapshot(dst)
 	os.Remove(tmp)
-	sc, err := copyBrain(s.ctx, s.BrainPath(op.UserID), tmp)
+	sc, err := s.rt.snapshotBrain(s.ctx, op.UserID, tmp)
 	if err != nil {
 		os.Remove(tmp)
 		s.failOp(op, api.StepSnapshot, api.CodeInternal, fmt.Sprintf("copying user %s's brain failed: %v; take the snapshot again", op.UserID, err), false)
@@ -476,168 +463,13 @@ func orDefault(v, d int) time.Duration {
 }
 
 func (s *Server) runUpgrade(op *operation, path api.UpgradePath, req api.UpgradeRequest) {
-	if !s.drainAndStop(op, orDefault(req.DrainTimeoutSeconds, defaultDrainTimeout)) {
+	if !s.rt.drainAndStop(op, orDefault(req.DrainTimeoutSeconds, defaultDrainTimeout)) {
 		return
 	}
-	if len(path.Migrations) > 0 && s.proc != nil {
-		if !s.proc.migrate(op, path, orDefault(req.HealthTimeoutSeconds, defaultHealthTimeout)) {
-			return
-		}
-	} else if len(path.Migrations) > 0 {
-		e := s.begin(op, api.StepMigrate, api.StatusUpgrading)
-		for _, hop := range path.Hops {
-			if len(hop.Migrations) == 0 {
-				continue
-			}
-			if ok := s.migrateHop(op, e, hop); !ok {
-				return
-			}
-		}
-		s.finishStep(op, api.StepMigrate, fmt.Sprintf("brain at schema %d", path.ToSchema))
-	}
-	s.bootAndCheck(op, path.To, orDefault(req.HealthTimeoutSeconds, defaultHealthTimeout))
-}
-
-// drainAndStop lets in-flight turns finish while new ones get 503, then stops the engine and
-// closes its brain. A failed engine has nothing to drain.
-func (s *Server) drainAndStop(op *operation, timeout time.Duration) bool {
-	if s.proc != nil {
-		return s.proc.drainAndStop(op, timeout)
-	}
-	s.mu.Lock()
-	wasFailed := s.engines[op.UserID].Status == api.StatusFailed
-	s.mu.Unlock()
-	e := s.begin(op, api.StepDrain, map[bool]string{true: "", false: api.StatusDraining}[wasFailed])
-	s.mu.Lock()
-	var drained chan struct{}
-	inflight := e.inflight
-	if inflight > 0 {
-		drained = make(chan struct{})
-		e.drained = drained
-	}
-	s.mu.Unlock()
-	if drained != nil {
-		t := time.NewTimer(s.scaled(timeout))
-		select {
-		case <-drained:
-			t.Stop()
-		case <-t.C:
-			s.mu.Lock()
-			left := e.inflight
-			s.mu.Unlock()
-			s.failOp(op, api.StepDrain, api.CodeEngineUnavailable, fmt.Sprintf("%d turns were still in flight after the %s drain timeout; nothing was changed; retry or raise drain_timeout_seconds", left, timeout), false)
-			return false
-		case <-s.ctx.Done():
-			return false
-		}
-	}
-	if !wasFailed && !s.sleep(nominalDrain) {
-		return false
-	}
-	s.finishStep(op, api.StepDrain, fmt.Sprintf("%d in-flight turns finished", inflight))
-	s.begin(op, api.StepStop, map[bool]string{true: "", false: api.StatusStopped}[wasFailed])
-	s.mu.Lock()
-	s.closeBrainLocked(e)
-	s.mu.Unlock()
-	if !s.sleep(nominalStop) {
-		return false
-	}
-	s.finishStep(op, api.StepStop, "engine stopped")
-	return true
-}
-
-// migrateHop runs one hop's migrations with golang-migrate. A migration_fail fault makes the
-// hop's first migration run half its statements and fail: the transaction rolls back and the
-// dirty flag stays, so the engine is failed until restored.
-func (s *Server) migrateHop(op *operation, e *engineState, hop api.Hop) bool {
-	brain := s.BrainPath(op.UserID)
-	target := hop.Migrations[len(hop.Migrations)-1].ToSchema
-	src := s.mig
-	if f := s.faults.fire([]string{api.FaultMigrationFail}, op.UserID, hop.To, "", ""); s.opts.EnableFaults && f != nil {
-		src = s.mig.failingAt(hop.Migrations[0].ToSchema)
-	}
-	var size int64
-	if fi, err := os.Stat(brain); err == nil {
-		size = fi.Size()
-	}
-	if !s.sleep(nominalMigrateBase + time.Duration(float64(nominalMigratePerMB)*float64(size)/(1<<20))) {
-		return false
-	}
-	if err := migrateBrain(brain, src, target); err != nil {
-		schema, dirty, _ := brainSchema(brain)
-		msg := fmt.Sprintf("migration %s (%s to %s) failed: %v; the transaction rolled back and the brain is marked dirty at schema %d (dirty=%v); restore the snapshot taken before the upgrade", hop.Migrations[0].ID, hop.From, hop.To, err, schema, dirty)
-		if op.SnapshotID != "" {
-			msg += " (" + op.SnapshotID + ")"
-		}
-		s.failOp(op, api.StepMigrate, api.CodeMigrationFailed, msg, true)
-		return false
-	}
-	s.mu.Lock()
-	now := time.Now().UTC()
-	e.SchemaVersion, e.LastMigrationAt = target, &now
-	s.changedLocked(op, e)
-	s.mu.Unlock()
-	return true
-}
-
-// bootAndCheck boots version on the brain and waits for health. A version whose schema differs
-// from the brain's refuses to boot (MIGRATION_REQUIRED), as the real Engine does.
-func (s *Server) bootAndCheck(op *operation, version string, healthTimeout time.Duration) {
-	if s.proc != nil {
-		s.proc.bootAndCheck(op, version, healthTimeout)
+	if len(path.Migrations) > 0 && !s.rt.migrate(op, path, orDefault(req.HealthTimeoutSeconds, defaultHealthTimeout)) {
 		return
 	}
-	v, _ := s.cat.Get(version)
-	e := s.begin(op, api.StepBoot, api.StatusUpgrading)
-	s.mu.Lock()
-	e.EngineVersion = v.Version
-	s.mu.Unlock()
-	if !s.sleep(time.Duration(v.Profile.BootSeconds * float64(time.Second))) {
-		return
-	}
-	brain := s.BrainPath(op.UserID)
-	schema, dirty, err := brainSchema(brain)
-	switch {
-	case err != nil:
-		s.failOp(op, api.StepBoot, api.CodeMigrationFailed, fmt.Sprintf("%s could not open user %s's brain: %v; restore a snapshot", v.Version, op.UserID, err), true)
-		return
-	case dirty:
-		s.failOp(op, api.StepBoot, api.CodeMigrationFailed, fmt.Sprintf("%s refuses to boot: the brain is dirty at schema %d (a migration failed); restore a snapshot", v.Version, schema), true)
-		return
-	case schema > v.SchemaVersion:
-		s.failOp(op, api.StepBoot, api.CodeMigrationRequired, fmt.Sprintf("%s reads brain schema %d, but user %s's brain is at schema %d (migrated forward by a newer version): restore a snapshot taken at schema %d to run %s", v.Version, v.SchemaVersion, op.UserID, schema, v.SchemaVersion, v.Version), true)
-		return
-	case schema < v.SchemaVersion:
-		s.failOp(op, api.StepBoot, api.CodeMigrationRequired, fmt.Sprintf("%s needs brain schema %d, but user %s's brain is at schema %d: upgrade through the catalog's migrations instead", v.Version, v.SchemaVersion, op.UserID, schema), true)
-		return
-	}
-	db, err := openBrain(brain)
-	if err != nil {
-		s.failOp(op, api.StepBoot, api.CodeInternal, err.Error(), true)
-		return
-	}
-	s.mu.Lock()
-	e.db, e.SchemaVersion = db, schema
-	s.mu.Unlock()
-	s.finishStep(op, api.StepBoot, fmt.Sprintf("%s booted on schema %d", v.Version, schema))
-
-	s.begin(op, api.StepHealth, "")
-	if f := s.faults.fire([]string{api.FaultHealthNeverOK}, op.UserID, v.Version, "", ""); s.opts.EnableFaults && f != nil {
-		if !s.sleep(healthTimeout) {
-			return
-		}
-		s.failOp(op, api.StepHealth, api.CodeHealthCheckFailed, fmt.Sprintf("%s on user %s never reported healthy within %s", v.Version, op.UserID, healthTimeout), true)
-		return
-	}
-	if !s.sleep(nominalHealth) {
-		return
-	}
-	s.mu.Lock()
-	now := time.Now().UTC()
-	e.Status, e.Health, e.LastHealthAt, e.Error = api.StatusRunning, healthOK(), &now, nil
-	s.mu.Unlock()
-	s.finishStep(op, api.StepHealth, "health ok")
-	s.succeedOp(op, api.OperationResult{EngineVersion: v.Version, SchemaVersion: schema, SnapshotID: op.SnapshotID})
+	s.rt.bootAndCheck(op, path.To, orDefault(req.HealthTimeoutSeconds, defaultHealthTimeout))
 }
 
 func (s *Server) startRestore(w http.ResponseWriter, r *http.Request, p params) {
@@ -698,7 +530,7 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request, p params) 
 }
 
 func (s *Server) runRestore(op *operation, sn api.Snapshot, req api.RestoreRequest) {
-	if !s.drainAndStop(op, orDefault(req.DrainTimeoutSeconds, defaultDrainTimeout)) {
+	if !s.rt.drainAndStop(op, orDefault(req.DrainTimeoutSeconds, defaultDrainTimeout)) {
 		return
 	}
 	e := s.begin(op, api.StepRestore, api.StatusUpgrading)
@@ -707,7 +539,7 @@ func (s *Server) runRestore(op *operation, sn api.Snapshot, req api.RestoreReque
 		s.failOp(op, api.StepRestore, api.CodeSnapshotCorrupt, fmt.Sprintf("snapshot %s changed or vanished before the swap; the brain was not touched", sn.ID), false)
 		return
 	}
-	if err := swapBrain(s.SnapshotPath(sn.ID), s.BrainPath(op.UserID)); err != nil {
+	if err := s.rt.restoreBrain(op.UserID, s.SnapshotPath(sn.ID)); err != nil {
 		s.failOp(op, api.StepRestore, api.CodeInternal, fmt.Sprintf("swapping user %s's brain failed: %v; restore again", op.UserID, err), true)
 		return
 	}
@@ -720,7 +552,7 @@ func (s *Server) runRestore(op *operation, sn api.Snapshot, req api.RestoreReque
 	s.changedLocked(op, e)
 	s.mu.Unlock()
 	s.finishStep(op, api.StepRestore, fmt.Sprintf("brain replaced by snapshot %s (schema %d, %d writes)", sn.ID, sn.SchemaVersion, sn.BrainWrites))
-	s.bootAndCheck(op, req.Version, orDefault(req.HealthTimeoutSeconds, defaultHealthTimeout))
+	s.rt.bootAndCheck(op, req.Version, orDefault(req.HealthTimeoutSeconds, defaultHealthTimeout))
 }
 
 func (s *Server) startEval(w http.ResponseWriter, r *http.Request, p params) {

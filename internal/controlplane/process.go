@@ -24,14 +24,6 @@ import (
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 )
 
-// Runtime names (Options.Runtime, --runtime).
-const (
-	// RuntimeSim runs engines as state machines inside the control plane (the default).
-	RuntimeSim = "sim"
-	// RuntimeProcess runs every engine as a child process started from its version's command.
-	RuntimeProcess = "process"
-)
-
 // DefaultEngineCommand is the process runtime's command template when none is given: the
 // stand-in Engine (go build ./internal/cmd/engine-standin) found on PATH. {version} is replaced
 // by the version to run.
@@ -60,7 +52,8 @@ const (
 // group (so a stand-in's own children die with it) with a parent-death signal (so nothing
 // outlives a control plane that is killed outright), on a loopback port from a range.
 type procRuntime struct {
-	s           *Server
+	s *Server
+	hostBrain
 	def         []string
 	per         map[string][]string
 	portMin     int
@@ -93,9 +86,11 @@ type engineProc struct {
 	tail    *logTail
 }
 
+var _ engineRuntime = (*procRuntime)(nil)
+
 func newProcRuntime(s *Server) (*procRuntime, error) {
 	o := s.opts
-	r := &procRuntime{s: s, per: map[string][]string{}, portMin: o.PortMin, portMax: o.PortMax,
+	r := &procRuntime{s: s, hostBrain: hostBrain{path: s.BrainPath}, per: map[string][]string{}, portMin: o.PortMin, portMax: o.PortMax,
 		procs: map[string]*engineProc{}, ports: map[int]bool{},
 		logDir: filepath.Join(o.DataDir, "logs"), runDir: filepath.Join(o.DataDir, "run"),
 		http: &http.Client{Timeout: 2 * time.Minute}}
@@ -394,11 +389,8 @@ func (r *procRuntime) probe(p *engineProc) {
 		hung := e != nil && e.Status == api.StatusRunning && r.get(p.user) == p && !p.stopping.Load()
 		if hung {
 			p.stopping.Store(true) // reported here, not again as a crash
-			r.s.closeBrainLocked(e)
-			e.fail(api.CodeHealthCheckFailed, fmt.Sprintf("user %s's engine process (pid %d, version %s) stopped answering /health (%d probes in a row failed, last: %s); it was killed and the engine is failed: restore a snapshot to bring it back",
-				p.user, p.pid, p.version, failures, why))
-			e.Generation++
-			if err := r.s.reg.putEngines(e.Engine); err != nil {
+			if err := r.s.engineLostLocked(e, api.CodeHealthCheckFailed, fmt.Sprintf("user %s's engine process (pid %d, version %s) stopped answering /health (%d probes in a row failed, last: %s); it was killed and the engine is failed: restore a snapshot to bring it back",
+				p.user, p.pid, p.version, failures, why)); err != nil {
 				r.s.log.Error("registry write failed", "user_id", p.user, "error", err)
 			}
 		}
@@ -444,10 +436,10 @@ func (r *procRuntime) terminate(p *engineProc, grace time.Duration, abort <-chan
 	return time.Since(start), true
 }
 
-// closeAll stops every engine process: SIGTERM, the grace of closeGrace to finish the turns in
+// close stops every engine process: SIGTERM, the grace of closeGrace to finish the turns in
 // flight (the control plane's context is already cancelled, so it must not cut that short),
 // then SIGKILL. Nothing survives it.
-func (r *procRuntime) closeAll() {
+func (r *procRuntime) close() {
 	r.mu.Lock()
 	ps := make([]*engineProc, 0, len(r.procs))
 	for _, p := range r.procs {
@@ -611,16 +603,15 @@ func (r *procRuntime) boot(user, version string) error {
 	msg := fmt.Sprintf("version %s did not start on user %s's brain: %v", version, user, err)
 	r.s.mu.Lock()
 	if e := r.s.engines[user]; e != nil {
-		e.fail(code, msg)
-		e.Generation++
-		_ = r.s.reg.putEngines(e.Engine)
+		_ = r.s.engineLostLocked(e, code, msg)
 	}
 	r.s.mu.Unlock()
 	return errors.New(msg)
 }
 
-// startAll boots the process of every running engine, a few at a time.
-func (r *procRuntime) startAll() {
+// resume boots the process of every running engine, a few at a time (the ones a previous control
+// plane left running were killed by reapOrphans, before the registry was read).
+func (r *procRuntime) resume() {
 	r.s.mu.Lock()
 	type job struct{ user, version string }
 	var jobs []job
@@ -660,11 +651,8 @@ func (s *Server) engineExited(p *engineProc) {
 		return
 	}
 	pe := exitOf(p)
-	s.closeBrainLocked(e)
-	e.fail(api.CodeHealthCheckFailed, fmt.Sprintf("user %s's engine process (pid %d, version %s) exited unexpectedly (%s)%s; the engine is failed: restore a snapshot to bring it back",
-		p.user, p.pid, p.version, p.exit, map[bool]string{true: "", false: "; last error: " + pe.msg}[pe.msg == ""]))
-	e.Generation++
-	if err := s.reg.putEngines(e.Engine); err != nil {
+	if err := s.engineLostLocked(e, api.CodeHealthCheckFailed, fmt.Sprintf("user %s's engine process (pid %d, version %s) exited unexpectedly (%s)%s; the engine is failed: restore a snapshot to bring it back",
+		p.user, p.pid, p.version, p.exit, map[bool]string{true: "", false: "; last error: " + pe.msg}[pe.msg == ""])); err != nil {
 		s.log.Error("registry write failed", "user_id", p.user, "error", err)
 	}
 	s.log.Error("engine process crashed", "user_id", p.user, "pid", p.pid, "exit", p.exit)
@@ -675,10 +663,7 @@ func (s *Server) engineExited(p *engineProc) {
 // SIGTERM is killed and the stop step says so.
 func (r *procRuntime) drainAndStop(op *operation, timeout time.Duration) bool {
 	s := r.s
-	s.mu.Lock()
-	wasFailed := s.engines[op.UserID].Status == api.StatusFailed
-	s.mu.Unlock()
-	s.begin(op, api.StepDrain, map[bool]string{true: "", false: api.StatusDraining}[wasFailed])
+	s.beginDrain(op)
 	p := r.get(op.UserID)
 	if p == nil {
 		s.finishStep(op, api.StepDrain, "no engine process is running; nothing to drain")
@@ -756,11 +741,7 @@ func (r *procRuntime) migrate(op *operation, path api.UpgradePath, healthTimeout
 			return false
 		}
 	}
-	s.mu.Lock()
-	now := time.Now().UTC()
-	e.SchemaVersion, e.LastMigrationAt = path.ToSchema, &now
-	s.changedLocked(op, e)
-	s.mu.Unlock()
+	s.migrated(op, e, path.ToSchema)
 	s.finishStep(op, api.StepMigrate, fmt.Sprintf("%s (process %d) migrated the brain to schema %d at start-up", path.To, p.pid, path.ToSchema))
 	return true
 }
@@ -769,11 +750,7 @@ func (r *procRuntime) migrate(op *operation, path api.UpgradePath, healthTimeout
 // /health to answer, then to say ok, within the health timeout.
 func (r *procRuntime) bootAndCheck(op *operation, version string, healthTimeout time.Duration) {
 	s := r.s
-	v, _ := s.cat.Get(version)
-	e := s.begin(op, api.StepBoot, api.StatusUpgrading)
-	s.mu.Lock()
-	e.EngineVersion = v.Version
-	s.mu.Unlock()
+	e, v := s.beginBoot(op, version)
 	p := r.get(op.UserID)
 	if p != nil && p.version != v.Version {
 		r.kill(p)
@@ -805,8 +782,7 @@ func (r *procRuntime) bootAndCheck(op *operation, version string, healthTimeout 
 	e.Status, e.Health, e.LastHealthAt, e.Error, e.SchemaVersion = api.StatusRunning, healthOK(), &now, nil, schema
 	s.mu.Unlock()
 	r.healthy(p)
-	s.finishStep(op, api.StepHealth, "health ok")
-	s.succeedOp(op, api.OperationResult{EngineVersion: v.Version, SchemaVersion: schema, SnapshotID: op.SnapshotID})
+	s.bootSucceeded(op, v.Version, schema)
 }
 
 func (r *procRuntime) failBoot(op *operation, p *engineProc, step string, v api.Version, err error, wait time.Duration) {
@@ -831,26 +807,23 @@ type turnResult struct {
 	cacheHit int
 }
 
-// forwardTurns sends test traffic to the engine process and records its real results.
-func (r *procRuntime) forwardTurns(w http.ResponseWriter, e *engineState, req api.TurnsRequest) {
+// turns sends test traffic to the engine process and records its real results.
+func (r *procRuntime) turns(e *engineState, req api.TurnsRequest) (api.TurnsResult, *apiError) {
 	s := r.s
 	p := r.get(e.UserID)
 	if p == nil {
 		s.mu.Lock()
 		ae := s.engineUnavailable503(e)
 		s.mu.Unlock()
-		writeError(w, ae)
-		return
+		return api.TurnsResult{}, ae
 	}
 	resp, err := p.postTurns(r.http, EngineTurnRequest{Count: req.Count, Content: req.Content})
 	if err != nil {
 		var ae *apiError
 		if errors.As(err, &ae) {
-			writeError(w, ae)
-			return
+			return api.TurnsResult{}, ae
 		}
-		writeError(w, newErr(http.StatusBadGateway, api.CodeEngineUnavailable, fmt.Sprintf("user %s's engine process did not answer: %v", e.UserID, err)))
-		return
+		return api.TurnsResult{}, newErr(http.StatusBadGateway, api.CodeEngineUnavailable, fmt.Sprintf("user %s's engine process did not answer: %v", e.UserID, err))
 	}
 	s.mu.Lock()
 	now := time.Now()
@@ -870,7 +843,7 @@ func (r *procRuntime) forwardTurns(w http.ResponseWriter, e *engineState, req ap
 	if err != nil {
 		s.log.Error("registry write failed", "user_id", e.UserID, "error", err)
 	}
-	writeJSON(w, http.StatusOK, api.TurnsResult{Written: resp.Written, BrainWrites: resp.BrainWrites, Turns: resp.Turns})
+	return api.TurnsResult{Written: resp.Written, BrainWrites: resp.BrainWrites, Turns: resp.Turns}, nil
 }
 
 // postTurns calls the engine's turn endpoint with its key.
@@ -903,6 +876,11 @@ func (p *engineProc) postTurns(c *http.Client, req EngineTurnRequest) (*EngineTu
 		return nil, fmt.Errorf("unreadable turn response: %w", err)
 	}
 	return &out, nil
+}
+
+// metricsLocked are the engine's real turn results in the window (processMetrics).
+func (r *procRuntime) metricsLocked(e *engineState, m *api.Metrics) {
+	processMetrics(m, e.results, m.From)
 }
 
 // processMetrics are the engine's real turn results in the window: requests, errors, p99
@@ -1000,23 +978,21 @@ func (t *logTail) lastError() (code, msg string) {
 	return "", l.Message
 }
 
-// EngineProcess reports user's engine process under the process runtime: its pid, its URL and
-// the key it accepts in X-Engine-Key. ok is false when no process runs (or under sim).
-func (s *Server) EngineProcess(user string) (pid int, url, key string, ok bool) {
-	if s.proc == nil {
-		return 0, "", "", false
+func (r *procRuntime) name() string        { return RuntimeProcess }
+func (r *procRuntime) realProcesses() bool { return true }
+
+// removeLocked kills the engine's process, if it runs: its exit is asked for, so it is not
+// reported as a crash.
+func (r *procRuntime) removeLocked(e *engineState) {
+	if p := r.get(e.UserID); p != nil {
+		r.kill(p)
 	}
-	p := s.proc.get(user)
+}
+
+func (r *procRuntime) process(user string) (pid int, url, key string, ok bool) {
+	p := r.get(user)
 	if p == nil {
 		return 0, "", "", false
 	}
 	return p.pid, p.url, p.key, true
-}
-
-// Runtime is the runtime engines run in: RuntimeSim or RuntimeProcess.
-func (s *Server) Runtime() string {
-	if s.proc != nil {
-		return RuntimeProcess
-	}
-	return RuntimeSim
 }

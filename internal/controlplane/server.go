@@ -3,8 +3,9 @@
 // SQLite files in a data directory. It is the backend of the provider's acceptance tests, of
 // `make demo`, and of anyone rehearsing an upgrade locally.
 //
-// Engines are state machines in this process (drain → stop → migrate → boot → health), so
-// thousands fit on one machine; everything they own (brains, snapshots, the registry of engines,
+// Engines run on a runtime (engineRuntime, runtime.go): state machines in this process (drain →
+// stop → migrate → boot → health), so thousands fit on one machine, or one child process each;
+// everything they own (brains, snapshots, the registry of engines,
 // snapshots, operations and idempotency keys) lives under the data dir and survives a restart.
 package controlplane
 
@@ -42,8 +43,9 @@ type Options struct {
 	EnableFaults  bool
 	Logger        *slog.Logger // nil discards
 
-	// Runtime is where engines run: RuntimeSim ("" or "sim", state machines in this process)
-	// or RuntimeProcess ("process", one child process per engine; see process.go).
+	// Runtime is where engines run: RuntimeSim ("" or "sim", state machines in this process;
+	// runtime_sim.go) or RuntimeProcess ("process", one child process per engine;
+	// process.go).
 	Runtime string
 	// EngineCommand is the process runtime's command template ({version} is replaced);
 	// "" means DefaultEngineCommand. EngineCommands overrides it per version.
@@ -85,15 +87,15 @@ type Server struct {
 	faults *faultSet
 	stats  *stats
 
-	proc *procRuntime // nil under the sim runtime
+	rt engineRuntime
 }
 
 type engineState struct {
 	api.Engine
 	inflight int
 	drained  chan struct{} // closed when inflight reaches zero while someone waits
-	db       *sql.DB       // open while the engine runs
-	turnMu   sync.Mutex    // serialises turn writes so the in-brain counter is exact
+	db       *sql.DB       // sim runtime: open while the engine runs
+	turnMu   sync.Mutex    // sim runtime: serialises turn writes so the in-brain counter is exact
 	opIDs    []string      // oldest first
 	writes   []writeEvent  // recent turn writes, for metrics
 	results  []turnResult  // process runtime: recent turn results the engine reported
@@ -156,15 +158,8 @@ func New(opts Options) (*Server, error) {
 	if _, ok := cat.Get(opts.SeedVersion); !ok {
 		return nil, fmt.Errorf("controlplane: seed version %q is not in the catalog (known: %v)", opts.SeedVersion, cat.Names())
 	}
-	switch opts.Runtime {
-	case "", RuntimeSim:
-		opts.Runtime = RuntimeSim
-		if opts.EngineCommand != "" || len(opts.EngineCommands) > 0 || opts.PortMin != 0 || opts.PortMax != 0 {
-			return nil, errors.New("controlplane: EngineCommand, EngineCommands and the port range apply to the process runtime only; set Runtime to \"process\"")
-		}
-	case RuntimeProcess:
-	default:
-		return nil, fmt.Errorf("controlplane: runtime %q is not one of %q (engines in this process, the default) or %q (one child process per engine)", opts.Runtime, RuntimeSim, RuntimeProcess)
+	if err := checkRuntimeOptions(&opts); err != nil {
+		return nil, err
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -186,11 +181,9 @@ func New(opts Options) (*Server, error) {
 		faults: newFaultSet(), stats: newStats(),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	if opts.Runtime == RuntimeProcess {
-		if s.proc, err = newProcRuntime(s); err != nil {
-			reg.close()
-			return nil, fmt.Errorf("controlplane: process runtime: %w", err)
-		}
+	if s.rt, err = newRuntime(s); err != nil {
+		reg.close()
+		return nil, fmt.Errorf("controlplane: %s runtime: %w", opts.Runtime, err)
 	}
 	if err := s.load(); err != nil {
 		reg.close()
@@ -202,11 +195,9 @@ func New(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("controlplane: seed: %w", err)
 		}
 	}
-	if s.proc != nil {
-		// Engines that were running are restarted on what their brains hold; one that cannot
-		// start is failed with the reason, never shown as running.
-		s.proc.startAll()
-	}
+	// Engines that were running come back on what their brains hold; one that cannot is failed
+	// with the reason, never shown as running.
+	s.rt.resume()
 	return s, nil
 }
 
@@ -217,17 +208,7 @@ func (s *Server) Close() error {
 	s.once.Do(func() {
 		s.cancel()
 		s.wg.Wait()
-		if s.proc != nil {
-			s.proc.closeAll()
-		}
-		s.mu.Lock()
-		for _, e := range s.engines {
-			if e.db != nil {
-				e.db.Close()
-				e.db = nil
-			}
-		}
-		s.mu.Unlock()
+		s.rt.close()
 		err = s.reg.close()
 	})
 	return err
@@ -271,13 +252,10 @@ func (s *Server) CreateEngine(userID, version string) error {
 		return err
 	}
 	s.addEngineLocked(e)
-	if s.proc != nil {
-		s.mu.Unlock()
-		err := s.proc.boot(userID, v.Version)
-		s.mu.Lock()
-		return err
-	}
-	return nil
+	s.mu.Unlock()
+	err = s.rt.boot(userID, v.Version)
+	s.mu.Lock()
+	return err
 }
 
 func (s *Server) seed(n int, version string) error {
