@@ -45,7 +45,7 @@ type Options struct {
 
 	// Runtime is where engines run: RuntimeSim ("" or "sim", state machines in this process;
 	// runtime_sim.go) or RuntimeProcess ("process", one child process per engine;
-	// process.go).
+	// runtime_process.go).
 	Runtime string
 	// EngineCommand is the process runtime's command template ({version} is replaced);
 	// "" means DefaultEngineCommand. EngineCommands overrides it per version.
