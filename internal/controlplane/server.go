@@ -112,17 +112,6 @@ type snapshotState struct {
 	checked fileStamp
 }
 
-type operation struct {
-	api.Operation
-	seq     int64
-	changed chan struct{} // closed and replaced on every change: wakes long-polls
-}
-
-type idemEntry struct {
-	bodyHash string
-	opID     string
-}
-
 // New opens (or creates) a control plane over opts.DataDir. Operations that were running when a
 // previous process stopped are marked failed with OPERATION_INTERRUPTED, and their engines are
 // booted on whatever their brains hold, so nothing is silently lost.
@@ -369,72 +358,6 @@ func (s *Server) load() error {
 		}
 	}
 	return nil
-}
-
-// settleInterrupted fails an operation the previous process did not finish, and boots its
-// engine on what the brain really holds: the engine runs if its brain's schema is one the
-// recorded (or the operation's target) version reads, and is failed otherwise.
-func (s *Server) settleInterrupted(op *operation) error {
-	now := time.Now().UTC()
-	step := ""
-	for i := range op.Steps {
-		// The step that was running failed with the stop; the ones after it never ran.
-		switch op.Steps[i].Status {
-		case api.OpRunning:
-			if step == "" {
-				step = op.Steps[i].Name
-			}
-			op.Steps[i].Status = api.OpFailed
-			op.Steps[i].FinishedAt = &now
-		case api.OpPending:
-			op.Steps[i].Status = api.StepSkipped
-		}
-	}
-	op.Status = api.OpFailed
-	op.Error = &api.ErrorDetail{Code: api.CodeInterrupted, Message: fmt.Sprintf("the control plane stopped while this %s operation was running (step %q); nothing more was done; inspect the engine and retry", op.Kind, step)}
-	op.FinishedAt = &now
-	op.UpdatedAt = now
-	op.Revision++
-	if op.Kind == api.OpSnapshot && op.Result.SnapshotID != "" {
-		if _, recorded := s.snapshots[op.Result.SnapshotID]; !recorded {
-			os.Remove(s.SnapshotPath(op.Result.SnapshotID))
-			os.Remove(partialSnapshot(s.SnapshotPath(op.Result.SnapshotID)))
-		}
-	}
-	if err := s.reg.putOperation(op.Operation, op.seq); err != nil {
-		return err
-	}
-	e := s.engines[op.UserID]
-	if e == nil {
-		return nil
-	}
-	e.CurrentOperationID = ""
-	schema, dirty, err := brainSchema(s.BrainPath(e.UserID))
-	switch {
-	case err != nil:
-		e.fail(api.CodeMigrationFailed, fmt.Sprintf("the brain could not be read after an interrupted %s: %v; restore a snapshot", op.Kind, err))
-	case dirty:
-		e.fail(api.CodeMigrationFailed, fmt.Sprintf("a migration to schema %d was interrupted and left the brain dirty; restore a snapshot", schema))
-	default:
-		// The recorded version is what last booted (boot records its version first); the
-		// target only wins when a migration moved the brain to its schema before the stop.
-		version := e.EngineVersion
-		if v, ok := s.cat.Get(version); !ok || v.SchemaVersion != schema {
-			if t, ok := s.cat.Get(op.ToVersion); ok && t.SchemaVersion == schema {
-				version = t.Version
-			}
-		}
-		if v, ok := s.cat.Get(version); ok && v.SchemaVersion == schema {
-			e.EngineVersion, e.SchemaVersion = version, schema
-			e.Status, e.Health, e.Error = api.StatusRunning, healthOK(), nil
-			e.LastHealthAt = &now
-		} else {
-			e.SchemaVersion = schema
-			e.fail(api.CodeMigrationRequired, fmt.Sprintf("version %s cannot run on a brain at schema %d; restore a snapshot", version, schema))
-		}
-	}
-	e.Generation++
-	return s.reg.putEngines(e.Engine)
 }
 
 func (e *engineState) fail(code, msg string) {

@@ -110,10 +110,6 @@ func noise(parts ...string) float64 {
 	return float64(h.Sum64()%2_000_001)/1_000_000 - 1
 }
 
-func evalScore(user, suite string, v api.Version) float64 {
-	return clamp01(v.Profile.EvalScore + 0.01*noise("eval", user, suite, v.Version))
-}
-
 func clamp01(f float64) float64 { return math.Max(0, math.Min(1, f)) }
 
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request, p params) {
