@@ -30,10 +30,10 @@ const (
 // `docker` where process runs exec and signals.
 //
 // The operation methods (drainAndStop, migrate, bootAndCheck) run inside an operation's
-// goroutine and own its steps: each begins its steps (Server.begin), finishes them
-// (Server.finishStep) and, on failure, ends the operation itself (Server.failOp) and returns
-// false. They give up without touching the operation once the control plane closes (s.ctx is
-// done): the next start reports the operation interrupted.
+// goroutine and own its steps: each begins its steps (Server.begin) and finishes them
+// (Server.finishStep); on failure it ends the operation itself (Server.failOp) and reports false.
+// They give up without touching the operation once the control plane closes (s.ctx is done):
+// the next start reports the operation interrupted.
 type engineRuntime interface {
 	// name is the runtime's Options.Runtime name.
 	name() string
@@ -42,14 +42,17 @@ type engineRuntime interface {
 	realProcesses() bool
 
 	// resume brings up, once the control plane has loaded its registry, every engine the
-	// registry records as running, on what its brain holds: a runtime whose engines outlive the
-	// control plane adopts the ones still running (found by label), others start them afresh.
+	// registry records as running, on what its brain holds. A runtime whose engines can outlive
+	// a control plane that was killed adopts the ones still running (containers found by
+	// label) and starts the rest; process has killed such leftovers when it was built
+	// (reapOrphans, before the registry was read) and starts every one.
 	// One that cannot come up is failed with the reason (Server.engineLostLocked), never shown
 	// as running. It returns when every engine is up or failed.
 	resume()
 	// close stops every engine when the control plane closes (its context is already
-	// cancelled and every operation has returned): in-flight turns get a short grace, then
-	// the engine is killed, and nothing the runtime started survives it.
+	// cancelled and every operation has returned): an engine process gets a short grace for
+	// its in-flight turns, then is killed; nothing the runtime started survives it, and no
+	// brain stays open.
 	close()
 
 	// boot starts a freshly provisioned engine at version outside any operation

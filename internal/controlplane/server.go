@@ -87,7 +87,7 @@ type Server struct {
 	faults *faultSet
 	stats  *stats
 
-	rt engineRuntime
+	rt engineRuntime // where engines run (runtime.go)
 }
 
 type engineState struct {
