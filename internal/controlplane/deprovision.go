@@ -22,13 +22,7 @@ func (s *Server) DeleteEngine(userID string) error {
 	if _, err := s.reg.db.Exec(`DELETE FROM engines WHERE user_id = ?`, userID); err != nil {
 		return err
 	}
-	if s.proc != nil {
-		// Stopped for good: its exit is asked for, so it is not reported as a crash.
-		if p := s.proc.get(userID); p != nil {
-			s.proc.kill(p)
-		}
-	}
-	s.closeBrainLocked(e)
+	s.rt.removeLocked(e)
 	delete(s.engines, userID)
 	if i := sort.SearchStrings(s.userIDs, userID); i < len(s.userIDs) && s.userIDs[i] == userID {
 		s.userIDs = append(s.userIDs[:i], s.userIDs[i+1:]...)

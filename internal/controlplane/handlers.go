@@ -362,94 +362,6 @@ func (s *Server) deleteSnapshot(w http.ResponseWriter, r *http.Request, p params
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) listOperations(w http.ResponseWriter, _ *http.Request, p params) {
-	e := s.lockEngine(w, p["user_id"])
-	if e == nil {
-		return
-	}
-	defer s.mu.Unlock()
-	out := api.OperationList{Operations: make([]api.Operation, 0, len(e.opIDs))}
-	for i := len(e.opIDs) - 1; i >= 0; i-- {
-		out.Operations = append(out.Operations, s.ops[e.opIDs[i]].view())
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// parseWait accepts a Go duration ("25s") or whole seconds ("25"), capped at api.MaxWait.
-func parseWait(v string) (time.Duration, *apiError) {
-	if v == "" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		n, nerr := strconv.Atoi(v)
-		if nerr != nil {
-			return 0, badField("wait", fmt.Sprintf("wait %q must be a duration such as 25s", v))
-		}
-		d = time.Duration(n) * time.Second
-	}
-	if d < 0 {
-		return 0, badField("wait", "wait must not be negative")
-	}
-	return min(d, api.MaxWait), nil
-}
-
-// getOperation long-polls: with ?wait it blocks until the operation's revision differs from
-// ?revision (or it is done), the wait expires or the client goes away. It waits on the
-// operation's change channel, never polling.
-func (s *Server) getOperation(w http.ResponseWriter, r *http.Request, p params) {
-	q := r.URL.Query()
-	wait, e := parseWait(q.Get("wait"))
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	rev := int64(-1)
-	if v := q.Get("revision"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			writeError(w, badField("revision", fmt.Sprintf("revision %q must be a non-negative integer", v)))
-			return
-		}
-		rev = n
-	}
-	id := p["operation_id"]
-	var deadline <-chan time.Time
-	if wait > 0 {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		deadline = t.C
-	}
-	for {
-		s.mu.Lock()
-		op := s.ops[id]
-		if op == nil {
-			s.mu.Unlock()
-			e := newErr(http.StatusNotFound, api.CodeOperationNotFound, fmt.Sprintf("no operation %q", id))
-			e.detail.Field = "operation_id"
-			writeError(w, e)
-			return
-		}
-		view, changed := op.view(), op.changed
-		s.mu.Unlock()
-		if wait == 0 || rev < 0 || view.Revision != rev || view.Done() {
-			writeJSON(w, http.StatusOK, view)
-			return
-		}
-		select {
-		case <-changed:
-		case <-deadline:
-			writeJSON(w, http.StatusOK, view)
-			return
-		case <-r.Context().Done():
-			return
-		case <-s.ctx.Done():
-			writeJSON(w, http.StatusOK, view)
-			return
-		}
-	}
-}
-
 func (s *Server) getStats(w http.ResponseWriter, _ *http.Request, _ params) {
 	writeJSON(w, http.StatusOK, s.stats.snapshot())
 }
@@ -464,7 +376,7 @@ func (s *Server) addFault(w http.ResponseWriter, r *http.Request, _ params) {
 		writeError(w, e)
 		return
 	}
-	if e := validateFault(f, s.proc != nil); e != nil {
+	if e := validateFault(f, s.rt.realProcesses()); e != nil {
 		writeError(w, e)
 		return
 	}
@@ -480,18 +392,4 @@ func (s *Server) addFault(w http.ResponseWriter, r *http.Request, _ params) {
 func (s *Server) clearFaults(w http.ResponseWriter, _ *http.Request, _ params) {
 	s.faults.clear()
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// view is an operation's wire form, deep enough a copy to hand out without the lock.
-func (o *operation) view() api.Operation {
-	out := o.Operation
-	out.Steps = append([]api.Step(nil), o.Steps...)
-	if out.Steps == nil {
-		out.Steps = []api.Step{}
-	}
-	if o.Error != nil {
-		d := *o.Error
-		out.Error = &d
-	}
-	return out
 }

@@ -389,7 +389,8 @@ func TestProcess_faultsNeedTheProcessRuntime(t *testing.T) {
 func TestProcess_cleanCloseDrainsEngines(t *testing.T) {
 	dir := t.TempDir()
 	e := newEnv(t, withProcess(t), withDir(dir), withSeed(1, "2.3.1"))
-	p := e.srv.proc.get("user-0001")
+	pr, _ := e.srv.rt.(*procRuntime)
+	p := pr.get("user-0001")
 	inflight := make(chan int, 1)
 	go func() {
 		c, _ := e.engineTurn("user-0001", EngineTurnRequest{Count: 1, Content: "in flight at close", DelayMS: 800})

@@ -3,8 +3,9 @@
 // SQLite files in a data directory. It is the backend of the provider's acceptance tests, of
 // `make demo`, and of anyone rehearsing an upgrade locally.
 //
-// Engines are state machines in this process (drain → stop → migrate → boot → health), so
-// thousands fit on one machine; everything they own (brains, snapshots, the registry of engines,
+// Engines run on a runtime (engineRuntime, runtime.go): state machines in this process (drain →
+// stop → migrate → boot → health), so thousands fit on one machine, or one child process each;
+// everything they own (brains, snapshots, the registry of engines,
 // snapshots, operations and idempotency keys) lives under the data dir and survives a restart.
 package controlplane
 
@@ -42,8 +43,9 @@ type Options struct {
 	EnableFaults  bool
 	Logger        *slog.Logger // nil discards
 
-	// Runtime is where engines run: RuntimeSim ("" or "sim", state machines in this process)
-	// or RuntimeProcess ("process", one child process per engine; see process.go).
+	// Runtime is where engines run: RuntimeSim ("" or "sim", state machines in this process;
+	// runtime_sim.go) or RuntimeProcess ("process", one child process per engine;
+	// runtime_process.go).
 	Runtime string
 	// EngineCommand is the process runtime's command template ({version} is replaced);
 	// "" means DefaultEngineCommand. EngineCommands overrides it per version.
@@ -85,15 +87,15 @@ type Server struct {
 	faults *faultSet
 	stats  *stats
 
-	proc *procRuntime // nil under the sim runtime
+	rt engineRuntime // where engines run (runtime.go)
 }
 
 type engineState struct {
 	api.Engine
 	inflight int
 	drained  chan struct{} // closed when inflight reaches zero while someone waits
-	db       *sql.DB       // open while the engine runs
-	turnMu   sync.Mutex    // serialises turn writes so the in-brain counter is exact
+	db       *sql.DB       // sim runtime: open while the engine runs
+	turnMu   sync.Mutex    // sim runtime: serialises turn writes so the in-brain counter is exact
 	opIDs    []string      // oldest first
 	writes   []writeEvent  // recent turn writes, for metrics
 	results  []turnResult  // process runtime: recent turn results the engine reported
@@ -108,17 +110,6 @@ type snapshotState struct {
 	api.Snapshot
 	// Verification cache: a verified file is re-hashed only when its stamp changes.
 	checked fileStamp
-}
-
-type operation struct {
-	api.Operation
-	seq     int64
-	changed chan struct{} // closed and replaced on every change: wakes long-polls
-}
-
-type idemEntry struct {
-	bodyHash string
-	opID     string
 }
 
 // New opens (or creates) a control plane over opts.DataDir. Operations that were running when a
@@ -156,15 +147,8 @@ func New(opts Options) (*Server, error) {
 	if _, ok := cat.Get(opts.SeedVersion); !ok {
 		return nil, fmt.Errorf("controlplane: seed version %q is not in the catalog (known: %v)", opts.SeedVersion, cat.Names())
 	}
-	switch opts.Runtime {
-	case "", RuntimeSim:
-		opts.Runtime = RuntimeSim
-		if opts.EngineCommand != "" || len(opts.EngineCommands) > 0 || opts.PortMin != 0 || opts.PortMax != 0 {
-			return nil, errors.New("controlplane: EngineCommand, EngineCommands and the port range apply to the process runtime only; set Runtime to \"process\"")
-		}
-	case RuntimeProcess:
-	default:
-		return nil, fmt.Errorf("controlplane: runtime %q is not one of %q (engines in this process, the default) or %q (one child process per engine)", opts.Runtime, RuntimeSim, RuntimeProcess)
+	if err := checkRuntimeOptions(&opts); err != nil {
+		return nil, err
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -186,11 +170,9 @@ func New(opts Options) (*Server, error) {
 		faults: newFaultSet(), stats: newStats(),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	if opts.Runtime == RuntimeProcess {
-		if s.proc, err = newProcRuntime(s); err != nil {
-			reg.close()
-			return nil, fmt.Errorf("controlplane: process runtime: %w", err)
-		}
+	if s.rt, err = newRuntime(s); err != nil {
+		reg.close()
+		return nil, fmt.Errorf("controlplane: %s runtime: %w", opts.Runtime, err)
 	}
 	if err := s.load(); err != nil {
 		reg.close()
@@ -202,11 +184,9 @@ func New(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("controlplane: seed: %w", err)
 		}
 	}
-	if s.proc != nil {
-		// Engines that were running are restarted on what their brains hold; one that cannot
-		// start is failed with the reason, never shown as running.
-		s.proc.startAll()
-	}
+	// Engines that were running come back on what their brains hold; one that cannot is failed
+	// with the reason, never shown as running.
+	s.rt.resume()
 	return s, nil
 }
 
@@ -217,17 +197,7 @@ func (s *Server) Close() error {
 	s.once.Do(func() {
 		s.cancel()
 		s.wg.Wait()
-		if s.proc != nil {
-			s.proc.closeAll()
-		}
-		s.mu.Lock()
-		for _, e := range s.engines {
-			if e.db != nil {
-				e.db.Close()
-				e.db = nil
-			}
-		}
-		s.mu.Unlock()
+		s.rt.close()
 		err = s.reg.close()
 	})
 	return err
@@ -271,13 +241,10 @@ func (s *Server) CreateEngine(userID, version string) error {
 		return err
 	}
 	s.addEngineLocked(e)
-	if s.proc != nil {
-		s.mu.Unlock()
-		err := s.proc.boot(userID, v.Version)
-		s.mu.Lock()
-		return err
-	}
-	return nil
+	s.mu.Unlock()
+	err = s.rt.boot(userID, v.Version)
+	s.mu.Lock()
+	return err
 }
 
 func (s *Server) seed(n int, version string) error {
@@ -391,72 +358,6 @@ func (s *Server) load() error {
 		}
 	}
 	return nil
-}
-
-// settleInterrupted fails an operation the previous process did not finish, and boots its
-// engine on what the brain really holds: the engine runs if its brain's schema is one the
-// recorded (or the operation's target) version reads, and is failed otherwise.
-func (s *Server) settleInterrupted(op *operation) error {
-	now := time.Now().UTC()
-	step := ""
-	for i := range op.Steps {
-		// The step that was running failed with the stop; the ones after it never ran.
-		switch op.Steps[i].Status {
-		case api.OpRunning:
-			if step == "" {
-				step = op.Steps[i].Name
-			}
-			op.Steps[i].Status = api.OpFailed
-			op.Steps[i].FinishedAt = &now
-		case api.OpPending:
-			op.Steps[i].Status = api.StepSkipped
-		}
-	}
-	op.Status = api.OpFailed
-	op.Error = &api.ErrorDetail{Code: api.CodeInterrupted, Message: fmt.Sprintf("the control plane stopped while this %s operation was running (step %q); nothing more was done; inspect the engine and retry", op.Kind, step)}
-	op.FinishedAt = &now
-	op.UpdatedAt = now
-	op.Revision++
-	if op.Kind == api.OpSnapshot && op.Result.SnapshotID != "" {
-		if _, recorded := s.snapshots[op.Result.SnapshotID]; !recorded {
-			os.Remove(s.SnapshotPath(op.Result.SnapshotID))
-			os.Remove(partialSnapshot(s.SnapshotPath(op.Result.SnapshotID)))
-		}
-	}
-	if err := s.reg.putOperation(op.Operation, op.seq); err != nil {
-		return err
-	}
-	e := s.engines[op.UserID]
-	if e == nil {
-		return nil
-	}
-	e.CurrentOperationID = ""
-	schema, dirty, err := brainSchema(s.BrainPath(e.UserID))
-	switch {
-	case err != nil:
-		e.fail(api.CodeMigrationFailed, fmt.Sprintf("the brain could not be read after an interrupted %s: %v; restore a snapshot", op.Kind, err))
-	case dirty:
-		e.fail(api.CodeMigrationFailed, fmt.Sprintf("a migration to schema %d was interrupted and left the brain dirty; restore a snapshot", schema))
-	default:
-		// The recorded version is what last booted (boot records its version first); the
-		// target only wins when a migration moved the brain to its schema before the stop.
-		version := e.EngineVersion
-		if v, ok := s.cat.Get(version); !ok || v.SchemaVersion != schema {
-			if t, ok := s.cat.Get(op.ToVersion); ok && t.SchemaVersion == schema {
-				version = t.Version
-			}
-		}
-		if v, ok := s.cat.Get(version); ok && v.SchemaVersion == schema {
-			e.EngineVersion, e.SchemaVersion = version, schema
-			e.Status, e.Health, e.Error = api.StatusRunning, healthOK(), nil
-			e.LastHealthAt = &now
-		} else {
-			e.SchemaVersion = schema
-			e.fail(api.CodeMigrationRequired, fmt.Sprintf("version %s cannot run on a brain at schema %d; restore a snapshot", version, schema))
-		}
-	}
-	e.Generation++
-	return s.reg.putEngines(e.Engine)
 }
 
 func (e *engineState) fail(code, msg string) {

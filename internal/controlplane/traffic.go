@@ -51,42 +51,12 @@ func (s *Server) writeTurns(w http.ResponseWriter, r *http.Request, p params) {
 		s.mu.Unlock()
 	}()
 
-	if s.proc != nil {
-		s.proc.forwardTurns(w, e, req)
+	res, ae := s.rt.turns(e, req)
+	if ae != nil {
+		writeError(w, ae)
 		return
 	}
-	e.turnMu.Lock()
-	defer e.turnMu.Unlock()
-	s.mu.Lock()
-	if e.db == nil {
-		db, err := openBrain(s.BrainPath(user))
-		if err != nil {
-			s.mu.Unlock()
-			writeError(w, newErr(http.StatusInternalServerError, api.CodeInternal, err.Error()))
-			return
-		}
-		e.db = db
-	}
-	db, after := e.db, e.BrainWrites+int64(req.Count)
-	s.mu.Unlock()
-	turns, err := writeTurns(db, req.Count, req.Content, after)
-	if err != nil {
-		writeError(w, newErr(http.StatusInternalServerError, api.CodeInternal, fmt.Sprintf("writing turns into user %s's brain failed: %v", user, err)))
-		return
-	}
-	s.mu.Lock()
-	e.BrainWrites = after
-	now := time.Now()
-	e.writes = append(e.writes, writeEvent{at: now, count: req.Count})
-	if len(e.writes) > 1024 {
-		e.writes = e.writes[len(e.writes)-1024:]
-	}
-	err = s.reg.putEngines(e.Engine)
-	s.mu.Unlock()
-	if err != nil {
-		s.log.Error("registry write failed", "user_id", user, "error", err)
-	}
-	writeJSON(w, http.StatusOK, api.TurnsResult{Written: len(turns), BrainWrites: after, Turns: turns})
+	writeJSON(w, http.StatusOK, res)
 }
 
 func (s *Server) engineUnavailable503(e *engineState) *apiError {
@@ -140,14 +110,7 @@ func noise(parts ...string) float64 {
 	return float64(h.Sum64()%2_000_001)/1_000_000 - 1
 }
 
-func evalScore(user, suite string, v api.Version) float64 {
-	return clamp01(v.Profile.EvalScore + 0.01*noise("eval", user, suite, v.Version))
-}
-
 func clamp01(f float64) float64 { return math.Max(0, math.Min(1, f)) }
-
-// baseRequestsPerSecond is the synthetic traffic an engine serves besides test turns.
-const baseRequestsPerSecond = 0.5
 
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request, p params) {
 	window := 300 * time.Second
@@ -166,30 +129,9 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request, p params) {
 	}
 	to := time.Now().UTC()
 	from := to.Add(-window)
-	var turns int64
-	for _, ev := range e.writes {
-		if ev.at.After(from) {
-			turns += int64(ev.count)
-		}
-	}
-	version := e.EngineVersion
-	if s.proc != nil {
-		m := api.Metrics{UserID: user, EngineVersion: version, WindowSeconds: int(window / time.Second), From: from, To: to, WarningKinds: []string{}}
-		processMetrics(&m, e.results, from)
-		s.mu.Unlock()
-		sort.Strings(m.WarningKinds)
-		writeJSON(w, http.StatusOK, m)
-		return
-	}
+	m := api.Metrics{UserID: user, EngineVersion: e.EngineVersion, WindowSeconds: int(window / time.Second), From: from, To: to, WarningKinds: []string{}}
+	s.rt.metricsLocked(e, &m)
 	s.mu.Unlock()
-	v, _ := s.cat.Get(version)
-	m := api.Metrics{UserID: user, EngineVersion: version, WindowSeconds: int(window / time.Second), From: from, To: to, WarningKinds: []string{}}
-	m.Requests = int64(math.Round(window.Seconds()*baseRequestsPerSecond)) + turns
-	m.ErrorRate = clamp01(v.Profile.ErrorRate * (1 + 0.1*noise("err", user, version)))
-	m.Errors = int64(math.Round(float64(m.Requests) * m.ErrorRate))
-	m.P99LatencyMS = math.Round(v.Profile.P99LatencyMS*(1+0.05*noise("p99", user, version))*10) / 10
-	m.CacheHitRatio = clamp01(v.Profile.CacheHitRatio + 0.02*noise("cache", user, version))
-	m.WarningKinds = append(m.WarningKinds, v.Profile.WarningKinds...)
 	sort.Strings(m.WarningKinds)
 	writeJSON(w, http.StatusOK, m)
 }

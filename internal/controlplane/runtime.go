@@ -1,0 +1,195 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/septemberai/terraform-provider-engine/internal/api"
+)
+
+// Runtime names (Options.Runtime, --runtime).
+const (
+	// RuntimeSim runs engines as state machines inside the control plane (the default).
+	RuntimeSim = "sim"
+	// RuntimeProcess runs every engine as a child process started from its version's command.
+	RuntimeProcess = "process"
+)
+
+// engineRuntime is where engines run: the one seam between the control plane (registry,
+// operations, API) and the engines themselves. Each runtime lives in files of its own: sim
+// (runtime_sim.go: state machines in this process) and process (runtime_process*.go: one child
+// process per engine). Nothing outside them asks which runtime is in use.
+//
+// The control plane owns every engine's record (engineState, under Server.mu) and its brain, a
+// SQLite file under the data dir (Server.BrainPath) that provisioning creates and that outlives
+// any engine. A runtime gives an engine that file, starts, drains and stops it, and reports what
+// it saw. A runtime whose engines are containers (the brain bind-mounted from the host, drained
+// with SIGTERM and a grace, adopted by label at start-up) fits the same methods: its steps run
+// `docker` where process runs exec and signals.
+//
+// The operation methods (drainAndStop, migrate, bootAndCheck) run inside an operation's
+// goroutine and own its steps: each begins its steps (Server.begin) and finishes them
+// (Server.finishStep); on failure it ends the operation itself (Server.failOp) and reports false.
+// They give up without touching the operation once the control plane closes (s.ctx is done):
+// the next start reports the operation interrupted.
+type engineRuntime interface {
+	// name is the runtime's Options.Runtime name.
+	name() string
+	// realProcesses says engines are real processes that the process_kill and ignore_sigterm
+	// faults can act on.
+	realProcesses() bool
+
+	// resume brings up, once the control plane has loaded its registry, every engine the
+	// registry records as running, on what its brain holds. A runtime whose engines can outlive
+	// a control plane that was killed adopts the ones still running (containers found by
+	// label) and starts the rest; process has killed such leftovers when it was built
+	// (reapOrphans, before the registry was read) and starts every one.
+	// One that cannot come up is failed with the reason (Server.engineLostLocked), never shown
+	// as running. It returns when every engine is up or failed.
+	resume()
+	// close stops every engine when the control plane closes (its context is already
+	// cancelled and every operation has returned): an engine process gets a short grace for
+	// its in-flight turns, then is killed; nothing the runtime started survives it, and no
+	// brain stays open.
+	close()
+
+	// boot starts a freshly provisioned engine at version outside any operation
+	// (Server.CreateEngine) and waits until it is healthy; on failure the engine is failed with
+	// the reason and so is the error.
+	boot(user, version string) error
+	// removeLocked stops e's engine for good, under Server.mu, before its record and brain are
+	// deleted (Server.DeleteEngine): its exit is asked for, so it is not reported as a crash.
+	removeLocked(e *engineState)
+
+	// drainAndStop runs the steps drain (in-flight turns finish, new ones get 503, within
+	// timeout) and stop (the engine no longer runs and its brain is closed), leaving the
+	// engine stopped (a failed engine stays failed: it has nothing to drain).
+	drainAndStop(op *operation, timeout time.Duration) bool
+	// migrate runs the step migrate of an upgrade whose path migrates the brain (the engine is
+	// stopped): the brain reaches path.ToSchema clean, or the operation fails with the engine
+	// failed (MIGRATION_FAILED; the brain stays dirty until a restore). A runtime whose engines
+	// migrate their brain at start-up, as the real Engine does, starts path.To and follows the
+	// migration in the brain's schema record within healthTimeout, and may leave that engine
+	// running for bootAndCheck to adopt.
+	migrate(op *operation, path api.UpgradePath, healthTimeout time.Duration) bool
+	// bootAndCheck runs the steps boot and health: version starts on the brain and reports
+	// healthy within healthTimeout, the engine is running again and the operation succeeds
+	// (Server.bootSucceeded). A version that cannot read the brain's schema refuses to boot
+	// (MIGRATION_REQUIRED), as the real Engine does, and the engine is failed. From here on
+	// the runtime watches the engine: an exit nobody asked for, or an engine that stops
+	// answering its health checks, fails it (Server.engineLostLocked) even mid-operation.
+	bootAndCheck(op *operation, version string, healthTimeout time.Duration)
+
+	// snapshotBrain copies user's live brain as of one commit into the new file tmp while the
+	// engine keeps taking turns (the operation then verifies and seals it).
+	snapshotBrain(ctx context.Context, user, tmp string) (snapshotCopy, error)
+	// restoreBrain replaces user's brain, whose engine is stopped, by the snapshot file.
+	restoreBrain(user, snapshot string) error
+
+	// turns serves test traffic on a running engine (counted in flight by the caller, which
+	// is what a drain waits for): count turns written into the brain, its write counter and
+	// the engine's recent writes (and results) updated for metrics.
+	turns(e *engineState, req api.TurnsRequest) (api.TurnsResult, *apiError)
+	// metricsLocked fills m (user, version and window set; WarningKinds empty) with the
+	// engine's signals in the window from m.From, under Server.mu.
+	metricsLocked(e *engineState, m *api.Metrics)
+
+	// process reports user's running engine process: its pid, its URL and the key it accepts
+	// in X-Engine-Key. ok is false when none runs or engines are not processes.
+	process(user string) (pid int, url, key string, ok bool)
+}
+
+// newRuntime builds the runtime opts.Runtime names; checkRuntimeOptions has vetted the name.
+func newRuntime(s *Server) (engineRuntime, error) {
+	if s.opts.Runtime == RuntimeProcess {
+		return newProcRuntime(s)
+	}
+	return newSimRuntime(s), nil
+}
+
+// checkRuntimeOptions settles opts.Runtime ("" is sim) and refuses options of another runtime.
+func checkRuntimeOptions(opts *Options) error {
+	switch opts.Runtime {
+	case "", RuntimeSim:
+		opts.Runtime = RuntimeSim
+		if opts.EngineCommand != "" || len(opts.EngineCommands) > 0 || opts.PortMin != 0 || opts.PortMax != 0 {
+			return errors.New("controlplane: EngineCommand, EngineCommands and the port range apply to the process runtime only; set Runtime to \"process\"")
+		}
+	case RuntimeProcess:
+	default:
+		return fmt.Errorf("controlplane: runtime %q is not one of %q (engines in this process, the default) or %q (one child process per engine)", opts.Runtime, RuntimeSim, RuntimeProcess)
+	}
+	return nil
+}
+
+// hostBrain is the brain half of a runtime whose engines use their brain where the control plane
+// keeps it, on this host (Server.BrainPath): a snapshot copies the live file (copyBrain), a
+// restore replaces the stopped one (swapBrain). A container runtime bind-mounting the file
+// shares it too.
+type hostBrain struct {
+	path func(user string) string
+}
+
+func (h hostBrain) snapshotBrain(ctx context.Context, user, tmp string) (snapshotCopy, error) {
+	return copyBrain(ctx, h.path(user), tmp)
+}
+
+func (h hostBrain) restoreBrain(user, snapshot string) error {
+	return swapBrain(snapshot, h.path(user))
+}
+
+// What runtimes share: the steps' bookkeeping on the engine's record.
+
+// beginDrain begins the step drain; a failed engine, with nothing to drain, stays failed.
+func (s *Server) beginDrain(op *operation) (e *engineState, wasFailed bool) {
+	s.mu.Lock()
+	wasFailed = s.engines[op.UserID].Status == api.StatusFailed
+	s.mu.Unlock()
+	return s.begin(op, api.StepDrain, map[bool]string{true: "", false: api.StatusDraining}[wasFailed]), wasFailed
+}
+
+// beginBoot begins the step boot of version, which the engine's record names from now on (what
+// last booted is what a restart after an interruption trusts).
+func (s *Server) beginBoot(op *operation, version string) (*engineState, api.Version) {
+	v, _ := s.cat.Get(version)
+	e := s.begin(op, api.StepBoot, api.StatusUpgrading)
+	s.mu.Lock()
+	e.EngineVersion = v.Version
+	s.mu.Unlock()
+	return e, v
+}
+
+// migrated records that e's brain reached schema during op.
+func (s *Server) migrated(op *operation, e *engineState, schema int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now().UTC()
+	e.SchemaVersion, e.LastMigrationAt = schema, &now
+	s.changedLocked(op, e)
+}
+
+// bootSucceeded ends the step health and the operation once version runs healthy on schema.
+func (s *Server) bootSucceeded(op *operation, version string, schema int) {
+	s.finishStep(op, api.StepHealth, "health ok")
+	s.succeedOp(op, api.OperationResult{EngineVersion: version, SchemaVersion: schema, SnapshotID: op.SnapshotID})
+}
+
+// engineLostLocked fails an engine its runtime lost outside an operation's steps (it did not
+// start, exited unasked or stopped answering), under s.mu: recorded at once, with the reason,
+// so a crash is never hidden.
+func (s *Server) engineLostLocked(e *engineState, code, msg string) error {
+	e.fail(code, msg)
+	e.Generation++
+	return s.reg.putEngines(e.Engine)
+}
+
+// EngineProcess reports user's engine process under the process runtime: its pid, its URL and
+// the key it accepts in X-Engine-Key. ok is false when no process runs (or under sim).
+func (s *Server) EngineProcess(user string) (pid int, url, key string, ok bool) {
+	return s.rt.process(user)
+}
+
+// Runtime is the runtime engines run in: RuntimeSim or RuntimeProcess.
+func (s *Server) Runtime() string { return s.rt.name() }
