@@ -341,8 +341,8 @@ func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *ca
 		out.diags.Append(clientErrorDiag("Engine Fleet Read Failed", err))
 		return r.finish(m, run, cfg, engines, prior, false, out)
 	}
-	// The plan's rules again, on fresh reads. The apply holds what its plan held (refresh's
-	// reading, or create's plan's).
+	// The plan's rules again, on fresh reads. The apply holds what its plan held: what the
+	// refresh before it held (none on create).
 	check := upgrade.CheckCanary(run.cat, engines, cfg.users, cfg.version, cfg.allowMajor)
 	if len(check.Errors) > 0 {
 		out.diags.Append(problemDiags(check.Errors, true)...)

@@ -149,11 +149,14 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		return
 	}
 	if state == nil {
-		// Create holds what this plan read; its apply holds the same (private state).
-		cfg.held = check.Held
-		resp.Diagnostics.Append(setHeld(ctx, resp.Private, cfg.held)...)
+		if len(check.Held) > 0 {
+			// Nothing drifted under a canary that does not exist yet: the configuration asks
+			// it to move these engines back.
+			resp.Diagnostics.Append(problemDiags([]upgrade.Problem{upgrade.CanaryNewerEngines(cfg.version, check.Held)}, true)...)
+			return
+		}
 		// Engines already on the version count as moved without an operation.
-		for _, u := range upgrade.Rank(seed, upgrade.Without(users, cfg.held)) {
+		for _, u := range upgrade.Rank(seed, users) {
 			if e := engines[u]; e.EngineVersion == cfg.version && e.Status != api.StatusFailed {
 				moved = append(moved, u)
 			}
@@ -161,8 +164,8 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		cur, targets = cfg.progress(moved)
 	}
 	// An update holds what refresh held (Terraform plans again while applying, and both plans
-	// must agree); an engine that moved above version since refresh is refused only when this
-	// plan would move it.
+	// must agree); an engine above version that refresh did not hold (it moved since, or was
+	// just added to user_ids) is refused only when this plan would move it.
 	cfg.users = upgrade.Without(scope, cfg.held)
 	moves := upgrade.PlanSteps(seed, cfg.users, targets, moved)
 	if since := movedAbove(moves, newlyHeld(check.Held, cfg.held)); len(since) > 0 {

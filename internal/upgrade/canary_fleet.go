@@ -19,14 +19,13 @@ type CanaryCheck struct {
 	Held map[string]string
 }
 
-// CheckCanary applies the canary's rules that need the engines of users: every user known, no
-// major upgrade without allowMajor; and finds the engines it holds because they run above
-// version.
+// CheckCanary applies the canary's rules that need the engines of users, the fleet-wide form of
+// PlanRelease's: version in the catalog, every user known, no major upgrade without allowMajor;
+// and finds the engines it holds because they run above version (HoldsDrift).
 func CheckCanary(c *Catalog, engines map[string]api.Engine, users []string, version string, allowMajor bool) CanaryCheck {
 	var out CanaryCheck
 	if _, ok := c.Get(version); !ok {
-		out.Errors = append(out.Errors, Problem{"version", "Unknown Engine Version",
-			fmt.Sprintf("Version %q is not in the control plane's release catalog (%s). Set version to a catalog version; data \"engine_versions\" lists them.", version, strings.Join(c.Names(), ", "))})
+		out.Errors = append(out.Errors, unknownVersion(version, strings.Join(c.Names(), ", ")))
 		return out
 	}
 	var unknown, major []string
@@ -109,6 +108,14 @@ func CanaryWouldDowngrade(version string, held map[string]string) Problem {
 	return Problem{"version", "Canary Would Downgrade",
 		fmt.Sprintf("%d engines this step would move to %s now run a newer version, set outside this canary since it last read them: %s. A canary only moves engines forward, so nothing was moved. "+
 			"Plan again (with refresh): the new plan leaves them where they run, warns about them and walks its steps over the other users.", len(held), version, HeldList(held, 10))}
+}
+
+// CanaryNewerEngines refuses a new canary over engines that already run a version above its own:
+// nothing drifted yet, the configuration asks the canary to move them back.
+func CanaryNewerEngines(version string, held map[string]string) Problem {
+	return Problem{"version", "Canary Would Downgrade",
+		fmt.Sprintf("%d engines already run a version newer than %s (%s): a canary only moves engines forward. Remove them from user_ids, or roll out a newer version.",
+			len(held), version, HeldList(held, 10))}
 }
 
 // FirstNames is at most n of us, then "and K more".
