@@ -92,7 +92,7 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 					"A step's percentage is of the scope. Adding users never reshuffles the ones already moved; the next step may move a few more to keep the share. " +
 					"A moved user that leaves `user_ids` *and* `version` (upgraded, restored or deleted outside the canary) leaves the scope, and the plan warns, naming it; abort and destroy still roll it back. " +
 					"A listed user whose engine someone moved *above* `version` outside the canary is **held**: out of the scope, never moved, judged or counted, and every plan warns (\"Engine Moved Above The Canary's Version\"), naming it, the version it runs and the ways out; " +
-					"only an apply that would move it (it moved after the refresh its plan used) is refused (\"Canary Would Downgrade\"). " +
+					"only an apply that would move it (it moved after the refresh its plan used) is refused (\"Canary Would Downgrade\"), as is creating a canary over engines already above `version`. " +
 					"May be empty once every user in scope was moved (the filter above, after the last step); a plan whose scope is empty is an error.",
 				Required: true, ElementType: types.StringType,
 				Validators: []validator.List{listvalidator.UniqueValues(), listvalidator.ValueStringsAre(idValidator())},
