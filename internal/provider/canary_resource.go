@@ -348,7 +348,7 @@ func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *ca
 		out.diags.Append(problemDiags(check.Errors, true)...)
 		return r.finish(m, run, cfg, engines, prior, false, out)
 	}
-	held, diags := getHeld(ctx, private)
+	held, diags := getHeld(ctx, private, cfg.users)
 	out.diags.Append(diags...)
 	cfg.held = held
 	cfg.users = run.hold(cfg.held)
@@ -460,15 +460,25 @@ func round4(f float64) float64 {
 // the canary's version, with the versions they run (a JSON object).
 const privateCanaryHeld = "canary_held"
 
-// getHeld reads the held users from private state: none when absent.
-func getHeld(ctx context.Context, p privateState) (map[string]string, diag.Diagnostics) {
+// getHeld reads the held users of scope from private state: none when absent. A user no longer
+// in scope (taken out of user_ids) is no longer held.
+func getHeld(ctx context.Context, p privateState, scope []string) (map[string]string, diag.Diagnostics) {
 	if p == nil {
 		return nil, nil
 	}
 	b, diags := p.GetKey(ctx, privateCanaryHeld)
-	var held map[string]string
+	var recorded map[string]string
 	if len(b) > 0 {
-		_ = json.Unmarshal(b, &held) // unreadable: hold none, so every drift is checked afresh
+		_ = json.Unmarshal(b, &recorded) // unreadable: hold none, so every drift is checked afresh
+	}
+	var held map[string]string
+	for _, u := range scope {
+		if v, ok := recorded[u]; ok {
+			if held == nil {
+				held = map[string]string{}
+			}
+			held[u] = v
+		}
 	}
 	return held, diags
 }

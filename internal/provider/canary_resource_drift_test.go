@@ -3,6 +3,8 @@ package provider
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,10 +20,11 @@ import (
 // users, and leaves the drifted engine alone. Only an apply that would move an engine (one that
 // drifted after its plan) is refused.
 func TestAccCanary_driftAboveDoesNotBlockTheWorkspace(t *testing.T) {
-	ctx, env, dir, run := localCanary(t, 5, `
+	body := func(users ...string) string {
+		return fmt.Sprintf(`
 resource "engine_canary" "c" {
   version     = "2.4.0"
-  user_ids    = ["user-0001", "user-0002", "user-0003", "user-0004"]
+  user_ids    = ["%s"]
   steps       = [25, 50, 100]
   bake_time   = "0s"
   cohort_seed = "fixed"
@@ -32,7 +35,9 @@ resource "engine_release" "other" {
   version       = var.v
   auto_snapshot = true
 }
-`)
+`, strings.Join(users, `", "`))
+	}
+	ctx, env, dir, run := localCanary(t, 5, body(seedUsers(4)...))
 	rank := upgrade.Rank("fixed", seedUsers(4))
 	expect := func(user, version string, upgrades int) {
 		t.Helper()
@@ -100,6 +105,20 @@ resource "engine_release" "other" {
 	// Both drifts are held now: the canary has nothing left to move, and the plan still works.
 	if plan := run(dir, false, "2.4.0", "plan", "-input=false"); !strings.Contains(plan, rank[3]+" (2.4.1)") {
 		t.Errorf("the plan after both drifts does not warn about %s:\n%s", rank[3], plan)
+	}
+
+	// Way out: accept the moves by taking both engines out of user_ids. The warning goes, the
+	// canary is promoted over the other two, and nothing moves.
+	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(localHeader+body(rank[0], rank[2])), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := run(dir, false, "2.4.0", "apply", "-auto-approve", "-input=false"); strings.Contains(out, "Engine Moved Above") {
+		t.Errorf("the apply still warns about engines taken out of user_ids:\n%s", out)
+	}
+	expect(drifted, "2.4.1", 1)
+	expect(rank[3], "2.4.1", 1)
+	if next := canaryNextStep(t, run(dir, false, "2.4.0", "show", "-json")); next != "none" {
+		t.Errorf("next_step is %q once the held engines left user_ids, want none", next)
 	}
 }
 

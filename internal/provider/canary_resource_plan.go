@@ -114,7 +114,7 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	scope := cfg.users
 	if state != nil {
 		// The engines refresh found above version stay out of the scope (upgrade.CheckCanary).
-		held, diags := getHeld(ctx, req.Private)
+		held, diags := getHeld(ctx, req.Private, scope)
 		resp.Diagnostics.Append(diags...)
 		cfg.held = held
 	}
