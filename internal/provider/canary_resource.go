@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -69,7 +70,7 @@ func (r *canaryResource) Create(ctx context.Context, req resource.CreateRequest,
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	out := r.converge(ctx, &plan, nil)
+	out := r.converge(ctx, &plan, nil, resp.Private)
 	resp.Diagnostics.Append(out.diags...)
 	if out.diags.HasError() && !out.touched {
 		return // nothing moved and nothing recorded: no canary to track
@@ -95,7 +96,7 @@ func (r *canaryResource) Update(ctx context.Context, req resource.UpdateRequest,
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	out := r.converge(ctx, &plan, &state)
+	out := r.converge(ctx, &plan, &state, req.Private)
 	resp.Diagnostics.Append(out.diags...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
@@ -114,6 +115,7 @@ func (r *canaryResource) Read(ctx context.Context, req resource.ReadRequest, res
 	run.fill(&state, cfg, engines, state.Phase.ValueString() == upgrade.PhaseAborted)
 	state.PlannedStep = types.StringNull() // it described the apply that ran; the next plan says anew
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	resp.Diagnostics.Append(setHeld(ctx, resp.Private, cfg.held)...)
 	if state.Phase.ValueString() == upgrade.PhaseAborted {
 		// Refresh runs before every plan, tainted canary or not: the abort is said once per plan.
 		if d, ok := abortedWarning(state); ok {
@@ -198,6 +200,9 @@ type canaryConfig struct {
 	holdAt     int64
 	mode       string
 	allowMajor bool
+	// held maps the users in user_ids whose engine runs above version to that version: out of
+	// the scope, left where they run (upgrade.CheckCanary).
+	held map[string]string
 }
 
 // canaryID derives a canary's id from its version and initial users: known at plan (so the
@@ -256,8 +261,15 @@ func (r *canaryResource) observed(ctx context.Context, state canaryModel) (*cana
 		return nil, cfg, nil, diags
 	}
 	run.observe(ctx, engines)
-	cfg.users = run.widenScope()
+	cfg.held = upgrade.CheckCanary(run.cat, engines, run.widenScope(), cfg.version, cfg.allowMajor).Held
+	cfg.users = run.hold(cfg.held)
 	return run, cfg, engines, diags
+}
+
+// hold takes the held users out of the run's scope and returns the scope.
+func (run *canaryRun) hold(held map[string]string) []string {
+	run.users = upgrade.Without(run.users, held)
+	return run.users
 }
 
 // scopeWithRecorded is the users in scope plus any recorded ones since removed from user_ids:
@@ -308,7 +320,7 @@ type canaryResult struct {
 
 // converge walks the steps this apply owes (one in stepwise mode, every remaining one in auto),
 // and leaves m holding the truth read from the fleet. prior is nil on create.
-func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *canaryModel) canaryResult {
+func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *canaryModel, private privateState) canaryResult {
 	var out canaryResult
 	ctx = tflog.SetField(ctx, "canary_id", m.ID.ValueString())
 	run, cfg, diags := r.newRun(ctx, *m, prior)
@@ -329,12 +341,17 @@ func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *ca
 		out.diags.Append(clientErrorDiag("Engine Fleet Read Failed", err))
 		return r.finish(m, run, cfg, engines, prior, false, out)
 	}
-	// The plan's rules again, on fresh reads.
-	problems := checkFleet(run.cat, engines, cfg.users, cfg.version, cfg.allowMajor)
-	if len(problems) > 0 {
-		out.diags.Append(problemDiags(problems, true)...)
+	// The plan's rules again, on fresh reads. The apply holds what its plan held: what the
+	// refresh before it held (none on create).
+	check := upgrade.CheckCanary(run.cat, engines, cfg.users, cfg.version, cfg.allowMajor)
+	if len(check.Errors) > 0 {
+		out.diags.Append(problemDiags(check.Errors, true)...)
 		return r.finish(m, run, cfg, engines, prior, false, out)
 	}
+	held, diags := getHeld(ctx, private, cfg.users)
+	out.diags.Append(diags...)
+	cfg.held = held
+	cfg.users = run.hold(cfg.held)
 	if prior == nil {
 		// Engines on the version before the canary existed stay there on destroy: their stable
 		// version is the version itself (not whatever an older, unrelated upgrade came from).
@@ -348,6 +365,15 @@ func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *ca
 	cfg.users = run.widenScope()
 	cur := upgrade.CurrentPercent(cfg.steps, len(cfg.users), len(run.movedList()))
 	targets := upgrade.Targets(cfg.mode, cfg.steps, cfg.holdAt, cur)
+	if len(cfg.users) == 0 {
+		targets = nil // every user is held: nothing to walk
+	}
+	// An engine that moved above version since the plan is refused only when this apply would
+	// move it: moving it would be a downgrade.
+	if since := movedAbove(upgrade.PlanSteps(run.seed, cfg.users, targets, run.movedList()), newlyHeld(check.Held, cfg.held)); len(since) > 0 {
+		out.diags.Append(problemDiags([]upgrade.Problem{upgrade.CanaryWouldDowngrade(cfg.version, since)}, true)...)
+		return r.finish(m, run, cfg, engines, prior, false, out)
+	}
 	tflog.Info(ctx, "canary apply", map[string]any{"current_percent": cur, "targets": fmt.Sprint(targets), "mode": cfg.mode})
 	if unjudged(cur, m.LastAnalysis, run.stableCopy(), run.movedList(), cfg.version) {
 		tflog.Info(ctx, "the step the fleet stands at was never judged: baking and analysing it again", map[string]any{"current_percent": cur})
@@ -397,58 +423,7 @@ func (r *canaryResource) finish(m *canaryModel, run *canaryRun, cfg canaryConfig
 	return out
 }
 
-func firstNames(us []string, n int) []string {
-	if len(us) <= n {
-		return us
-	}
-	return append(append([]string(nil), us[:n]...), fmt.Sprintf("and %d more", len(us)-n))
-}
-
-// checkFleet applies the rules that need the engines: every user known, no major without
-// allow_major_upgrade, no engine newer than version (a canary never downgrades).
-func checkFleet(cat *upgrade.Catalog, engines map[string]api.Engine, users []string, version string, allowMajor bool) []upgrade.Problem {
-	var ps []upgrade.Problem
-	if _, ok := cat.Get(version); !ok {
-		ps = append(ps, upgrade.Problem{Attribute: "version", Summary: "Unknown Engine Version",
-			Detail: fmt.Sprintf("Version %q is not in the control plane's release catalog (%s). Set version to a catalog version; data \"engine_versions\" lists them.", version, strings.Join(cat.Names(), ", "))})
-		return ps
-	}
-	var unknown, major, newer []string
-	for _, u := range users {
-		e, ok := engines[u]
-		if !ok {
-			unknown = append(unknown, u)
-			continue
-		}
-		switch k, err := upgrade.Kind(e.EngineVersion, version); {
-		case err != nil:
-		case k == upgrade.KindMajor && !allowMajor:
-			major = append(major, u+" ("+e.EngineVersion+")")
-		case k == upgrade.KindDowngrade:
-			newer = append(newer, u+" ("+e.EngineVersion+")")
-		}
-	}
-	if len(unknown) > 0 {
-		ps = append(ps, upgrade.Problem{Attribute: "user_ids", Summary: "Unknown Users",
-			Detail: fmt.Sprintf("The control plane has no engine for %d of user_ids: %s. Remove them from user_ids; data \"engine_instances\" lists the engines it knows.", len(unknown), strings.Join(unknown, ", "))})
-	}
-	if len(major) > 0 {
-		v, _ := cat.Get(version)
-		guide := ""
-		if v.MigrationGuideURL != "" {
-			guide = " Read the migration guide first: " + v.MigrationGuideURL + "."
-		}
-		ps = append(ps, upgrade.Problem{Attribute: "version", Summary: "Major Upgrade Not Allowed",
-			Detail: fmt.Sprintf("Rolling out %s is a major upgrade for %d engines (%s), with breaking changes: %s. Set allow_major_upgrade = true to proceed.%s",
-				version, len(major), strings.Join(firstNames(major, 10), ", "), strings.Join(v.BreakingChanges, "; "), guide)})
-	}
-	if len(newer) > 0 {
-		ps = append(ps, upgrade.Problem{Attribute: "version", Summary: "Canary Would Downgrade",
-			Detail: fmt.Sprintf("%d engines already run a version newer than %s (%s): a canary only moves engines forward. Remove them from user_ids, or roll out a newer version.",
-				len(newer), version, strings.Join(firstNames(newer, 10), ", "))})
-	}
-	return ps
-}
+func firstNames(us []string, n int) []string { return upgrade.FirstNames(us, n) }
 
 func analysisObject(a analysisRecord) types.Object {
 	verdict := "pass"
@@ -479,4 +454,78 @@ func figuresObject(f upgrade.Figures) types.Object {
 
 func round4(f float64) float64 {
 	return float64(int64(f*10000+0.5)) / 10000
+}
+
+// privateCanaryHeld is the private state key of the users the last refresh or plan held above
+// the canary's version, with the versions they run (a JSON object).
+const privateCanaryHeld = "canary_held"
+
+// getHeld reads the held users of scope from private state: none when absent. A user no longer
+// in scope (taken out of user_ids) is no longer held.
+func getHeld(ctx context.Context, p privateState, scope []string) (map[string]string, diag.Diagnostics) {
+	if p == nil {
+		return nil, nil
+	}
+	b, diags := p.GetKey(ctx, privateCanaryHeld)
+	var recorded map[string]string
+	if len(b) > 0 {
+		_ = json.Unmarshal(b, &recorded) // unreadable: hold none, so every drift is checked afresh
+	}
+	var held map[string]string
+	for _, u := range scope {
+		if v, ok := recorded[u]; ok {
+			if held == nil {
+				held = map[string]string{}
+			}
+			held[u] = v
+		}
+	}
+	return held, diags
+}
+
+// setHeld records held in private state, or removes the key when none is held.
+func setHeld(ctx context.Context, p privateState, held map[string]string) diag.Diagnostics {
+	if len(held) == 0 {
+		if b, diags := p.GetKey(ctx, privateCanaryHeld); len(b) == 0 {
+			return diags // nothing recorded: nothing to remove
+		}
+		return p.SetKey(ctx, privateCanaryHeld, nil)
+	}
+	b, err := json.Marshal(held)
+	if err != nil {
+		var diags diag.Diagnostics
+		diags.AddError("Canary Private State Write Failed", err.Error())
+		return diags
+	}
+	return p.SetKey(ctx, privateCanaryHeld, b)
+}
+
+// movedAbove is the users of above that moves would move.
+func movedAbove(moves []upgrade.StepMove, above map[string]string) map[string]string {
+	var out map[string]string
+	for _, mv := range moves {
+		for _, u := range mv.Movers {
+			if v, ok := above[u]; ok {
+				if out == nil {
+					out = map[string]string{}
+				}
+				out[u] = v
+			}
+		}
+	}
+	return out
+}
+
+// newlyHeld is the users of held that planned did not hold.
+func newlyHeld(held, planned map[string]string) map[string]string {
+	var out map[string]string
+	for u, v := range held {
+		if _, ok := planned[u]; !ok {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[u] = v
+		}
+	}
+	return out
 }

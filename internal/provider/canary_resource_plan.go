@@ -111,8 +111,14 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 				"Name at least one user; a data \"engine_instances\" filter that matches no engine yet gives an empty list.")
 		return
 	}
-	cur := upgrade.CurrentPercent(steps, len(cfg.users), len(moved))
-	targets := upgrade.Targets(cfg.mode, steps, cfg.holdAt, cur)
+	scope := cfg.users
+	if state != nil {
+		// The engines refresh found above version stay out of the scope (upgrade.CheckCanary).
+		held, diags := getHeld(ctx, req.Private, scope)
+		resp.Diagnostics.Append(diags...)
+		cfg.held = held
+	}
+	cur, targets := cfg.progress(moved)
 	usersChanged := state == nil || !plan.UserIDs.Equal(state.UserIDs)
 	scheduleChanged := state == nil || !plan.Steps.Equal(state.Steps) || !plan.HoldAt.Equal(state.HoldAt) || !plan.Mode.Equal(state.Mode)
 	pending := state != nil && unjudged(cur, state.LastAnalysis, mapStrings(state.StableVersions), moved, cfg.version)
@@ -123,12 +129,7 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	if state != nil && len(targets) == 0 && !usersChanged && !scheduleChanged && !pending {
 		// Nothing to move: progress stays as refresh read it, so an unchanged configuration
 		// gives an empty plan.
-		plan.StableVersions, plan.Snapshots, plan.LastAnalysis, plan.LastAbort = state.StableVersions, state.Snapshots, state.LastAnalysis, state.LastAbort
-		plan.MovedUserIDs = stringListValue(moved)
-		plan.CurrentPercent = types.Int64Value(cur)
-		plan.Phase = types.StringValue(upgrade.PhaseAt(steps, cfg.holdAt, cur))
-		plan.NextStep, plan.PlannedStep = state.NextStep, state.PlannedStep
-		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+		r.quietPlan(ctx, resp, &plan, *state, cfg, moved)
 		return
 	}
 
@@ -137,26 +138,41 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		resp.Diagnostics.Append(clientErrorDiag("Release Catalog Read Failed", err))
 		return
 	}
-	engines, err := fleet(ctx, r.data.Client, cfg.users)
+	engines, err := fleet(ctx, r.data.Client, scope)
 	if err != nil {
 		resp.Diagnostics.Append(clientErrorAttrDiag(path.Root("user_ids"), "Engine Fleet Read Failed", err))
 		return
 	}
-	resp.Diagnostics.Append(problemDiags(checkFleet(cat, engines, cfg.users, cfg.version, cfg.allowMajor), true)...)
+	check := upgrade.CheckCanary(cat, engines, scope, cfg.version, cfg.allowMajor)
+	resp.Diagnostics.Append(problemDiags(check.Errors, true)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	if state == nil {
+		if len(check.Held) > 0 {
+			// Nothing drifted under a canary that does not exist yet: the configuration asks
+			// it to move these engines back.
+			resp.Diagnostics.Append(problemDiags([]upgrade.Problem{upgrade.CanaryNewerEngines(cfg.version, check.Held)}, true)...)
+			return
+		}
 		// Engines already on the version count as moved without an operation.
 		for _, u := range upgrade.Rank(seed, users) {
 			if e := engines[u]; e.EngineVersion == cfg.version && e.Status != api.StatusFailed {
 				moved = append(moved, u)
 			}
 		}
-		cur = upgrade.CurrentPercent(steps, len(users), len(moved))
-		targets = upgrade.Targets(cfg.mode, steps, cfg.holdAt, cur)
+		cur, targets = cfg.progress(moved)
 	}
+	// An update holds what refresh held (Terraform plans again while applying, and both plans
+	// must agree); an engine above version that refresh did not hold (it moved since, or was
+	// just added to user_ids) is refused only when this plan would move it.
+	cfg.users = upgrade.Without(scope, cfg.held)
 	moves := upgrade.PlanSteps(seed, cfg.users, targets, moved)
+	if since := movedAbove(moves, newlyHeld(check.Held, cfg.held)); len(since) > 0 {
+		resp.Diagnostics.Append(problemDiags([]upgrade.Problem{upgrade.CanaryWouldDowngrade(cfg.version, since)}, true)...)
+		return
+	}
+	resp.Diagnostics.Append(problemDiags(heldWarning(cfg), false)...)
 
 	timeout, _ := plan.Timeouts.Update(ctx, defaultCanaryTimeout)
 	which := "update"
@@ -228,6 +244,38 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		plan.LastAnalysis = types.ObjectUnknown(lastAnalysisAttrTypes)
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+// progress is the percentage moved reaches over the scope without the held users, and the steps
+// the apply walks from there (none when every user is held).
+func (cfg canaryConfig) progress(moved []string) (int64, []int64) {
+	n := len(upgrade.Without(cfg.users, cfg.held))
+	cur := upgrade.CurrentPercent(cfg.steps, n, len(moved))
+	if n == 0 {
+		return cur, nil
+	}
+	return cur, upgrade.Targets(cfg.mode, cfg.steps, cfg.holdAt, cur)
+}
+
+// quietPlan is the plan of a canary with nothing to move: progress stays as refresh read it, so
+// an unchanged configuration gives an empty plan. It warns about held engines.
+func (r *canaryResource) quietPlan(ctx context.Context, resp *resource.ModifyPlanResponse, plan *canaryModel, state canaryModel, cfg canaryConfig, moved []string) {
+	resp.Diagnostics.Append(problemDiags(heldWarning(cfg), false)...)
+	cur, _ := cfg.progress(moved)
+	plan.StableVersions, plan.Snapshots, plan.LastAnalysis, plan.LastAbort = state.StableVersions, state.Snapshots, state.LastAnalysis, state.LastAbort
+	plan.MovedUserIDs = stringListValue(moved)
+	plan.CurrentPercent = types.Int64Value(cur)
+	plan.Phase = types.StringValue(upgrade.PhaseAt(cfg.steps, cfg.holdAt, cur))
+	plan.NextStep, plan.PlannedStep = state.NextStep, state.PlannedStep
+	resp.Diagnostics.Append(resp.Plan.Set(ctx, plan)...)
+}
+
+// heldWarning is the plan's warning about engines held above the canary's version, if any.
+func heldWarning(cfg canaryConfig) []upgrade.Problem {
+	if len(cfg.held) == 0 {
+		return nil
+	}
+	return []upgrade.Problem{upgrade.CanaryDriftAbove(cfg.version, cfg.held)}
 }
 
 // planScope is the scope a plan walks (user_ids plus the users this canary moved that still run

@@ -48,7 +48,7 @@ func (run *canaryRun) fill(m *canaryModel, cfg canaryConfig, engines map[string]
 	}
 	var problems []upgrade.Problem
 	if engines != nil {
-		problems = checkFleet(run.cat, engines, cfg.users, cfg.version, cfg.allowMajor)
+		problems = upgrade.CheckCanary(run.cat, engines, cfg.users, cfg.version, cfg.allowMajor).Errors
 	}
 	next := nextStepText(run.cat, run.seed, cfg, moved, engines, problems)
 	if pending {
@@ -121,9 +121,18 @@ func rejudgeText(cur int64, next string) string {
 // first for 4", steps joined by "; then " in auto mode, or "none". Holding at hold_at, it is "none"
 // followed by what the next apply would do without the hold, so the plan that lifts the hold shows
 // what its apply does.
-// A plan that would move engines fails on problems (the fleet rules of checkFleet); then it says
-// so, in the words of that error, instead of naming a step no apply would take.
+// A plan that would move engines fails on problems (the fleet rules of upgrade.CheckCanary); then
+// it says so, in the words of that error, instead of naming a step no apply would take. Engines
+// held above version are named last: no step moves them.
 func nextStepText(cat *upgrade.Catalog, seed string, cfg canaryConfig, moved []string, engines map[string]api.Engine, problems []upgrade.Problem) string {
+	next := nextStepMoves(cat, seed, cfg, moved, engines, problems)
+	if len(cfg.held) > 0 {
+		next += fmt.Sprintf("; leaves %s where they run, above %s", upgrade.HeldList(cfg.held, 10), cfg.version)
+	}
+	return next
+}
+
+func nextStepMoves(cat *upgrade.Catalog, seed string, cfg canaryConfig, moved []string, engines map[string]api.Engine, problems []upgrade.Problem) string {
 	cur := upgrade.CurrentPercent(cfg.steps, len(cfg.users), len(moved))
 	if targets := upgrade.Targets(cfg.mode, cfg.steps, cfg.holdAt, cur); len(targets) > 0 {
 		if len(problems) > 0 {

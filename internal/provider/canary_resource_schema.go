@@ -91,6 +91,8 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 					"whether or not it is still listed, so a data source filtering on the old version (`version = \"2.3.1\"`), which drops each engine as soon as it moves, never shrinks the rollout. " +
 					"A step's percentage is of the scope. Adding users never reshuffles the ones already moved; the next step may move a few more to keep the share. " +
 					"A moved user that leaves `user_ids` *and* `version` (upgraded, restored or deleted outside the canary) leaves the scope, and the plan warns, naming it; abort and destroy still roll it back. " +
+					"A listed user whose engine someone moved *above* `version` outside the canary is **held**: out of the scope, never moved, judged or counted, and every plan warns (\"Engine Moved Above The Canary's Version\"), naming it, the version it runs and the ways out; " +
+					"only an apply that would move it (it moved after the refresh its plan used) is refused (\"Canary Would Downgrade\"), as is creating a canary over engines already above `version`. " +
 					"May be empty once every user in scope was moved (the filter above, after the last step); a plan whose scope is empty is an error.",
 				Required: true, ElementType: types.StringType,
 				Validators: []validator.List{listvalidator.UniqueValues(), listvalidator.ValueStringsAre(idValidator())},
@@ -170,7 +172,7 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 			},
 			"next_step": schema.StringAttribute{
 				MarkdownDescription: "What the next apply does with this configuration, e.g. `move 4 users to 25%: user-0003, …; snapshot first for 4`; `none` when promoted; " +
-					"`none: holding at 50%; without hold_at the next apply would move …` while holding; `none: the next plan fails with \"…\": …` while the plan's fleet rules refuse the next step. " +
+					"`none: holding at 50%; without hold_at the next apply would move …` while holding; `none: the next plan fails with \"…\": …` while the plan's fleet rules refuse the next step; with held engines (see `user_ids`) it ends `; leaves user-0003 (2.4.1) where they run, above 2.4.0`. " +
 					"In a plan, the old value is what this apply does when the plan leaves `user_ids`, `steps`, `mode` and `hold_at` as they were (users the canary moved leaving a filtered `user_ids` do not count: they stay in scope); " +
 					"lifting the hold, the old value's `without hold_at` part is what this apply does. The new value is what the apply after this one will do. `planned_step` always says what this apply does.",
 				Computed: true,

@@ -1252,8 +1252,9 @@ func TestAccCanary_documentedFirstCanary(t *testing.T) {
 }
 
 // After an engine moves past the canary's version out of band, `terraform apply -refresh-only`
-// and the plan agree: the plan fails with "Canary Would Downgrade", and the next_step the
-// refresh-only apply records says so instead of naming a step no apply would take.
+// and the plan agree: the canary holds that engine where it runs (#21 item 2), the next_step the
+// refresh-only apply records names the step the plan takes over the other user and the held
+// engine, and the plan warns instead of failing.
 func TestAccCanary_refreshOnlyNextStepAgreesWithPlan(t *testing.T) {
 	ctx, env, dir, run := localCanary(t, 2, `
 resource "engine_canary" "c" {
@@ -1285,11 +1286,18 @@ resource "engine_canary" "c" {
 		t.Fatalf("terraform show -json: %v %+v", err, shown)
 	}
 	next := shown.Values.RootModule.Resources[0].Values.NextStep
-	if want := `none: the next plan fails with "Canary Would Downgrade": 1 engines already run a version newer than 2.4.0 (` + first + ` (2.4.1))`; !strings.HasPrefix(next, want) {
-		t.Errorf("after apply -refresh-only, next_step is %q while the plan fails with Canary Would Downgrade", next)
+	second := "user-0001"
+	if first == second {
+		second = "user-0002"
 	}
-	if plan := run(dir, true, "2.4.0", "plan", "-input=false"); !strings.Contains(plan, "Error: Canary Would Downgrade") {
-		t.Errorf("the plan did not fail with Canary Would Downgrade:\n%s", plan)
+	if want := "move 1 user to 50%: " + second + "; snapshot first for 1; leaves " + first + " (2.4.1) where they run, above 2.4.0"; next != want {
+		t.Errorf("after apply -refresh-only, next_step is %q, want %q", next, want)
+	}
+	plan := strings.Join(strings.Fields(run(dir, false, "2.4.0", "plan", "-input=false")), " ")
+	for _, want := range []string{"Warning: Engine Moved Above The Canary's Version", `planned_step = "move 1 user to 50%: ` + second + `; snapshot first for 1.`} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("the plan does not say %q:\n%s", want, plan)
+		}
 	}
 }
 

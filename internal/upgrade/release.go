@@ -82,8 +82,7 @@ func PlanRelease(c *Catalog, in ReleaseIntent) ReleaseDecision {
 			if len(names) > 0 {
 				next = "valid targets from " + e.EngineVersion + ": " + strings.Join(names, ", ")
 			}
-			d.Errors = append(d.Errors, Problem{"version", "Unknown Engine Version",
-				fmt.Sprintf("Version %q is not in the control plane's release catalog (%s). Set version to a catalog version; data \"engine_versions\" lists them.", in.Target, next)})
+			d.Errors = append(d.Errors, unknownVersion(in.Target, next))
 			return d
 		}
 		d.Errors = append(d.Errors, Problem{"", "Engine Runs An Unknown Version",
@@ -252,4 +251,10 @@ func guideSuffix(urls []string) string {
 		return ""
 	}
 	return ": " + strings.Join(urls, ", ")
+}
+
+// unknownVersion is the error for a version the catalog does not hold; known says which it does.
+func unknownVersion(version, known string) Problem {
+	return Problem{"version", "Unknown Engine Version",
+		fmt.Sprintf("Version %q is not in the control plane's release catalog (%s). Set version to a catalog version; data \"engine_versions\" lists them.", version, known)}
 }
