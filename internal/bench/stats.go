@@ -43,8 +43,8 @@ func fixedPollLag(t, interval time.Duration) time.Duration {
 	if interval <= 0 {
 		return 0
 	}
-	polls := (t + interval - 1) / interval
-	return polls*interval - t
+	polls := int64((t + interval - 1) / interval)
+	return time.Duration(polls)*interval - t
 }
 
 // idealRollout is ceil(n/parallel) × tEngine: every batch of parallel engines takes one

@@ -315,14 +315,14 @@ func (r *recorder) done() {
 	tally.Add(r.c)
 }
 
-// points picks n distinct kill points in [1, max] (all of them when n >= max).
-func points(rnd *rand.Rand, n int, max int64) []int64 {
-	if max < 1 {
-		max = 1
+// points picks n distinct kill points in [1, hi] (all of them when n >= hi).
+func points(rnd *rand.Rand, n int, hi int64) []int64 {
+	if hi < 1 {
+		hi = 1
 	}
-	if int64(n) >= max {
-		out := make([]int64, 0, max)
-		for i := int64(1); i <= max; i++ {
+	if int64(n) >= hi {
+		out := make([]int64, 0, hi)
+		for i := int64(1); i <= hi; i++ {
 			out = append(out, i)
 		}
 		return out
@@ -330,7 +330,7 @@ func points(rnd *rand.Rand, n int, max int64) []int64 {
 	seen := map[int64]bool{}
 	var out []int64
 	for len(out) < n {
-		k := 1 + rnd.Int64N(max)
+		k := 1 + rnd.Int64N(hi)
 		if !seen[k] {
 			seen[k] = true
 			out = append(out, k)

@@ -112,10 +112,10 @@ func (c *contractTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	}
 	body, err := io.ReadAll(res.Body)
 	res.Body.Close()
-	res.Body = io.NopCloser(bytes.NewReader(body))
 	if err != nil {
-		return res, nil
+		return nil, fmt.Errorf("contract test: read the response body of %s %s: %w", req.Method, req.URL.Path, err)
 	}
+	res.Body = io.NopCloser(bytes.NewReader(body))
 	coverageMu.Lock()
 	exchanges++
 	coverageMu.Unlock()

@@ -86,11 +86,11 @@ func nonEphemeralPorts() (lo, hi int, ok bool) {
 	if len(f) < 1 {
 		return 0, 0, false
 	}
-	min, err := strconv.Atoi(f[0])
-	if err != nil || min < 11000 {
+	low, err := strconv.Atoi(f[0])
+	if err != nil || low < 11000 {
 		return 0, 0, false
 	}
-	return 10000, min, true
+	return 10000, low, true
 }
 
 // childEnv is the part of the control plane's environment an engine process inherits: an

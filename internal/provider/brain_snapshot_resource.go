@@ -140,8 +140,8 @@ func (r *brainSnapshotResource) Create(ctx context.Context, req resource.CreateR
 
 	userID := plan.UserID.ValueString()
 	ctx = tflog.SetField(ctx, "user_id", userID)
-	if _, err := r.usableEngine(ctx, userID); err != nil {
-		resp.Diagnostics.Append(err...)
+	if diags := r.usableEngine(ctx, userID); diags.HasError() {
+		resp.Diagnostics.Append(diags...)
 		return
 	}
 	d := r.data.driver()
@@ -314,7 +314,7 @@ func (r *brainSnapshotResource) ModifyPlan(ctx context.Context, req resource.Mod
 		if resp.Diagnostics.HasError() || plan.UserID.IsUnknown() {
 			return
 		}
-		_, diags := r.usableEngine(ctx, plan.UserID.ValueString())
+		diags := r.usableEngine(ctx, plan.UserID.ValueString())
 		resp.Diagnostics.Append(diags...)
 	default: // update
 		var plan, state brainSnapshotModel
@@ -354,13 +354,13 @@ func retentionBlocksDestroy(state brainSnapshotModel, now time.Time) diag.Diagno
 
 // usableEngine reads an engine for a snapshot plan or create: an unknown user or a failed engine
 // is an error that names the user and what to do.
-func (r *brainSnapshotResource) usableEngine(ctx context.Context, userID string) (api.Engine, diag.Diagnostics) {
+func (r *brainSnapshotResource) usableEngine(ctx context.Context, userID string) diag.Diagnostics {
 	e, diags := readEngine(ctx, r.data.Client, userID)
 	if !diags.HasError() && e.Status == api.StatusFailed {
 		diags.AddAttributeError(path.Root("user_id"), "Engine Is Failed",
 			fmt.Sprintf("User %s's engine %s is failed (%s) and its brain cannot be snapshotted. Restore it from an earlier snapshot first.", userID, e.EngineID, engineErrorText(e)))
 	}
-	return e, diags
+	return diags
 }
 
 // brainSnapshotModel is engine_brain_snapshot's state.

@@ -118,17 +118,17 @@ func (run *canaryRun) movedList() []string {
 // stable version gets it from its last upgrade operation, so a lost state write never loses the
 // rollback target or the snapshot.
 func (run *canaryRun) observe(ctx context.Context, engines map[string]api.Engine) {
-	var recover []string
+	var unrecorded []string
 	run.mu.Lock()
 	for u, e := range engines {
 		on := e.EngineVersion == run.version && e.Status != api.StatusFailed
 		run.moved[u] = on
 		if on && run.stable[u] == "" {
-			recover = append(recover, u)
+			unrecorded = append(unrecorded, u)
 		}
 	}
 	run.mu.Unlock()
-	for _, u := range recover {
+	for _, u := range unrecorded {
 		from, snap := run.version, ""
 		if ops, err := run.d.Client.ListOperations(ctx, u); err == nil {
 			for _, op := range ops { // newest first

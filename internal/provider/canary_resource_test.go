@@ -264,14 +264,14 @@ func TestAccCanary_stepwise(t *testing.T) {
   bake_time = "0s"
 `)
 	var first []string
-	moved := func() ([]string, error) {
+	moved := func() []string {
 		var out []string
 		for _, u := range users {
 			if h.Engine(u).EngineVersion == "2.4.0" {
 				out = append(out, u)
 			}
 		}
-		return out, nil
+		return out
 	}
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: h.Factories(nil),
@@ -287,7 +287,7 @@ func TestAccCanary_stepwise(t *testing.T) {
 					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("next_step"), knownvalue.StringRegexp(regexp.MustCompile(`^move 4 users to 50%: (user-\d{4}, ){3}user-\d{4}; snapshot first for 4$`))),
 				},
 				Check: checkFn(func() error {
-					m, _ := moved()
+					m := moved()
 					if len(m) != 1 {
 						return fmt.Errorf("after the first stepwise apply %d engines run 2.4.0, want 1", len(m))
 					}
@@ -310,7 +310,7 @@ func TestAccCanary_stepwise(t *testing.T) {
 					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("current_percent"), knownvalue.Int64Exact(50)),
 				},
 				Check: checkFn(func() error {
-					m, _ := moved()
+					m := moved()
 					if len(m) != 5 {
 						return fmt.Errorf("after the second apply %d engines run 2.4.0, want 5", len(m))
 					}

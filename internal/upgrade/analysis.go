@@ -196,7 +196,7 @@ type voice struct {
 	// absolute: breached lists "user value" for each engine over the threshold.
 	absolute func(m Metric, limit float64, breached []string, engines int, c, b Figures, failureLimit int) string
 	baseline func(m Metric, cv, bv, tolerance, limit float64) string
-	fresh    func(kinds []string, max int) string
+	fresh    func(kinds []string, limit int) string
 }
 
 var canaryVoice = voice{
@@ -208,9 +208,9 @@ var canaryVoice = voice{
 		return fmt.Sprintf("%s: cohort mean %s%s is %s the baseline's %s%s by more than baseline_tolerance %s allows (limit %s%s)",
 			m.Name, num(cv), m.Unit, aboveBelow(m), num(bv), m.Unit, num(tolerance), num(limit), m.Unit)
 	},
-	fresh: func(kinds []string, max int) string {
+	fresh: func(kinds []string, limit int) string {
 		return fmt.Sprintf("new_warning_kinds: the cohort shows %d warning kinds the baseline does not (%s), above max_new_warning_kinds %d",
-			len(kinds), strings.Join(kinds, ", "), max)
+			len(kinds), strings.Join(kinds, ", "), limit)
 	},
 }
 
@@ -223,9 +223,9 @@ var releaseVoice = voice{
 		return fmt.Sprintf("%s: %s%s after the upgrade against %s%s before, %s the limit of %s%s that baseline_tolerance %s allows",
 			m.Name, num(cv), m.Unit, num(bv), m.Unit, aboveBelow(m), num(limit), m.Unit, num(tolerance))
 	},
-	fresh: func(kinds []string, max int) string {
+	fresh: func(kinds []string, limit int) string {
 		return fmt.Sprintf("new_warning_kinds: after the upgrade the engine logs %d warning kinds it did not log before (%s), above max_new_warning_kinds %d",
-			len(kinds), strings.Join(kinds, ", "), max)
+			len(kinds), strings.Join(kinds, ", "), limit)
 	},
 }
 

@@ -177,15 +177,15 @@ func firstN(s []string, n int) []string {
 	return append(append([]string(nil), s[:n]...), fmt.Sprintf("and %d more", len(s)-n))
 }
 
-// Sample picks at most max users spread evenly over a rank-ordered list, so analysis of a large
+// Sample picks at most n users spread evenly over a rank-ordered list, so analysis of a large
 // cohort costs a bounded number of requests while still covering early and late movers.
-func Sample(users []string, max int) []string {
-	if max <= 0 || len(users) <= max {
+func Sample(users []string, n int) []string {
+	if n <= 0 || len(users) <= n {
 		return users
 	}
-	out := make([]string, 0, max)
-	for i := 0; i < max; i++ {
-		out = append(out, users[i*len(users)/max])
+	out := make([]string, 0, n)
+	for i := 0; i < n; i++ {
+		out = append(out, users[i*len(users)/n])
 	}
 	return out
 }
