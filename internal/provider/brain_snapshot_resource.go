@@ -34,8 +34,6 @@ var (
 	_ resource.ResourceWithModifyPlan  = (*brainSnapshotResource)(nil)
 )
 
-func init() { resources = append(resources, NewBrainSnapshotResource) }
-
 // NewBrainSnapshotResource is the engine_brain_snapshot resource.
 func NewBrainSnapshotResource() resource.Resource { return &brainSnapshotResource{} }
 

@@ -29,8 +29,6 @@ var (
 	_ resource.ResourceWithValidateConfig = (*canaryResource)(nil)
 )
 
-func init() { resources = append(resources, NewCanaryResource) }
-
 // NewCanaryResource is the engine_canary resource.
 func NewCanaryResource() resource.Resource { return &canaryResource{} }
 

@@ -178,10 +178,12 @@ func (p *engineProvider) Configure(ctx context.Context, req provider.ConfigureRe
 }
 
 // resources lists every resource type; resource files add their constructor here.
-var resources = []func() resource.Resource{}
-
 func (p *engineProvider) Resources(context.Context) []func() resource.Resource {
-	return resources
+	return []func() resource.Resource{
+		NewBrainSnapshotResource,
+		NewReleaseResource,
+		NewCanaryResource,
+	}
 }
 
 func (p *engineProvider) DataSources(context.Context) []func() datasource.DataSource {

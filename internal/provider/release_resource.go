@@ -24,8 +24,6 @@ var (
 	_ resource.ResourceWithModifyPlan  = (*releaseResource)(nil)
 )
 
-func init() { resources = append(resources, NewReleaseResource) }
-
 // NewReleaseResource is the engine_release resource.
 func NewReleaseResource() resource.Resource { return &releaseResource{} }
 
