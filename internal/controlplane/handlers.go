@@ -362,7 +362,14 @@ func (s *Server) deleteSnapshot(w http.ResponseWriter, r *http.Request, p params
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) listOperations(w http.ResponseWriter, _ *http.Request, p params) {
+// listOperations lists an engine's operations, newest first; ?idempotency_key= keeps those
+// started with that key, so a client whose POST was cut off finds what it started.
+func (s *Server) listOperations(w http.ResponseWriter, r *http.Request, p params) {
+	key, filtered := r.URL.Query()["idempotency_key"]
+	if filtered && (len(key) != 1 || key[0] == "" || len(key[0]) > 255) {
+		writeError(w, badField("idempotency_key", "idempotency_key must be given once, 1-255 characters: the Idempotency-Key the operation was started with"))
+		return
+	}
 	e := s.lockEngine(w, p["user_id"])
 	if e == nil {
 		return
@@ -370,7 +377,11 @@ func (s *Server) listOperations(w http.ResponseWriter, _ *http.Request, p params
 	defer s.mu.Unlock()
 	out := api.OperationList{Operations: make([]api.Operation, 0, len(e.opIDs))}
 	for i := len(e.opIDs) - 1; i >= 0; i-- {
-		out.Operations = append(out.Operations, s.ops[e.opIDs[i]].view())
+		op := s.ops[e.opIDs[i]]
+		if filtered && op.IdempotencyKey != key[0] {
+			continue
+		}
+		out.Operations = append(out.Operations, op.view())
 	}
 	writeJSON(w, http.StatusOK, out)
 }

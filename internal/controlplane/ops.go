@@ -90,7 +90,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, st opStart) {
 	s.opSeq++
 	op := &operation{seq: s.opSeq, changed: make(chan struct{}), Operation: api.Operation{
 		ID: "op-" + randomHex(8), Kind: st.kind, UserID: st.userID, Status: api.OpRunning, Revision: 1,
-		CreatedAt: now, UpdatedAt: now, FromVersion: e.EngineVersion,
+		CreatedAt: now, UpdatedAt: now, FromVersion: e.EngineVersion, IdempotencyKey: key,
 	}}
 	st.prepare(op)
 	e.CurrentOperationID = op.ID
