@@ -64,6 +64,11 @@ func (r *releaseResource) Create(ctx context.Context, req resource.CreateRequest
 		// An error here would taint the release and plan a rollback-and-redo; instead record
 		// it with the attempt in progress, and let the next plan attach to the operation.
 		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	case out.diags.HasError() && !plan.PreviousVersion.IsUnknown() && !plan.Version.Equal(plan.PreviousVersion):
+		// The upgrade failed and the engine is not back on the version this create found (the
+		// rollback failed, or was off): keep the release, tainted, so that its destroy (or the
+		// replacement the next apply plans) returns the engine to previous_version.
+		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 	case out.diags.HasError():
 		// The engine is on the version it was found on (never started, or rolled back): nothing
 		// to track, and the next plan shows the create, so the upgrade is still pending.
@@ -117,10 +122,13 @@ func (r *releaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 		return
 	}
 	changed, pending := false, false
-	if op, ok, diags := getPendingOperation(ctx, req.Private, privateReleaseOp); ok || diags.HasError() {
+	var running *api.Operation // our operation, still running
+	if op, ok, diags := r.pendingOperation(ctx, resp.Private, userID); ok || diags.HasError() {
 		resp.Diagnostics.Append(diags...)
 		changed, pending = true, ok
-		if cur, err := r.data.Client.GetOperation(ctx, op.ID); err == nil && cur.Done() {
+		if cur, err := r.data.Client.GetOperation(ctx, op.ID); err == nil && !cur.Done() {
+			running = &cur
+		} else if err == nil {
 			a := lastAttemptFrom(state.LastAttempt)
 			a.applyOperation(cur)
 			state.LastAttempt = a.object()
@@ -130,6 +138,12 @@ func (r *releaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 		}
 	}
 	changed = state.fillEngine(e) || changed
+	if running != nil && running.FromVersion != "" {
+		// The engine may already report the target while the operation boots and checks it:
+		// until the operation ends, the version reached is the one it started from, so the
+		// plan shows the upgrade and the apply attaches to it.
+		state.Version = types.StringValue(running.FromVersion)
+	}
 	if !state.PlannedUpgrade.IsNull() && !pending {
 		// The upgrade the last plan described has been carried out (or has failed: last_attempt
 		// says which); until a plan moves the version again no upgrade is planned. Keeping the

@@ -2,8 +2,10 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/attr"
@@ -69,8 +71,15 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		return out
 	}
 
+	// began: this apply has sent a POST that starts work. An interrupt after it keeps the release
+	// in state with the attempt in progress; before it, nothing is left anywhere.
+	began := false
+	stop := func(e api.Engine, op *api.Operation, key string, cause error) convergeResult {
+		return r.interrupted(ctx, m, prior, priv, e, op, key, began, attempt, cause)
+	}
+
 	// 1. Attach to our own operation left running by an interrupted apply, or wait out another.
-	pending, hasPending, diags := getPendingOperation(ctx, priv, privateReleaseOp)
+	pending, hasPending, diags := r.pendingOperation(ctx, priv, userID)
 	out.diags.Append(diags...)
 	attach := func(op api.Operation) bool {
 		if hasPending && op.ID == pending.ID {
@@ -80,7 +89,8 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 	}
 	e, attached, err := d.Idle(ctx, userID, attach)
 	if err != nil && ctx.Err() != nil {
-		return r.interrupted(ctx, m, prior, priv, attached, attempt, err)
+		began = attached != nil
+		return stop(e, attached, "", err)
 	}
 	if client.IsNotFound(err) {
 		out.diags.Append(engineNotFoundDiag(userID))
@@ -97,6 +107,14 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 			attached = &op
 		}
 	}
+	recovered := false
+	if prior == nil && attached == nil {
+		// A create killed or interrupted before it could save state left its operation on the
+		// control plane: take the rollback target from it, not from the engine as it is now.
+		if op, ok := r.interruptedCreate(ctx, userID, target); ok {
+			attached, recovered = &op, true
+		}
+	}
 	if prior == nil {
 		m.EngineID = types.StringValue(e.EngineID)
 		m.PreviousVersion = types.StringValue(e.EngineVersion)
@@ -111,6 +129,32 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		if attached.SnapshotID != "" {
 			m.PreUpgradeSnapshotID = types.StringValue(attached.SnapshotID)
 		}
+		if recovered {
+			tflog.Info(ctx, "resuming an interrupted create", map[string]any{"operation_id": attached.ID, "from": attached.FromVersion, "status": attached.Status})
+			out.diags.AddWarning("Interrupted Create Resumed", fmt.Sprintf("An earlier create of this release started operation %s (%s %s -> %s, %s) and stopped before it could save state. "+
+				"This create takes its rollback target from that operation: previous_version = %q, pre_upgrade_snapshot_id = %q.",
+				attached.ID, attached.Kind, attached.FromVersion, attached.ToVersion, attached.Status, attached.FromVersion, attached.SnapshotID))
+			if attached.Status == api.OpFailed {
+				if e.EngineVersion == target && e.Status == api.StatusRunning {
+					return finish(e, &attempt)
+				}
+				began = true
+				var rerr error
+				if e, rerr = r.recoverEngine(ctx, m, e, *attached); rerr != nil {
+					if ctx.Err() != nil {
+						return stop(e, nil, "", rerr)
+					}
+					out.diags.AddError("Engine Recovery Failed", fmt.Sprintf("User %s's engine is %s on %s after an interrupted create (operation %s failed: %s), and returning it to %s failed: %s. "+
+						"Restore it by hand from snapshot %s (engine-controlplane restore), then run terraform apply again.",
+						userID, e.Status, e.EngineVersion, attached.ID, opErrorText(*attached), attached.FromVersion, errText(rerr), orUnknown(attached.SnapshotID)))
+					return finish(e, &attempt)
+				}
+				attempt = lastAttempt{Version: target, StartedAt: rfc3339(time.Now())}
+				attached = nil
+			}
+		}
+	}
+	if attached != nil {
 		if attached.Status == api.OpSucceeded && e.EngineVersion == target {
 			return finish(e, &attempt)
 		}
@@ -161,8 +205,12 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 	}
 	if dec.TakeSnapshot {
 		tflog.Info(ctx, "taking the pre-upgrade snapshot", map[string]any{"phase": api.StepSnapshot})
+		began = true
 		snap, _, err := d.PreUpgradeSnapshot(ctx, "engine_release", e, target, api.CreateSnapshotRequest{
 			Description: fmt.Sprintf("pre-upgrade %s -> %s (engine_release auto_snapshot)", from, target), RetentionDays: defaultRetentionDays})
+		if err != nil && ctx.Err() != nil {
+			return stop(e, nil, "", err)
+		}
 		if err != nil {
 			out.diags.Append(operationErrorDiag("Pre-Upgrade Snapshot Failed", err))
 			return finish(e, nil)
@@ -175,7 +223,11 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 	}
 	gate := m.evalGate()
 	if gate != nil {
+		began = true
 		score, err := d.Eval(ctx, userID, gate.Suite.ValueString())
+		if err != nil && ctx.Err() != nil {
+			return stop(e, nil, "", err)
+		}
 		if err != nil {
 			out.diags.Append(operationErrorDiag("Baseline Eval Failed", err))
 			return finish(e, nil)
@@ -185,9 +237,14 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 	drain, health := m.durations()
 	// The snapshot and the baseline eval were operations too (each moves the generation): read
 	// the engine again, so If-Match guards exactly the gap between this read and the start.
-	if e, err = r.data.Client.GetEngine(ctx, userID); err != nil {
+	if fresh, err := r.data.Client.GetEngine(ctx, userID); err != nil {
+		if ctx.Err() != nil {
+			return stop(e, nil, "", err)
+		}
 		out.diags.Append(clientErrorDiag("Engine Read Failed", err))
 		return finish(e, nil)
+	} else {
+		e = fresh
 	}
 	if e.EngineVersion != from || e.CurrentOperationID != "" {
 		out.diags.AddError("Engine Changed Since Plan", fmt.Sprintf("User %s's engine moved from %s to %s (operation %q) while the upgrade was being prepared. Nothing was started. Run terraform plan again.",
@@ -195,6 +252,10 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		return finish(e, nil)
 	}
 	key := client.NewIdempotencyKey()
+	if prior == nil {
+		key = createKeyPrefix + key
+	}
+	began = true
 	var op api.Operation
 	if dec.Action == upgrade.ActionRestore {
 		op, err = d.StartRestore(ctx, userID, key, e.Generation, api.RestoreRequest{SnapshotID: snapshotID, Version: target,
@@ -202,6 +263,11 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 	} else {
 		op, err = d.StartUpgrade(ctx, userID, key, e.Generation, api.UpgradeRequest{Version: target, SnapshotID: snapshotID,
 			AllowDowngrade: dec.Action == upgrade.ActionDowngrade, DrainTimeoutSeconds: rollout.Seconds(drain), HealthTimeoutSeconds: rollout.Seconds(health)})
+	}
+	if err != nil && ctx.Err() != nil {
+		// The POST may have started the upgrade though its answer never came: record its key,
+		// by which the next plan finds the operation.
+		return stop(e, nil, key, err)
 	}
 	if err != nil {
 		if client.HasCode(err, api.CodePreconditionFailed) {
@@ -216,7 +282,7 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 	tflog.Info(ctx, "upgrade started", map[string]any{"operation_id": op.ID, "from": from, "to": target})
 	op, err = d.Wait(ctx, op)
 	if err != nil && ctx.Err() != nil {
-		return r.interrupted(ctx, m, prior, priv, &op, attempt, err)
+		return stop(e, &op, "", err)
 	}
 	out.diags.Append(priv.SetKey(ctx, privateReleaseOp, nil)...)
 	attempt.applyOperation(op)
@@ -232,6 +298,9 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		return finish(e, &attempt)
 	case gate != nil:
 		score, err := d.Eval(ctx, userID, gate.Suite.ValueString())
+		if err != nil && ctx.Err() != nil {
+			return stop(e, &op, "", err)
+		}
 		if err != nil {
 			failure = "the post-upgrade eval did not run: " + errText(err)
 			break
@@ -255,11 +324,14 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		return r.finishFresh(ctx, m, finish, e, &attempt, &out)
 	}
 	now, err := r.data.Client.GetEngine(ctx, userID)
+	var rb rollout.RollbackPlan
 	if err == nil {
-		var rb rollout.RollbackPlan
 		if rb, err = rollout.PlanRollback(cat, now, from, snapshotID); err == nil {
 			_, err = d.Rollback(ctx, userID, client.NewIdempotencyKey(), rb, drain, health)
 		}
+	}
+	if err != nil && ctx.Err() != nil {
+		return stop(e, &op, "", err)
 	}
 	if err != nil {
 		out.diags.AddError("Engine Upgrade Failed And Rollback Failed", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed (%s), and the automatic rollback to %s failed too: %s. "+
@@ -267,14 +339,31 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		return r.finishFresh(ctx, m, finish, e, &attempt, &out)
 	}
 	attempt.Status = attemptRolledBack
-	lost := ""
-	if snapshotID != "" {
-		lost = fmt.Sprintf(" from snapshot %s", snapshotID)
+	res := r.finishFresh(ctx, m, finish, e, &attempt, &out)
+	res.diags.Append(rolledBackDiag(userID, from, target, failure, rb, m.Version.ValueString(), prior == nil))
+	return res
+}
+
+// rolledBackDiag says what an automatic rollback did (a snapshot restore, or a redeploy on the
+// same brain), what the engine runs after it (now), and what state holds.
+func rolledBackDiag(userID, from, target, failure string, rb rollout.RollbackPlan, now string, create bool) diag.Diagnostic {
+	how := fmt.Sprintf("%s was redeployed on the same brain (its schema had not moved, so no write was lost)", from)
+	if rb.Restore {
+		how = fmt.Sprintf("the brain was restored from snapshot %s at %s (writes made after that snapshot are lost)", rb.SnapshotID, from)
 	}
-	out.diags.AddError("Engine Upgrade Rolled Back", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed: %s.\n\nThe engine was rolled back automatically to %s%s and is healthy. "+
-		"State records that it runs %s and last_attempt.status = \"rolled_back\"; the next plan shows the upgrade as still pending. Fix the cause (or pick another version) before applying again.",
-		userID, from, target, failure, from, lost, from))
-	return r.finishFresh(ctx, m, finish, e, &attempt, &out)
+	where := fmt.Sprintf("The engine runs %s and is healthy.", now)
+	if now != from {
+		where = fmt.Sprintf("Yet the engine runs %s now, not %s: check it with data \"engine_instance\".", now, from)
+	}
+	recorded := fmt.Sprintf("State records that it runs %s and last_attempt.status = \"rolled_back\"; the next plan shows the upgrade as still pending.", now)
+	switch {
+	case create && now == from:
+		recorded = "This create saved nothing to state, so the next plan shows the create again."
+	case create:
+		recorded = fmt.Sprintf("This create keeps the release in state, tainted: the next apply replaces it, and its destroy first returns the engine to %s.", from)
+	}
+	return diag.NewErrorDiagnostic("Engine Upgrade Rolled Back", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed: %s.\n\nIt was rolled back automatically: %s. %s %s "+
+		"Fix the cause (or pick another version) before applying again.", userID, from, target, failure, how, where, recorded))
 }
 
 // finishFresh re-reads the engine so state holds what really runs, whatever happened above.
@@ -291,34 +380,65 @@ func (r *releaseResource) finishFresh(ctx context.Context, m *releaseModel, fini
 	return *out
 }
 
-// interrupted records an apply stopped while an operation runs on: state keeps the attempt
-// in progress and private state the operation, so the next plan attaches to it.
-func (r *releaseResource) interrupted(ctx context.Context, m *releaseModel, prior *releaseModel, priv privateState, op *api.Operation, a lastAttempt, cause error) convergeResult {
+// interrupted records an apply stopped (cancel or timeout) part-way. A create that had begun
+// work, and every update, keeps the release in state with the attempt in progress, and private
+// state the operation (or, when the answer to the POST that starts it never came, the POST's
+// idempotency key), so the next plan attaches to it. A create that had begun nothing fails and
+// leaves nothing, on the control plane or in state.
+func (r *releaseResource) interrupted(ctx context.Context, m *releaseModel, prior *releaseModel, priv privateState, e api.Engine, op *api.Operation, key string, began bool, a lastAttempt, cause error) convergeResult {
 	var out convergeResult
+	userID := m.UserID.ValueString()
+	if prior == nil && !began {
+		out.diags.AddError("Create Interrupted", fmt.Sprintf("The apply stopped (%v) before it started anything on user %s's engine: nothing was changed and nothing is recorded. "+
+			"Run terraform apply again to create the release.", cause, userID))
+		return out
+	}
 	out.interrupted = true
-	if op != nil && op.ID != "" {
+	wctx := context.WithoutCancel(ctx)
+	switch {
+	case op != nil && op.ID != "":
 		a.applyOperation(*op)
-		out.diags.Append(setPendingOperation(context.WithoutCancel(ctx), priv, privateReleaseOp, *op)...)
+		out.diags.Append(setPendingOperation(wctx, priv, privateReleaseOp, *op)...)
+	case key != "":
+		out.diags.Append(setPendingKey(wctx, priv, userID, key)...)
 	}
 	a.Status = attemptInProgress
 	m.LastAttempt = a.object()
+	// A create interrupted early has computed values still unknown: fill them from what is
+	// known, since Terraform refuses unknown values after an apply.
+	if m.ID.IsUnknown() {
+		m.ID = types.StringValue(userID)
+	}
+	if m.EngineID.IsUnknown() {
+		m.EngineID = types.StringValue(e.EngineID)
+	}
+	if m.PreviousVersion.IsUnknown() {
+		switch {
+		case prior != nil:
+			m.PreviousVersion = prior.PreviousVersion
+		case op != nil && op.FromVersion != "" && op.Kind != api.OpSnapshot:
+			m.PreviousVersion = types.StringValue(op.FromVersion)
+		default:
+			m.PreviousVersion = types.StringValue(e.EngineVersion)
+		}
+	}
 	if m.PreUpgradeSnapshotID.IsUnknown() {
 		m.PreUpgradeSnapshotID = types.StringValue(a.SnapshotID)
 	}
 	if m.SchemaVersion.IsUnknown() {
-		m.SchemaVersion = types.Int64Value(0)
+		m.SchemaVersion = types.Int64Value(int64(e.SchemaVersion))
 	}
-	if m.PreviousVersion.IsUnknown() && prior != nil {
-		m.PreviousVersion = prior.PreviousVersion
-	}
-	if cat, err := r.data.Catalog(context.WithoutCancel(ctx)); err == nil {
+	if cat, err := r.data.Catalog(wctx); err == nil {
 		m.resolvePlanned(cat, plannedFrom(m.PlannedUpgrade))
 	}
-	msg := fmt.Sprintf("The apply stopped (%v) while user %s's engine was moving to %s", cause, m.UserID.ValueString(), m.Version.ValueString())
-	if op != nil && op.ID != "" {
+	msg := fmt.Sprintf("The apply stopped (%v) while user %s's engine was moving to %s", cause, userID, m.Version.ValueString())
+	switch {
+	case op != nil && op.ID != "":
 		msg += fmt.Sprintf(" in operation %s. The control plane keeps running it; the next terraform plan/apply attaches to it and records how it ended. Nothing will run twice.", op.ID)
-	} else {
-		msg += ". No operation had started yet; the next apply starts it."
+	case key != "":
+		msg += ". The request that starts the upgrade was sent but its answer never came; the next terraform plan/apply finds the operation by its idempotency key and records how it ended. Nothing will run twice."
+	default:
+		msg += ". The upgrade itself had not started; the next apply starts it (a pre-upgrade snapshot already taken is reused)."
 	}
 	if prior == nil {
 		out.diags.AddWarning("Engine Upgrade Still Running", msg)
@@ -326,6 +446,89 @@ func (r *releaseResource) interrupted(ctx context.Context, m *releaseModel, prio
 		out.diags.AddError("Engine Upgrade Still Running", msg)
 	}
 	return out
+}
+
+// createKeyPrefix begins the idempotency key of every operation an engine_release create starts:
+// a later create finds its own interrupted attempt by it in the engine's operation history.
+const createKeyPrefix = "engine-release-create-"
+
+// interruptedCreate finds the operation of an earlier create that stopped before it could save
+// state: the engine's latest version change, when an engine_release create to target made it.
+func (r *releaseResource) interruptedCreate(ctx context.Context, userID, target string) (api.Operation, bool) {
+	ops, err := r.data.Client.ListOperations(ctx, userID)
+	if err != nil {
+		tflog.Warn(ctx, "could not read the engine's operations to look for an interrupted create", map[string]any{"error": err.Error()})
+		return api.Operation{}, false
+	}
+	for _, op := range ops {
+		if op.Kind == api.OpUpgrade || op.Kind == api.OpRestore {
+			return op, op.Done() && op.ToVersion == target && strings.HasPrefix(op.IdempotencyKey, createKeyPrefix)
+		}
+	}
+	return api.Operation{}, false
+}
+
+// recoverEngine returns an engine an interrupted create's failed operation left behind to the
+// version it ran before (restoring the operation's snapshot where the brain moved), so the create
+// can start over from there. An engine already running that version is left as it is.
+func (r *releaseResource) recoverEngine(ctx context.Context, m *releaseModel, e api.Engine, op api.Operation) (api.Engine, error) {
+	if e.EngineVersion == op.FromVersion && e.Status == api.StatusRunning {
+		return e, nil
+	}
+	if !m.AutoRollback.ValueBool() {
+		return e, fmt.Errorf("auto_rollback is off")
+	}
+	cat, err := r.data.Catalog(ctx)
+	if err != nil {
+		return e, err
+	}
+	rb, err := rollout.PlanRollback(cat, e, op.FromVersion, op.SnapshotID)
+	if err != nil {
+		return e, err
+	}
+	drain, health := m.durations()
+	if _, err := r.data.driver().Rollback(ctx, e.UserID, client.NewIdempotencyKey(), rb, drain, health); err != nil {
+		return e, err
+	}
+	return r.data.Client.GetEngine(ctx, e.UserID)
+}
+
+// pendingOperation is the operation an interrupted apply left in private state: recorded by id,
+// or by the idempotency key of a POST whose answer never came (looked up here; not found means
+// the POST never arrived and nothing started, and the record is dropped).
+func (r *releaseResource) pendingOperation(ctx context.Context, priv privateState, userID string) (api.Operation, bool, diag.Diagnostics) {
+	b, diags := priv.GetKey(ctx, privateReleaseOp)
+	if diags.HasError() || len(b) == 0 || string(b) == "null" {
+		return api.Operation{}, false, diags
+	}
+	var po pendingOperation
+	if err := json.Unmarshal(b, &po); err != nil || (po.ID == "" && po.Key == "") {
+		return api.Operation{}, false, diags
+	}
+	if po.ID != "" {
+		return api.Operation{ID: po.ID, UserID: po.UserID, Kind: po.Kind, Status: api.OpRunning}, true, diags
+	}
+	ops, err := r.data.Client.OperationsByKey(ctx, userID, po.Key)
+	if err != nil {
+		tflog.Warn(ctx, "could not look up the operation an interrupted apply started", map[string]any{"error": err.Error()})
+		return api.Operation{}, false, diags
+	}
+	if len(ops) == 0 {
+		diags.Append(priv.SetKey(ctx, privateReleaseOp, nil)...)
+		return api.Operation{}, false, diags
+	}
+	return ops[0], true, diags
+}
+
+// setPendingKey records the idempotency key of a POST whose answer never came.
+func setPendingKey(ctx context.Context, priv privateState, userID, key string) diag.Diagnostics {
+	b, err := json.Marshal(pendingOperation{UserID: userID, Kind: api.OpUpgrade, Key: key})
+	if err != nil {
+		var diags diag.Diagnostics
+		diags.AddError("Private State Not Written", err.Error())
+		return diags
+	}
+	return priv.SetKey(ctx, privateReleaseOp, b)
 }
 
 // loadSnapshots reads the snapshots the rules need: the configured one, and for a downgrade the
