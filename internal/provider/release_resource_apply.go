@@ -517,6 +517,8 @@ func (r *releaseResource) pendingOperation(ctx context.Context, priv privateStat
 		diags.Append(priv.SetKey(ctx, privateReleaseOp, nil)...)
 		return api.Operation{}, false, diags
 	}
+	// Found: from now on it is recorded by id, like any other.
+	diags.Append(setPendingOperation(ctx, priv, privateReleaseOp, ops[0])...)
 	return ops[0], true, diags
 }
 
