@@ -334,14 +334,29 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		return stop(e, &op, "", err)
 	}
 	if err != nil {
-		out.diags.AddError("Engine Upgrade Failed And Rollback Failed", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed (%s), and the automatic rollback to %s failed too: %s. "+
-			"State records what the engine runs now. Restore it by hand from snapshot %s (engine-controlplane restore), then run terraform plan.", userID, from, target, failure, from, errText(err), orUnknown(snapshotID)))
-		return r.finishFresh(ctx, m, finish, e, &attempt, &out)
+		res := r.finishFresh(ctx, m, finish, e, &attempt, &out)
+		res.diags.Append(rollbackFailedAfterUpgradeDiag(userID, from, target, failure, errText(err), snapshotID, m.Version.ValueString(), prior == nil))
+		return res
 	}
 	attempt.Status = attemptRolledBack
 	res := r.finishFresh(ctx, m, finish, e, &attempt, &out)
 	res.diags.Append(rolledBackDiag(userID, from, target, failure, rb, m.Version.ValueString(), prior == nil))
 	return res
+}
+
+// rollbackFailedAfterUpgradeDiag is the error of an upgrade whose automatic rollback failed too,
+// saying what state holds: an update records what runs (now); a create keeps the release,
+// tainted, only when the engine no longer runs from (see Create).
+func rollbackFailedAfterUpgradeDiag(userID, from, target, failure, rbErr, snapshotID, now string, create bool) diag.Diagnostic {
+	recorded := fmt.Sprintf("State records that the engine runs %s.", now)
+	switch {
+	case create && now == from:
+		recorded = fmt.Sprintf("The engine still reports %s, so this create saved nothing to state.", from)
+	case create:
+		recorded = fmt.Sprintf("The engine runs %s, so this create keeps the release in state, tainted: its destroy (or the replacement the next apply plans) tries the rollback to %s again.", now, from)
+	}
+	return diag.NewErrorDiagnostic("Engine Upgrade Failed And Rollback Failed", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed (%s), and the automatic rollback to %s failed too: %s. "+
+		"%s Restore it by hand from snapshot %s (engine-controlplane restore), then run terraform plan.", userID, from, target, failure, from, rbErr, recorded, orUnknown(snapshotID)))
 }
 
 // rolledBackDiag says what an automatic rollback did (a snapshot restore, or a redeploy on the
