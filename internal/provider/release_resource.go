@@ -137,6 +137,9 @@ func (r *releaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 			resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateReleaseOp, nil)...)
 		}
 	}
+	if running == nil && !state.Version.IsNull() && state.Version.ValueString() != e.EngineVersion {
+		changed = r.adoptKilledUpdate(ctx, &state, e) || changed
+	}
 	changed = state.fillEngine(e) || changed
 	if running != nil && running.FromVersion != "" {
 		// The engine may already report the target while the operation boots and checks it:

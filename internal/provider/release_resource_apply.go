@@ -251,9 +251,9 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 			userID, from, e.EngineVersion, e.CurrentOperationID))
 		return finish(e, nil)
 	}
-	key := client.NewIdempotencyKey()
+	key := updateKeyPrefix + client.NewIdempotencyKey()
 	if prior == nil {
-		key = createKeyPrefix + key
+		key = createKeyPrefix + client.NewIdempotencyKey()
 	}
 	began = true
 	var op api.Operation
@@ -466,6 +466,38 @@ func (r *releaseResource) interrupted(ctx context.Context, m *releaseModel, prio
 // createKeyPrefix begins the idempotency key of every operation an engine_release create starts:
 // a later create finds its own interrupted attempt by it in the engine's operation history.
 const createKeyPrefix = "engine-release-create-"
+
+// updateKeyPrefix begins the idempotency key of the operation an engine_release update starts.
+const updateKeyPrefix = "engine-release-update-"
+
+// adoptKilledUpdate runs when refresh finds the engine on another version than state records.
+// When the move was this release's own update, killed before it could save state, it records the
+// snapshot that protected the move as pre_upgrade_snapshot_id (a destroy restores it) and how the
+// update ended. It reports whether m changed; a move made by anyone else changes nothing here.
+func (r *releaseResource) adoptKilledUpdate(ctx context.Context, m *releaseModel, e api.Engine) bool {
+	ops, err := r.data.Client.ListOperations(ctx, e.UserID)
+	if err != nil {
+		tflog.Warn(ctx, "could not read the engine's operations to look for a killed update", map[string]any{"error": err.Error()})
+		return false
+	}
+	for _, op := range ops {
+		if op.Kind != api.OpUpgrade && op.Kind != api.OpRestore {
+			continue
+		}
+		if !op.Done() || !strings.HasPrefix(op.IdempotencyKey, updateKeyPrefix) || op.FromVersion != m.Version.ValueString() || op.ToVersion != e.EngineVersion {
+			return false
+		}
+		tflog.Info(ctx, "recording the update a killed apply made", map[string]any{"operation_id": op.ID, "from": op.FromVersion, "to": op.ToVersion})
+		if op.SnapshotID != "" {
+			m.PreUpgradeSnapshotID = types.StringValue(op.SnapshotID)
+		}
+		a := lastAttempt{Version: op.ToVersion, SnapshotID: op.SnapshotID}
+		a.applyOperation(op)
+		m.LastAttempt = a.object()
+		return true
+	}
+	return false
+}
 
 // interruptedCreate finds the operation of an earlier create that stopped before it could save
 // state: the engine's latest version change, when an engine_release create to target made it.
