@@ -298,20 +298,23 @@ type Step struct {
 // Operation is long work on one engine. Revision increases on every change, so a long-poll
 // (GET /v1/operations/{id}?wait=25s&revision=N) returns as soon as the operation moves past N.
 type Operation struct {
-	ID          string          `json:"id"`
-	Kind        string          `json:"kind"`
-	UserID      string          `json:"user_id"`
-	Status      string          `json:"status"`
-	Revision    int64           `json:"revision"`
-	Steps       []Step          `json:"steps"`
-	Error       *ErrorDetail    `json:"error,omitempty"`
-	CreatedAt   time.Time       `json:"created_at"`
-	UpdatedAt   time.Time       `json:"updated_at"`
-	FinishedAt  *time.Time      `json:"finished_at,omitempty"`
-	FromVersion string          `json:"from_version,omitempty"`
-	ToVersion   string          `json:"to_version,omitempty"`
-	SnapshotID  string          `json:"snapshot_id,omitempty"`
-	Result      OperationResult `json:"result"`
+	ID          string       `json:"id"`
+	Kind        string       `json:"kind"`
+	UserID      string       `json:"user_id"`
+	Status      string       `json:"status"`
+	Revision    int64        `json:"revision"`
+	Steps       []Step       `json:"steps"`
+	Error       *ErrorDetail `json:"error,omitempty"`
+	CreatedAt   time.Time    `json:"created_at"`
+	UpdatedAt   time.Time    `json:"updated_at"`
+	FinishedAt  *time.Time   `json:"finished_at,omitempty"`
+	FromVersion string       `json:"from_version,omitempty"`
+	ToVersion   string       `json:"to_version,omitempty"`
+	SnapshotID  string       `json:"snapshot_id,omitempty"`
+	// IdempotencyKey is the key the operation was started with: a client that lost the answer
+	// to its POST (killed, interrupted) finds its operation again by it.
+	IdempotencyKey string          `json:"idempotency_key,omitempty"`
+	Result         OperationResult `json:"result"`
 }
 
 // OperationResult carries what an operation produced.

@@ -235,8 +235,16 @@ func TestKill_upgrade(t *testing.T) {
 			s, err := w.State()
 			if err != nil {
 				r.errorf("state: %v", err)
-			} else if v, _ := s.Attr("engine_release", "r", "version"); v != "2.4.0" {
+				return
+			}
+			if v, _ := s.Attr("engine_release", "r", "version"); v != "2.4.0" {
 				r.errorf("state records version %v, want 2.4.0", v)
+			}
+			// The rollback target survives the kill: destroy must be able to restore the brain
+			// as it was before the upgrade.
+			snaps, err := e.p.Client.ListSnapshots(e.ctx(), "user-0001", listAll())
+			if got, _ := s.Attr("engine_release", "r", "pre_upgrade_snapshot_id"); err != nil || len(snaps) != 1 || got != snaps[0].ID {
+				r.errorf("state records pre_upgrade_snapshot_id %v, want the pre-upgrade snapshot (%d snapshots, err %v)", got, len(snaps), err)
 			}
 		},
 	})

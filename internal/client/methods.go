@@ -196,6 +196,19 @@ func (c *Client) ListOperations(ctx context.Context, userID string) ([]api.Opera
 	return out.Operations, err
 }
 
+// OperationsByKey reads the engine's operations started with idempotencyKey, newest first
+// (none when the POST never reached the control plane): how a caller whose POST was cut off
+// finds the operation it started without starting it again.
+func (c *Client) OperationsByKey(ctx context.Context, userID, idempotencyKey string) ([]api.Operation, error) {
+	if err := checkID("user_id", userID); err != nil {
+		return nil, err
+	}
+	var out api.OperationList
+	q := url.Values{"idempotency_key": {idempotencyKey}}
+	err := c.do(ctx, request{method: http.MethodGet, path: enginePath(userID, "operations"), query: q}, &out)
+	return out.Operations, err
+}
+
 // Metrics reads an engine's behaviour over the last window (0 takes the server's default).
 func (c *Client) Metrics(ctx context.Context, userID string, window time.Duration) (api.Metrics, error) {
 	var out api.Metrics

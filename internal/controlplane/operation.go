@@ -98,7 +98,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, st opStart) {
 	s.opSeq++
 	op := &operation{seq: s.opSeq, changed: make(chan struct{}), Operation: api.Operation{
 		ID: "op-" + randomHex(8), Kind: st.kind, UserID: st.userID, Status: api.OpRunning, Revision: 1,
-		CreatedAt: now, UpdatedAt: now, FromVersion: e.EngineVersion,
+		CreatedAt: now, UpdatedAt: now, FromVersion: e.EngineVersion, IdempotencyKey: key,
 	}}
 	st.prepare(op)
 	// A prepare that finished the operation found nothing to do (an upgrade to the version
@@ -376,7 +376,14 @@ func (o *operation) view() api.Operation {
 	return out
 }
 
-func (s *Server) listOperations(w http.ResponseWriter, _ *http.Request, p params) {
+// listOperations lists an engine's operations, newest first; ?idempotency_key= keeps those
+// started with that key, so a client whose POST was cut off finds what it started.
+func (s *Server) listOperations(w http.ResponseWriter, r *http.Request, p params) {
+	key, filtered := r.URL.Query()["idempotency_key"]
+	if filtered && (len(key) != 1 || key[0] == "" || len(key[0]) > 255) {
+		writeError(w, badField("idempotency_key", "idempotency_key must be given once, 1-255 characters: the Idempotency-Key the operation was started with"))
+		return
+	}
 	e := s.lockEngine(w, p["user_id"])
 	if e == nil {
 		return
@@ -384,7 +391,11 @@ func (s *Server) listOperations(w http.ResponseWriter, _ *http.Request, p params
 	defer s.mu.Unlock()
 	out := api.OperationList{Operations: make([]api.Operation, 0, len(e.opIDs))}
 	for i := len(e.opIDs) - 1; i >= 0; i-- {
-		out.Operations = append(out.Operations, s.ops[e.opIDs[i]].view())
+		op := s.ops[e.opIDs[i]]
+		if filtered && op.IdempotencyKey != key[0] {
+			continue
+		}
+		out.Operations = append(out.Operations, op.view())
 	}
 	writeJSON(w, http.StatusOK, out)
 }

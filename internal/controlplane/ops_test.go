@@ -538,3 +538,29 @@ func TestCatalogEndpoints(t *testing.T) {
 		t.Fatalf("downgrade path = %+v", p)
 	}
 }
+
+// A client whose POST was cut off before the answer finds the operation it started by its
+// Idempotency-Key, also after a restart; a key that started nothing finds nothing.
+func TestOperations_FoundByIdempotencyKey(t *testing.T) {
+	e := newEnv(t, withTimeScale(0.05))
+	const u = "/v1/engines/user-0001"
+	e.wait(e.startOp(u+"/evals", api.EvalRequest{Suite: "smoke"}))
+	var op api.Operation
+	e.ok(e.do("POST", u+"/upgrade", api.UpgradeRequest{Version: "2.3.1"}, "Idempotency-Key: cut-off-create"), 202, &op)
+	op = e.wait(op)
+	find := func(e *env, key string) []api.Operation {
+		var list api.OperationList
+		e.ok(e.do("GET", u+"/operations?idempotency_key="+key, nil), 200, &list)
+		return list.Operations
+	}
+	if got := find(e, "cut-off-create"); len(got) != 1 || got[0].ID != op.ID || got[0].IdempotencyKey != "cut-off-create" || got[0].FromVersion != "2.3.0" {
+		t.Fatalf("operations by key = %+v, want only %s (from 2.3.0)", got, op.ID)
+	}
+	if got := find(e, "never-sent"); len(got) != 0 {
+		t.Fatalf("a key that started nothing found %+v", got)
+	}
+	e.wantErr(e.bad("GET", u+"/operations?idempotency_key=", nil), 400, api.CodeInvalidRequest)
+	if got := find(e.restart(), "cut-off-create"); len(got) != 1 || got[0].ID != op.ID {
+		t.Fatalf("after a restart the key finds %+v, want %s", got, op.ID)
+	}
+}

@@ -400,6 +400,9 @@ type pendingOperation struct {
 	ID     string `json:"id"`
 	UserID string `json:"user_id"`
 	Kind   string `json:"kind"`
+	// Key is the Idempotency-Key of a POST whose answer never came (ID is then empty): the
+	// operation, if the POST arrived, is found by it.
+	Key string `json:"key,omitempty"`
 }
 
 func setPendingOperation(ctx context.Context, p interface {

@@ -64,6 +64,11 @@ func (r *releaseResource) Create(ctx context.Context, req resource.CreateRequest
 		// An error here would taint the release and plan a rollback-and-redo; instead record
 		// it with the attempt in progress, and let the next plan attach to the operation.
 		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	case out.diags.HasError() && !plan.PreviousVersion.IsUnknown() && !plan.Version.Equal(plan.PreviousVersion):
+		// The upgrade failed and the engine is not back on the version this create found (the
+		// rollback failed, or was off): keep the release, tainted, so that its destroy (or the
+		// replacement the next apply plans) returns the engine to previous_version.
+		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 	case out.diags.HasError():
 		// The engine is on the version it was found on (never started, or rolled back): nothing
 		// to track, and the next plan shows the create, so the upgrade is still pending.
@@ -130,10 +135,13 @@ func (r *releaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 		return
 	}
 	changed, pending := false, false
-	if op, ok, diags := getPendingOperation(ctx, req.Private, privateReleaseOp); ok || diags.HasError() {
+	var running *api.Operation // our operation, still running
+	if op, ok, diags := r.pendingOperation(ctx, resp.Private, userID); ok || diags.HasError() {
 		resp.Diagnostics.Append(diags...)
 		changed, pending = true, ok
-		if cur, err := r.data.Client.GetOperation(ctx, op.ID); err == nil && cur.Done() {
+		if cur, err := r.data.Client.GetOperation(ctx, op.ID); err == nil && !cur.Done() {
+			running = &cur
+		} else if err == nil {
 			a := lastAttemptFrom(state.LastAttempt)
 			a.applyOperation(cur)
 			state.LastAttempt = a.object()
@@ -142,9 +150,20 @@ func (r *releaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 			resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateReleaseOp, nil)...)
 		}
 	}
-	held := state.Version.ValueString()
+	held, adopted := state.Version.ValueString(), false
+	if running == nil && !state.Version.IsNull() && held != e.EngineVersion {
+		// This release's own update, cut off by a killed apply, is not drift: record it.
+		adopted = r.adoptKilledUpdate(ctx, &state, e)
+		changed = adopted || changed
+	}
 	changed = state.fillEngine(e) || changed
-	if !pending && upgrade.HoldsDrift(held, e.EngineVersion, state.AllowDowngrade.ValueBool()) {
+	switch {
+	case running != nil && running.FromVersion != "":
+		// The engine may already report the target while the operation boots and checks it:
+		// until the operation ends, the version reached is the one it started from, so the
+		// plan shows the upgrade and the apply attaches to it.
+		state.Version = types.StringValue(running.FromVersion)
+	case !pending && !adopted && upgrade.HoldsDrift(held, e.EngineVersion, state.AllowDowngrade.ValueBool()):
 		// Someone moved the engine above the version this resource holds: running_version shows
 		// it, version stays, so plans leave the engine alone instead of planning a downgrade.
 		state.Version = types.StringValue(held)

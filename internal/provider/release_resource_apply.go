@@ -73,8 +73,15 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		return out
 	}
 
+	// began: this apply has sent a POST that starts work. An interrupt after it keeps the release
+	// in state with the attempt in progress; before it, nothing is left anywhere.
+	began := false
+	stop := func(e api.Engine, op *api.Operation, key string, cause error) convergeResult {
+		return r.interrupted(ctx, m, prior, priv, e, op, key, began, attempt, cause)
+	}
+
 	// 1. Attach to our own operation left running by an interrupted apply, or wait out another.
-	pending, hasPending, diags := getPendingOperation(ctx, priv, privateReleaseOp)
+	pending, hasPending, diags := r.pendingOperation(ctx, priv, userID)
 	out.diags.Append(diags...)
 	attach := func(op api.Operation) bool {
 		if hasPending && op.ID == pending.ID {
@@ -84,7 +91,8 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 	}
 	e, attached, err := d.Idle(ctx, userID, attach)
 	if err != nil && ctx.Err() != nil {
-		return r.interrupted(ctx, m, prior, priv, attached, attempt, err)
+		began = attached != nil
+		return stop(e, attached, "", err)
 	}
 	if client.IsNotFound(err) {
 		out.diags.Append(engineNotFoundDiag(userID))
@@ -104,6 +112,14 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 			attached = &op
 		}
 	}
+	recovered := false
+	if prior == nil && attached == nil {
+		// A create killed or interrupted before it could save state left its operation on the
+		// control plane: take the rollback target from it, not from the engine as it is now.
+		if op, ok := r.interruptedCreate(ctx, userID, target); ok {
+			attached, recovered = &op, true
+		}
+	}
 	if prior == nil {
 		m.EngineID = types.StringValue(e.EngineID)
 		m.PreviousVersion = types.StringValue(e.EngineVersion)
@@ -119,6 +135,32 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		if attached.SnapshotID != "" {
 			m.PreUpgradeSnapshotID = types.StringValue(attached.SnapshotID)
 		}
+		if recovered {
+			tflog.Info(ctx, "resuming an interrupted create", map[string]any{"operation_id": attached.ID, "from": attached.FromVersion, "status": attached.Status})
+			out.diags.AddWarning("Interrupted Create Resumed", fmt.Sprintf("An earlier create of this release started operation %s (%s %s -> %s, %s) and stopped before it could save state. "+
+				"This create takes its rollback target from that operation: previous_version = %q, pre_upgrade_snapshot_id = %q.",
+				attached.ID, attached.Kind, attached.FromVersion, attached.ToVersion, attached.Status, attached.FromVersion, attached.SnapshotID))
+			if attached.Status == api.OpFailed {
+				if e.EngineVersion == target && e.Status == api.StatusRunning {
+					return finish(e, &attempt)
+				}
+				began = true
+				var rerr error
+				if e, rerr = r.recoverEngine(ctx, m, e, *attached); rerr != nil {
+					if ctx.Err() != nil {
+						return stop(e, nil, "", rerr)
+					}
+					out.diags.AddError("Engine Recovery Failed", fmt.Sprintf("User %s's engine is %s on %s after an interrupted create (operation %s failed: %s), and returning it to %s failed: %s. "+
+						"Restore it by hand from snapshot %s (engine-controlplane restore), then run terraform apply again.",
+						userID, e.Status, e.EngineVersion, attached.ID, opErrorText(*attached), attached.FromVersion, errText(rerr), orUnknown(attached.SnapshotID)))
+					return finish(e, &attempt)
+				}
+				attempt = lastAttempt{Version: target, StartedAt: rfc3339(time.Now())}
+				attached = nil
+			}
+		}
+	}
+	if attached != nil {
 		if attached.Status == api.OpSucceeded && e.EngineVersion == target {
 			return finish(e, &attempt)
 		}
@@ -177,8 +219,12 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 	}
 	if dec.TakeSnapshot {
 		tflog.Info(ctx, "taking the pre-upgrade snapshot", map[string]any{"phase": api.StepSnapshot})
+		began = true
 		snap, _, err := d.PreUpgradeSnapshot(ctx, "engine_release", e, target, api.CreateSnapshotRequest{
 			Description: fmt.Sprintf("pre-upgrade %s -> %s (engine_release auto_snapshot)", from, target), RetentionDays: defaultRetentionDays})
+		if err != nil && ctx.Err() != nil {
+			return stop(e, nil, "", err)
+		}
 		if err != nil {
 			out.diags.Append(operationErrorDiag("Pre-Upgrade Snapshot Failed", err))
 			return finish(e, nil)
@@ -191,7 +237,11 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 	}
 	gate := m.evalGate()
 	if gate != nil {
+		began = true
 		score, err := d.Eval(ctx, userID, gate.Suite.ValueString())
+		if err != nil && ctx.Err() != nil {
+			return stop(e, nil, "", err)
+		}
 		if err != nil {
 			out.diags.Append(operationErrorDiag("Baseline Eval Failed", err))
 			return finish(e, nil)
@@ -206,16 +256,25 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 	drain, health := m.durations()
 	// The snapshot and the baseline eval were operations too (each moves the generation): read
 	// the engine again, so If-Match guards exactly the gap between this read and the start.
-	if e, err = r.data.Client.GetEngine(ctx, userID); err != nil {
+	if fresh, err := r.data.Client.GetEngine(ctx, userID); err != nil {
+		if ctx.Err() != nil {
+			return stop(e, nil, "", err)
+		}
 		out.diags.Append(clientErrorDiag("Engine Read Failed", err))
 		return finish(e, nil)
+	} else {
+		e = fresh
 	}
 	if e.EngineVersion != from || e.CurrentOperationID != "" {
 		out.diags.AddError("Engine Changed Since Plan", fmt.Sprintf("User %s's engine moved from %s to %s (operation %q) while the upgrade was being prepared. Nothing was started. Run terraform plan again.",
 			userID, from, e.EngineVersion, e.CurrentOperationID))
 		return finish(e, nil)
 	}
-	key := client.NewIdempotencyKey()
+	key := updateKeyPrefix + client.NewIdempotencyKey()
+	if prior == nil {
+		key = createKeyPrefix + client.NewIdempotencyKey()
+	}
+	began = true
 	var op api.Operation
 	if dec.Action == upgrade.ActionRestore {
 		op, err = d.StartRestore(ctx, userID, key, e.Generation, api.RestoreRequest{SnapshotID: snapshotID, Version: target,
@@ -223,6 +282,11 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 	} else {
 		op, err = d.StartUpgrade(ctx, userID, key, e.Generation, api.UpgradeRequest{Version: target, SnapshotID: snapshotID,
 			AllowDowngrade: dec.Action == upgrade.ActionDowngrade, DrainTimeoutSeconds: rollout.Seconds(drain), HealthTimeoutSeconds: rollout.Seconds(health)})
+	}
+	if err != nil && ctx.Err() != nil {
+		// The POST may have started the upgrade though its answer never came: record its key,
+		// by which the next plan finds the operation.
+		return stop(e, nil, key, err)
 	}
 	if err != nil {
 		if client.HasCode(err, api.CodePreconditionFailed) {
@@ -238,7 +302,7 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 	tflog.Info(ctx, "upgrade started", map[string]any{"operation_id": op.ID, "from": from, "to": target})
 	op, err = d.Wait(ctx, op)
 	if err != nil && ctx.Err() != nil {
-		return r.interrupted(ctx, m, prior, priv, &op, attempt, err)
+		return stop(e, &op, "", err)
 	}
 	out.diags.Append(priv.SetKey(ctx, privateReleaseOp, nil)...)
 	attempt.applyOperation(op)
@@ -254,6 +318,9 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		return finish(e, &attempt)
 	case gate != nil:
 		score, err := d.Eval(ctx, userID, gate.Suite.ValueString())
+		if err != nil && ctx.Err() != nil {
+			return stop(e, &op, "", err)
+		}
 		if err != nil {
 			failure = "the post-upgrade eval did not run: " + errText(err)
 			break
@@ -284,26 +351,61 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		return r.finishFresh(ctx, m, finish, e, &attempt, &out)
 	}
 	now, err := r.data.Client.GetEngine(ctx, userID)
+	var rb rollout.RollbackPlan
 	if err == nil {
-		var rb rollout.RollbackPlan
 		if rb, err = rollout.PlanRollback(cat, now, from, snapshotID); err == nil {
 			_, err = d.Rollback(ctx, userID, client.NewIdempotencyKey(), rb, drain, health)
 		}
 	}
+	if err != nil && ctx.Err() != nil {
+		return stop(e, &op, "", err)
+	}
 	if err != nil {
-		out.diags.AddError("Engine Upgrade Failed And Rollback Failed", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed (%s), and the automatic rollback to %s failed too: %s. "+
-			"State records what the engine runs now. Restore it by hand from snapshot %s (engine-controlplane restore), then run terraform plan.", userID, from, target, failure, from, errText(err), orUnknown(snapshotID)))
-		return r.finishFresh(ctx, m, finish, e, &attempt, &out)
+		res := r.finishFresh(ctx, m, finish, e, &attempt, &out)
+		res.diags.Append(rollbackFailedAfterUpgradeDiag(userID, from, target, failure, errText(err), snapshotID, m.Version.ValueString(), prior == nil))
+		return res
 	}
 	attempt.Status = attemptRolledBack
-	lost := ""
-	if snapshotID != "" {
-		lost = fmt.Sprintf(" from snapshot %s", snapshotID)
+	res := r.finishFresh(ctx, m, finish, e, &attempt, &out)
+	res.diags.Append(rolledBackDiag(userID, from, target, failure, rb, m.Version.ValueString(), prior == nil))
+	return res
+}
+
+// rollbackFailedAfterUpgradeDiag is the error of an upgrade whose automatic rollback failed too,
+// saying what state holds: an update records what runs (now); a create keeps the release,
+// tainted, only when the engine no longer runs from (see Create).
+func rollbackFailedAfterUpgradeDiag(userID, from, target, failure, rbErr, snapshotID, now string, create bool) diag.Diagnostic {
+	recorded := fmt.Sprintf("State records that the engine runs %s.", now)
+	switch {
+	case create && now == from:
+		recorded = fmt.Sprintf("The engine still reports %s, so this create saved nothing to state.", from)
+	case create:
+		recorded = fmt.Sprintf("The engine runs %s, so this create keeps the release in state, tainted: its destroy (or the replacement the next apply plans) tries the rollback to %s again.", now, from)
 	}
-	out.diags.AddError("Engine Upgrade Rolled Back", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed: %s.\n\nThe engine was rolled back automatically to %s%s and is healthy. "+
-		"State records that it runs %s and last_attempt.status = \"rolled_back\"; the next plan shows the upgrade as still pending. Fix the cause (or pick another version) before applying again.",
-		userID, from, target, failure, from, lost, from))
-	return r.finishFresh(ctx, m, finish, e, &attempt, &out)
+	return diag.NewErrorDiagnostic("Engine Upgrade Failed And Rollback Failed", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed (%s), and the automatic rollback to %s failed too: %s. "+
+		"%s Restore it by hand from snapshot %s (engine-controlplane restore), then run terraform plan.", userID, from, target, failure, from, rbErr, recorded, orUnknown(snapshotID)))
+}
+
+// rolledBackDiag says what an automatic rollback did (a snapshot restore, or a redeploy on the
+// same brain), what the engine runs after it (now), and what state holds.
+func rolledBackDiag(userID, from, target, failure string, rb rollout.RollbackPlan, now string, create bool) diag.Diagnostic {
+	how := fmt.Sprintf("%s was redeployed on the same brain (its schema had not moved, so no write was lost)", from)
+	if rb.Restore {
+		how = fmt.Sprintf("the brain was restored from snapshot %s at %s (writes made after that snapshot are lost)", rb.SnapshotID, from)
+	}
+	where := fmt.Sprintf("The engine runs %s and is healthy.", now)
+	if now != from {
+		where = fmt.Sprintf("Yet the engine runs %s now, not %s: check it with data \"engine_instance\".", now, from)
+	}
+	recorded := fmt.Sprintf("State records that it runs %s and last_attempt.status = \"rolled_back\"; the next plan shows the upgrade as still pending.", now)
+	switch {
+	case create && now == from:
+		recorded = "This create saved nothing to state, so the next plan shows the create again."
+	case create:
+		recorded = fmt.Sprintf("This create keeps the release in state, tainted: the next apply replaces it, and its destroy first returns the engine to %s.", from)
+	}
+	return diag.NewErrorDiagnostic("Engine Upgrade Rolled Back", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed: %s.\n\nIt was rolled back automatically: %s. %s %s "+
+		"Fix the cause (or pick another version) before applying again.", userID, from, target, failure, how, where, recorded))
 }
 
 // finishFresh re-reads the engine so state holds what really runs, whatever happened above.
@@ -318,44 +420,6 @@ func (r *releaseResource) finishFresh(ctx context.Context, m *releaseModel, fini
 	}
 	finish(e, a)
 	return *out
-}
-
-// interrupted records an apply stopped while an operation runs on: state keeps the attempt
-// in progress and private state the operation, so the next plan attaches to it.
-func (r *releaseResource) interrupted(ctx context.Context, m *releaseModel, prior *releaseModel, priv privateState, op *api.Operation, a lastAttempt, cause error) convergeResult {
-	var out convergeResult
-	out.interrupted = true
-	if op != nil && op.ID != "" {
-		out.started = true
-		a.applyOperation(*op)
-		out.diags.Append(setPendingOperation(context.WithoutCancel(ctx), priv, privateReleaseOp, *op)...)
-	}
-	a.Status = attemptInProgress
-	m.LastAttempt = a.object()
-	if m.PreUpgradeSnapshotID.IsUnknown() {
-		m.PreUpgradeSnapshotID = optionalString(a.SnapshotID)
-	}
-	if m.SchemaVersion.IsUnknown() {
-		m.SchemaVersion = types.Int64Value(0)
-	}
-	if m.PreviousVersion.IsUnknown() && prior != nil {
-		m.PreviousVersion = prior.PreviousVersion
-	}
-	if cat, err := r.data.Catalog(context.WithoutCancel(ctx)); err == nil {
-		m.resolvePlanned(cat, plannedFrom(m.PlannedUpgrade))
-	}
-	msg := fmt.Sprintf("The apply stopped (%v) while user %s's engine was moving to %s", cause, m.UserID.ValueString(), m.Version.ValueString())
-	if op != nil && op.ID != "" {
-		msg += fmt.Sprintf(" in operation %s. The control plane keeps running it; the next terraform plan/apply attaches to it and records how it ended. Nothing will run twice.", op.ID)
-	} else {
-		msg += ". No operation had started yet; the next apply starts it."
-	}
-	if prior == nil {
-		out.diags.AddWarning("Engine Upgrade Still Running", msg)
-	} else {
-		out.diags.AddError("Engine Upgrade Still Running", msg)
-	}
-	return out
 }
 
 // loadSnapshots reads the snapshots the rules need: the configured one, and for a downgrade the

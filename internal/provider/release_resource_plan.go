@@ -97,7 +97,9 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			e.EngineVersion = state.RunningVersion.ValueString()
 		}
 		plan.PreUpgradeSnapshotID = nullIfEmpty(state.PreUpgradeSnapshotID)
-	} else {
+	}
+	var resumed *api.Operation // an earlier create's operation that this create takes over
+	if state == nil {
 		plan.PreUpgradeSnapshotID = types.StringNull()
 		// A create is planned twice in one apply too, with no state to decide from. When another
 		// run is moving the engine to this very version, plan from where that operation started
@@ -111,6 +113,10 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 					e.EngineVersion, e.SchemaVersion = from.Version, from.SchemaVersion
 				}
 			}
+		} else if op, ok := r.interruptedCreate(ctx, userID, plan.Version.ValueString()); ok {
+			resumed = &op
+			resp.Diagnostics.AddWarning("Interrupted Create Found", fmt.Sprintf("An earlier create of this release started operation %s (%s %s -> %s, %s) on user %s's engine and stopped before it could save state. "+
+				"Applying takes the rollback target from it: previous_version = %q and the snapshot it named (%q).", op.ID, op.Kind, op.FromVersion, op.ToVersion, op.Status, userID, op.FromVersion, op.SnapshotID))
 		}
 	}
 	timeout, _ := plan.Timeouts.Update(ctx, 30*time.Minute)
@@ -145,9 +151,12 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 
 	plan.ID = types.StringValue(userID)
 	plan.EngineID = types.StringValue(e.EngineID)
-	if state != nil {
+	switch {
+	case state != nil:
 		plan.PreviousVersion = state.PreviousVersion
-	} else {
+	case resumed != nil:
+		plan.PreviousVersion = types.StringValue(resumed.FromVersion)
+	default:
 		plan.PreviousVersion = types.StringValue(e.EngineVersion)
 	}
 	plan.SchemaVersion, plan.RunningVersion = types.Int64Value(int64(e.SchemaVersion)), types.StringValue(e.EngineVersion)
@@ -169,9 +178,16 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		// An interrupted apply's operation: apply attaches to it and then knows these.
 		plan.SchemaVersion, plan.PreUpgradeSnapshotID, plan.RunningVersion = types.Int64Unknown(), types.StringUnknown(), types.StringUnknown()
 	}
+	if resumed != nil {
+		plan.PreUpgradeSnapshotID = optionalString(resumed.SnapshotID)
+		if dec.Action != upgrade.ActionNone || resumed.Status != api.OpSucceeded {
+			// A failed operation is recovered from at apply, which may take a new snapshot.
+			plan.SchemaVersion, plan.PreUpgradeSnapshotID = types.Int64Unknown(), types.StringUnknown()
+		}
+	}
 	plan.PlannedUpgrade = plannedUpgradeObject(dec.Action, dec.Path, snap)
 	switch {
-	case dec.Action != upgrade.ActionNone || pending:
+	case dec.Action != upgrade.ActionNone || pending || resumed != nil:
 		plan.LastAttempt = types.ObjectUnknown(lastAttemptAttrTypes)
 	case state != nil:
 		plan.LastAttempt = state.LastAttempt

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
+	"github.com/septemberai/terraform-provider-engine/internal/rollout"
 	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
 )
 
@@ -581,6 +582,59 @@ func TestAccRelease_autoSnapshotAfterRollback(t *testing.T) {
 			Config: config,
 			Check: resource.ComposeTestCheckFunc(h.expectEngine("user-0001", "2.4.0"), h.expectOperations("user-0001", api.OpUpgrade, 2),
 				h.expectOperations("user-0001", api.OpSnapshot, 2)),
+		}},
+	})
+}
+
+// The automatic rollback's error says what was done: a snapshot restore only when one ran, and
+// "state records" only for an update, whose state really does.
+func TestReleaseRolledBackDiag(t *testing.T) {
+	t.Parallel()
+	redeploy := rolledBackDiag("user-0001", "2.3.1", "2.4.0", "the migrate step failed: INTERRUPTED", rollout.RollbackPlan{To: "2.3.1", SnapshotID: "snap-1"}, "2.3.1", true)
+	if d := redeploy.Detail(); strings.Contains(d, "snap-1") || strings.Contains(d, "State records") || !strings.Contains(d, "redeployed on the same brain") || !strings.Contains(d, "saved nothing to state") {
+		t.Errorf("create rolled back by a redeploy:\n%s", d)
+	}
+	restore := rolledBackDiag("user-0001", "2.3.1", "2.4.0", "the boot step failed", rollout.RollbackPlan{To: "2.3.1", SnapshotID: "snap-1", Restore: true}, "2.3.1", false)
+	if d := restore.Detail(); !strings.Contains(d, "restored from snapshot snap-1") || !strings.Contains(d, `State records that it runs 2.3.1 and last_attempt.status = "rolled_back"`) {
+		t.Errorf("update rolled back by a restore:\n%s", d)
+	}
+	failedCreate := rollbackFailedAfterUpgradeDiag("user-0001", "2.3.1", "2.4.0", "the health step failed", "restore refused", "snap-1", "2.3.1", true)
+	if d := failedCreate.Detail(); strings.Contains(d, "State records") || !strings.Contains(d, "saved nothing to state") {
+		t.Errorf("create whose rollback failed, engine still on 2.3.1:\n%s", d)
+	}
+	failedUpdate := rollbackFailedAfterUpgradeDiag("user-0001", "2.3.1", "2.4.0", "the health step failed", "restore refused", "snap-1", "2.4.0", false)
+	if d := failedUpdate.Detail(); !strings.Contains(d, "State records that the engine runs 2.4.0") || !strings.Contains(d, "snap-1") {
+		t.Errorf("update whose rollback failed:\n%s", d)
+	}
+	stuck := rolledBackDiag("user-0001", "2.3.1", "2.4.0", "the health step failed", rollout.RollbackPlan{To: "2.3.1"}, "2.4.0", true)
+	if d := stuck.Detail(); strings.Contains(d, "is healthy") || !strings.Contains(d, "runs 2.4.0 now") || !strings.Contains(d, "tainted") {
+		t.Errorf("create whose engine did not come back:\n%s", d)
+	}
+}
+
+// A create whose migration fails is rolled back by a snapshot restore; its error says so, and says
+// that nothing was saved to state (it used to claim "State records ... rolled_back").
+func TestAccRelease_createRolledBackSaysWhatHappened(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Faults: true})
+	if _, err := h.Client.AddFault(context.Background(), api.Fault{Kind: api.FaultMigrationFail, UserID: "user-0001", Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config:      h.releaseConfig("  version       = \"2.4.0\"\n  auto_snapshot = true"),
+			ExpectError: regexp.MustCompile(`(?s)Engine Upgrade Rolled Back.*restored\s+from\s+snapshot\s+snap-[0-9a-f]+\s+at\s+2\.3\.1.*This\s+create\s+saved\s+nothing\s+to\s+state`),
+			Check:       resource.ComposeTestCheckFunc(h.expectEngine("user-0001", "2.3.1"), h.expectOperations("user-0001", api.OpRestore, 1)),
+		}, {
+			RefreshState:       true,
+			ExpectNonEmptyPlan: true, // the create, again
+			Check: func(s *terraform.State) error {
+				if rs, ok := s.RootModule().Resources[releaseAddr]; ok {
+					return fmt.Errorf("the rolled-back create left %s in state: %v", releaseAddr, rs.Primary.Attributes)
+				}
+				return nil
+			},
 		}},
 	})
 }
