@@ -58,7 +58,7 @@ func TestAccRelease_analysisRollsBackBadPatch(t *testing.T) {
 			Config: h.releaseConfig(analysisBody("2.4.1", checklist)),
 			ExpectError: regexp.MustCompile(`(?s)Engine Upgrade Rolled Back.*analysis\s+after\s+a\s+bake\s+of\s+1s\s+failed.*` +
 				`error_rate:\s+0\.0[6-9]\d*\s+after\s+the\s+upgrade\s+\(0\.0\d+\s+before\)\s+breaches\s+max_error_rate\s+0\.05.*` +
-				`p99_latency_ms:\s+2\d+(\.\d+)?\s+ms\s+after\s+the\s+upgrade\s+\(\d+(\.\d+)?\s+ms\s+before\)\s+breaches\s+max_p99_latency_ms\s+1500.*rolled\s+back\s+automatically\s+to\s+2\.3\.1`),
+				`p99_latency_ms:\s+2\d+(\.\d+)?\s+ms\s+after\s+the\s+upgrade\s+\(\d+(\.\d+)?\s+ms\s+before\)\s+breaches\s+max_p99_latency_ms\s+1500.*rolled\s+back\s+automatically.*restored\s+from\s+snapshot.*at\s+2\.3\.1.*runs\s+2\.3\.1`),
 		}, {
 			RefreshState:       true,
 			ExpectNonEmptyPlan: true,
