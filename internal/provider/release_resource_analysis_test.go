@@ -174,9 +174,9 @@ func TestAccRelease_analysisBadInput(t *testing.T) {
 // of it and the upgrade is judged once; nothing is upgraded twice.
 func TestAccRelease_analysisInterruptedBakeResumes(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, harnessOptions{Version: "2.3.0"})
-	// The bake ends just before the timeout would, so the timeout stops the apply in it (the
-	// upgrade before it takes longer than 10ms) and the plan's timeout check lets it through.
+	h := newHarness(t, harnessOptions{Version: "2.3.0", Faults: true})
+	// The bake is just shorter than the timeout (the plan's check lets it through) and starts at
+	// least slowUpgradeAnswer after the apply does, so the timeout always stops the apply in it.
 	const bake = 2990 * time.Millisecond
 	body := func(timeout string) string {
 		return analysisBody("2.3.1", fmt.Sprintf("    bake_time = %q\n    window = \"1s\"", bake)) + fmt.Sprintf(`
@@ -190,6 +190,7 @@ func TestAccRelease_analysisInterruptedBakeResumes(t *testing.T) {
 		Steps: []resource.TestStep{{
 			Config: h.releaseConfig(`version = "2.3.0"`),
 		}, {
+			PreConfig:   func() { slowUpgradeAnswer(t, h) },
 			Config:      h.releaseConfig(body("3s")),
 			ExpectError: errorLike("Engine Upgrade Analysis Interrupted"),
 		}, {
@@ -225,7 +226,8 @@ func TestAccRelease_analysisInterruptedBakeResumes(t *testing.T) {
 // not taint it); the next apply resumes the bake and judges once.
 func TestAccRelease_analysisInterruptedCreateBakeResumes(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, harnessOptions{Version: "2.3.0"})
+	h := newHarness(t, harnessOptions{Version: "2.3.0", Faults: true})
+	slowUpgradeAnswer(t, h)
 	body := func(timeout string) string {
 		return analysisBody("2.3.1", "    bake_time = \"2990ms\"\n    window = \"1s\"") + fmt.Sprintf(`
   timeouts {
@@ -307,5 +309,15 @@ func TestReleaseWatchPlanDiags(t *testing.T) {
 	d := m.watchPlanDiags(ctx, "user-0001", "2.3.1", upgrade.ActionUpgrade, true)
 	if !d.HasError() || !strings.Contains(d[0].Summary(), "Analysis Bake Exceeds The Timeout") {
 		t.Errorf("a 2h bake in a 30m create timeout: %v", d)
+	}
+}
+
+// slowUpgradeAnswer delays the answer to user-0001's next upgrade request by 600ms, so a bake of
+// 2990ms that starts after it cannot end before a 3s timeout, however fast the machine is.
+func slowUpgradeAnswer(t *testing.T, h *harness) {
+	t.Helper()
+	if _, err := h.Client.AddFault(context.Background(), api.Fault{Kind: api.FaultSlowResponse, Method: "POST",
+		PathPrefix: "/v1/engines/user-0001/upgrade", DelayMS: 600, Count: 1}); err != nil {
+		t.Fatalf("add fault: %v", err)
 	}
 }
