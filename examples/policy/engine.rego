@@ -127,11 +127,25 @@ deny contains msg if {
 }
 
 # --- A canary's first step moves at most 5% of the fleet. ------------------------------------
+# Head-counts, not percentages: a step covers ceil(step% x users) engines, at least one, so
+# steps = [5, ...] over 3 users moves 1 of them (33%). With user_ids unknown at plan, the step's
+# percentage is all there is to check.
 
 max_first_step := 5
 
 deny contains msg if {
 	some rc in changing("engine_canary")
+	first := rc.change.after.steps[0]
+	n := count(rc.change.after.user_ids)
+	n > 0
+	moves := ceil((first * n) / 100)
+	(moves * 100) > (max_first_step * n)
+	msg := sprintf("%s: the first canary step moves %v of %v users (%v%%); at most %v%% of the fleet may move before the first analysis. Start steps lower, or canary over more users.", [rc.address, moves, n, round((moves * 100) / n), max_first_step])
+}
+
+deny contains msg if {
+	some rc in changing("engine_canary")
+	rc.change.after_unknown.user_ids == true
 	first := rc.change.after.steps[0]
 	first > max_first_step
 	msg := sprintf("%s: the first canary step moves %v%% of the fleet; at most %v%% may move before the first analysis. Start steps with %v or less.", [rc.address, first, max_first_step, max_first_step])

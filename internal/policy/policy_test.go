@@ -28,7 +28,7 @@ func TestAccPolicy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel) // parallel subtests run after this function returns
 	var logs bytes.Buffer
-	env, err := localrun.Start(ctx, localrun.Options{Engines: 5, TimeScale: 0.001, TempBase: t.TempDir(), NoColor: true, Out: &logs, Err: &logs})
+	env, err := localrun.Start(ctx, localrun.Options{Engines: 20, TimeScale: 0.001, TempBase: t.TempDir(), NoColor: true, Out: &logs, Err: &logs})
 	if err != nil {
 		t.Fatalf("start: %v\n%s", err, logs.String())
 	}
@@ -57,7 +57,11 @@ func TestAccPolicy(t *testing.T) {
 			"engine_release.user_0001: moving user user-0001 from 2.3.1 to 2.4.0 is not watched after the upgrade. Set analysis",
 		}},
 		{name: "canary-first-step", dir: "internal/policy/testdata/deny-canary-first-step", want: []string{
-			"engine_canary.fleet: the first canary step moves 10% of the fleet; at most 5% may move",
+			"engine_canary.fleet: the first canary step moves 2 of 20 users (10%); at most 5% of the fleet may move",
+		}},
+		// 5% of 3 users is one user: a third of the canary's fleet.
+		{name: "canary-first-step-headcount", dir: "internal/policy/testdata/deny-canary-first-step-headcount", want: []string{
+			"engine_canary.three: the first canary step moves 1 of 3 users (33%); at most 5% of the fleet may move",
 		}},
 	}
 	t.Run("plans", func(t *testing.T) { // returns when every parallel plan has been judged
