@@ -151,13 +151,18 @@ func (r *releaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 		}
 	}
 	held, adopted := state.Version.ValueString(), false
+	var unjudged *releaseWatch
 	if running == nil && !state.Version.IsNull() && held != e.EngineVersion {
 		// This release's own update, cut off by a killed apply, is not drift: record it.
-		adopted = r.adoptKilledUpdate(ctx, &state, e)
+		adopted, unjudged = r.adoptKilledUpdate(ctx, &state, e)
 		changed = adopted || changed
 	}
 	changed = state.fillEngine(e) || changed
 	switch {
+	case unjudged != nil:
+		// Not judged yet: the plan shows the upgrade, and its apply judges it (resumeWatch).
+		resp.Diagnostics.Append(setPrivateJSON(ctx, resp.Private, privateReleaseWatch, unjudged)...)
+		state.Version = types.StringValue(held)
 	case running != nil && running.FromVersion != "":
 		// The engine may already report the target while the operation boots and checks it:
 		// until the operation ends, the version reached is the one it started from, so the

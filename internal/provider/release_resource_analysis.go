@@ -66,6 +66,9 @@ type releaseWatch struct {
 	OperationID   string                 `json:"operation_id"`
 	StartedAt     string                 `json:"started_at"` // the attempt's
 	BakeStartedAt time.Time              `json:"bake_started_at"`
+	// NoBefore: the figures from before the upgrade were lost with a killed apply, so only the
+	// absolute thresholds can judge it.
+	NoBefore bool `json:"no_before,omitempty"`
 }
 
 // watchSettings reads the analysis; ok is false when none is set.
@@ -135,6 +138,9 @@ func (r *releaseResource) watchUpgrade(ctx context.Context, m *releaseModel, cre
 		return "the analysis could not read the engine's metrics after the upgrade (" + errText(err) + "), and an unjudged upgrade never counts as passed", false
 	}
 	v := upgrade.AnalyzeRelease(w.Config, w.Before, after)
+	if w.NoBefore {
+		v = upgrade.AnalyzeReleaseThresholds(w.Config, after)
+	}
 	if v.Pass() {
 		tflog.Info(ctx, "the analysis passed", map[string]any{"error_rate": after.ErrorRate, "p99_latency_ms": after.P99LatencyMS})
 		return "", false

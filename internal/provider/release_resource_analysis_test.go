@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
+	"github.com/septemberai/terraform-provider-engine/internal/client"
 	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
 )
 
@@ -320,4 +321,62 @@ func slowUpgradeAnswer(t *testing.T, h *harness) {
 		PathPrefix: "/v1/engines/user-0001/upgrade", DelayMS: 600, Count: 1}); err != nil {
 		t.Fatalf("add fault: %v", err)
 	}
+}
+
+// A terraform killed (SIGKILL) after its update reached the version but before the analysis
+// judged it saves neither state nor the bake's private record. The next refresh finds the update
+// in the engine's operations (by the key an engine_release update uses) and keeps it unjudged;
+// the next apply judges it by the thresholds alone (the figures from before died with the apply)
+// and rolls the bad 2.4.1 back, upgrading nothing again.
+func TestAccRelease_analysisKilledDuringBakeIsJudged(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.4.0"})
+	h.writeTurns("user-0001", "before the bad patch", 3)
+	toBadPatch := func() int {
+		ops, err := h.Client.ListOperations(context.Background(), "user-0001")
+		if err != nil {
+			t.Fatalf("list operations: %v", err)
+		}
+		n := 0
+		for _, op := range ops {
+			if op.Kind == api.OpUpgrade && op.ToVersion == "2.4.1" {
+				n++
+			}
+		}
+		return n
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: h.releaseConfig(analysisBody("2.4.0", checklist)),
+		}, {
+			// What a killed apply of version = "2.4.1" leaves behind: its update ran to the end
+			// on the control plane, and nothing reached state.
+			PreConfig: func() {
+				ctx := context.Background()
+				op, err := h.Client.Upgrade(ctx, "user-0001", updateKeyPrefix+client.NewIdempotencyKey(), 0, api.UpgradeRequest{Version: "2.4.1"})
+				if err == nil {
+					op, err = h.Client.WaitOperation(ctx, op.ID, nil)
+				}
+				if err != nil || op.Status != api.OpSucceeded {
+					t.Fatalf("the killed apply's update: %v (%+v)", err, op)
+				}
+			},
+			Config:      h.releaseConfig(analysisBody("2.4.1", checklist)),
+			ExpectError: regexp.MustCompile(`(?s)Engine Upgrade Rolled Back.*error_rate:\s+0\.0[6-9]\d*\s+after\s+the\s+upgrade\s+\(no\s+figures\s+from\s+before\)\s+breaches\s+max_error_rate\s+0\.05`),
+		}, {
+			RefreshState:       true,
+			ExpectNonEmptyPlan: true,
+			Check: resource.ComposeTestCheckFunc(
+				resource.TestCheckResourceAttr(releaseAddr, "last_attempt.status", "rolled_back"),
+				h.expectEngine("user-0001", "2.4.0"),
+				h.expectTurns("user-0001", "before the bad patch", 3),
+				func(*terraform.State) error {
+					if n := toBadPatch(); n != 1 {
+						return fmt.Errorf("%d upgrades to 2.4.1, want 1 (the killed apply's): the judging apply must not upgrade again", n)
+					}
+					return nil
+				}),
+		}},
+	})
 }

@@ -100,18 +100,21 @@ const updateKeyPrefix = "engine-release-update-"
 // When the move was this release's own update, killed before it could save state, it records the
 // snapshot that protected the move as pre_upgrade_snapshot_id (a destroy restores it) and how the
 // update ended. It reports whether m changed; a move made by anyone else changes nothing here.
-func (r *releaseResource) adoptKilledUpdate(ctx context.Context, m *releaseModel, e api.Engine) bool {
+// With an analysis set, an update that reached its version was never judged (the apply that would
+// have watched it was killed): unjudged is then the watch the next apply resumes, from the
+// operation's end and without the figures from before, and last_attempt stays in progress.
+func (r *releaseResource) adoptKilledUpdate(ctx context.Context, m *releaseModel, e api.Engine) (adopted bool, unjudged *releaseWatch) {
 	ops, err := r.data.Client.ListOperations(ctx, e.UserID)
 	if err != nil {
 		tflog.Warn(ctx, "could not read the engine's operations to look for a killed update", map[string]any{"error": err.Error()})
-		return false
+		return false, nil
 	}
 	for _, op := range ops {
 		if op.Kind != api.OpUpgrade && op.Kind != api.OpRestore {
 			continue
 		}
 		if !op.Done() || !strings.HasPrefix(op.IdempotencyKey, updateKeyPrefix) || op.FromVersion != m.Version.ValueString() || op.ToVersion != e.EngineVersion {
-			return false
+			return false, nil
 		}
 		tflog.Info(ctx, "recording the update a killed apply made", map[string]any{"operation_id": op.ID, "from": op.FromVersion, "to": op.ToVersion})
 		if op.SnapshotID != "" {
@@ -119,10 +122,19 @@ func (r *releaseResource) adoptKilledUpdate(ctx context.Context, m *releaseModel
 		}
 		a := lastAttempt{Version: op.ToVersion, SnapshotID: op.SnapshotID}
 		a.applyOperation(op)
+		if w, ok := m.watchSettings(); ok && op.Status == api.OpSucceeded {
+			w.From, w.To, w.SnapshotID, w.OperationID, w.StartedAt = op.FromVersion, op.ToVersion, op.SnapshotID, op.ID, a.StartedAt
+			w.Before, w.NoBefore, w.BakeStartedAt = api.Metrics{UserID: e.UserID}, true, op.UpdatedAt
+			if op.FinishedAt != nil {
+				w.BakeStartedAt = *op.FinishedAt
+			}
+			a.Status, a.Error = attemptInProgress, "not judged yet: the apply that upgraded the engine was killed before its analysis; the next apply judges it"
+			unjudged = &w
+		}
 		m.LastAttempt = a.object()
-		return true
+		return true, unjudged
 	}
-	return false
+	return false, nil
 }
 
 // interruptedCreate finds the operation of an earlier create that stopped before it could save

@@ -51,7 +51,9 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	drifted := state != nil && state.holdsDrift()
+	// The engine above version because of our own operation (still running, or an upgrade not yet
+	// judged) is no drift: the plan shows that upgrade, and the apply attaches to it.
+	drifted := state != nil && state.holdsDrift() && !pending
 	// A drifted engine with allow_downgrade set is planned from where it runs: back to version.
 	goBack := drifted && plan.AllowDowngrade.ValueBool()
 	if state != nil && plan.Version.Equal(state.Version) && !pending && !goBack {
