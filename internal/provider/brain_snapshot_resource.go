@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -393,36 +392,6 @@ func (m *brainSnapshotModel) unknownComputed() {
 	for _, v := range []*types.Int64{&m.SchemaVersion, &m.SizeBytes, &m.BrainWrites} {
 		*v = types.Int64Unknown()
 	}
-}
-
-// pendingOperation is what private state keeps of an operation an interrupted apply left running.
-type pendingOperation struct {
-	ID     string `json:"id"`
-	UserID string `json:"user_id"`
-	Kind   string `json:"kind"`
-	// Key is the Idempotency-Key of a POST whose answer never came (ID is then empty): the
-	// operation, if the POST arrived, is found by it.
-	Key string `json:"key,omitempty"`
-}
-
-func setPendingOperation(ctx context.Context, p interface {
-	SetKey(context.Context, string, []byte) diag.Diagnostics
-}, key string, op api.Operation) diag.Diagnostics {
-	return setPrivateJSON(ctx, p, key, pendingOperation{ID: op.ID, UserID: op.UserID, Kind: op.Kind})
-}
-
-func getPendingOperation(ctx context.Context, p interface {
-	GetKey(context.Context, string) ([]byte, diag.Diagnostics)
-}, key string) (api.Operation, bool, diag.Diagnostics) {
-	b, diags := p.GetKey(ctx, key)
-	if diags.HasError() || len(b) == 0 || string(b) == "null" {
-		return api.Operation{}, false, diags
-	}
-	var po pendingOperation
-	if err := json.Unmarshal(b, &po); err != nil || po.ID == "" {
-		return api.Operation{}, false, diags
-	}
-	return api.Operation{ID: po.ID, UserID: po.UserID, Kind: po.Kind, Status: api.OpRunning}, true, diags
 }
 
 // operationErrorDiag renders a failed operation (with its step and code) or a client error.

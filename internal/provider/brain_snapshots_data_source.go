@@ -107,3 +107,31 @@ type brainSnapshotsModel struct {
 	Status        types.String     `tfsdk:"status"`
 	Snapshots     []snapshotValues `tfsdk:"snapshots"`
 }
+
+// snapshotValues is one snapshot as Terraform values, shared by the resource and the data source.
+type snapshotValues struct {
+	ID            types.String `tfsdk:"id"`
+	UserID        types.String `tfsdk:"user_id"`
+	Description   types.String `tfsdk:"description"`
+	RetentionDays types.Int64  `tfsdk:"retention_days"`
+	EngineID      types.String `tfsdk:"engine_id"`
+	EngineVersion types.String `tfsdk:"engine_version"`
+	SchemaVersion types.Int64  `tfsdk:"schema_version"`
+	SizeBytes     types.Int64  `tfsdk:"size_bytes"`
+	SHA256        types.String `tfsdk:"sha256"`
+	BrainWrites   types.Int64  `tfsdk:"brain_writes"`
+	CreatedAt     types.String `tfsdk:"created_at"`
+	RetainUntil   types.String `tfsdk:"retain_until"`
+	Status        types.String `tfsdk:"status"`
+}
+
+func snapshotFields(s api.Snapshot) snapshotValues {
+	return snapshotValues{
+		ID: types.StringValue(s.ID), UserID: types.StringValue(s.UserID), Description: types.StringValue(s.Description),
+		RetentionDays: types.Int64Value(int64(s.RetentionDays)), EngineID: types.StringValue(s.EngineID),
+		EngineVersion: types.StringValue(s.EngineVersion), SchemaVersion: types.Int64Value(int64(s.SchemaVersion)),
+		SizeBytes: types.Int64Value(s.SizeBytes), SHA256: types.StringValue(s.SHA256), BrainWrites: types.Int64Value(s.BrainWrites),
+		CreatedAt: types.StringValue(rfc3339(s.CreatedAt)), RetainUntil: types.StringValue(rfc3339(s.RetainUntil)),
+		Status: types.StringValue(s.Status),
+	}
+}

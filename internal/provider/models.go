@@ -115,34 +115,3 @@ func migrationsAttribute(description string) schema.ListNestedAttribute {
 		}},
 	}
 }
-
-func optionalString(s string) types.String {
-	if s == "" {
-		return types.StringNull()
-	}
-	return types.StringValue(s)
-}
-
-func stringList(ss []string) []types.String {
-	out := make([]types.String, 0, len(ss))
-	for _, s := range ss {
-		out = append(out, types.StringValue(s))
-	}
-	return out
-}
-
-// backtickList renders allowed values for a MarkdownDescription from the validator's own slice.
-func backtickList(vs []string) string {
-	out := ""
-	for i, v := range vs {
-		switch {
-		case i == 0:
-		case i == len(vs)-1:
-			out += " or "
-		default:
-			out += ", "
-		}
-		out += "`" + v + "`"
-	}
-	return out
-}

@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -249,18 +248,6 @@ func rollbackFailedDiag(userID, to string, err error) diag.Diagnostic {
 	return diag.NewErrorDiagnostic("Engine Rollback Failed",
 		fmt.Sprintf("Destroy could not return user %s's engine to %s: %v.\n\nThe release stays in state. Fix the cause, then run terraform destroy again: it resumes "+
 			"(a running rollback is waited for, never started twice). To drop the release without rolling back, set on_destroy = \"keep\" and apply first.", userID, to, errText(err)))
-}
-
-func errText(err error) string {
-	var ce *client.Error
-	var oe *rollout.OperationError
-	switch {
-	case errors.As(err, &oe):
-		return oe.Error()
-	case errors.As(err, &ce):
-		return clientErrorDetail(err)
-	}
-	return err.Error()
 }
 
 func (r *releaseResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {

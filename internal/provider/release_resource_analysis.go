@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -276,28 +275,4 @@ func (m releaseModel) watchPlanDiags(ctx context.Context, userID, from, action s
 			fmt.Sprintf("analysis.window %s is longer than bake_time %s: the figures after the upgrade include up to %s from before it. Make the window no longer than the bake.", w.Window, w.Bake, w.Window-w.Bake))
 	}
 	return diags
-}
-
-// setPrivateJSON writes v as JSON under key in private state.
-func setPrivateJSON(ctx context.Context, priv interface {
-	SetKey(context.Context, string, []byte) diag.Diagnostics
-}, key string, v any) diag.Diagnostics {
-	b, err := json.Marshal(v)
-	if err != nil {
-		var diags diag.Diagnostics
-		diags.AddError("Private State Not Written", err.Error())
-		return diags
-	}
-	return priv.SetKey(ctx, key, b)
-}
-
-// getPrivateJSON reads key's JSON from private state into v; false when absent or unreadable.
-func getPrivateJSON(ctx context.Context, priv interface {
-	GetKey(context.Context, string) ([]byte, diag.Diagnostics)
-}, key string, v any) bool {
-	b, diags := priv.GetKey(ctx, key)
-	if diags.HasError() || len(b) == 0 || string(b) == "null" {
-		return false
-	}
-	return json.Unmarshal(b, v) == nil
 }

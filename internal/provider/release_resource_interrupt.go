@@ -206,14 +206,3 @@ func (r *releaseResource) pendingOperation(ctx context.Context, priv privateStat
 	diags.Append(setPendingOperation(ctx, priv, privateReleaseOp, ops[0])...)
 	return ops[0], true, diags
 }
-
-// setPendingKey records the idempotency key of a POST whose answer never came.
-func setPendingKey(ctx context.Context, priv privateState, userID, key string) diag.Diagnostics {
-	b, err := json.Marshal(pendingOperation{UserID: userID, Kind: api.OpUpgrade, Key: key})
-	if err != nil {
-		var diags diag.Diagnostics
-		diags.AddError("Private State Not Written", err.Error())
-		return diags
-	}
-	return priv.SetKey(ctx, privateReleaseOp, b)
-}

@@ -391,14 +391,3 @@ func (m releaseModel) durations() (drain, health time.Duration) {
 	health, _ = time.ParseDuration(m.HealthTimeout.ValueString())
 	return drain, health
 }
-
-func joinTicks(vs []string) string {
-	out := ""
-	for i, v := range vs {
-		if i > 0 {
-			out += "`, `"
-		}
-		out += v
-	}
-	return out
-}

@@ -3,12 +3,18 @@ package provider
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 
+	"github.com/septemberai/terraform-provider-engine/internal/api"
 	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
 )
 
@@ -75,4 +81,44 @@ func (positiveDurationValidator) ValidateString(_ context.Context, req validator
 	resp.Diagnostics.AddAttributeError(req.Path, "Invalid Timeout",
 		fmt.Sprintf("%s = %q: a timeout bounds how long apply waits for the operation, so it must be above zero. "+
 			"Set a positive duration such as \"30m\", or remove it to use the default.", req.Path, req.ConfigValue.ValueString()))
+}
+
+var idRegexp = regexp.MustCompile(api.IDPattern)
+
+// idValidator checks a user, snapshot or operation id against the control API's id pattern.
+func idValidator() validator.String {
+	return stringvalidator.RegexMatches(idRegexp, "must be 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit")
+}
+
+func int64Stable() []planmodifier.Int64 {
+	return []planmodifier.Int64{int64planmodifier.UseStateForUnknown()}
+}
+
+var _ validator.String = durationValidator{}
+
+// durationValidator accepts a Go duration ("30s", "2m") between min and max.
+type durationValidator struct{ min, max time.Duration }
+
+func (v durationValidator) Description(context.Context) string {
+	return "must be a Go duration such as \"30s\" or \"2m\", between " + v.min.String() + " and " + v.max.String()
+}
+
+func (v durationValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (v durationValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	d, err := time.ParseDuration(req.ConfigValue.ValueString())
+	if err != nil || d < v.min || d > v.max {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid Duration",
+			req.Path.String()+" is "+strconv.Quote(req.ConfigValue.ValueString())+": it "+v.Description(context.Background())+".")
+	}
+}
+
+var clockRegexp = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
+
+// clockValidator accepts a UTC time of day "HH:MM".
+func clockValidator() validator.String {
+	return stringvalidator.RegexMatches(clockRegexp, "must be a UTC time of day HH:MM, for example \"02:00\"")
 }

@@ -1,0 +1,78 @@
+package provider
+
+// Private state: what an interrupted apply leaves for the next plan and apply to find (the
+// pending operation, by id or by idempotency key; JSON records such as an unjudged bake).
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+
+	"github.com/septemberai/terraform-provider-engine/internal/api"
+)
+
+// pendingOperation is what private state keeps of an operation an interrupted apply left running.
+type pendingOperation struct {
+	ID     string `json:"id"`
+	UserID string `json:"user_id"`
+	Kind   string `json:"kind"`
+	// Key is the Idempotency-Key of a POST whose answer never came (ID is then empty): the
+	// operation, if the POST arrived, is found by it.
+	Key string `json:"key,omitempty"`
+}
+
+func setPendingOperation(ctx context.Context, p interface {
+	SetKey(context.Context, string, []byte) diag.Diagnostics
+}, key string, op api.Operation) diag.Diagnostics {
+	return setPrivateJSON(ctx, p, key, pendingOperation{ID: op.ID, UserID: op.UserID, Kind: op.Kind})
+}
+
+func getPendingOperation(ctx context.Context, p interface {
+	GetKey(context.Context, string) ([]byte, diag.Diagnostics)
+}, key string) (api.Operation, bool, diag.Diagnostics) {
+	b, diags := p.GetKey(ctx, key)
+	if diags.HasError() || len(b) == 0 || string(b) == "null" {
+		return api.Operation{}, false, diags
+	}
+	var po pendingOperation
+	if err := json.Unmarshal(b, &po); err != nil || po.ID == "" {
+		return api.Operation{}, false, diags
+	}
+	return api.Operation{ID: po.ID, UserID: po.UserID, Kind: po.Kind, Status: api.OpRunning}, true, diags
+}
+
+// setPrivateJSON writes v as JSON under key in private state.
+func setPrivateJSON(ctx context.Context, priv interface {
+	SetKey(context.Context, string, []byte) diag.Diagnostics
+}, key string, v any) diag.Diagnostics {
+	b, err := json.Marshal(v)
+	if err != nil {
+		var diags diag.Diagnostics
+		diags.AddError("Private State Not Written", err.Error())
+		return diags
+	}
+	return priv.SetKey(ctx, key, b)
+}
+
+// getPrivateJSON reads key's JSON from private state into v; false when absent or unreadable.
+func getPrivateJSON(ctx context.Context, priv interface {
+	GetKey(context.Context, string) ([]byte, diag.Diagnostics)
+}, key string, v any) bool {
+	b, diags := priv.GetKey(ctx, key)
+	if diags.HasError() || len(b) == 0 || string(b) == "null" {
+		return false
+	}
+	return json.Unmarshal(b, v) == nil
+}
+
+// setPendingKey records the idempotency key of a POST whose answer never came.
+func setPendingKey(ctx context.Context, priv privateState, userID, key string) diag.Diagnostics {
+	b, err := json.Marshal(pendingOperation{UserID: userID, Kind: api.OpUpgrade, Key: key})
+	if err != nil {
+		var diags diag.Diagnostics
+		diags.AddError("Private State Not Written", err.Error())
+		return diags
+	}
+	return priv.SetKey(ctx, privateReleaseOp, b)
+}
