@@ -489,13 +489,7 @@ func setHeld(ctx context.Context, p privateState, held map[string]string) diag.D
 		}
 		return p.SetKey(ctx, privateCanaryHeld, nil)
 	}
-	b, err := json.Marshal(held)
-	if err != nil {
-		var diags diag.Diagnostics
-		diags.AddError("Canary Private State Write Failed", err.Error())
-		return diags
-	}
-	return p.SetKey(ctx, privateCanaryHeld, b)
+	return setPrivateJSON(ctx, p, privateCanaryHeld, held)
 }
 
 // movedAbove is the users of above that moves would move.
