@@ -299,5 +299,5 @@ func (m canaryModel) analysis() (upgrade.AnalysisConfig, string, time.Duration) 
 
 // window returns the rollout window, nil when none is set (or it is not known yet).
 func (m canaryModel) window() (*upgrade.Window, error) {
-	return releaseModel{RolloutWindow: m.RolloutWindow}.window()
+	return rolloutWindow(m.RolloutWindow)
 }

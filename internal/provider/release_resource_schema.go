@@ -361,12 +361,16 @@ func (m releaseModel) evalGate() *evalGateModel {
 }
 
 // window returns the rollout window, nil when none is set (or it is not known yet).
-func (m releaseModel) window() (*upgrade.Window, error) {
-	if m.RolloutWindow.IsNull() || m.RolloutWindow.IsUnknown() {
+func (m releaseModel) window() (*upgrade.Window, error) { return rolloutWindow(m.RolloutWindow) }
+
+// rolloutWindow reads a rollout_window object (engine_release's and engine_canary's), nil when
+// none is set (or it is not known yet).
+func rolloutWindow(o types.Object) (*upgrade.Window, error) {
+	if o.IsNull() || o.IsUnknown() {
 		return nil, nil
 	}
 	var w rolloutWindowModel
-	if diags := m.RolloutWindow.As(context.Background(), &w, basetypes.ObjectAsOptions{}); diags.HasError() {
+	if diags := o.As(context.Background(), &w, basetypes.ObjectAsOptions{}); diags.HasError() {
 		return nil, nil
 	}
 	days := make([]string, 0, len(w.Days))
