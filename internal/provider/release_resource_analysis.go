@@ -180,41 +180,54 @@ func (r *releaseResource) resumeWatch(ctx context.Context, m *releaseModel, prio
 		return r.finishFresh(ctx, m, finish, e, &a, &out), true
 	}
 	a.Status, a.Error = attemptFailed, failure
-	userID := m.UserID.ValueString()
-	if !m.AutoRollback.ValueBool() {
-		out.diags.AddError("Engine Upgrade Failed", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed: %s. auto_rollback is off, so the engine was left as it is; "+
-			"state records what it runs. Roll back with a lower version and allow_downgrade, or destroy the release.", userID, w.From, w.To, failure))
-		return r.finishFresh(ctx, m, finish, e, &a, &out), true
-	}
-	if err := r.rollBackTo(ctx, m, w.From, w.SnapshotID); err != nil {
-		out.diags.AddError("Engine Upgrade Failed And Rollback Failed", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed (%s), and the automatic rollback to %s failed too: %s. "+
-			"State records what the engine runs now. Restore it by hand from snapshot %s (engine-controlplane restore), then run terraform plan.", userID, w.From, w.To, failure, w.From, errText(err), orUnknown(w.SnapshotID)))
-		return r.finishFresh(ctx, m, finish, e, &a, &out), true
-	}
-	a.Status = attemptRolledBack
-	out.diags.AddError("Engine Upgrade Rolled Back", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed: %s.\n\nThe engine was rolled back automatically to %s and is healthy. "+
-		"State records what it runs and last_attempt.status = \"rolled_back\"; the next plan shows the upgrade as still pending. Fix the cause (or pick another version) before applying again.",
-		userID, w.From, w.To, failure, w.From))
-	return r.finishFresh(ctx, m, finish, e, &a, &out), true
+	return r.rollBackFailed(ctx, m, prior == nil, false, finish, e, &a, &out, w.From, w.To, w.SnapshotID, nil), true
 }
 
-// rollBackTo returns the engine to version to, restoring snapshotID where the schema moved.
-func (r *releaseResource) rollBackTo(ctx context.Context, m *releaseModel, to, snapshotID string) error {
+// rollBackFailed ends an upgrade from -> to that failed (a gate or the analysis): with
+// auto_rollback (and unless keep) it returns the engine to from, restoring snapshotID where the
+// schema moved, and says what happened and what state holds; otherwise it leaves the engine as it
+// is. stop, when set, takes over if the apply is interrupted during the rollback.
+func (r *releaseResource) rollBackFailed(ctx context.Context, m *releaseModel, create, keep bool, finish func(api.Engine, *lastAttempt) convergeResult,
+	e api.Engine, a *lastAttempt, out *convergeResult, from, to, snapshotID string, stop func(error) convergeResult) convergeResult {
+	userID := m.UserID.ValueString()
+	if !m.AutoRollback.ValueBool() || keep {
+		out.diags.AddError("Engine Upgrade Failed", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed: %s. auto_rollback is off, so the engine was left as it is; "+
+			"state records what it runs. Roll back with a lower version and allow_downgrade, or destroy the release.", userID, from, to, a.Error))
+		return r.finishFresh(ctx, m, finish, e, a, out)
+	}
+	rb, err := r.rollBackTo(ctx, m, from, snapshotID)
+	if err != nil && ctx.Err() != nil && stop != nil {
+		return stop(err)
+	}
+	if err != nil {
+		res := r.finishFresh(ctx, m, finish, e, a, out)
+		res.diags.Append(rollbackFailedAfterUpgradeDiag(userID, from, to, a.Error, errText(err), snapshotID, m.Version.ValueString(), create))
+		return res
+	}
+	a.Status = attemptRolledBack
+	res := r.finishFresh(ctx, m, finish, e, a, out)
+	res.diags.Append(rolledBackDiag(userID, from, to, a.Error, rb, m.Version.ValueString(), create))
+	return res
+}
+
+// rollBackTo returns the engine to version to, restoring snapshotID where the schema moved; the
+// plan says which it did.
+func (r *releaseResource) rollBackTo(ctx context.Context, m *releaseModel, to, snapshotID string) (rollout.RollbackPlan, error) {
 	cat, err := r.data.Catalog(ctx)
 	if err != nil {
-		return err
+		return rollout.RollbackPlan{}, err
 	}
 	now, err := r.data.Client.GetEngine(ctx, m.UserID.ValueString())
 	if err != nil {
-		return err
+		return rollout.RollbackPlan{}, err
 	}
 	rb, err := rollout.PlanRollback(cat, now, to, snapshotID)
 	if err != nil {
-		return err
+		return rb, err
 	}
 	drain, health := m.durations()
 	_, err = r.data.driver().Rollback(ctx, now.UserID, client.NewIdempotencyKey(), rb, drain, health)
-	return err
+	return rb, err
 }
 
 // watchPending reports whether an interrupted apply left an upgrade unjudged, and warns that the

@@ -345,30 +345,8 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 
 	// 5. Failure: roll back when asked.
 	attempt.Status, attempt.Error = attemptFailed, failure
-	if !m.AutoRollback.ValueBool() || dec.Action == upgrade.ActionRestore {
-		out.diags.AddError("Engine Upgrade Failed", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed: %s. auto_rollback is off, so the engine was left as it is; "+
-			"state records what it runs. Roll back with a lower version and allow_downgrade, or destroy the release.", userID, from, target, failure))
-		return r.finishFresh(ctx, m, finish, e, &attempt, &out)
-	}
-	now, err := r.data.Client.GetEngine(ctx, userID)
-	var rb rollout.RollbackPlan
-	if err == nil {
-		if rb, err = rollout.PlanRollback(cat, now, from, snapshotID); err == nil {
-			_, err = d.Rollback(ctx, userID, client.NewIdempotencyKey(), rb, drain, health)
-		}
-	}
-	if err != nil && ctx.Err() != nil {
-		return stop(e, &op, "", err)
-	}
-	if err != nil {
-		res := r.finishFresh(ctx, m, finish, e, &attempt, &out)
-		res.diags.Append(rollbackFailedAfterUpgradeDiag(userID, from, target, failure, errText(err), snapshotID, m.Version.ValueString(), prior == nil))
-		return res
-	}
-	attempt.Status = attemptRolledBack
-	res := r.finishFresh(ctx, m, finish, e, &attempt, &out)
-	res.diags.Append(rolledBackDiag(userID, from, target, failure, rb, m.Version.ValueString(), prior == nil))
-	return res
+	return r.rollBackFailed(ctx, m, prior == nil, dec.Action == upgrade.ActionRestore, finish, e, &attempt, &out, from, target, snapshotID,
+		func(err error) convergeResult { return stop(e, &op, "", err) })
 }
 
 // rollbackFailedAfterUpgradeDiag is the error of an upgrade whose automatic rollback failed too,
