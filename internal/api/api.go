@@ -56,6 +56,8 @@ const (
 	// CodeInterrupted marks an operation the control plane could not finish because it stopped
 	// while the operation ran; the engine is left in the state its brain shows.
 	CodeInterrupted = "OPERATION_INTERRUPTED"
+	// CodeEngineOwned refuses a claim or release of an engine another manager owns.
+	CodeEngineOwned = "ENGINE_OWNED"
 )
 
 // ErrorBody is the body of every non-2xx response.
@@ -103,6 +105,8 @@ type Engine struct {
 	LastMigrationAt *time.Time `json:"last_migration_at,omitempty"`
 	// Error explains a failed engine (for example MIGRATION_REQUIRED).
 	Error *ErrorDetail `json:"error,omitempty"`
+	// Owner is the manager that claimed the engine (PUT /v1/engines/{user_id}/owner); nil when none.
+	Owner *EngineOwner `json:"owner,omitempty"`
 }
 
 // Health is the engine's /health answer.

@@ -59,6 +59,8 @@ func (s *Server) routes() []route {
 	rs := []route{
 		{method: "GET", pattern: "/v1/engines", handle: s.listEngines},
 		{method: "GET", pattern: "/v1/engines/{user_id}", handle: s.getEngine},
+		{method: "PUT", pattern: "/v1/engines/{user_id}/owner", handle: s.claimOwner},
+		{method: "DELETE", pattern: "/v1/engines/{user_id}/owner", handle: s.releaseOwner},
 		{method: "GET", pattern: "/v1/versions", handle: s.listVersions},
 		{method: "GET", pattern: "/v1/upgrade-path", handle: s.upgradePath},
 		{method: "POST", pattern: "/v1/engines/{user_id}/snapshots", handle: s.createSnapshot},
