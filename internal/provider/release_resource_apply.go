@@ -116,7 +116,7 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 	if prior == nil && attached == nil {
 		// A create killed or interrupted before it could save state left its operation on the
 		// control plane: take the rollback target from it, not from the engine as it is now.
-		if op, ok := r.interruptedCreate(ctx, userID, target); ok {
+		if op, ok := r.interruptedCreate(ctx, userID, target, r.releaseOwner(ctx, priv, userID).Token); ok {
 			attached, recovered = &op, true
 		}
 	}
@@ -270,10 +270,7 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 			userID, from, e.EngineVersion, e.CurrentOperationID))
 		return finish(e, nil)
 	}
-	key := updateKeyPrefix + client.NewIdempotencyKey()
-	if prior == nil {
-		key = createKeyPrefix + client.NewIdempotencyKey()
-	}
+	key := r.operationKey(ctx, priv, userID, prior == nil)
 	began = true
 	var op api.Operation
 	if dec.Action == upgrade.ActionRestore {

@@ -131,6 +131,20 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				Optional:            true, Computed: true, Default: stringdefault.StaticString(onDestroyRollback),
 				Validators: []validator.String{stringvalidator.OneOf(onDestroyValues...)},
 			},
+			"take_ownership": schema.BoolAttribute{
+				MarkdownDescription: "Take the engine over from another manager (another workspace's `engine_release` or `engine_canary`) at the next apply. " +
+					"Without it, a plan that would create this release over, or move, an engine another manager owns fails and names the owner. " +
+					"After a take-over, that manager's plans refuse to move the engine and its destroy leaves it alone. While it is `true`, any later " +
+					"apply that changes this release takes the engine back from whoever owns it then: set it back to `false` once the take-over is applied. " +
+					"Defaults to `false`. See the [Terraform Cloud and Atlantis guide](../guides/terraform-cloud-and-atlantis.md#one-owner-per-engine).",
+				Optional: true, Computed: true, Default: booldefault.StaticBool(false),
+			},
+			"owner": schema.StringAttribute{
+				MarkdownDescription: "The manager that owns the engine on the control plane, as the last refresh or apply read it: this provider's " +
+					"`manager` once this release has claimed the engine (at create, an upgrade, a take-over or the first apply after an import), " +
+					"another manager's name after it took the engine over, null while nobody owns it.",
+				Computed: true,
+			},
 			"rollout_window":   rolloutWindowAttribute("When upgrades may start (UTC). Outside it the plan warns and the apply refuses to start one, naming the next opening."),
 			"engine_id":        schema.StringAttribute{MarkdownDescription: "The engine's id.", Computed: true, PlanModifiers: stable},
 			"previous_version": schema.StringAttribute{MarkdownDescription: "The version the engine ran when this resource adopted it: the rollback target of destroy.", Computed: true, PlanModifiers: stable},
@@ -246,6 +260,8 @@ type releaseModel struct {
 	AutoRollback         types.Bool     `tfsdk:"auto_rollback"`
 	OnDestroy            types.String   `tfsdk:"on_destroy"`
 	RolloutWindow        types.Object   `tfsdk:"rollout_window"`
+	TakeOwnership        types.Bool     `tfsdk:"take_ownership"`
+	Owner                types.String   `tfsdk:"owner"`
 	EngineID             types.String   `tfsdk:"engine_id"`
 	PreviousVersion      types.String   `tfsdk:"previous_version"`
 	SchemaVersion        types.Int64    `tfsdk:"schema_version"`
