@@ -57,6 +57,15 @@ type handoff struct {
 	ch map[string]chan struct{}
 }
 
+// watch makes every wait give up as soon as t fails.
+func (o *handoff) watch(t *testing.T) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			o.signal("failed")
+		}
+	})
+}
+
 func (o *handoff) get(name string) chan struct{} {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -69,12 +78,30 @@ func (o *handoff) get(name string) chan struct{} {
 	return o.ch[name]
 }
 
-func (o *handoff) signal(name string) { close(o.get(name)) }
+func (o *handoff) signal(name string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.ch == nil {
+		o.ch = map[string]chan struct{}{}
+	}
+	if c := o.ch[name]; c != nil {
+		select {
+		case <-c:
+			return // signalled already
+		default:
+		}
+	} else {
+		o.ch[name] = make(chan struct{})
+	}
+	close(o.ch[name])
+}
 
 func (o *handoff) wait(t *testing.T, name string) {
 	t.Helper()
 	select {
 	case <-o.get(name):
+	case <-o.get("failed"):
+		t.Fatalf("the other workspace failed before %q: see its output", name)
 	case <-time.After(5 * time.Minute):
 		t.Fatalf("the other workspace never got to %q (it failed: see its output)", name)
 	}
@@ -88,7 +115,7 @@ func (o *handoff) wait(t *testing.T, name string) {
 func TestAccOwnership_twoWorkspaces(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{Version: "2.3.1"})
-	var o handoff
+	o := &handoff{}
 	body := `version = "2.4.0"
   auto_snapshot = true`
 	ops := func(upgrades, restores int64) resource.TestCheckFunc {
@@ -96,6 +123,7 @@ func TestAccOwnership_twoWorkspaces(t *testing.T) {
 			h.expectOperations("user-0001", api.OpUpgrade, upgrades), h.expectOperations("user-0001", api.OpRestore, restores))
 	}
 	t.Run("team-a", func(t *testing.T) {
+		o.watch(t)
 		resource.ParallelTest(t, resource.TestCase{
 			ProtoV6ProviderFactories: h.Factories(nil),
 			Steps: []resource.TestStep{{
@@ -116,6 +144,7 @@ func TestAccOwnership_twoWorkspaces(t *testing.T) {
 		})
 	})
 	t.Run("team-c", func(t *testing.T) {
+		o.watch(t)
 		resource.ParallelTest(t, resource.TestCase{
 			ProtoV6ProviderFactories: h.Factories(nil),
 			Steps: []resource.TestStep{{
