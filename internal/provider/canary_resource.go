@@ -130,6 +130,7 @@ func (r *canaryResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	}
 	if state.OnDestroy.ValueString() == onDestroyKeep {
 		tflog.Info(ctx, "on_destroy = keep: leaving every engine as it is", map[string]any{"canary_id": state.ID.ValueString()})
+		r.releaseKept(ctx, state, req.Private)
 		return
 	}
 	timeout, diags := state.Timeouts.Delete(ctx, defaultCanaryTimeout)
@@ -140,12 +141,13 @@ func (r *canaryResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	// Derive the work from what the engines really run, so an interrupted destroy resumes.
-	run, _, _, diags := r.observed(ctx, state)
+	run, _, engines, diags := r.observed(ctx, state)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	done, err := run.rollbackAll(ctx, run.rollbackCandidates())
+	owner := r.canaryOwner(ctx, req.Private, state.ID.ValueString())
+	done, err := run.rollbackAll(ctx, keepTakenOver(run.rollbackCandidates(), engines, owner.token, &resp.Diagnostics))
 	if err != nil {
 		resp.Diagnostics.AddError("Canary Rollback Failed",
 			fmt.Sprintf("Destroy could not return every moved engine of canary %s to its stable version: %v. %d engines are back (%s).\n\n"+
@@ -154,6 +156,7 @@ func (r *canaryResource) Delete(ctx context.Context, req resource.DeleteRequest,
 		return
 	}
 	tflog.Info(ctx, "canary rolled back", map[string]any{"canary_id": state.ID.ValueString(), "engines": len(done)})
+	owner.releaseAll(ctx, engines)
 }
 
 // ImportState takes "VERSION:USER_ID,USER_ID,..." or "VERSION:COHORT_SEED:USER_ID,USER_ID,...";
@@ -326,6 +329,7 @@ func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *ca
 	if out.diags.HasError() {
 		return out
 	}
+	out.diags.Append(r.bindOwner(ctx, run, private, m.ID.ValueString())...)
 	if m.PlannedStep.IsUnknown() {
 		m.PlannedStep = types.StringNull() // planned while user_ids or steps were unknown
 	}

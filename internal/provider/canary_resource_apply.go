@@ -53,6 +53,7 @@ type canaryRun struct {
 	snapshots map[string]string
 	moved     map[string]bool
 	last      *analysisRecord
+	owner     *canaryClaim // claims each engine before it moves (nil: claims nothing)
 }
 
 // analysisRecord is last_analysis as Go values.
@@ -365,6 +366,9 @@ func (run *canaryRun) moveOne(ctx context.Context, user string) error {
 	}
 	if p.Kind == upgrade.KindDowngrade {
 		return fmt.Errorf("user %s's engine runs %s, newer than %s: a canary never downgrades", user, from, run.version)
+	}
+	if err := run.owner.claim(ctx, user); err != nil {
+		return err
 	}
 	run.record(user, from, "", false)
 	snapID := ""

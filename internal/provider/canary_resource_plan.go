@@ -58,7 +58,7 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		var state canaryModel
 		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 		if !resp.Diagnostics.HasError() {
-			resp.Diagnostics.Append(r.planDestroy(ctx, state)...)
+			resp.Diagnostics.Append(r.planDestroy(ctx, state, r.canaryOwner(ctx, req.Private, state.ID.ValueString()).token)...)
 		}
 		return
 	}
@@ -168,6 +168,7 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	// just added to user_ids) is refused only when this plan would move it.
 	cfg.users = upgrade.Without(scope, cfg.held)
 	moves := upgrade.PlanSteps(seed, cfg.users, targets, moved)
+	resp.Diagnostics.Append(canaryOwnerDiags(engines, moves, r.canaryOwner(ctx, req.Private, plan.ID.ValueString()).token)...)
 	if since := movedAbove(moves, newlyHeld(check.Held, cfg.held)); len(since) > 0 {
 		resp.Diagnostics.Append(problemDiags([]upgrade.Problem{upgrade.CanaryWouldDowngrade(cfg.version, since)}, true)...)
 		return
@@ -365,7 +366,7 @@ func joinPercents(ps []int64) string {
 // planDestroy spells out what destroying the canary does: every moved engine back to its stable
 // version, which ones restore a snapshot and how many brain writes that loses; and fails the plan
 // when a rollback cannot be done.
-func (r *canaryResource) planDestroy(ctx context.Context, state canaryModel) diag.Diagnostics {
+func (r *canaryResource) planDestroy(ctx context.Context, state canaryModel, token string) diag.Diagnostics {
 	var diags diag.Diagnostics
 	if state.OnDestroy.ValueString() == onDestroyKeep {
 		return diags
@@ -391,6 +392,7 @@ func (r *canaryResource) planDestroy(ctx context.Context, state canaryModel) dia
 		diags.Append(clientErrorDiag("Engine Fleet Read Failed", err))
 		return diags
 	}
+	users = keepTakenOver(users, engines, token, &diags)
 	var lines, impossible []string
 	for _, u := range users {
 		e, ok := engines[u]

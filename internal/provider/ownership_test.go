@@ -317,3 +317,59 @@ func ownUpdateKey(user string) string {
 	label := managerLabel(types.StringNull(), func(string) (string, bool) { return "", false })
 	return updateKeyPrefix + ownerToken(resourceTypeRelease, user, label) + "-" + client.NewIdempotencyKey()
 }
+
+// canaryOwnedConfig is a canary over users (under manager "fleet-ws") plus, optionally, extra HCL.
+func (h *harness) canaryOwnedConfig(users, extra string) string {
+	return h.ProviderBlock(`manager = "fleet-ws"`) + fmt.Sprintf(`
+resource "engine_canary" "c" {
+  version   = "2.4.0"
+  user_ids  = %s
+  steps     = [100]
+  bake_time = "0s"
+}
+%s`, users, extra)
+}
+
+// expectOwnerType is a check that user's engine is owned by manager through a resource of type typ.
+func (h *harness) expectOwnerType(user, manager, typ string) func(*terraform.State) error {
+	return func(s *terraform.State) error {
+		if err := h.expectOwner(user, manager)(s); err != nil {
+			return err
+		}
+		if o := h.Engine(user).Owner; o.ResourceType != typ {
+			return fmt.Errorf("user %s's engine is owned through a %s, want %s", user, o.ResourceType, typ)
+		}
+		return nil
+	}
+}
+
+// A canary refuses at plan to move an engine a release elsewhere owns, naming it; it claims the
+// engines it moves, so a release (even in its own workspace) cannot adopt them without the
+// take-over; its destroy rolls back and gives up only its own engines.
+func TestAccOwnership_canary(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.3.1"})
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			PreConfig:   func() { h.claim("user-0002", "team-a", false) },
+			Config:      h.canaryOwnedConfig(`["user-0001", "user-0002", "user-0003"]`, ""),
+			ExpectError: regexp.MustCompile(`Engines Managed Elsewhere[\s\S]*user-0002\s+\(manager\s+"team-a"\s+\(an\s+engine_release`),
+		}, {
+			Config: h.canaryOwnedConfig(`["user-0001", "user-0003"]`, ""),
+			Check: resource.ComposeTestCheckFunc(h.expectEngine("user-0001", "2.4.0"), h.expectEngine("user-0003", "2.4.0"),
+				h.expectEngine("user-0002", "2.3.1"), h.expectOwnerType("user-0001", "fleet-ws", resourceTypeCanary),
+				h.expectOwnerType("user-0003", "fleet-ws", resourceTypeCanary), h.expectOwnerType("user-0002", "team-a", resourceTypeRelease)),
+		}, {
+			Config: h.canaryOwnedConfig(`["user-0001", "user-0003"]`, `
+resource "engine_release" "r" {
+  user_id = "user-0001"
+  version = "2.4.0"
+}
+`),
+			ExpectError: regexp.MustCompile(`Engine Managed Elsewhere[\s\S]*owned\s+by\s+manager\s+"fleet-ws"\s+\(an\s+engine_canary`),
+		}},
+		CheckDestroy: resource.ComposeTestCheckFunc(h.expectEngine("user-0001", "2.3.1"), h.expectEngine("user-0003", "2.3.1"),
+			h.expectOwner("user-0001", ""), h.expectOwner("user-0003", ""), h.expectOwnerType("user-0002", "team-a", resourceTypeRelease)),
+	})
+}
