@@ -31,14 +31,16 @@ type canaryClaim struct {
 	id      string
 }
 
-// canaryOwner is the canary instance's claim: the token in private state, else one derived from
-// the canary's id and the manager.
+// canaryOwner is the canary instance's claim: the token in private state, else the manager's
+// canary token. It does not depend on the canary's id (which follows version and user_ids), so a
+// canary replaced after a failed create, or one that succeeds another in the same workspace, is
+// not refused the engines its predecessor claimed; canaries of one manager share one owner.
 func (r *canaryResource) canaryOwner(ctx context.Context, priv interface {
 	GetKey(context.Context, string) ([]byte, diag.Diagnostics)
 }, id string) *canaryClaim {
 	var rec ownerRecord
 	if priv == nil || !getPrivateJSON(ctx, priv, privateOwner, &rec) || rec.Token == "" {
-		rec.Token = ownerToken(resourceTypeCanary, id, r.data.manager)
+		rec.Token = ownerToken(resourceTypeCanary, "", r.data.manager)
 	}
 	return &canaryClaim{c: r.data.Client, token: rec.Token, manager: r.data.manager, id: id}
 }

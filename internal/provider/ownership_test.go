@@ -356,7 +356,15 @@ func TestAccOwnership_canary(t *testing.T) {
 			Config:      h.canaryOwnedConfig(`["user-0001", "user-0002", "user-0003"]`, ""),
 			ExpectError: regexp.MustCompile(`Engines Managed Elsewhere[\s\S]*user-0002\s+\(manager\s+"team-a"\s+\(an\s+engine_release`),
 		}, {
-			Config: h.canaryOwnedConfig(`["user-0001", "user-0003"]`, ""),
+			Config: h.canaryOwnedConfig(`["user-0001", "user-0003"]`, `
+data "engine_instance" "u2" {
+  user_id = "user-0002"
+}
+`),
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue("data.engine_instance.u2", tfjsonpath.New("owner"), knownvalue.StringExact("team-a")),
+				statecheck.ExpectKnownValue("data.engine_instance.u2", tfjsonpath.New("owner_resource_type"), knownvalue.StringExact(resourceTypeRelease)),
+			},
 			Check: resource.ComposeTestCheckFunc(h.expectEngine("user-0001", "2.4.0"), h.expectEngine("user-0003", "2.4.0"),
 				h.expectEngine("user-0002", "2.3.1"), h.expectOwnerType("user-0001", "fleet-ws", resourceTypeCanary),
 				h.expectOwnerType("user-0003", "fleet-ws", resourceTypeCanary), h.expectOwnerType("user-0002", "team-a", resourceTypeRelease)),
