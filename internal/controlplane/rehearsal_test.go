@@ -198,3 +198,48 @@ func TestRehearsal_badRequests(t *testing.T) {
 		t.Fatalf("engines: %v", ids)
 	}
 }
+
+// TestRehearsal_processRuntime: on the process runtime the staging engine is a real process on
+// the migrated copy, the replay real requests to it, its staging_url a real /health; a failed
+// verdict leaves no process. The source serves turns in the window, which is its baseline.
+func TestRehearsal_processRuntime(t *testing.T) {
+	e := newEnv(t, withProcess(t), withSeed(1, "2.4.0"))
+	e.turns("user-0001", 20, "summarise my inbox")
+	sn := e.snapshot("user-0001")
+	before := brainSum(t, e.srv.BrainPath("user-0001"))
+	_, reh := e.rehearse("user-0001", api.RehearsalRequest{Version: "3.0.0", SnapshotID: sn.ID, ReplayTurns: 20, Analysis: rehearsalAnalysis, KeepEngine: true})
+	if reh.Status != api.RehearsalPassed {
+		t.Fatalf("rehearsal %s: %+v %+v", reh.Status, reh.FailedChecks, reh.Error)
+	}
+	if after := brainSum(t, e.srv.BrainPath("user-0001")); after != before {
+		t.Fatal("the source brain changed during the rehearsal")
+	}
+	if reh.Staging.Requests != 20 || reh.Production == nil || reh.Production.Requests != 20 || len(reh.Migrations) != 1 || reh.Migrations[0].DurationMS <= 0 {
+		t.Fatalf("figures: staging %+v production %+v migrations %+v", reh.Staging, reh.Production, reh.Migrations)
+	}
+	pid, url, _, ok := e.srv.EngineProcess(reh.StagingUserID)
+	if !ok || url != reh.StagingURL {
+		t.Fatalf("staging process: %d %s %v, staging_url %s", pid, url, ok, reh.StagingURL)
+	}
+	res, err := http.Get(reh.StagingURL + "/health")
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("staging_url /health: %v %v", res, err)
+	}
+	res.Body.Close()
+	if n := len(enginePIDs(e.dir)); n != 2 {
+		t.Fatalf("%d engine processes, want the source and the staging engine", n)
+	}
+	e.ok(e.do("DELETE", "/v1/rehearsals/"+reh.ID, nil), 204, nil)
+	if n := len(enginePIDs(e.dir)); n != 1 {
+		t.Fatalf("%d engine processes after DELETE, want the source only", n)
+	}
+
+	e.turns("user-0001", 20, "summarise my inbox")
+	_, bad := e.rehearse("user-0001", api.RehearsalRequest{Version: "2.4.1", SnapshotID: sn.ID, ReplayTurns: 20, Analysis: rehearsalAnalysis, KeepEngine: true})
+	if bad.Status != api.RehearsalFailed || len(bad.FailedChecks) == 0 {
+		t.Fatalf("2.4.1 rehearsal %s: %+v", bad.Status, bad.FailedChecks)
+	}
+	if n := len(enginePIDs(e.dir)); n != 1 {
+		t.Fatalf("%d engine processes after a failed rehearsal, want the source only", n)
+	}
+}
