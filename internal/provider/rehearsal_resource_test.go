@@ -230,5 +230,6 @@ func TestAccProcess_rehearsal(t *testing.T) {
 	runOnProcesses(t, map[string]func(*testing.T){
 		"majorOnACopy":          TestAccRehearsal_majorOnACopy,
 		"badPatchFailsTheApply": TestAccRehearsal_badPatchFailsTheApply,
+		"releaseCheckedAtPlan":  TestAccRelease_rehearsalCheckedAtPlan,
 	})
 }

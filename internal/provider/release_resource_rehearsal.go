@@ -45,6 +45,12 @@ func releaseRehearsalAttributes() map[string]schema.Attribute {
 	}
 }
 
+// importRehearsalDefaults sets the rehearsal settings' defaults on an imported release.
+func importRehearsalDefaults(set func(name string, v any)) {
+	set("require_rehearsal", false)
+	set("rehearsal_max_age", defaultRehearsalMaxAge)
+}
+
 // rehearsalSummaryAttribute is planned_upgrade.rehearsal's schema.
 func rehearsalSummaryAttribute() schema.SingleNestedAttribute {
 	s := func(d string) schema.StringAttribute {
