@@ -151,6 +151,7 @@ func TestRehearsal_badPatchFailsAndLeavesNothing(t *testing.T) {
 	}
 	var names []string
 	for _, c := range reh.FailedChecks {
+		t.Logf("failed check: %s", c.Detail)
 		names = append(names, c.Metric)
 		if !strings.Contains(c.Detail, "staging") {
 			t.Errorf("check %s does not give the figures: %s", c.Metric, c.Detail)

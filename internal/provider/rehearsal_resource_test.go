@@ -84,7 +84,7 @@ func (h *harness) noStagingLeft(staging *string) func(*terraform.State) error {
 		}
 		if *staging != "" {
 			if _, err := os.Stat(h.Server.BrainPath(*staging)); !os.IsNotExist(err) {
-				return fmt.Errorf("staging brain of %s is left (%v)", *staging, err)
+				return fmt.Errorf("staging brain of %s is left (%w)", *staging, err)
 			}
 		}
 		if h.Server.Runtime() == "process" && len(enginePIDs(dataDirOf(h))) != len(es) {
@@ -135,7 +135,7 @@ func TestAccRehearsal_majorOnACopy(t *testing.T) {
 				}
 				res, err := http.Get(attrs["staging_url"] + "/health")
 				if err != nil {
-					return fmt.Errorf("staging_url %q: %v", attrs["staging_url"], err)
+					return fmt.Errorf("staging_url %q: %w", attrs["staging_url"], err)
 				}
 				res.Body.Close()
 				if res.StatusCode != 200 {
@@ -143,7 +143,7 @@ func TestAccRehearsal_majorOnACopy(t *testing.T) {
 				}
 				fleet, err := h.Client.AllEngines(context.Background(), client.ListEnginesOptions{})
 				if err != nil || len(fleet) != 1 {
-					return fmt.Errorf("GET /v1/engines lists %d engines (%v), want the fleet only", len(fleet), err)
+					return fmt.Errorf("GET /v1/engines lists %d engines (%w), want the fleet only", len(fleet), err)
 				}
 				return nil
 			},
@@ -231,5 +231,48 @@ func TestAccProcess_rehearsal(t *testing.T) {
 		"majorOnACopy":          TestAccRehearsal_majorOnACopy,
 		"badPatchFailsTheApply": TestAccRehearsal_badPatchFailsTheApply,
 		"releaseCheckedAtPlan":  TestAccRelease_rehearsalCheckedAtPlan,
+	})
+}
+
+// TestAccExampleRehearsal applies the engine_rehearsal resource and data source examples: the
+// rehearsal passes, the release it gates upgrades the engine, destroy rolls it back and leaves
+// no staging engine; the data source reads a rehearsal made elsewhere.
+func TestAccExampleRehearsal(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Engines: 1})
+	staging := ""
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		CheckDestroy: func(s *terraform.State) error {
+			if err := rolledBack(h, "user-0001", "2.3.1"); err != nil {
+				return err
+			}
+			return h.noStagingLeft(&staging)(s)
+		},
+		Steps: []resource.TestStep{{
+			Config: exampleConfig(t, h, "examples/resources/engine_rehearsal"),
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownOutputValueAtPath("rehearsal", tfjsonpath.New("verdict"), knownvalue.StringExact("pass")),
+				statecheck.ExpectKnownOutputValueAtPath("rehearsal", tfjsonpath.New("migrations"), knownvalue.MapSizeExact(2)),
+				statecheck.ExpectKnownValue("engine_release.v3", tfjsonpath.New("version"), knownvalue.StringExact("3.0.0")),
+			},
+			Check: func(s *terraform.State) error {
+				staging = s.RootModule().Resources["engine_rehearsal.v3"].Primary.Attributes["staging_user_id"]
+				return nil
+			},
+		}},
+	})
+	reh := h.rehearse("user-0001", api.RehearsalRequest{Version: "3.0.0", Analysis: api.RehearsalAnalysis{MaxP99LatencyMS: new(100.0), BaselineTolerance: 10}})
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config:          exampleConfig(t, h, "examples/data-sources/engine_rehearsal"),
+			ConfigVariables: configVariables(map[string]string{"rehearsal_id": reh.ID}),
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownOutputValueAtPath("rehearsal", tfjsonpath.New("verdict"), knownvalue.StringExact("fail")),
+				statecheck.ExpectKnownOutputValueAtPath("rehearsal", tfjsonpath.New("path"), knownvalue.StringExact("2.3.1 -> 2.4.0 -> 3.0.0")),
+				statecheck.ExpectKnownOutputValueAtPath("rehearsal", tfjsonpath.New("failed"), knownvalue.ListSizeExact(1)),
+			},
+		}},
 	})
 }
