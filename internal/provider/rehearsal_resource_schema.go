@@ -225,8 +225,8 @@ func (r *rehearsalResource) Schema(ctx context.Context, _ resource.SchemaRequest
 		MarkdownDescription: "An upgrade rehearsed on a copy of production's brain, as the Engine's upgrade page asks for a major version: a hidden staging engine " +
 			"at `version` boots on a copy of a verified snapshot (the migrations run on the copy only, each timed), the brain's last user turns are replayed to it, " +
 			"its metrics and evals are compared with the source engine's, and a verdict is reached. The source engine keeps serving throughout and its brain is never written. " +
-			"A failing verdict fails the apply, naming each failed check with its figures, and leaves nothing running. `engine_release.rehearsal_id` " +
-			"checks the rehearsal at plan.",
+			"A failing verdict fails the apply, naming each failed check with its figures, and leaves nothing running. `engine_release.rehearsal_id` and " +
+			"`engine_canary.rehearsal_ids` check the rehearsal at plan.",
 		Attributes: attrs,
 		Blocks:     map[string]schema.Block{"timeouts": timeoutsBlock(ctx, timeouts.Opts{Create: true, Delete: true})},
 	}
