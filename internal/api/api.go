@@ -103,6 +103,9 @@ type Engine struct {
 	LastMigrationAt *time.Time `json:"last_migration_at,omitempty"`
 	// Error explains a failed engine (for example MIGRATION_REQUIRED).
 	Error *ErrorDetail `json:"error,omitempty"`
+	// RehearsalID marks a staging engine a rehearsal booted: never part of the fleet, listed only
+	// with ?include_staging=true.
+	RehearsalID string `json:"rehearsal_id,omitempty"`
 }
 
 // Health is the engine's /health answer.
@@ -324,6 +327,7 @@ type OperationResult struct {
 	EvalScore     float64 `json:"eval_score,omitempty"`
 	EngineVersion string  `json:"engine_version,omitempty"`
 	SchemaVersion int     `json:"schema_version,omitempty"`
+	RehearsalID   string  `json:"rehearsal_id,omitempty"`
 }
 
 // Done reports whether the operation has finished, either way.

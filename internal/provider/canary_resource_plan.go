@@ -143,6 +143,7 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	}
 	check := upgrade.CheckCanary(cat, engines, scope, cfg.version, cfg.allowMajor)
 	resp.Diagnostics.Append(problemDiags(check.Errors, true)...)
+	resp.Diagnostics.Append(plan.checkRehearsals(ctx, r.data.Client, state, engines, cfg.version)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}

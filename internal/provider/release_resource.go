@@ -263,6 +263,7 @@ func (r *releaseResource) ImportState(ctx context.Context, req resource.ImportSt
 	set("health_timeout", "2m")
 	set("auto_rollback", true)
 	set("on_destroy", onDestroyRollback)
+	importRehearsalDefaults(set)
 }
 
 // fillEngine copies what the engine reports into state: the running version (so out-of-band

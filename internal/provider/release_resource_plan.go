@@ -188,6 +188,7 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		}
 	}
 	plan.PlannedUpgrade = plannedUpgradeObject(dec.Action, dec.Path, snap)
+	plan.PlannedUpgrade = plan.planRehearsal(ctx, r.data.Client, e, dec, &resp.Diagnostics)
 	switch {
 	case dec.Action != upgrade.ActionNone || pending || resumed != nil:
 		plan.LastAttempt = types.ObjectUnknown(lastAttemptAttrTypes)
