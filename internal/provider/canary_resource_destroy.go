@@ -48,7 +48,7 @@ func (r *canaryResource) planDestroy(ctx context.Context, state canaryModel) dia
 		if !ok || (e.EngineVersion == stable[u] && e.Status == api.StatusRunning) {
 			continue
 		}
-		rb, err := rollout.PlanRollback(cat, e, stable[u], snaps[u])
+		rb, err := upgrade.PlanRollback(cat, e, stable[u], snaps[u])
 		if err != nil {
 			impossible = append(impossible, err.Error())
 			continue

@@ -210,37 +210,21 @@ func (r *releaseResource) Delete(ctx context.Context, req resource.DeleteRequest
 	defer cancel()
 	userID, to := state.UserID.ValueString(), state.PreviousVersion.ValueString()
 	ctx = tflog.SetField(ctx, "user_id", userID)
-	d := r.data.driver()
-	// Wait out whatever runs (an interrupted rollback included: resuming is waiting for it).
-	e, _, err := d.Idle(ctx, userID, nil)
-	if client.IsNotFound(err) {
-		return
-	}
-	if err != nil {
-		resp.Diagnostics.Append(rollbackFailedDiag(userID, to, err))
-		return
-	}
-	if e.EngineVersion == to && e.Status == api.StatusRunning {
-		tflog.Info(ctx, "engine already runs the rollback target", map[string]any{"version": to})
-		return
-	}
 	cat, err := r.data.Catalog(ctx)
 	if err != nil {
 		resp.Diagnostics.Append(clientErrorDiag("Release Catalog Read Failed", err))
 		return
 	}
-	rb, err := rollout.PlanRollback(cat, e, to, state.PreUpgradeSnapshotID.ValueString())
-	if err != nil {
-		resp.Diagnostics.Append(rollbackFailedDiag(userID, to, err))
-		return
-	}
+	// Whatever runs is waited out first (an interrupted rollback included: resuming is waiting
+	// for it).
 	drain, health := state.durations()
-	if _, err := d.Rollback(ctx, userID, client.NewIdempotencyKey(), rb, drain, health); err != nil {
+	rolled, err := r.data.driver().RollBackTo(ctx, cat, userID, to, state.PreUpgradeSnapshotID.ValueString(), rollout.RollbackOptions{Drain: drain, Health: health})
+	switch {
+	case client.IsNotFound(err):
+	case err != nil:
 		resp.Diagnostics.Append(rollbackFailedDiag(userID, to, err))
-		return
-	}
-	if e, err = r.data.Client.GetEngine(ctx, userID); err != nil || e.EngineVersion != to || e.Status != api.StatusRunning {
-		resp.Diagnostics.Append(rollbackFailedDiag(userID, to, fmt.Errorf("after the rollback the engine runs %s with status %s (%w)", e.EngineVersion, e.Status, err)))
+	case rolled.Plan.To == "":
+		tflog.Info(ctx, "engine already runs the rollback target", map[string]any{"version": to})
 	}
 }
 
