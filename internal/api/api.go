@@ -107,6 +107,9 @@ type Engine struct {
 	Error *ErrorDetail `json:"error,omitempty"`
 	// Owner is the manager that claimed the engine (PUT /v1/engines/{user_id}/owner); nil when none.
 	Owner *EngineOwner `json:"owner,omitempty"`
+	// RehearsalID marks a staging engine a rehearsal booted: never part of the fleet, listed only
+	// with ?include_staging=true.
+	RehearsalID string `json:"rehearsal_id,omitempty"`
 }
 
 // Health is the engine's /health answer.
@@ -328,6 +331,7 @@ type OperationResult struct {
 	EvalScore     float64 `json:"eval_score,omitempty"`
 	EngineVersion string  `json:"engine_version,omitempty"`
 	SchemaVersion int     `json:"schema_version,omitempty"`
+	RehearsalID   string  `json:"rehearsal_id,omitempty"`
 }
 
 // Done reports whether the operation has finished, either way.

@@ -77,6 +77,10 @@ func (s *Server) routes() []route {
 		{method: "POST", pattern: "/v1/engines/{user_id}/turns", handle: s.writeTurns},
 		{method: "GET", pattern: "/v1/engines/{user_id}/turns", handle: s.listTurns},
 		{method: "GET", pattern: "/v1/stats", handle: s.getStats},
+		{method: "POST", pattern: "/v1/engines/{user_id}/rehearsals", handle: s.startRehearsal},
+		{method: "GET", pattern: "/v1/engines/{user_id}/rehearsals", handle: s.listRehearsals},
+		{method: "GET", pattern: "/v1/rehearsals/{rehearsal_id}", handle: s.getRehearsal},
+		{method: "DELETE", pattern: "/v1/rehearsals/{rehearsal_id}", handle: s.deleteRehearsal},
 	}
 	if s.opts.EnableFaults {
 		rs = append(rs,
@@ -125,6 +129,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(api.OpenAPI)
+		return
+	}
+	if s.engineHealth(w, r, raw) {
 		return
 	}
 	got := hashKey(r.Header.Get(api.KeyHeader))

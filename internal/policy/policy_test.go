@@ -34,6 +34,17 @@ func TestAccPolicy(t *testing.T) {
 	}
 	t.Cleanup(env.Close)
 
+	// A rehearsal that passed, for the plan that names it.
+	op, err := env.Client.StartRehearsal(ctx, "user-0005", client.NewIdempotencyKey(), api.RehearsalRequest{Version: "3.0.0", Analysis: api.RehearsalAnalysis{BaselineTolerance: 1}})
+	if err == nil {
+		op, err = env.Client.WaitOperation(ctx, op.ID, nil)
+	}
+	if err != nil || op.Status != api.OpSucceeded {
+		t.Fatalf("rehearsal of user-0005: %v %+v", err, op.Error)
+	}
+	if reh, err := env.Client.GetRehearsal(ctx, op.Result.RehearsalID); err != nil || reh.Status != api.RehearsalPassed {
+		t.Fatalf("rehearsal of user-0005 did not pass: %v %+v", err, reh)
+	}
 	cases := []struct {
 		name, dir string
 		vars      []string // TF_VAR_ settings
@@ -52,6 +63,10 @@ func TestAccPolicy(t *testing.T) {
 		}},
 		{name: "destructive-unapproved", dir: "internal/policy/testdata/deny-destructive", want: []string{
 			`engine_release.user_0001: moving user user-0001 to 3.0.0 runs a destructive migration (0006_knowledge_json). Add "user-0001" to the variable approved_destructive_migrations`,
+		}},
+		{name: "passed-rehearsal", dir: "internal/policy/testdata/allow-passed-rehearsal", vars: []string{"TF_VAR_rehearsal_id=" + op.Result.RehearsalID}},
+		{name: "major-without-rehearsal", dir: "internal/policy/testdata/deny-major-without-rehearsal", want: []string{
+			"engine_release.user_0004: moving user user-0004 from 2.3.1 to 3.0.0 is a major upgrade (destructive: true) that no passed rehearsal vouches for",
 		}},
 		{name: "release-without-analysis", dir: "internal/policy/testdata/deny-release-without-analysis", want: []string{
 			"engine_release.user_0001: moving user user-0001 from 2.3.1 to 2.4.0 is not watched after the upgrade. Set analysis",

@@ -18,6 +18,7 @@ import (
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 	"github.com/septemberai/terraform-provider-engine/internal/client"
+	"github.com/septemberai/terraform-provider-engine/internal/rollout"
 	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
 )
 
@@ -45,18 +46,17 @@ func (r *canaryResource) canaryOwner(ctx context.Context, priv interface {
 	return &canaryClaim{c: r.data.Client, token: rec.Token, manager: r.data.manager, id: id}
 }
 
-// bindOwner gives run the canary's claim and keeps its token in private state, so a later change of
-// the manager name does not make the canary a stranger to the engines it moved.
-func (r *canaryResource) bindOwner(ctx context.Context, run *canaryRun, priv privateState, id string) diag.Diagnostics {
-	run.owner = r.canaryOwner(ctx, priv, id)
-	return setPrivateJSON(ctx, priv, privateOwner, ownerRecord{Token: run.owner.token})
+// bindOwner makes run claim each engine for the canary before it moves it, and keeps the token in
+// private state, so a later change of the manager name does not make the canary a stranger to the
+// engines it moved.
+func (r *canaryResource) bindOwner(ctx context.Context, run *rollout.Canary, priv privateState, id string) diag.Diagnostics {
+	c := r.canaryOwner(ctx, priv, id)
+	run.Claim = c.claim
+	return setPrivateJSON(ctx, priv, privateOwner, ownerRecord{Token: c.token})
 }
 
-// claim claims user's engine for the canary before it moves it. A nil claim claims nothing.
+// claim claims user's engine for the canary before it moves it.
 func (c *canaryClaim) claim(ctx context.Context, user string) error {
-	if c == nil {
-		return nil
-	}
 	_, err := c.c.ClaimOwner(ctx, user, api.ClaimOwnerRequest{Token: c.token, Manager: c.manager, ResourceType: resourceTypeCanary, Resource: c.id})
 	if client.HasCode(err, api.CodeEngineOwned) {
 		return fmt.Errorf("user %s's engine is managed elsewhere (%s): a canary moves no engine another manager owns, so nothing was started on it; "+
@@ -105,6 +105,20 @@ func keepTakenOver(users []string, engines map[string]api.Engine, token string, 
 	return out
 }
 
+// takenOver is the Skip of a destroy's rollback: the engines the canary moved (stable versions in
+// state other than version) that another manager has taken over, named in a warning.
+func (c *canaryClaim) takenOver(state canaryModel, engines map[string]api.Engine, diags *diag.Diagnostics) func(string) bool {
+	var moved []string
+	for u, v := range mapStrings(state.StableVersions) {
+		if v != state.Version.ValueString() {
+			moved = append(moved, u)
+		}
+	}
+	sort.Strings(moved)
+	keepTakenOver(moved, engines, c.token, diags)
+	return func(u string) bool { return ownedByOther(engines[u], c.token) != nil }
+}
+
 // releaseAll gives up, after a destroy, every engine of engines the canary owns.
 func (c *canaryClaim) releaseAll(ctx context.Context, engines map[string]api.Engine) {
 	for u, e := range engines {
@@ -127,7 +141,7 @@ func (r *canaryResource) releaseKept(ctx context.Context, state canaryModel, pri
 		users = append(users, u)
 	}
 	sort.Strings(users)
-	engines, err := fleet(ctx, r.data.Client, slices.Compact(users))
+	engines, err := rollout.Fleet(ctx, r.data.Client, slices.Compact(users))
 	if err != nil {
 		tflog.Warn(ctx, "engine ownership not released: the fleet could not be read", map[string]any{"error": err.Error()})
 		return

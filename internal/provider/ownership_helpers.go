@@ -246,3 +246,10 @@ func (r *releaseResource) operationKey(ctx context.Context, priv privateState, u
 	}
 	return prefix + r.releaseOwner(ctx, priv, userID).Token + "-" + client.NewIdempotencyKey()
 }
+
+// takenOver reads userID's engine and reports (with the warning) whether destroy must leave it
+// alone because another manager has taken it over.
+func (r *releaseResource) takenOver(ctx context.Context, userID string, priv privateState, diags *diag.Diagnostics) bool {
+	e, err := r.data.Client.GetEngine(ctx, userID)
+	return err == nil && destroyLeavesAlone(e, r.releaseOwner(ctx, priv, userID).Token, diags)
+}

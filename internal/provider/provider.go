@@ -184,6 +184,7 @@ func (p *engineProvider) Configure(ctx context.Context, req provider.ConfigureRe
 func (p *engineProvider) Resources(context.Context) []func() resource.Resource {
 	return []func() resource.Resource{
 		NewBrainSnapshotResource,
+		NewRehearsalResource,
 		NewReleaseResource,
 		NewCanaryResource,
 	}
@@ -192,6 +193,7 @@ func (p *engineProvider) Resources(context.Context) []func() resource.Resource {
 func (p *engineProvider) DataSources(context.Context) []func() datasource.DataSource {
 	return []func() datasource.DataSource{
 		NewInstanceDataSource,
+		NewRehearsalDataSource,
 		NewInstancesDataSource,
 		NewVersionsDataSource,
 		NewUpgradePathDataSource,

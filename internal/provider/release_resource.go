@@ -228,21 +228,7 @@ func (r *releaseResource) rollBack(ctx context.Context, state releaseModel, priv
 	defer cancel()
 	userID, to := state.UserID.ValueString(), state.PreviousVersion.ValueString()
 	ctx = tflog.SetField(ctx, "user_id", userID)
-	d := r.data.driver()
-	// Wait out whatever runs (an interrupted rollback included: resuming is waiting for it).
-	e, _, err := d.Idle(ctx, userID, nil)
-	if client.IsNotFound(err) {
-		return
-	}
-	if err != nil {
-		resp.Diagnostics.Append(rollbackFailedDiag(userID, to, err))
-		return
-	}
-	if destroyLeavesAlone(e, r.releaseOwner(ctx, priv, userID).Token, &resp.Diagnostics) {
-		return
-	}
-	if e.EngineVersion == to && e.Status == api.StatusRunning {
-		tflog.Info(ctx, "engine already runs the rollback target", map[string]any{"version": to})
+	if r.takenOver(ctx, userID, priv, &resp.Diagnostics) {
 		return
 	}
 	cat, err := r.data.Catalog(ctx)
@@ -250,18 +236,16 @@ func (r *releaseResource) rollBack(ctx context.Context, state releaseModel, priv
 		resp.Diagnostics.Append(clientErrorDiag("Release Catalog Read Failed", err))
 		return
 	}
-	rb, err := rollout.PlanRollback(cat, e, to, state.PreUpgradeSnapshotID.ValueString())
-	if err != nil {
-		resp.Diagnostics.Append(rollbackFailedDiag(userID, to, err))
-		return
-	}
+	// Whatever runs is waited out first (an interrupted rollback included: resuming is waiting
+	// for it).
 	drain, health := state.durations()
-	if _, err := d.Rollback(ctx, userID, client.NewIdempotencyKey(), rb, drain, health); err != nil {
+	rolled, err := r.data.driver().RollBackTo(ctx, cat, userID, to, state.PreUpgradeSnapshotID.ValueString(), rollout.RollbackOptions{Drain: drain, Health: health})
+	switch {
+	case client.IsNotFound(err):
+	case err != nil:
 		resp.Diagnostics.Append(rollbackFailedDiag(userID, to, err))
-		return
-	}
-	if e, err = r.data.Client.GetEngine(ctx, userID); err != nil || e.EngineVersion != to || e.Status != api.StatusRunning {
-		resp.Diagnostics.Append(rollbackFailedDiag(userID, to, fmt.Errorf("after the rollback the engine runs %s with status %s (%w)", e.EngineVersion, e.Status, err)))
+	case rolled.Plan.To == "":
+		tflog.Info(ctx, "engine already runs the rollback target", map[string]any{"version": to})
 	}
 }
 
@@ -287,6 +271,7 @@ func (r *releaseResource) ImportState(ctx context.Context, req resource.ImportSt
 	set("take_ownership", false)
 	// Import takes the engine over, at the first apply after it (the plan shows owner changing).
 	resp.Diagnostics.Append(setPrivateJSON(ctx, resp.Private, privateOwner, ownerRecord{Token: ownerToken(resourceTypeRelease, req.ID, r.data.manager), TakeOver: true})...)
+	importRehearsalDefaults(set)
 }
 
 // fillEngine copies what the engine reports into state: the running version (so out-of-band

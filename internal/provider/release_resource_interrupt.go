@@ -11,7 +11,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
-	"github.com/septemberai/terraform-provider-engine/internal/client"
 	"github.com/septemberai/terraform-provider-engine/internal/rollout"
 )
 
@@ -168,15 +167,12 @@ func (r *releaseResource) recoverEngine(ctx context.Context, m *releaseModel, e 
 	if err != nil {
 		return e, err
 	}
-	rb, err := rollout.PlanRollback(cat, e, op.FromVersion, op.SnapshotID)
+	drain, health := m.durations()
+	rolled, err := r.data.driver().RollBackTo(ctx, cat, e.UserID, op.FromVersion, op.SnapshotID, rollout.RollbackOptions{Drain: drain, Health: health})
 	if err != nil {
 		return e, err
 	}
-	drain, health := m.durations()
-	if _, err := r.data.driver().Rollback(ctx, e.UserID, client.NewIdempotencyKey(), rb, drain, health); err != nil {
-		return e, err
-	}
-	return r.data.Client.GetEngine(ctx, e.UserID)
+	return rolled.Engine, nil
 }
 
 // pendingOperation is the operation an interrupted apply left in private state: recorded by id,

@@ -12,7 +12,6 @@ import (
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 	"github.com/septemberai/terraform-provider-engine/internal/client"
-	"github.com/septemberai/terraform-provider-engine/internal/rollout"
 	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
 )
 
@@ -192,6 +191,7 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		}
 	}
 	plan.PlannedUpgrade = plannedUpgradeObject(dec.Action, dec.Path, snap)
+	plan.PlannedUpgrade = plan.planRehearsal(ctx, r.data.Client, e, dec, &resp.Diagnostics)
 	plan.Owner = types.StringValue(r.data.manager)
 	switch {
 	case dec.Action != upgrade.ActionNone || pending || resumed != nil:
@@ -272,7 +272,7 @@ func destroyPlanDiags(cat *upgrade.Catalog, e api.Engine, to, snapshotID string,
 	if e.EngineVersion == to && e.Status == api.StatusRunning {
 		return diags
 	}
-	rb, err := rollout.PlanRollback(cat, e, to, snapshotID)
+	rb, err := upgrade.PlanRollback(cat, e, to, snapshotID)
 	if err != nil {
 		diags.AddError("Engine Rollback Impossible",
 			fmt.Sprintf("Destroying this release would roll user %s's engine back from %s to %s, but %v. To remove the release and leave the engine on %s, set on_destroy = \"keep\" and apply first; "+

@@ -2,7 +2,7 @@ package provider
 
 import (
 	"context"
-
+	"maps"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
@@ -50,6 +50,7 @@ var (
 		"hops": types.ListType{ElemType: hopType}, "migrations": types.ListType{ElemType: migrationType},
 		"forward_only": types.BoolType, "destructive": types.BoolType, "breaking_changes": types.ListType{ElemType: types.StringType},
 		"migration_guide_url": types.StringType, "requires_snapshot": types.BoolType, "snapshot_id": types.StringType,
+		"rehearsal": rehearsalSummaryType,
 	}
 	lastAttemptAttrTypes = map[string]attr.Type{
 		"version": types.StringType, "status": types.StringType, "operation_id": types.StringType, "error": types.StringType,
@@ -187,6 +188,7 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					"migration_guide_url": schema.StringAttribute{Computed: true, MarkdownDescription: "The migration guide to read (the last one crossed), or empty."},
 					"requires_snapshot":   schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether the path migrates the brain, so a snapshot must protect it."},
 					"snapshot_id":         schema.StringAttribute{Computed: true, MarkdownDescription: "The snapshot protecting the upgrade (unknown at plan with `auto_snapshot`), or the one a downgrade restores."},
+					"rehearsal":           rehearsalSummaryAttribute(),
 				},
 			},
 			"last_attempt": schema.SingleNestedAttribute{
@@ -209,6 +211,7 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"timeouts": timeoutsBlock(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}),
 		},
 	}
+	maps.Copy(resp.Schema.Attributes, releaseRehearsalAttributes())
 }
 
 // rolloutWindowAttribute is the rollout_window schema engine_release and engine_canary share.
@@ -269,6 +272,9 @@ type releaseModel struct {
 	PreUpgradeSnapshotID types.String   `tfsdk:"pre_upgrade_snapshot_id"`
 	RollbackWritesLost   types.Int64    `tfsdk:"rollback_writes_lost"`
 	PlannedUpgrade       types.Object   `tfsdk:"planned_upgrade"`
+	RehearsalID          types.String   `tfsdk:"rehearsal_id"`
+	RequireRehearsal     types.Bool     `tfsdk:"require_rehearsal"`
+	RehearsalMaxAge      types.String   `tfsdk:"rehearsal_max_age"`
 	LastAttempt          types.Object   `tfsdk:"last_attempt"`
 	Timeouts             timeouts.Value `tfsdk:"timeouts"`
 }
@@ -361,7 +367,7 @@ func plannedUpgradeObject(action string, p api.UpgradePath, snapshotID types.Str
 		"migrations": types.ListValueMust(migrationType, migs), "forward_only": types.BoolValue(p.ForwardOnly),
 		"destructive": types.BoolValue(p.Destructive), "breaking_changes": types.ListValueMust(types.StringType, breaking),
 		"migration_guide_url": types.StringValue(guide), "requires_snapshot": types.BoolValue(p.RequiresSnapshot),
-		"snapshot_id": snapshotID,
+		"snapshot_id": snapshotID, "rehearsal": types.ObjectNull(rehearsalSummaryType.AttrTypes),
 	})
 }
 
