@@ -58,7 +58,8 @@ func (s *Server) claimOwner(w http.ResponseWriter, r *http.Request, p params) {
 		writeError(w, ownerConflict(e.UserID, cur, "the claim is"))
 		return
 	}
-	next := &api.EngineOwner{Token: req.Token, Manager: req.Manager, ResourceType: req.ResourceType, Resource: req.Resource, Since: time.Now().UTC()}
+	next := &api.EngineOwner{Token: req.Token, Manager: req.Manager, ResourceType: req.ResourceType, Resource: req.Resource,
+		Since: time.Now().UTC()}
 	if cur != nil && cur.Token == req.Token {
 		next.Since = cur.Since
 	}

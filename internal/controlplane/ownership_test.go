@@ -31,7 +31,8 @@ func TestOwnership_claimConflictTakeOverRelease(t *testing.T) {
 	// Another token is refused, naming the owner, and changes nothing.
 	c := api.ClaimOwnerRequest{Token: "tok-c", Manager: "team-c", ResourceType: "engine_release", Resource: u}
 	d := e.wantErr(e.do("PUT", path, c), http.StatusConflict, api.CodeEngineOwned)
-	if !strings.Contains(d.Message, `"team-a-renamed"`) || !strings.Contains(d.Message, "engine_release") || !strings.Contains(d.Message, "take_over") {
+	if !strings.Contains(d.Message, `"team-a-renamed"`) || !strings.Contains(d.Message, "engine_release") ||
+		!strings.Contains(d.Message, "take_over") {
 		t.Fatalf("conflict message does not name the owner and the way out: %q", d.Message)
 	}
 	if o := e.engine(u).Owner; o == nil || o.Token != "tok-a" {

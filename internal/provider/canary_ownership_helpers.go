@@ -57,9 +57,11 @@ func (r *canaryResource) bindOwner(ctx context.Context, run *rollout.Canary, pri
 
 // claim claims user's engine for the canary before it moves it.
 func (c *canaryClaim) claim(ctx context.Context, user string) error {
-	_, err := c.c.ClaimOwner(ctx, user, api.ClaimOwnerRequest{Token: c.token, Manager: c.manager, ResourceType: resourceTypeCanary, Resource: c.id})
+	_, err := c.c.ClaimOwner(ctx, user, api.ClaimOwnerRequest{Token: c.token, Manager: c.manager,
+		ResourceType: resourceTypeCanary, Resource: c.id})
 	if client.HasCode(err, api.CodeEngineOwned) {
-		return fmt.Errorf("user %s's engine is managed elsewhere (%s): a canary moves no engine another manager owns, so nothing was started on it; "+
+		return fmt.Errorf("user %s's engine is managed elsewhere (%s): a canary moves no engine another manager owns, "+
+			"so nothing was started on it; "+
 			"take it out of user_ids, or remove it from its manager first", user, errText(err))
 	}
 	return err
@@ -80,9 +82,11 @@ func canaryOwnerDiags(engines map[string]api.Engine, moves []upgrade.StepMove, t
 		return diags
 	}
 	diags.AddAttributeError(path.Root("user_ids"), "Engines Managed Elsewhere",
-		fmt.Sprintf("This canary would move %d engines that another manager owns:\n- %s\n\nTwo managers of one engine undo each other's work. Nothing was changed. "+
+		fmt.Sprintf("This canary would move %d engines that another manager owns:\n- %s\n\n"+
+			"Two managers of one engine undo each other's work. Nothing was changed. "+
 			"Take those users out of user_ids, or remove them from their manager first (a removed block with lifecycle { destroy = false }, or "+
-			"on_destroy = \"keep\" and a destroy there). A canary never takes an engine over.", len(owned), strings.Join(firstNames(owned, 20), "\n- ")))
+			"on_destroy = \"keep\" and a destroy there). A canary never takes an engine over.",
+			len(owned), strings.Join(firstNames(owned, 20), "\n- ")))
 	return diags
 }
 
@@ -99,7 +103,8 @@ func keepTakenOver(users []string, engines map[string]api.Engine, token string, 
 	}
 	if len(left) > 0 {
 		sort.Strings(left)
-		diags.AddWarning("Destroy Leaves Engines Alone", fmt.Sprintf("%d engines this canary moved are now owned by another manager; destroying the canary "+
+		diags.AddWarning("Destroy Leaves Engines Alone", fmt.Sprintf("%d engines this canary moved are now owned by another manager; "+
+			"destroying the canary "+
 			"leaves them where they run, without a rollback:\n- %s", len(left), strings.Join(firstNames(left, 20), "\n- ")))
 	}
 	return out

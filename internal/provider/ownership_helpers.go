@@ -139,7 +139,8 @@ func (r *releaseResource) claimRelease(ctx context.Context, m *releaseModel, pri
 		ResourceType: resourceTypeRelease, Resource: userID, TakeOver: rec.TakeOver || m.TakeOwnership.ValueBool()})
 	if client.HasCode(err, api.CodeEngineOwned) {
 		diags.AddAttributeError(path.Root("user_id"), "Engine Managed Elsewhere", fmt.Sprintf("User %s's engine was claimed by another manager "+
-			"after the plan: %s. Nothing was changed. Run terraform plan again to see its owner; set take_ownership = true to take it over.", userID, errText(err)))
+			"after the plan: %s. Nothing was changed. Run terraform plan again to see its owner; set take_ownership = true to take it over.",
+			userID, errText(err)))
 		return false
 	}
 	if err != nil {
@@ -168,7 +169,8 @@ func destroyLeavesAlone(e api.Engine, token string, diags *diag.Diagnostics) boo
 	if o == nil {
 		return false
 	}
-	diags.AddWarning("Destroy Leaves The Engine Alone", fmt.Sprintf("User %s's engine is now owned by %s, not by this resource: destroying this release "+
+	diags.AddWarning("Destroy Leaves The Engine Alone", fmt.Sprintf("User %s's engine is now owned by %s, not by this resource: "+
+		"destroying this release "+
 		"removes it from state and leaves the engine on %s, without a rollback.", e.UserID, describeOwner(o), e.EngineVersion))
 	return true
 }

@@ -281,7 +281,8 @@ func TestManagerLabel(t *testing.T) {
 	}{
 		{"configured wins", types.StringValue("team-a"), env(envManager, "x", "TFC_WORKSPACE_NAME", "y"), "team-a"},
 		{"ENGINE_MANAGER", types.StringNull(), env(envManager, " ops ", "TFC_WORKSPACE_NAME", "y"), "ops"},
-		{"HCP Terraform slug", types.StringNull(), env("TFC_WORKSPACE_SLUG", "acme/engines-prod", "TFC_WORKSPACE_NAME", "engines-prod"), "acme/engines-prod"},
+		{"HCP Terraform slug", types.StringNull(),
+			env("TFC_WORKSPACE_SLUG", "acme/engines-prod", "TFC_WORKSPACE_NAME", "engines-prod"), "acme/engines-prod"},
 		{"HCP Terraform name", types.StringNull(), env("TFC_WORKSPACE_NAME", "engines-prod"), "engines-prod"},
 		{"TF_WORKSPACE and directory", types.StringNull(), env("TF_WORKSPACE", "staging"), "staging in " + wd},
 		{"directory", types.StringNull(), env(), ws + " in " + wd},
@@ -363,7 +364,8 @@ data "engine_instance" "u2" {
 `),
 			ConfigStateChecks: []statecheck.StateCheck{
 				statecheck.ExpectKnownValue("data.engine_instance.u2", tfjsonpath.New("owner"), knownvalue.StringExact("team-a")),
-				statecheck.ExpectKnownValue("data.engine_instance.u2", tfjsonpath.New("owner_resource_type"), knownvalue.StringExact(resourceTypeRelease)),
+				statecheck.ExpectKnownValue("data.engine_instance.u2", tfjsonpath.New("owner_resource_type"),
+					knownvalue.StringExact(resourceTypeRelease)),
 			},
 			Check: resource.ComposeTestCheckFunc(h.expectEngine("user-0001", "2.4.0"), h.expectEngine("user-0003", "2.4.0"),
 				h.expectEngine("user-0002", "2.3.1"), h.expectOwnerType("user-0001", "fleet-ws", resourceTypeCanary),
