@@ -62,7 +62,7 @@ func (c *canaryClaim) claim(ctx context.Context, user string) error {
 	if client.HasCode(err, api.CodeEngineOwned) {
 		return fmt.Errorf("user %s's engine is managed elsewhere (%s): a canary moves no engine another manager owns, "+
 			"so nothing was started on it; "+
-			"take it out of user_ids, or remove it from its manager first", user, errText(err))
+			"take it out of user_ids, or have its manager give it up first", user, errText(err))
 	}
 	return err
 }
@@ -84,8 +84,8 @@ func canaryOwnerDiags(engines map[string]api.Engine, moves []upgrade.StepMove, t
 	diags.AddAttributeError(path.Root("user_ids"), "Engines Managed Elsewhere",
 		fmt.Sprintf("This canary would move %d engines that another manager owns:\n- %s\n\n"+
 			"Two managers of one engine undo each other's work. Nothing was changed. "+
-			"Take those users out of user_ids, or remove them from their manager first (a removed block with lifecycle { destroy = false }, or "+
-			"on_destroy = \"keep\" and a destroy there). A canary never takes an engine over.",
+			"Take those users out of user_ids, or have their manager give them up first (on_destroy = \"keep\" and a destroy there; "+
+			"a removed block alone leaves them owned). A canary never takes an engine over.",
 			len(owned), strings.Join(firstNames(owned, 20), "\n- ")))
 	return diags
 }

@@ -123,9 +123,10 @@ func ownerPlanDiags(e api.Engine, rec ownerRecord, take bool, manager string) di
 	default:
 		diags.AddAttributeError(path.Root("user_id"), "Engine Managed Elsewhere",
 			fmt.Sprintf("User %s's engine is owned by %s, not by this resource (manager %q). Two managers of one engine undo each other's work: "+
-				"a destroy in one rolls back the upgrade the other made. Nothing was changed.\n\nEither remove it from the other manager "+
-				"(a removed block with lifecycle { destroy = false }, or on_destroy = \"keep\" and destroy there), or take it over explicitly: "+
-				"set take_ownership = true here, or terraform import this resource.", e.UserID, describeOwner(o), manager))
+				"a destroy in one rolls back the upgrade the other made. Nothing was changed.\n\nEither have the other manager give it up "+
+				"(on_destroy = \"keep\" and a destroy there), or take it over explicitly: set take_ownership = true here, or terraform "+
+				"import this resource. After a take-over that manager's plans refuse to move the engine and its destroy leaves it alone; "+
+				"drop it from that configuration with a removed block (lifecycle { destroy = false }).", e.UserID, describeOwner(o), manager))
 	}
 	return diags
 }
