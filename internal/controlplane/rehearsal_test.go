@@ -3,11 +3,13 @@ package controlplane
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 )
@@ -242,5 +244,37 @@ func TestRehearsal_processRuntime(t *testing.T) {
 	}
 	if n := len(enginePIDs(e.dir)); n != 1 {
 		t.Fatalf("%d engine processes after a failed rehearsal, want the source only", n)
+	}
+}
+
+// TestRehearsal_restartMidRehearsal: a control plane stopped while a rehearsal runs comes back
+// with the rehearsal errored (interrupted), its staging engine and brain removed, the source
+// engine running as it was, and a kept staging engine of a passed rehearsal still there.
+func TestRehearsal_restartMidRehearsal(t *testing.T) {
+	e := newEnv(t, withSeed(1, "2.4.0"), withTimeScale(0.05))
+	kept := e.wait(e.startOp("/v1/engines/user-0001/rehearsals", api.RehearsalRequest{Version: "3.0.0", MetricsWindowSeconds: 1, KeepEngine: true}))
+	op := e.startOp("/v1/engines/user-0001/rehearsals", api.RehearsalRequest{Version: "3.0.0", MetricsWindowSeconds: 60})
+	for deadline := time.Now().Add(20 * time.Second); step(op, api.StepMetrics).Status != api.OpRunning; {
+		if time.Now().After(deadline) || op.Done() {
+			t.Fatalf("the rehearsal never reached its metrics window: %+v", op)
+		}
+		e.ok(e.do("GET", fmt.Sprintf("/v1/operations/%s?wait=5s&revision=%d", op.ID, op.Revision), nil), 200, &op)
+	}
+	var running api.Rehearsal
+	e.ok(e.do("GET", "/v1/rehearsals/"+op.Result.RehearsalID, nil), 200, &running)
+	e2 := e.restart()
+	var reh api.Rehearsal
+	e2.ok(e2.do("GET", "/v1/rehearsals/"+running.ID, nil), 200, &reh)
+	if reh.Status != api.RehearsalErrored || reh.Error == nil || reh.Error.Code != api.CodeInterrupted || reh.StagingStatus != api.StagingRemoved {
+		t.Fatalf("after the restart: %+v", reh)
+	}
+	if _, err := os.Stat(e2.srv.BrainPath(running.StagingUserID)); !os.IsNotExist(err) {
+		t.Fatalf("the interrupted rehearsal's staging brain is left: %v", err)
+	}
+	if en := e2.engine("user-0001"); en.Status != api.StatusRunning || en.EngineVersion != "2.4.0" || en.CurrentOperationID != "" {
+		t.Fatalf("source engine after the restart: %+v", en)
+	}
+	if ids := listed(e2, "?include_staging=true"); len(ids) != 2 {
+		t.Fatalf("engines after the restart: %v, want the source and the kept staging engine of %s", ids, kept.Result.RehearsalID)
 	}
 }

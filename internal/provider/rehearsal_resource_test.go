@@ -276,3 +276,42 @@ func TestAccExampleRehearsal(t *testing.T) {
 		}},
 	})
 }
+
+// TestAccRehearsal_interruptedApplyAttaches: an apply that runs out of time while the rehearsal
+// runs records it as running (a warning, no error); the next apply waits for that rehearsal's
+// verdict instead of starting another.
+func TestAccRehearsal_interruptedApplyAttaches(t *testing.T) {
+	t.Parallel()
+	// At a time scale of 0.2 the rehearsal's 30s window lasts 6s: longer than the create timeout.
+	h := newHarness(t, harnessOptions{Version: "2.4.0", Engines: 1, TimeScale: 0.2})
+	cfg := func(timeout string) string {
+		return h.ProviderBlock() + `
+resource "engine_rehearsal" "r" {
+  user_id  = "user-0001"
+  version  = "3.0.0"
+  analysis = { window = "30s" }
+` + timeout + "\n}\n"
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config:             cfg("  timeouts {\n    create = \"2s\"\n  }"),
+			ExpectNonEmptyPlan: true,
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue(rehearsalAddr, tfjsonpath.New("status"), knownvalue.StringExact("running")),
+			},
+		}, {
+			Config: cfg("  timeouts {\n    create = \"2s\"\n  }"),
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue(rehearsalAddr, tfjsonpath.New("verdict"), knownvalue.StringExact("pass")),
+			},
+			Check: func(*terraform.State) error {
+				rs, err := h.Client.ListRehearsals(context.Background(), "user-0001")
+				if err != nil || len(rs) != 1 {
+					return fmt.Errorf("%d rehearsals (%v), want the one the interrupted apply started", len(rs), err)
+				}
+				return nil
+			},
+		}},
+	})
+}
