@@ -252,7 +252,13 @@ func TestRehearsal_processRuntime(t *testing.T) {
 // engine running as it was, and a kept staging engine of a passed rehearsal still there.
 func TestRehearsal_restartMidRehearsal(t *testing.T) {
 	e := newEnv(t, withSeed(1, "2.4.0"), withTimeScale(0.05))
-	kept := e.wait(e.startOp("/v1/engines/user-0001/rehearsals", api.RehearsalRequest{Version: "3.0.0", MetricsWindowSeconds: 1, KeepEngine: true}))
+	kept := e.wait(e.startOp("/v1/engines/user-0001/rehearsals", api.RehearsalRequest{Version: "3.0.0", MetricsWindowSeconds: 1, KeepEngine: true,
+		Analysis: api.RehearsalAnalysis{BaselineTolerance: 10, MaxNewWarningKinds: 5}}))
+	var keptReh api.Rehearsal
+	e.ok(e.do("GET", "/v1/rehearsals/"+kept.Result.RehearsalID, nil), 200, &keptReh)
+	if keptReh.Status != api.RehearsalPassed || keptReh.StagingStatus != api.StagingRunning {
+		t.Fatalf("the kept rehearsal: %s %s %+v %+v", keptReh.Status, keptReh.StagingStatus, keptReh.FailedChecks, keptReh.Error)
+	}
 	op := e.startOp("/v1/engines/user-0001/rehearsals", api.RehearsalRequest{Version: "3.0.0", MetricsWindowSeconds: 60})
 	for deadline := time.Now().Add(20 * time.Second); step(op, api.StepMetrics).Status != api.OpRunning; {
 		if time.Now().After(deadline) || op.Done() {
