@@ -308,7 +308,7 @@ resource "engine_rehearsal" "r" {
 			Check: func(*terraform.State) error {
 				rs, err := h.Client.ListRehearsals(context.Background(), "user-0001")
 				if err != nil || len(rs) != 1 {
-					return fmt.Errorf("%d rehearsals (%v), want the one the interrupted apply started", len(rs), err)
+					return fmt.Errorf("%d rehearsals (%w), want the one the interrupted apply started", len(rs), err)
 				}
 				return nil
 			},
