@@ -116,7 +116,8 @@ func TestAccRehearsal_majorOnACopy(t *testing.T) {
 				statecheck.ExpectKnownValue(rehearsalAddr, tfjsonpath.New("from_version"), knownvalue.StringExact("2.4.0")),
 				statecheck.ExpectKnownValue(rehearsalAddr, tfjsonpath.New("upgrade_path"), knownvalue.ListExact([]knownvalue.Check{
 					knownvalue.StringExact("2.4.0"), knownvalue.StringExact("3.0.0")})),
-				statecheck.ExpectKnownValue(rehearsalAddr, tfjsonpath.New("migrations").AtSliceIndex(0).AtMapKey("id"), knownvalue.StringExact("0006_knowledge_json")),
+				statecheck.ExpectKnownValue(rehearsalAddr, tfjsonpath.New("migrations").AtSliceIndex(0).AtMapKey("id"),
+					knownvalue.StringExact("0006_knowledge_json")),
 				statecheck.ExpectKnownValue(rehearsalAddr, tfjsonpath.New("migrations").AtSliceIndex(0).AtMapKey("destructive"), knownvalue.Bool(true)),
 				statecheck.ExpectKnownValue(rehearsalAddr, tfjsonpath.New("failed_checks"), knownvalue.ListSizeExact(0)),
 				statecheck.ExpectKnownValue(rehearsalAddr, tfjsonpath.New("staging").AtMapKey("eval_score"), knownvalue.NotNull()),
@@ -262,7 +263,8 @@ func TestAccExampleRehearsal(t *testing.T) {
 			},
 		}},
 	})
-	reh := h.rehearse("user-0001", api.RehearsalRequest{Version: "3.0.0", Analysis: api.RehearsalAnalysis{MaxP99LatencyMS: new(100.0), BaselineTolerance: 10}})
+	reh := h.rehearse("user-0001", api.RehearsalRequest{Version: "3.0.0", Analysis: api.RehearsalAnalysis{MaxP99LatencyMS: new(100.0),
+		BaselineTolerance: 10}})
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: h.Factories(nil),
 		Steps: []resource.TestStep{{
