@@ -71,12 +71,10 @@ type procRuntime struct {
 
 // engineProc is one engine process.
 type engineProc struct {
-	user, version string
-	pid, port     int
-	key, url      string
-	done          chan struct{} // closed once the process has exited and been reaped
-	exit          string        // "exit status 4", "signal: killed"; set before done closes
-	stopping      atomic.Bool   // an exit we asked for is not a crash
+	engineInstance // done closes once the process has exited and been reaped
+	pid, port      int
+	exit           string      // "exit status 4", "signal: killed"; set before done closes
+	stopping       atomic.Bool // an exit we asked for is not a crash
 	// watched is true from spawn until whoever started the process (a boot, an upgrade, a
 	// restore) has seen it healthy: until then that caller reports an exit, with its own
 	// context, and a crash report would only race it.
@@ -214,7 +212,7 @@ func (r *procRuntime) boot(user, version string) error {
 		if p, err = r.spawn(user, version, env); err != nil {
 			break
 		}
-		if err = r.waitHealth(p, time.Now().Add(r.processWait(time.Duration(defaultHealthTimeout)*time.Second, minProcessWait)), true); err == nil {
+		if err = p.waitHealth(r.s.ctx, time.Now().Add(r.processWait(time.Duration(defaultHealthTimeout)*time.Second, minProcessWait)), true); err == nil {
 			r.healthy(p)
 			return nil
 		}

@@ -151,8 +151,9 @@ func (r *procRuntime) spawn(user, version string, extraEnv []string) (*enginePro
 		release()
 		return nil, fmt.Errorf("start %q for user %s: %w", strings.Join(argv, " "), user, err)
 	}
-	p := &engineProc{user: user, version: version, pid: cmd.Process.Pid, port: port, key: key,
-		url: "http://127.0.0.1:" + strconv.Itoa(port), done: make(chan struct{}), tail: tail}
+	p := &engineProc{pid: cmd.Process.Pid, port: port, tail: tail}
+	p.engineInstance = engineInstance{user: user, version: version, key: key, url: "http://127.0.0.1:" + strconv.Itoa(port),
+		desc: "process " + strconv.Itoa(p.pid), done: make(chan struct{}), exited: func() error { return exitOf(p) }}
 	p.watched.Store(true)
 	runFile := filepath.Join(r.runDir, user+".pid")
 	_ = os.WriteFile(runFile, []byte(strconv.Itoa(p.pid)), 0o600)

@@ -1,9 +1,7 @@
 package controlplane
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -42,17 +40,7 @@ func (r *procRuntime) probe(p *engineProc) {
 		if p.stopping.Load() {
 			return
 		}
-		ok := false
-		var why string
-		if resp, err := c.Get(p.url + "/health"); err != nil {
-			why = err.Error()
-		} else {
-			var h api.Health
-			_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&h)
-			resp.Body.Close()
-			ok = resp.StatusCode == http.StatusOK && h.Status == "ok"
-			why = fmt.Sprintf("%d %q", resp.StatusCode, h.Status)
-		}
+		_, ok, why := p.checkHealth(c)
 		if ok {
 			failures = 0
 			r.s.mu.Lock()
