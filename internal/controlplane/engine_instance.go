@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
@@ -25,6 +26,59 @@ type engineInstance struct {
 	// done is closed once the instance has exited; exited then says why.
 	done   chan struct{}
 	exited func() error
+	// stopping: an exit the control plane asked for is not a crash.
+	stopping atomic.Bool
+}
+
+// probeHealth keeps asking a healthy instance's /health every probeInterval until it exits, is
+// stopped or the control plane closes. Answers refresh last_health_at while current (called
+// under s.mu) says inst is still the engine's; probeFailures failures in a row mean it hangs:
+// the engine is failed with hangMsg's message, as an orchestrator's health loop would, and kill
+// ends the instance.
+func (s *Server) probeHealth(inst *engineInstance, current func() bool, hangMsg func(failures int, why string) string, kill func()) {
+	c := &http.Client{Timeout: probeTimeout}
+	failures := 0
+	for {
+		select {
+		case <-inst.done:
+			return
+		case <-s.ctx.Done():
+			return
+		case <-time.After(probeInterval):
+		}
+		if inst.stopping.Load() {
+			return
+		}
+		_, ok, why := inst.checkHealth(c)
+		if ok {
+			failures = 0
+			s.mu.Lock()
+			if e := s.engines[inst.user]; e != nil && e.Status == api.StatusRunning && current() {
+				now := time.Now().UTC()
+				e.LastHealthAt = &now
+			}
+			s.mu.Unlock()
+			continue
+		}
+		if failures++; failures < probeFailures || inst.stopping.Load() {
+			continue
+		}
+		s.mu.Lock()
+		e := s.engines[inst.user]
+		hung := e != nil && e.Status == api.StatusRunning && current() && !inst.stopping.Load()
+		if hung {
+			inst.stopping.Store(true) // reported here, not again as a crash
+			if err := s.engineLostLocked(e, api.CodeHealthCheckFailed, hangMsg(failures, why)); err != nil {
+				s.log.Error("registry write failed", "user_id", inst.user, "error", err)
+			}
+		}
+		s.mu.Unlock()
+		if hung {
+			s.log.Error("engine hung; killed", "user_id", inst.user, "engine", inst.desc)
+			kill()
+		}
+		return
+	}
 }
 
 // waitHealth polls /health until it answers (ok=false) or answers 200 "ok" (ok=true), the

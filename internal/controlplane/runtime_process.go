@@ -73,8 +73,7 @@ type procRuntime struct {
 type engineProc struct {
 	engineInstance // done closes once the process has exited and been reaped
 	pid, port      int
-	exit           string      // "exit status 4", "signal: killed"; set before done closes
-	stopping       atomic.Bool // an exit we asked for is not a crash
+	exit           string // "exit status 4", "signal: killed"; set before done closes
 	// watched is true from spawn until whoever started the process (a boot, an upgrade, a
 	// restore) has seen it healthy: until then that caller reports an exit, with its own
 	// context, and a crash report would only race it.
@@ -205,7 +204,7 @@ func (r *procRuntime) resume() {
 // boot starts version for user outside any operation (control plane start, CreateEngine) and
 // waits until it is healthy. On failure the engine is left failed with the reason.
 func (r *procRuntime) boot(user, version string) error {
-	env, _ := r.faultEnv(user, version, false)
+	env, _ := r.s.faultEnv(user, version, false)
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		var p *engineProc

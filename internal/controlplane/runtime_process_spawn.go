@@ -185,10 +185,10 @@ func (r *procRuntime) spawn(user, version string, extraEnv []string) (*enginePro
 	return p, nil
 }
 
-// faultEnv fires the faults that shape a process at start and returns its environment knobs.
+// faultEnv fires the faults that shape an engine program (a process or a container) at start
+// and returns the stand-in's environment knobs.
 // killMidMigration says the control plane must kill it once its migration is under way.
-func (r *procRuntime) faultEnv(user, version string, migrating bool) (env []string, killMidMigration bool) {
-	s := r.s
+func (s *Server) faultEnv(user, version string, migrating bool) (env []string, killMidMigration bool) {
 	if !s.opts.EnableFaults {
 		return nil, false
 	}

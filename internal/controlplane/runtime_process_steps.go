@@ -53,7 +53,7 @@ func (r *procRuntime) failWith(op *operation, p *engineProc, step, code, msg str
 func (r *procRuntime) migrate(op *operation, path api.UpgradePath, healthTimeout time.Duration) bool {
 	s := r.s
 	e := s.begin(op, api.StepMigrate, api.StatusUpgrading)
-	env, killMid := r.faultEnv(op.UserID, path.To, true)
+	env, killMid := r.s.faultEnv(op.UserID, path.To, true)
 	p, err := r.spawn(op.UserID, path.To, env)
 	if err != nil {
 		s.failOp(op, api.StepMigrate, api.CodeInternal, fmt.Sprintf("could not start %s to migrate user %s's brain: %v; nothing was migrated", path.To, op.UserID, err), false)
@@ -80,7 +80,7 @@ func (r *procRuntime) bootAndCheck(op *operation, version string, healthTimeout 
 		p = nil
 	}
 	if p == nil {
-		env, _ := r.faultEnv(op.UserID, v.Version, false)
+		env, _ := r.s.faultEnv(op.UserID, v.Version, false)
 		var err error
 		if p, err = r.spawn(op.UserID, v.Version, env); err != nil {
 			s.failOp(op, api.StepBoot, api.CodeInternal, fmt.Sprintf("could not start %s for user %s: %v", v.Version, op.UserID, err), true)
