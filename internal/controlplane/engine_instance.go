@@ -246,3 +246,10 @@ func (s *Server) followMigration(op *operation, path api.UpgradePath, w migratio
 		}
 	}
 }
+
+// realWait is a requested timeout as a runtime of real programs (process, docker) applies it:
+// scaled like every nominal duration, but never below what a real program needs (floor),
+// unless the request itself is shorter.
+func (s *Server) realWait(d time.Duration, floor time.Duration) time.Duration {
+	return max(s.scaled(d), min(floor, d))
+}

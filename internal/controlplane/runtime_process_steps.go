@@ -125,5 +125,5 @@ func (r *procRuntime) failBoot(op *operation, p *engineProc, step string, v api.
 // nominal duration, but never below what a real process needs (floor), unless the request itself
 // is shorter.
 func (r *procRuntime) processWait(d time.Duration, floor time.Duration) time.Duration {
-	return max(r.s.scaled(d), min(floor, d))
+	return r.s.realWait(d, floor)
 }
