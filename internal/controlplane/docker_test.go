@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
@@ -157,5 +158,160 @@ func TestDocker_upgradeSnapshotAndRollbackOnContainers(t *testing.T) {
 	}
 	if got := e.turnContents("user-0001"); !slices.Equal(got, []string{"before", "before", "before", "before"}) {
 		t.Fatalf("brain rows after the restore: %v", got)
+	}
+}
+
+// waitContainerLog waits until the container's output contains text.
+func waitContainerLog(t *testing.T, cli *client.Client, name, text string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rc, err := cli.ContainerLogs(context.Background(), name, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
+		if err == nil {
+			var b strings.Builder
+			_, _ = stdcopy.StdCopy(&b, &b, rc)
+			rc.Close()
+			if strings.Contains(b.String(), text) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("container %s never logged %s", name, text)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Drain is real: docker stop sends SIGTERM, the turn in flight completes, new turns get 503
+// (from the control plane and from the draining Engine itself), and the container exits 0.
+func TestDocker_drainFinishesInFlightAndRefusesNew(t *testing.T) {
+	t.Parallel()
+	cli := dockerClient(t)
+	e := newEnv(t, withDocker(t), withSeed(1, "2.3.0"))
+	name := e.containerName("user-0001")
+	inflight := make(chan int, 1)
+	go func() {
+		c, _ := e.engineTurn("user-0001", EngineTurnRequest{Count: 1, Content: "in flight", DelayMS: 3000})
+		inflight <- c
+	}()
+	waitContainerLog(t, cli, name, `"delay_ms":3000`)
+	op := e.startOp("/v1/engines/user-0001/upgrade", api.UpgradeRequest{Version: "2.3.1", DrainTimeoutSeconds: 3600})
+	e.waitStatus("user-0001", api.StatusDraining)
+	if r := e.do("POST", "/v1/engines/user-0001/turns", api.TurnsRequest{Count: 1, Content: "refused by the control plane"}); r.status != 503 {
+		t.Fatalf("turn through the control plane during the drain: %d", r.status)
+	}
+	waitContainerLog(t, cli, name, `"message":"draining on terminated"`)
+	if c, eb := e.engineTurn("user-0001", EngineTurnRequest{Count: 1, Content: "refused by the engine"}); c != 503 || eb.Error.Code != api.CodeEngineUnavailable {
+		t.Fatalf("turn straight to the draining container: %d %+v, want 503", c, eb)
+	}
+	if c := <-inflight; c != 200 {
+		t.Fatalf("in-flight turn: %d, want 200", c)
+	}
+	op = e.wait(op)
+	if op.Status != api.OpSucceeded || !strings.Contains(step(op, api.StepDrain).Message, "in-flight turns finished and it exited (exit code 0)") {
+		t.Fatalf("upgrade: %+v", op)
+	}
+	if got := e.turnContents("user-0001"); !slices.Equal(got, []string{"in flight"}) {
+		t.Fatalf("brain turns: %v, want only the in-flight one", got)
+	}
+}
+
+// An image that ignores SIGTERM is killed after the grace, and the operation says so.
+func TestDocker_ignoreSIGTERMIsKilledAfterGrace(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withDocker(t), withFaults, withSeed(0, "2.3.0"))
+	e.ok(e.do("POST", "/v1/faults", api.Fault{Kind: api.FaultIgnoreSIGTERM, UserID: "user-0009"}), 201, nil)
+	if err := e.srv.CreateEngine("user-0009", "2.3.0"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	op := e.wait(e.startOp("/v1/engines/user-0009/upgrade", api.UpgradeRequest{Version: "2.3.1", DrainTimeoutSeconds: 1}))
+	if op.Status != api.OpSucceeded {
+		t.Fatalf("upgrade: %+v", op.Error)
+	}
+	if msg := step(op, api.StepStop).Message; !strings.Contains(msg, "ignored SIGTERM for 1s; killed with SIGKILL after the grace period") {
+		t.Fatalf("stop step does not say the container was killed: %q", msg)
+	}
+	if took := time.Since(start); took < time.Second {
+		t.Fatalf("the upgrade took %s: the 1s grace was not given", took)
+	}
+	if en := e.engine("user-0009"); en.EngineVersion != "2.3.1" || en.Status != api.StatusRunning {
+		t.Fatalf("engine after the upgrade: %+v", en)
+	}
+}
+
+// docker kill during the migration fails closed (engine failed, brain dirty); the previous
+// container was kept stopped, and restoring the snapshot at the old version restarts it.
+func TestDocker_killMidMigrationFailsClosedAndRollbackRestartsTheOldContainer(t *testing.T) {
+	t.Parallel()
+	cli := dockerClient(t)
+	e := newEnv(t, withDocker(t), withFaults, withSeed(1, "2.3.1"))
+	name := e.containerName("user-0001")
+	old := e.inspectEngine(cli, name)
+	e.turns("user-0001", 3, "kept")
+	sn := e.snapshot("user-0001")
+	e.ok(e.do("POST", "/v1/faults", api.Fault{Kind: api.FaultProcessKill, UserID: "user-0001"}), 201, nil)
+	op := e.wait(e.startOp("/v1/engines/user-0001/upgrade", api.UpgradeRequest{Version: "2.4.0", SnapshotID: sn.ID}))
+	if op.Status != api.OpFailed || op.Error.Code != api.CodeMigrationFailed || !strings.Contains(op.Error.Message, "killed with SIGKILL") {
+		t.Fatalf("upgrade with docker kill mid-migration: %+v %+v", op.Status, op.Error)
+	}
+	if en := e.engine("user-0001"); en.Status != api.StatusFailed || en.Error == nil || en.Error.Code != api.CodeMigrationFailed {
+		t.Fatalf("engine after the kill: %+v", en)
+	}
+	if _, dirty, _ := brainSchema(e.srv.BrainPath("user-0001")); !dirty {
+		t.Fatal("the brain is not marked dirty after a kill mid-migration")
+	}
+	kept := e.inspectEngine(cli, name+previousSuffix)
+	if kept.ID != old.ID || kept.State.Running {
+		t.Fatalf("the previous container was not kept stopped: %s running %v", kept.ID, kept.State.Running)
+	}
+	op = e.wait(e.startOp("/v1/engines/user-0001/restore", api.RestoreRequest{SnapshotID: sn.ID, Version: "2.3.1"}))
+	if op.Status != api.OpSucceeded || !strings.Contains(step(op, api.StepBoot).Message, "previous container restarted (image rollback)") {
+		t.Fatalf("restore: %+v %+v", op.Error, op.Steps)
+	}
+	back := e.inspectEngine(cli, name)
+	if back.ID != old.ID || !back.State.Running || back.Config.Image != "september-engine:2.3.1" {
+		t.Fatalf("after the rollback: container %s (old %s) running %v image %s", back.ID, old.ID, back.State.Running, back.Config.Image)
+	}
+	if got := e.turnContents("user-0001"); len(got) != 3 {
+		t.Fatalf("brain rows after the rollback: %v", got)
+	}
+}
+
+// A version whose image is missing is refused with IMAGE_NOT_FOUND naming the image, before
+// anything is stopped.
+func TestDocker_missingImageStopsNothing(t *testing.T) {
+	t.Parallel()
+	cli := dockerClient(t)
+	missing := "september-engine:missing-" + randomHex(4)
+	e := newEnv(t, withDocker(t, func(d *DockerOptions) { d.Images = map[string]string{"2.3.1": missing} }), withSeed(1, "2.3.0"))
+	before := e.inspectEngine(cli, e.containerName("user-0001"))
+	r := e.do("POST", "/v1/engines/user-0001/upgrade", api.UpgradeRequest{Version: "2.3.1"}, "Idempotency-Key", idem())
+	d := e.wantErr(r, 409, api.CodeImageNotFound)
+	if !strings.Contains(d.Message, missing) || !strings.Contains(d.Message, "nothing was stopped") {
+		t.Fatalf("IMAGE_NOT_FOUND message does not name the image: %q", d.Message)
+	}
+	after := e.inspectEngine(cli, e.containerName("user-0001"))
+	if after.ID != before.ID || after.State.StartedAt != before.State.StartedAt || !after.State.Running {
+		t.Fatalf("the container changed: %s started %s (before %s %s)", after.ID, after.State.StartedAt, before.ID, before.State.StartedAt)
+	}
+	if en := e.engine("user-0001"); en.Status != api.StatusRunning || en.EngineVersion != "2.3.0" {
+		t.Fatalf("engine: %+v", en)
+	}
+}
+
+// A container that crashes after it was healthy fails its engine (and is stopped, not left to
+// restart in a loop).
+func TestDocker_crashFailsTheEngine(t *testing.T) {
+	t.Parallel()
+	cli := dockerClient(t)
+	e := newEnv(t, withDocker(t), withSeed(1, "2.3.0"))
+	name := e.containerName("user-0001")
+	if _, err := cli.ContainerKill(context.Background(), name, client.ContainerKillOptions{Signal: "SIGKILL"}); err != nil {
+		t.Fatal(err)
+	}
+	en := e.waitStatus("user-0001", api.StatusFailed)
+	if en.Error == nil || !strings.Contains(en.Error.Message, "stopped unexpectedly") {
+		t.Fatalf("engine after docker kill: %+v", en.Error)
 	}
 }

@@ -198,6 +198,15 @@ type migrationWatch struct {
 	kill func()
 	// faultKill kills it once the migration is under way (the process_kill fault).
 	faultKill bool
+	// discard, when set, disposes of the failed instance (a container is removed) before the
+	// operation is failed, so the next operation finds nothing of it.
+	discard func()
+}
+
+func (w migrationWatch) dispose() {
+	if w.discard != nil {
+		w.discard()
+	}
 }
 
 // exitCoder is an instance's exit error that carries the Engine's own error code.
@@ -219,6 +228,7 @@ func (s *Server) followMigration(op *operation, path api.UpgradePath, w migratio
 		if w.faultKill && dirty {
 			w.kill()
 			schema, dirty, _ = brainSchema(brain)
+			w.dispose()
 			s.failOp(op, api.StepMigrate, api.CodeMigrationFailed, fmt.Sprintf("fault process_kill: engine %s (%s) was killed with SIGKILL while its migration to schema %d ran; the migration's transaction never committed and the brain is marked dirty at schema %d (dirty=%v); restore the snapshot taken before the upgrade%s", w.inst.desc, path.To, path.ToSchema, schema, dirty, restore), true)
 			return false
 		}
@@ -233,6 +243,7 @@ func (s *Server) followMigration(op *operation, path api.UpgradePath, w migratio
 				code = ec.apiCode(code)
 			}
 			schema, dirty, _ = brainSchema(brain)
+			w.dispose()
 			s.failOp(op, api.StepMigrate, code, fmt.Sprintf("%v; the brain is at schema %d (dirty=%v); restore the snapshot taken before the upgrade%s", err, schema, dirty, restore), true)
 			return false
 		case <-s.ctx.Done():
@@ -241,6 +252,7 @@ func (s *Server) followMigration(op *operation, path api.UpgradePath, w migratio
 		}
 		if time.Now().After(w.deadline) {
 			w.kill()
+			w.dispose()
 			s.failOp(op, api.StepMigrate, api.CodeMigrationFailed, fmt.Sprintf("%s did not finish migrating user %s's brain to schema %d by the deadline (the brain is at schema %d, dirty=%v); %s was killed; restore the snapshot taken before the upgrade%s", path.To, op.UserID, path.ToSchema, schema, dirty, w.inst.desc, restore), true)
 			return false
 		}

@@ -68,11 +68,8 @@ func (r *dockerRuntime) migrate(op *operation, path api.UpgradePath, healthTimeo
 		return false
 	}
 	w := migrationWatch{inst: &c.engineInstance, deadline: time.Now().Add(r.realWait(healthTimeout)),
-		kill: func() { r.kill(c) }, faultKill: killMid}
+		kill: func() { r.kill(c) }, faultKill: killMid, discard: func() { r.discard(c) }}
 	if !s.followMigration(op, path, w) {
-		if s.ctx.Err() == nil {
-			r.discard(c)
-		}
 		return false
 	}
 	s.migrated(op, e, path.ToSchema)
@@ -91,11 +88,11 @@ func (r *dockerRuntime) bootAndCheck(op *operation, version string, healthTimeou
 		r.discard(c)
 		c = nil
 	}
-	how := "started"
+	how, restarted := "started", false
 	if c == nil {
 		var err error
 		if c = r.takePrevious(op.UserID, v.Version); c != nil {
-			how = "the previous container restarted (image rollback)"
+			how, restarted = "the previous container restarted (image rollback)", true
 			err = r.start(c)
 		} else {
 			env, _ := s.faultEnv(op.UserID, v.Version, false)
@@ -106,7 +103,7 @@ func (r *dockerRuntime) bootAndCheck(op *operation, version string, healthTimeou
 		}
 		if err != nil {
 			if c != nil {
-				r.discard(c)
+				r.dispose(c, restarted)
 			}
 			code := api.CodeInternal
 			if errIsImageMissing(err) {
@@ -119,13 +116,13 @@ func (r *dockerRuntime) bootAndCheck(op *operation, version string, healthTimeou
 	wait := r.realWait(healthTimeout)
 	deadline := time.Now().Add(wait)
 	if err := c.waitHealth(s.ctx, deadline, false); err != nil {
-		r.failBoot(op, c, api.StepBoot, v, err, wait)
+		r.failBoot(op, c, restarted, api.StepBoot, v, err, wait)
 		return
 	}
 	s.finishStep(op, api.StepBoot, fmt.Sprintf("%s running as %s (%s, image %s) on %s", v.Version, c.engineInstance.desc, how, c.image, c.url))
 	s.begin(op, api.StepHealth, "")
 	if err := c.waitHealth(s.ctx, deadline, true); err != nil {
-		r.failBoot(op, c, api.StepHealth, v, err, wait)
+		r.failBoot(op, c, restarted, api.StepHealth, v, err, wait)
 		return
 	}
 	schema, _, _ := brainSchema(s.BrainPath(op.UserID))
@@ -140,15 +137,25 @@ func (r *dockerRuntime) bootAndCheck(op *operation, version string, healthTimeou
 	s.bootSucceeded(op, v.Version, schema)
 }
 
-func (r *dockerRuntime) failBoot(op *operation, c *engineContainer, step string, v api.Version, err error, wait time.Duration) {
+// dispose stops a container that failed to come up: one the operation created is removed; the
+// previous container, restarted for a rollback, is kept stopped as it was.
+func (r *dockerRuntime) dispose(c *engineContainer, restarted bool) {
+	r.kill(c)
+	if restarted {
+		r.keepPrevious(c)
+		return
+	}
+	r.discard(c)
+}
+
+func (r *dockerRuntime) failBoot(op *operation, c *engineContainer, restarted bool, step string, v api.Version, err error, wait time.Duration) {
 	if r.s.ctx.Err() != nil {
 		return
 	}
-	r.kill(c)
-	r.discard(c)
+	r.dispose(c, restarted)
 	if ce, ok := err.(*containerExit); ok {
 		r.s.failOp(op, step, ce.apiCode(api.CodeHealthCheckFailed), fmt.Sprintf("%v; restore a snapshot to bring user %s's engine back", ce, op.UserID), true)
 		return
 	}
-	r.s.failOp(op, step, api.CodeHealthCheckFailed, fmt.Sprintf("%s on user %s never reported healthy within %s; %s was stopped and removed; restore a snapshot", v.Version, op.UserID, wait, c.engineInstance.desc), true)
+	r.s.failOp(op, step, api.CodeHealthCheckFailed, fmt.Sprintf("%s on user %s never reported healthy within %s; %s was stopped; restore a snapshot", v.Version, op.UserID, wait, c.engineInstance.desc), true)
 }
