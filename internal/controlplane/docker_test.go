@@ -4,6 +4,7 @@ package controlplane
 
 import (
 	"context"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
@@ -313,5 +315,136 @@ func TestDocker_crashFailsTheEngine(t *testing.T) {
 	en := e.waitStatus("user-0001", api.StatusFailed)
 	if en.Error == nil || !strings.Contains(en.Error.Message, "stopped unexpectedly") {
 		t.Fatalf("engine after docker kill: %+v", en.Error)
+	}
+}
+
+// A container started by hand (docker run: a name, environment, a network, a label, a
+// bind-mounted brain) is adopted, upgraded and rolled back: its name, environment, network and
+// labels survive, its mount is untouched, and the control plane removes neither it nor its brain.
+func TestDocker_adoptsADockerRunContainer(t *testing.T) {
+	t.Parallel()
+	cli := dockerClient(t)
+	dockerImages(t)
+	ctx := context.Background()
+	tag := randomHex(4)
+	name, netName, brainDir := "adopted-"+tag, "adopt_net_"+tag, t.TempDir()
+	if _, err := cli.NetworkCreate(ctx, netName, client.NetworkCreateOptions{Driver: "bridge"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = cli.NetworkRemove(ctx, netName, client.NetworkRemoveOptions{}) })
+	port := network.MustParsePort("8000/tcp")
+	res, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name,
+		Config: &container.Config{Image: "september-engine:2.3.0", Env: []string{"ENGINE_API_KEY=hand-made-key", "TEAM_SETTING=kept", "ENGINE_STANDIN_TIME_SCALE=0.01"},
+			Labels: map[string]string{"adopt-test": tag, "team": "blue"}, ExposedPorts: network.PortSet{port: struct{}{}}},
+		HostConfig: &container.HostConfig{Binds: []string{brainDir + ":/data"}, NetworkMode: container.NetworkMode(netName),
+			PortBindings:  network.PortMap{port: {{HostIP: netip.MustParseAddr("127.0.0.1")}}},
+			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = cli.ContainerRemove(ctx, name, client.ContainerRemoveOptions{Force: true}) })
+	if _, err := cli.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitContainerLog(t, cli, name, `"message":"healthy"`)
+
+	e := newEnv(t, withDocker(t, func(d *DockerOptions) { d.AdoptLabels = []string{"adopt-test=" + tag} }), withSeed(0, "2.3.0"))
+	if en := e.engine(name); en.EngineVersion != "2.3.0" || en.Status != api.StatusRunning || en.SchemaVersion != 4 {
+		t.Fatalf("adopted engine: %+v %+v", en, en.Error)
+	}
+	if got := e.srv.BrainPath(name); got != brainDir+"/brain.sqlite" {
+		t.Fatalf("adopted brain at %s, want the bind mount's %s/brain.sqlite", got, brainDir)
+	}
+	if tr := e.turns(name, 2, "by hand"); tr.Written != 2 {
+		t.Fatalf("turns through the adopted container (its ENGINE_API_KEY): %+v", tr)
+	}
+	survived := func(what string, wantImage string) container.InspectResponse {
+		t.Helper()
+		c := e.inspectEngine(cli, name)
+		env := strings.Join(c.Config.Env, " ")
+		switch {
+		case c.Config.Image != wantImage || !c.State.Running:
+			t.Fatalf("%s: image %s running %v, want %s", what, c.Config.Image, c.State.Running, wantImage)
+		case !strings.Contains(env, "ENGINE_API_KEY=hand-made-key") || !strings.Contains(env, "TEAM_SETTING=kept"):
+			t.Fatalf("%s: environment lost: %v", what, c.Config.Env)
+		case !strings.Contains(env, "ENGINE_VERSION="+strings.TrimPrefix(wantImage, "september-engine:")):
+			t.Fatalf("%s: the old image's ENGINE_VERSION was copied over the new image's: %v", what, c.Config.Env)
+		case c.Config.Labels["team"] != "blue" || c.Config.Labels["adopt-test"] != tag || c.Config.Labels[LabelControlPlane] != "":
+			t.Fatalf("%s: labels %v", what, c.Config.Labels)
+		case c.NetworkSettings.Networks[netName] == nil || len(c.NetworkSettings.Networks) != 1:
+			t.Fatalf("%s: networks %v, want only %s", what, c.NetworkSettings.Networks, netName)
+		case len(c.Mounts) != 1 || c.Mounts[0].Source != brainDir || c.Mounts[0].Destination != "/data":
+			t.Fatalf("%s: mounts %+v", what, c.Mounts)
+		case c.HostConfig.RestartPolicy.Name != container.RestartPolicyUnlessStopped:
+			t.Fatalf("%s: restart policy %q", what, c.HostConfig.RestartPolicy.Name)
+		}
+		return c
+	}
+	sn := e.snapshot(name)
+	op := e.wait(e.startOp("/v1/engines/"+name+"/upgrade", api.UpgradeRequest{Version: "2.4.0", SnapshotID: sn.ID}))
+	if op.Status != api.OpSucceeded {
+		t.Fatalf("upgrade of the adopted container: %+v", op.Error)
+	}
+	survived("after the upgrade", "september-engine:2.4.0")
+	op = e.wait(e.startOp("/v1/engines/"+name+"/restore", api.RestoreRequest{SnapshotID: sn.ID, Version: "2.3.0"}))
+	if op.Status != api.OpSucceeded {
+		t.Fatalf("rollback of the adopted container: %+v", op.Error)
+	}
+	survived("after the rollback", "september-engine:2.3.0")
+	if got := e.turnContents(name); !slices.Equal(got, []string{"by hand", "by hand"}) {
+		t.Fatalf("brain rows after the rollback: %v", got)
+	}
+	e.ts.Close()
+	if err := e.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if c := e.inspectEngine(cli, name); !c.State.Running {
+		t.Fatal("closing the control plane stopped or removed the adopted container")
+	}
+	if _, err := os.Stat(brainDir + "/brain.sqlite"); err != nil {
+		t.Fatalf("the adopted brain is gone: %v", err)
+	}
+}
+
+// A control plane restarted while its containers run adopts them as they are: same containers,
+// not restarted, still serving turns.
+func TestDocker_restartReadoptsAndRestartsNone(t *testing.T) {
+	t.Parallel()
+	cli := dockerClient(t)
+	dockerImages(t)
+	dir, tag := t.TempDir(), randomHex(4)
+	opts := Options{DataDir: dir, APIKey: testKey, SeedEngines: 2, SeedVersion: "2.3.0", SeedBrainRows: 5, TimeScale: 0.001, Runtime: RuntimeDocker,
+		Docker: DockerOptions{NamePrefix: "cpt-" + tag + "-", Network: "engine_net_t" + tag}}
+	t.Cleanup(func() { noDockerLeft(t, cli, DockerInstance(dir)) })
+	first, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := first.rt.(*dockerRuntime)
+	before := map[string]container.InspectResponse{}
+	for _, u := range []string{"user-0001", "user-0002"} {
+		in, err := cli.ContainerInspect(context.Background(), r.containerName(u), client.ContainerInspectOptions{})
+		if err != nil {
+			first.Close()
+			t.Fatal(err)
+		}
+		before[u] = in.Container
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	opts.Docker.RemoveOnClose = true
+	e := newEnv(t, func(o *Options) { *o = opts })
+	for u, b := range before {
+		now := e.inspectEngine(cli, b.Name[1:])
+		if now.ID != b.ID || now.State.StartedAt != b.State.StartedAt || now.RestartCount != 0 || !now.State.Running {
+			t.Fatalf("%s's container after the restart: %s started %s restarts %d (before %s started %s)", u, now.ID, now.State.StartedAt, now.RestartCount, b.ID, b.State.StartedAt)
+		}
+		if en := e.engine(u); en.Status != api.StatusRunning {
+			t.Fatalf("%s after the restart: %+v", u, en)
+		}
+		if tr := e.turns(u, 1, "after restart"); tr.Written != 1 {
+			t.Fatalf("turns on the re-adopted %s: %+v", u, tr)
+		}
 	}
 }

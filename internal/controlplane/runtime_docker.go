@@ -359,7 +359,8 @@ func (r *dockerRuntime) resumeOne(user, version string, ours map[string]listedCo
 	r.mu.Unlock()
 	var found *listedContainer
 	if foreign {
-		if c, err := r.lookup(name, user); err == nil {
+		// An adopted container keeps the name someone gave it, which is its user id.
+		if c, err := r.lookup(user); err == nil {
 			found = c
 		}
 	} else if c, ok := ours[name]; ok {

@@ -83,8 +83,8 @@ func versionOf(labels map[string]string, image string) string {
 	return ""
 }
 
-// lookup finds the container named name (user's adopted one).
-func (r *dockerRuntime) lookup(name, user string) (*listedContainer, error) {
+// lookup finds the container named name (an adopted one).
+func (r *dockerRuntime) lookup(name string) (*listedContainer, error) {
 	in, err := r.cli.ContainerInspect(r.s.ctx, name, client.ContainerInspectOptions{})
 	if err != nil {
 		return nil, err
