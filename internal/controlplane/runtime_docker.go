@@ -485,8 +485,17 @@ func RemoveDockerResources(ctx context.Context, cli *client.Client, instance str
 		return errors.Join(append(errs, err)...)
 	}
 	for _, n := range nets.Items {
-		if _, err := cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil && !isNotFound(err) {
-			errs = append(errs, err)
+		// A removed container's endpoint can linger for a moment: retry briefly.
+		for try := 0; ; try++ {
+			_, err := cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{})
+			if err == nil || isNotFound(err) {
+				break
+			}
+			if try == 50 || ctx.Err() != nil {
+				errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	return errors.Join(errs...)
