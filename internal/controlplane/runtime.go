@@ -167,7 +167,9 @@ func (h hostBrain) restoreBrain(user, snapshot string) error {
 
 // imageChecker is a runtime that runs versions from images: a version whose image is missing is
 // refused before an operation stops anything (IMAGE_NOT_FOUND).
-type imageChecker interface{ checkImage(version string) *apiError }
+type imageChecker interface {
+	checkImage(version string) *apiError
+}
 
 // checkImage refuses version when the runtime cannot run it (checked before an upgrade or a
 // restore starts); nil under runtimes without images.

@@ -204,7 +204,9 @@ func (r *dockerRuntime) image(version string) string {
 // containerName is user's container name: the prefix and the user id, which is kept as it is
 // when Docker accepts it as a name; otherwise (or when long) it is sanitised and a short hash
 // of the id keeps names apart.
-func (r *dockerRuntime) containerName(user string) string { return r.o.NamePrefix + containerSafeName(user) }
+func (r *dockerRuntime) containerName(user string) string {
+	return r.o.NamePrefix + containerSafeName(user)
+}
 
 func containerSafeName(user string) string {
 	b := []byte(user)
