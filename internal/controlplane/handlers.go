@@ -106,7 +106,8 @@ func (s *Server) listEngines(w http.ResponseWriter, r *http.Request, _ params) {
 	}
 	for _, id := range s.userIDs[start:] {
 		e := s.engines[id]
-		if status != "" && e.Status != status || version != "" && e.EngineVersion != version || !strings.HasPrefix(id, prefix) || e.RehearsalID != "" && !staging {
+		if status != "" && e.Status != status || version != "" && e.EngineVersion != version || !strings.HasPrefix(id, prefix) ||
+			e.RehearsalID != "" && !staging {
 			continue
 		}
 		if len(out.Engines) == limit {

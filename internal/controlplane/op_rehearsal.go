@@ -76,10 +76,12 @@ func checkRehearsalRequest(req *api.RehearsalRequest) *apiError {
 		req.ReplayTurns = defaultReplayTurns
 	}
 	if req.ReplayTurns < 1 || req.ReplayTurns > maxReplayTurns {
-		return badField("replay_turns", fmt.Sprintf("replay_turns %d must be between 1 and %d (0 takes %d)", req.ReplayTurns, maxReplayTurns, defaultReplayTurns))
+		return badField("replay_turns", fmt.Sprintf("replay_turns %d must be between 1 and %d (0 takes "+
+			"%d)", req.ReplayTurns, maxReplayTurns, defaultReplayTurns))
 	}
 	if req.EvalSuite != "" && !validID(req.EvalSuite) {
-		return badField("eval_suite", fmt.Sprintf("eval_suite %q must be a name matching %s, for example \"regression\"", req.EvalSuite, api.IDPattern))
+		return badField("eval_suite", fmt.Sprintf("eval_suite %q must be a name matching %s, for example "+
+			"\"regression\"", req.EvalSuite, api.IDPattern))
 	}
 	if req.MetricsWindowSeconds == 0 {
 		req.MetricsWindowSeconds = defaultMetricsWindow
@@ -94,7 +96,8 @@ func checkRehearsalRequest(req *api.RehearsalRequest) *apiError {
 		}
 	}
 	if a.MaxNewWarningKinds < 0 || a.BaselineTolerance < 0 || a.MaxEvalRegression < 0 || a.MaxEvalRegression > 1 {
-		return badField("analysis", "analysis.max_new_warning_kinds and baseline_tolerance must not be negative, max_eval_regression must be between 0 and 1")
+		return badField("analysis", "analysis.max_new_warning_kinds and baseline_tolerance must not be negative, max_eval_regression must be "+
+			"between 0 and 1")
 	}
 	return nil
 }
@@ -113,7 +116,8 @@ func rehearsalThreshold(a api.RehearsalAnalysis, limit string) *float64 {
 }
 
 func rehearsalConfig(a api.RehearsalAnalysis) upgrade.AnalysisConfig {
-	cfg := upgrade.AnalysisConfig{MaxNewWarningKinds: a.MaxNewWarningKinds, BaselineTolerance: a.BaselineTolerance, MaxEvalRegression: a.MaxEvalRegression}
+	cfg := upgrade.AnalysisConfig{MaxNewWarningKinds: a.MaxNewWarningKinds, BaselineTolerance: a.BaselineTolerance,
+		MaxEvalRegression: a.MaxEvalRegression}
 	for _, row := range upgrade.Metrics {
 		row.SetThreshold(&cfg, rehearsalThreshold(a, row.Limit))
 	}
@@ -124,7 +128,8 @@ func rehearsalConfig(a api.RehearsalAnalysis) upgrade.AnalysisConfig {
 // rehearsal's record, under s.mu.
 func (s *Server) newRehearsalLocked(e *engineState, target api.Version, req api.RehearsalRequest) (*api.Rehearsal, *apiError) {
 	if e.RehearsalID != "" {
-		return nil, newErr(http.StatusConflict, api.CodeInvalidRequest, fmt.Sprintf("%s is the staging engine of rehearsal %s; rehearse the source engine instead", e.UserID, e.RehearsalID))
+		return nil, newErr(http.StatusConflict, api.CodeInvalidRequest, fmt.Sprintf("%s is the staging engine of rehearsal %s; rehearse the "+
+			"source engine instead", e.UserID, e.RehearsalID))
 	}
 	if e.Status != api.StatusRunning {
 		return nil, s.unavailable(e, "rehearsal")
@@ -134,7 +139,8 @@ func (s *Server) newRehearsalLocked(e *engineState, target api.Version, req api.
 		return nil, newErr(http.StatusConflict, api.CodeVersionNotFound, err.Error())
 	}
 	if path.Kind == upgrade.KindNone || path.Kind == upgrade.KindDowngrade {
-		ae := newErr(http.StatusConflict, api.CodeInvalidRequest, fmt.Sprintf("user %s's engine runs %s: a rehearsal rehearses an upgrade to a newer version, and %s is not one", e.UserID, e.EngineVersion, target.Version))
+		ae := newErr(http.StatusConflict, api.CodeInvalidRequest, fmt.Sprintf("user %s's engine runs %s: a rehearsal rehearses an upgrade to a "+
+			"newer version, and %s is not one", e.UserID, e.EngineVersion, target.Version))
 		ae.detail.Field = "version"
 		return nil, ae
 	}
@@ -152,7 +158,8 @@ func (s *Server) newRehearsalLocked(e *engineState, target api.Version, req api.
 	}
 	reh.StagingUserID = e.UserID + ".rehearsal-" + reh.ID[len("reh-"):len("reh-")+6]
 	if !validID(reh.StagingUserID) {
-		return nil, newErr(http.StatusUnprocessableEntity, api.CodeInvalidRequest, fmt.Sprintf("user id %s is too long to name a staging engine (%s); rehearsals need user ids of at most 110 characters", e.UserID, reh.StagingUserID))
+		return nil, newErr(http.StatusUnprocessableEntity, api.CodeInvalidRequest, fmt.Sprintf("user id %s is too long to name a staging engine "+
+			"(%s); rehearsals need user ids of at most 110 characters", e.UserID, reh.StagingUserID))
 	}
 	if req.SnapshotID == "" {
 		return reh, nil
@@ -162,11 +169,13 @@ func (s *Server) newRehearsalLocked(e *engineState, target api.Version, req api.
 	case sn == nil:
 		return nil, s.snapshotNotFound(req.SnapshotID)
 	case sn.UserID != e.UserID:
-		ae := newErr(http.StatusConflict, api.CodeSnapshotMismatch, fmt.Sprintf("snapshot %s is of user %s's engine, not %s's: rehearse on a snapshot of this engine (or leave snapshot_id out to take one)", sn.ID, sn.UserID, e.UserID))
+		ae := newErr(http.StatusConflict, api.CodeSnapshotMismatch, fmt.Sprintf("snapshot %s is of user %s's engine, not %s's: rehearse on a "+
+			"snapshot of this engine (or leave snapshot_id out to take one)", sn.ID, sn.UserID, e.UserID))
 		ae.detail.Field = "snapshot_id"
 		return nil, ae
 	case sn.SchemaVersion > target.SchemaVersion:
-		ae := newErr(http.StatusConflict, api.CodeSnapshotMismatch, fmt.Sprintf("snapshot %s is at schema %d, above %s's %d: it cannot be upgraded to %s", sn.ID, sn.SchemaVersion, target.Version, target.SchemaVersion, target.Version))
+		ae := newErr(http.StatusConflict, api.CodeSnapshotMismatch, fmt.Sprintf("snapshot %s is at schema %d, above %s's %d: it cannot be "+
+			"upgraded to %s", sn.ID, sn.SchemaVersion, target.Version, target.SchemaVersion, target.Version))
 		ae.detail.Field = "snapshot_id"
 		return nil, ae
 	}
@@ -197,7 +206,8 @@ func (s *Server) runRehearsal(op *operation, reh *api.Rehearsal, req api.Rehears
 		fv, _ := s.cat.Get(reh.FromVersion)
 		st, pr := evalScore(reh.UserID, req.EvalSuite, tv), evalScore(reh.UserID, req.EvalSuite, fv)
 		stagingEval, prodEval = &st, &pr
-		s.finishStep(op, api.StepEval, fmt.Sprintf("suite %s: staging (%s) %.3f, production baseline (%s) %.3f", req.EvalSuite, tv.Version, st, fv.Version, pr))
+		s.finishStep(op, api.StepEval, fmt.Sprintf("suite %s: staging (%s) %.3f, production baseline (%s) "+
+			"%.3f", req.EvalSuite, tv.Version, st, fv.Version, pr))
 	}
 	s.rehearsalVerdict(op, reh, rehearsalConfig(req.Analysis), staging, prod, stagingEval, prodEval)
 }
@@ -220,7 +230,8 @@ func (s *Server) rehearsalSnapshot(op *operation, reh *api.Rehearsal) (api.Snaps
 	sn := s.snapshots[reh.SnapshotID]
 	s.mu.Unlock()
 	if sn == nil {
-		s.rehearsalFail(op, reh, api.StepCopy, api.CodeSnapshotNotFound, fmt.Sprintf("snapshot %s was deleted before the rehearsal could copy it; rehearse again", reh.SnapshotID))
+		s.rehearsalFail(op, reh, api.StepCopy, api.CodeSnapshotNotFound, fmt.Sprintf("snapshot %s was deleted before the rehearsal could copy "+
+			"it; rehearse again", reh.SnapshotID))
 		return api.Snapshot{}, false
 	}
 	return sn.Snapshot, true
@@ -236,7 +247,8 @@ func (s *Server) stageCopy(op *operation, reh *api.Rehearsal, sn api.Snapshot, r
 		os.Remove(dst + suffix)
 	}
 	if sum, _, err := fileSHA256(s.SnapshotPath(sn.ID)); err != nil || sum != sn.SHA256 {
-		s.rehearsalFail(op, reh, api.StepCopy, api.CodeSnapshotCorrupt, fmt.Sprintf("snapshot %s does not match its recorded sha256 (%v); take a new snapshot and rehearse again", sn.ID, err))
+		s.rehearsalFail(op, reh, api.StepCopy, api.CodeSnapshotCorrupt, fmt.Sprintf("snapshot %s does not match its recorded sha256 (%v); take "+
+			"a new snapshot and rehearse again", sn.ID, err))
 		return nil, false
 	}
 	if err := copyFile(s.SnapshotPath(sn.ID), dst); err != nil {
@@ -244,12 +256,14 @@ func (s *Server) stageCopy(op *operation, reh *api.Rehearsal, sn api.Snapshot, r
 		return nil, false
 	}
 	if sum, _, err := fileSHA256(dst); err != nil || sum != sn.SHA256 {
-		s.rehearsalFail(op, reh, api.StepCopy, api.CodeSnapshotCorrupt, fmt.Sprintf("the staging copy of snapshot %s does not match its sha256 (%v); rehearse again", sn.ID, err))
+		s.rehearsalFail(op, reh, api.StepCopy, api.CodeSnapshotCorrupt, fmt.Sprintf("the staging copy of snapshot %s does not match its sha256 "+
+			"(%v); rehearse again", sn.ID, err))
 		return nil, false
 	}
 	turns, err := lastUserTurns(dst, replay)
 	if err != nil {
-		s.rehearsalFail(op, reh, api.StepCopy, api.CodeInternal, fmt.Sprintf("reading the turns to replay from the copy of snapshot %s: %v", sn.ID, err))
+		s.rehearsalFail(op, reh, api.StepCopy, api.CodeInternal, fmt.Sprintf("reading the turns to replay from the copy of snapshot %s: "+
+			"%v", sn.ID, err))
 		return nil, false
 	}
 	s.mu.Lock()
@@ -269,7 +283,8 @@ func (s *Server) stageCopy(op *operation, reh *api.Rehearsal, sn api.Snapshot, r
 		s.rehearsalFail(op, reh, api.StepCopy, api.CodeInternal, "could not record the staging engine: "+err.Error())
 		return nil, false
 	}
-	s.finishStep(op, api.StepCopy, fmt.Sprintf("snapshot %s copied to %s's brain; sha256 %s checked; %d user turns to replay", sn.ID, reh.StagingUserID, sn.SHA256[:12], len(turns)))
+	s.finishStep(op, api.StepCopy, fmt.Sprintf("snapshot %s copied to %s's brain; sha256 %s checked; %d user turns to "+
+		"replay", sn.ID, reh.StagingUserID, sn.SHA256[:12], len(turns)))
 	return turns, true
 }
 
@@ -280,7 +295,9 @@ func lastUserTurns(path string, n int) ([]string, error) {
 		return nil, err
 	}
 	defer db.Close()
-	rows, err := db.Query(`SELECT content FROM (SELECT id, content FROM conversations WHERE role = 'user' ORDER BY id DESC LIMIT ?) ORDER BY id`, n)
+	rows, err := db.Query(`SELECT content FROM (
+		SELECT id, content FROM conversations WHERE role = 'user' ORDER BY id DESC LIMIT ?
+	) ORDER BY id`, n)
 	if err != nil {
 		return nil, err
 	}
@@ -315,7 +332,8 @@ func (s *Server) stageMigrate(op *operation, reh *api.Rehearsal) bool {
 		}}
 	}
 	if err := migrateBrainWith(s.BrainPath(reh.StagingUserID), s.mig, reh.ToSchema, wrap); err != nil {
-		s.rehearsalFail(op, reh, api.StepMigrate, api.CodeMigrationFailed, fmt.Sprintf("migrating the staging copy from schema %d to %d failed: %v; the production upgrade would fail the same way (the source engine was not touched)", reh.SnapshotSchema, reh.ToSchema, err))
+		s.rehearsalFail(op, reh, api.StepMigrate, api.CodeMigrationFailed, fmt.Sprintf("migrating the staging copy from schema %d to %d failed: "+
+			"%v; the production upgrade would fail the same way (the source engine was not touched)", reh.SnapshotSchema, reh.ToSchema, err))
 		return false
 	}
 	s.mu.Lock()
@@ -326,7 +344,8 @@ func (s *Server) stageMigrate(op *operation, reh *api.Rehearsal) bool {
 	}
 	s.putRehearsalLocked(reh)
 	s.mu.Unlock()
-	s.finishStep(op, api.StepMigrate, fmt.Sprintf("%d migrations on the copy to schema %d in %s", len(timed), reh.ToSchema, time.Since(start).Round(time.Microsecond)))
+	s.finishStep(op, api.StepMigrate, fmt.Sprintf("%d migrations on the copy to schema %d in "+
+		"%s", len(timed), reh.ToSchema, time.Since(start).Round(time.Microsecond)))
 	return true
 }
 
@@ -388,7 +407,8 @@ func (s *Server) stageBoot(op *operation, reh *api.Rehearsal) bool {
 	ok := e != nil && e.Status == api.StatusRunning
 	s.mu.Unlock()
 	if !ok {
-		s.rehearsalFail(op, reh, api.StepHealth, api.CodeHealthCheckFailed, "the staging engine stopped answering its health checks right after it booted")
+		s.rehearsalFail(op, reh, api.StepHealth, api.CodeHealthCheckFailed, "the staging engine stopped answering its health checks right after "+
+			"it booted")
 		return false
 	}
 	s.finishStep(op, api.StepHealth, "staging engine healthy")
@@ -424,7 +444,8 @@ func (s *Server) stageTraffic(op *operation, reh *api.Rehearsal, turns []string,
 	s.mu.Lock()
 	to := time.Now().UTC()
 	read := func(e *engineState) api.Metrics {
-		m := api.Metrics{UserID: e.UserID, EngineVersion: e.EngineVersion, WindowSeconds: int(window / time.Second), From: to.Add(-window), To: to, WarningKinds: []string{}}
+		m := api.Metrics{UserID: e.UserID, EngineVersion: e.EngineVersion, WindowSeconds: int(window / time.Second), From: to.Add(-window),
+			To: to, WarningKinds: []string{}}
 		s.rt.metricsLocked(e, &m)
 		return m
 	}
@@ -452,7 +473,8 @@ func figures(m api.Metrics, eval *float64) *api.RehearsalFigures {
 
 // rehearsalVerdict judges the figures, records the verdict and ends the operation; a failed
 // rehearsal, or one that does not keep its engine, tears the staging engine down first.
-func (s *Server) rehearsalVerdict(op *operation, reh *api.Rehearsal, cfg upgrade.AnalysisConfig, staging api.Metrics, prod *api.Metrics, se, pe *float64) {
+func (s *Server) rehearsalVerdict(op *operation, reh *api.Rehearsal, cfg upgrade.AnalysisConfig, staging api.Metrics, prod *api.Metrics, se,
+	pe *float64) {
 	s.begin(op, api.StepVerdict, "")
 	v := upgrade.AnalyzeRehearsal(cfg, staging, prod, se, pe)
 	s.mu.Lock()
@@ -463,7 +485,8 @@ func (s *Server) rehearsalVerdict(op *operation, reh *api.Rehearsal, cfg upgrade
 		reh.Production = &api.RehearsalFigures{Version: reh.FromVersion, WarningKinds: []string{}, EvalScore: pe}
 	}
 	for _, f := range v.Findings {
-		reh.FailedChecks = append(reh.FailedChecks, api.RehearsalCheck{Metric: f.Metric, Staging: f.Canary, Production: f.Baseline, Threshold: f.Threshold, Detail: f.Detail})
+		reh.FailedChecks = append(reh.FailedChecks, api.RehearsalCheck{Metric: f.Metric, Staging: f.Canary, Production: f.Baseline,
+			Threshold: f.Threshold, Detail: f.Detail})
 	}
 	passed := len(reh.FailedChecks) == 0
 	s.mu.Unlock()
@@ -476,7 +499,8 @@ func (s *Server) rehearsalVerdict(op *operation, reh *api.Rehearsal, cfg upgrade
 		s.removeStaging(reh)
 	}
 	s.finishStep(op, api.StepVerdict, msg)
-	s.succeedOp(op, api.OperationResult{RehearsalID: reh.ID, EngineVersion: reh.ToVersion, SchemaVersion: reh.ToSchema, SnapshotID: reh.SnapshotID})
+	s.succeedOp(op, api.OperationResult{RehearsalID: reh.ID, EngineVersion: reh.ToVersion, SchemaVersion: reh.ToSchema,
+		SnapshotID: reh.SnapshotID})
 }
 
 // rehearsalFail ends a rehearsal that could not run a step: the staging engine is torn down,

@@ -85,7 +85,9 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, st opStart) {
 		}
 	}
 	if e.RehearsalID != "" && st.kind != api.OpRehearsal {
-		writeError(w, newErr(http.StatusConflict, api.CodeInvalidRequest, fmt.Sprintf("%s is the staging engine of rehearsal %s: it takes turns for spot-checks, no %s; delete the rehearsal to remove it", st.userID, e.RehearsalID, st.kind)))
+		writeError(w, newErr(http.StatusConflict, api.CodeInvalidRequest, fmt.Sprintf(
+			"%s is the staging engine of rehearsal %s: it takes turns for spot-checks, no %s; delete the rehearsal to remove it",
+			st.userID, e.RehearsalID, st.kind)))
 		return
 	}
 	if e.CurrentOperationID != "" {

@@ -16,7 +16,8 @@ import (
 // URL that a staging engine's staging_url answers under the sim runtime.
 
 func (s *Server) rehearsalNotFound(id string) *apiError {
-	e := newErr(http.StatusNotFound, api.CodeRehearsalNotFound, fmt.Sprintf("no rehearsal %q; list an engine's rehearsals with GET /v1/engines/{user_id}/rehearsals", id))
+	e := newErr(http.StatusNotFound, api.CodeRehearsalNotFound, fmt.Sprintf("no rehearsal %q; list an engine's rehearsals with GET "+
+		"/v1/engines/{user_id}/rehearsals", id))
 	e.detail.Field = "rehearsal_id"
 	return e
 }
@@ -78,7 +79,8 @@ func (s *Server) deleteRehearsal(w http.ResponseWriter, _ *http.Request, p param
 	}
 	if reh.Status == api.RehearsalRunning {
 		s.mu.Unlock()
-		e := newErr(http.StatusConflict, api.CodeOperationInProgress, fmt.Sprintf("rehearsal %s is still running (operation %s); wait for it to finish, then delete it", reh.ID, reh.OperationID))
+		e := newErr(http.StatusConflict, api.CodeOperationInProgress, fmt.Sprintf("rehearsal %s is still running (operation %s); wait for it to "+
+			"finish, then delete it", reh.ID, reh.OperationID))
 		e.detail.OperationID = reh.OperationID
 		writeError(w, e)
 		return
@@ -92,7 +94,8 @@ const rehearsalTable = `CREATE TABLE IF NOT EXISTS rehearsals (id TEXT PRIMARY K
 
 func (s *Server) putRehearsalLocked(reh *api.Rehearsal) {
 	b, _ := json.Marshal(reh)
-	if _, err := s.reg.db.Exec(`INSERT OR REPLACE INTO rehearsals (id, user_id, doc) VALUES (?, ?, ?)`, reh.ID, reh.UserID, string(b)); err != nil {
+	if _, err := s.reg.db.Exec(`INSERT OR REPLACE INTO rehearsals (id, user_id, doc) VALUES (?, ?, ?)`, reh.ID, reh.UserID,
+		string(b)); err != nil {
 		s.log.Error("registry write failed", "rehearsal_id", reh.ID, "error", err)
 	}
 }
@@ -116,7 +119,8 @@ func (s *Server) loadRehearsals() error {
 		return nil
 	})
 	for _, reh := range stale {
-		s.rehearsalEnded(reh, &api.ErrorDetail{Code: api.CodeInterrupted, Message: fmt.Sprintf("the control plane stopped while rehearsal %s was running; its staging engine was removed; rehearse again", reh.ID)}, nil)
+		s.rehearsalEnded(reh, &api.ErrorDetail{Code: api.CodeInterrupted, Message: fmt.Sprintf("the control plane stopped while rehearsal %s "+
+			"was running; its staging engine was removed; rehearse again", reh.ID)}, nil)
 		s.removeStaging(reh)
 	}
 	return err

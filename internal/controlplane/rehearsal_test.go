@@ -3,11 +3,13 @@ package controlplane
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 )
@@ -47,7 +49,8 @@ func listed(e *env, query string) []string {
 	return ids
 }
 
-var rehearsalAnalysis = api.RehearsalAnalysis{MaxErrorRate: ptr(0.05), MaxP99LatencyMS: ptr(1500), MinCacheHitRatio: ptr(0.6), BaselineTolerance: 0.5, MaxEvalRegression: 0.05}
+var rehearsalAnalysis = api.RehearsalAnalysis{MaxErrorRate: ptr(0.05), MaxP99LatencyMS: ptr(1500), MinCacheHitRatio: ptr(0.6),
+	BaselineTolerance: 0.5, MaxEvalRegression: 0.05}
 
 // TestRehearsal_majorOnACopy: 2.4.0 → 3.0.0 rehearsed on a brain with turns. The destructive
 // migration runs on the copy only (timed), the source keeps its brain byte for byte, the staging
@@ -60,7 +63,8 @@ func TestRehearsal_majorOnACopy(t *testing.T) {
 	// not); from then on nothing may change a byte of it.
 	sn := e.snapshot("user-0001")
 	before := brainSum(t, e.srv.BrainPath("user-0001"))
-	op, reh := e.rehearse("user-0001", api.RehearsalRequest{Version: "3.0.0", SnapshotID: sn.ID, ReplayTurns: 3, EvalSuite: "regression", Analysis: rehearsalAnalysis, KeepEngine: true})
+	op, reh := e.rehearse("user-0001", api.RehearsalRequest{Version: "3.0.0", SnapshotID: sn.ID, ReplayTurns: 3, EvalSuite: "regression",
+		Analysis: rehearsalAnalysis, KeepEngine: true})
 	if op.Status != api.OpSucceeded || reh.Status != api.RehearsalPassed {
 		t.Fatalf("rehearsal: op %s %+v, rehearsal %s %+v", op.Status, op.Error, reh.Status, reh.FailedChecks)
 	}
@@ -70,7 +74,8 @@ func TestRehearsal_majorOnACopy(t *testing.T) {
 	if en := e.engine("user-0001"); en.EngineVersion != "2.4.0" || en.SchemaVersion != 5 || en.Status != api.StatusRunning {
 		t.Fatalf("source engine moved: %+v", en)
 	}
-	if len(reh.Migrations) != 1 || reh.Migrations[0].ID != "0006_knowledge_json" || !reh.Migrations[0].Destructive || reh.Migrations[0].DurationMS <= 0 {
+	if len(reh.Migrations) != 1 || reh.Migrations[0].ID != "0006_knowledge_json" || !reh.Migrations[0].Destructive ||
+		reh.Migrations[0].DurationMS <= 0 {
 		t.Fatalf("migrations: %+v", reh.Migrations)
 	}
 	if reh.ReplayedTurns != 3 || reh.FromVersion != "2.4.0" || reh.ToVersion != "3.0.0" || reh.SnapshotID != sn.ID || reh.SnapshotSchema != 5 {
@@ -94,7 +99,8 @@ func TestRehearsal_majorOnACopy(t *testing.T) {
 		t.Fatalf("staging_url %s /health: %v %v", reh.StagingURL, res, err)
 	}
 	res.Body.Close()
-	e.wantErr(e.do("POST", "/v1/engines/"+reh.StagingUserID+"/upgrade", api.UpgradeRequest{Version: "3.0.0"}, idem()), 409, api.CodeInvalidRequest)
+	e.wantErr(e.do("POST", "/v1/engines/"+reh.StagingUserID+"/upgrade", api.UpgradeRequest{Version: "3.0.0"}, idem()), 409,
+		api.CodeInvalidRequest)
 	var l api.RehearsalList
 	e.ok(e.do("GET", "/v1/engines/user-0001/rehearsals", nil), 200, &l)
 	if len(l.Rehearsals) != 1 || l.Rehearsals[0].ID != reh.ID {
@@ -208,14 +214,16 @@ func TestRehearsal_processRuntime(t *testing.T) {
 	e.turns("user-0001", 20, "summarise my inbox")
 	sn := e.snapshot("user-0001")
 	before := brainSum(t, e.srv.BrainPath("user-0001"))
-	_, reh := e.rehearse("user-0001", api.RehearsalRequest{Version: "3.0.0", SnapshotID: sn.ID, ReplayTurns: 20, Analysis: rehearsalAnalysis, KeepEngine: true})
+	_, reh := e.rehearse("user-0001", api.RehearsalRequest{Version: "3.0.0", SnapshotID: sn.ID, ReplayTurns: 20, Analysis: rehearsalAnalysis,
+		KeepEngine: true})
 	if reh.Status != api.RehearsalPassed {
 		t.Fatalf("rehearsal %s: %+v %+v", reh.Status, reh.FailedChecks, reh.Error)
 	}
 	if after := brainSum(t, e.srv.BrainPath("user-0001")); after != before {
 		t.Fatal("the source brain changed during the rehearsal")
 	}
-	if reh.Staging.Requests != 20 || reh.Production == nil || reh.Production.Requests != 20 || len(reh.Migrations) != 1 || reh.Migrations[0].DurationMS <= 0 {
+	if reh.Staging.Requests != 20 || reh.Production == nil || reh.Production.Requests != 20 || len(reh.Migrations) != 1 ||
+		reh.Migrations[0].DurationMS <= 0 {
 		t.Fatalf("figures: staging %+v production %+v migrations %+v", reh.Staging, reh.Production, reh.Migrations)
 	}
 	pid, url, _, ok := e.srv.EngineProcess(reh.StagingUserID)
@@ -236,11 +244,52 @@ func TestRehearsal_processRuntime(t *testing.T) {
 	}
 
 	e.turns("user-0001", 20, "summarise my inbox")
-	_, bad := e.rehearse("user-0001", api.RehearsalRequest{Version: "2.4.1", SnapshotID: sn.ID, ReplayTurns: 20, Analysis: rehearsalAnalysis, KeepEngine: true})
+	_, bad := e.rehearse("user-0001", api.RehearsalRequest{Version: "2.4.1", SnapshotID: sn.ID, ReplayTurns: 20, Analysis: rehearsalAnalysis,
+		KeepEngine: true})
 	if bad.Status != api.RehearsalFailed || len(bad.FailedChecks) == 0 {
 		t.Fatalf("2.4.1 rehearsal %s: %+v", bad.Status, bad.FailedChecks)
 	}
 	if n := len(enginePIDs(e.dir)); n != 1 {
 		t.Fatalf("%d engine processes after a failed rehearsal, want the source only", n)
+	}
+}
+
+// TestRehearsal_restartMidRehearsal: a control plane stopped while a rehearsal runs comes back
+// with the rehearsal errored (interrupted), its staging engine and brain removed, the source
+// engine running as it was, and a kept staging engine of a passed rehearsal still there.
+func TestRehearsal_restartMidRehearsal(t *testing.T) {
+	e := newEnv(t, withSeed(1, "2.4.0"), withTimeScale(0.05))
+	kept := e.wait(e.startOp("/v1/engines/user-0001/rehearsals", api.RehearsalRequest{Version: "3.0.0", MetricsWindowSeconds: 1,
+		KeepEngine: true,
+		Analysis:   api.RehearsalAnalysis{BaselineTolerance: 10, MaxNewWarningKinds: 5}}))
+	var keptReh api.Rehearsal
+	e.ok(e.do("GET", "/v1/rehearsals/"+kept.Result.RehearsalID, nil), 200, &keptReh)
+	if keptReh.Status != api.RehearsalPassed || keptReh.StagingStatus != api.StagingRunning {
+		t.Fatalf("the kept rehearsal: %s %s %+v %+v", keptReh.Status, keptReh.StagingStatus, keptReh.FailedChecks, keptReh.Error)
+	}
+	op := e.startOp("/v1/engines/user-0001/rehearsals", api.RehearsalRequest{Version: "3.0.0", MetricsWindowSeconds: 60})
+	for deadline := time.Now().Add(20 * time.Second); step(op, api.StepMetrics).Status != api.OpRunning; {
+		if time.Now().After(deadline) || op.Done() {
+			t.Fatalf("the rehearsal never reached its metrics window: %+v", op)
+		}
+		e.ok(e.do("GET", fmt.Sprintf("/v1/operations/%s?wait=5s&revision=%d", op.ID, op.Revision), nil), 200, &op)
+	}
+	var running api.Rehearsal
+	e.ok(e.do("GET", "/v1/rehearsals/"+op.Result.RehearsalID, nil), 200, &running)
+	e2 := e.restart()
+	var reh api.Rehearsal
+	e2.ok(e2.do("GET", "/v1/rehearsals/"+running.ID, nil), 200, &reh)
+	if reh.Status != api.RehearsalErrored || reh.Error == nil || reh.Error.Code != api.CodeInterrupted ||
+		reh.StagingStatus != api.StagingRemoved {
+		t.Fatalf("after the restart: %+v", reh)
+	}
+	if _, err := os.Stat(e2.srv.BrainPath(running.StagingUserID)); !os.IsNotExist(err) {
+		t.Fatalf("the interrupted rehearsal's staging brain is left: %v", err)
+	}
+	if en := e2.engine("user-0001"); en.Status != api.StatusRunning || en.EngineVersion != "2.4.0" || en.CurrentOperationID != "" {
+		t.Fatalf("source engine after the restart: %+v", en)
+	}
+	if ids := listed(e2, "?include_staging=true"); len(ids) != 2 {
+		t.Fatalf("engines after the restart: %v, want the source and the kept staging engine of %s", ids, kept.Result.RehearsalID)
 	}
 }

@@ -37,9 +37,11 @@ resource "engine_canary" "c" {
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: h.Factories(nil),
 		Steps: []resource.TestStep{
-			{Config: cfg(passed.ID, failed.ID), PlanOnly: true, ExpectError: errorLike("it rehearsed 2.3.1 -> 2.4.1, and this plan upgrades 2.3.1 -> 2.4.0")},
+			{Config: cfg(passed.ID, failed.ID), PlanOnly: true, ExpectError: errorLike("it rehearsed 2.3.1 -> 2.4.1, and this plan upgrades " +
+				"2.3.1 -> 2.4.0")},
 			{Config: cfg(failed.ID), PlanOnly: true, ExpectError: errorLike("it did not pass: failed; error_rate: staging")},
-			{Config: cfg(outside.ID), PlanOnly: true, ExpectError: errorLike("rehearsed user user-0004's engine, which is not one of this canary's user_ids")},
+			{Config: cfg(outside.ID), PlanOnly: true, ExpectError: errorLike("rehearsed user user-0004's engine, which is not one of this " +
+				"canary's user_ids")},
 			{Config: cfg(passed.ID), PlanOnly: true, ExpectNonEmptyPlan: true},
 		},
 	})

@@ -32,9 +32,12 @@ func (d *rehearsalDataSource) Schema(_ context.Context, _ datasource.SchemaReque
 		MarkdownDescription: "The rehearsal to read (`reh-…`), for example `engine_rehearsal.x.id` from another workspace's outputs."}
 	attrs["user_id"] = dschema.StringAttribute{Computed: true, MarkdownDescription: "The user whose engine's upgrade was rehearsed."}
 	attrs["version"] = dschema.StringAttribute{Computed: true, MarkdownDescription: "The version rehearsed."}
-	attrs["snapshot_id"] = dschema.StringAttribute{Computed: true, MarkdownDescription: "The verified snapshot whose copy the staging engine ran on."}
+	attrs["snapshot_id"] = dschema.StringAttribute{Computed: true, MarkdownDescription: "The verified snapshot whose copy the staging " +
+		"engine " +
+		"ran on."}
 	resp.Schema = dschema.Schema{
-		MarkdownDescription: "Reads one rehearsal (see the `engine_rehearsal` resource): its verdict, the failed checks, the staging and production figures, " +
+		MarkdownDescription: "Reads one rehearsal (see the `engine_rehearsal` resource): its verdict, the failed checks, the staging and " +
+			"production figures, " +
 			"the migrations with their durations, and the staging engine's URL while it runs.",
 		Attributes: attrs,
 	}
@@ -57,7 +60,8 @@ func computedDataAttribute(a rschema.Attribute) dschema.Attribute {
 		return dschema.ListNestedAttribute{Computed: true, MarkdownDescription: a.MarkdownDescription,
 			NestedObject: dschema.NestedAttributeObject{Attributes: computedDataAttributes(a.NestedObject.Attributes)}}
 	case rschema.SingleNestedAttribute:
-		return dschema.SingleNestedAttribute{Computed: true, MarkdownDescription: a.MarkdownDescription, Attributes: computedDataAttributes(a.Attributes)}
+		return dschema.SingleNestedAttribute{Computed: true, MarkdownDescription: a.MarkdownDescription,
+			Attributes: computedDataAttributes(a.Attributes)}
 	}
 	panic(fmt.Sprintf("computedDataAttribute: %T", a))
 }

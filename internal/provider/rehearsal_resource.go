@@ -59,7 +59,8 @@ func (m rehearsalModel) request() api.RehearsalRequest {
 	req := api.RehearsalRequest{
 		Version: m.Version.ValueString(), ReplayTurns: int(m.ReplayTurns.ValueInt64()), EvalSuite: m.EvalSuite.ValueString(),
 		MetricsWindowSeconds: int(window / time.Second), KeepEngine: m.KeepEngine.ValueBool(),
-		Analysis: api.RehearsalAnalysis{MaxNewWarningKinds: cfg.MaxNewWarningKinds, BaselineTolerance: cfg.BaselineTolerance, MaxEvalRegression: cfg.MaxEvalRegression},
+		Analysis: api.RehearsalAnalysis{MaxNewWarningKinds: cfg.MaxNewWarningKinds, BaselineTolerance: cfg.BaselineTolerance,
+			MaxEvalRegression: cfg.MaxEvalRegression},
 	}
 	if !m.SnapshotID.IsUnknown() {
 		req.SnapshotID = m.SnapshotID.ValueString()
@@ -109,7 +110,8 @@ func (r *rehearsalResource) Create(ctx context.Context, req resource.CreateReque
 		return
 	}
 	if adopted {
-		resp.Diagnostics.AddWarning("Interrupted Rehearsal Found", fmt.Sprintf("An earlier apply started rehearsal operation %s on user %s's engine with this configuration "+
+		resp.Diagnostics.AddWarning("Interrupted Rehearsal Found", fmt.Sprintf("An earlier apply started rehearsal operation %s on user %s's "+
+			"engine with this configuration "+
 			"and stopped before it could save state; this apply attaches to it instead of starting a second staging engine.", op.ID, userID))
 	} else if op, err = r.data.driver().StartRehearsal(ctx, userID, prefix+client.NewIdempotencyKey(), body); err != nil {
 		resp.Diagnostics.Append(clientErrorDiag("Rehearsal Not Started", err))
@@ -157,8 +159,10 @@ func (r *rehearsalResource) finish(ctx context.Context, id string, op api.Operat
 	}
 	m.fill(reh)
 	if err != nil && !done.Done() {
-		diags.AddWarning("Rehearsal Still Running", fmt.Sprintf("Rehearsal %s of user %s (operation %s) had not finished when the apply stopped (%v). "+
-			"The control plane keeps running it; it is recorded with status \"running\" and the next terraform apply waits for its verdict. Nothing was started twice.",
+		diags.AddWarning("Rehearsal Still Running", fmt.Sprintf("Rehearsal %s of user %s (operation %s) had not finished when the apply stopped "+
+			"(%v). "+
+			"The control plane keeps running it; it is recorded with status \"running\" and the next terraform apply waits for its verdict. "+
+			"Nothing was started twice.",
 			reh.ID, reh.UserID, done.ID, err))
 		return
 	}
@@ -175,14 +179,17 @@ func rehearsalDiags(reh api.Rehearsal) diag.Diagnostics {
 			lines[i] = "- " + c.Detail
 		}
 		diags.AddError("Rehearsal Failed", fmt.Sprintf("Rehearsal %s of user %s's upgrade %s -> %s failed %d checks on its staging engine:\n%s\n"+
-			"The staging engine and its brain were removed; the source engine was not touched. Do not upgrade to %s on this evidence: fix the cause or pick another "+
-			"version, then rehearse again (terraform apply replaces this rehearsal).", reh.ID, reh.UserID, reh.FromVersion, reh.ToVersion, len(lines), strings.Join(lines, "\n"), reh.ToVersion))
+			"The staging engine and its brain were removed; the source engine was not touched. Do not upgrade to %s on this evidence: fix the "+
+			"cause or pick another "+
+			"version, then rehearse again (terraform apply replaces this "+
+			"rehearsal).", reh.ID, reh.UserID, reh.FromVersion, reh.ToVersion, len(lines), strings.Join(lines, "\n"), reh.ToVersion))
 	case api.RehearsalErrored:
 		msg := "no error detail"
 		if reh.Error != nil {
 			msg = reh.Error.Code + ": " + reh.Error.Message
 		}
-		diags.AddError("Rehearsal Could Not Run", fmt.Sprintf("Rehearsal %s of user %s's upgrade %s -> %s stopped without a verdict (%s). Nothing is left running and "+
+		diags.AddError("Rehearsal Could Not Run", fmt.Sprintf("Rehearsal %s of user %s's upgrade %s -> %s stopped without a verdict (%s). "+
+			"Nothing is left running and "+
 			"the source engine was not touched; fix the cause and apply again.", reh.ID, reh.UserID, reh.FromVersion, reh.ToVersion, msg))
 	}
 	return diags
@@ -223,7 +230,8 @@ func (r *rehearsalResource) Update(ctx context.Context, req resource.UpdateReque
 	}
 	id := state.ID.ValueString()
 	if state.Status.ValueString() == api.RehearsalRunning {
-		r.finish(ctx, id, api.Operation{ID: state.OperationID.ValueString(), UserID: state.UserID.ValueString(), Kind: api.OpRehearsal}, &plan, &resp.Diagnostics)
+		r.finish(ctx, id, api.Operation{ID: state.OperationID.ValueString(), UserID: state.UserID.ValueString(), Kind: api.OpRehearsal}, &plan,
+			&resp.Diagnostics)
 	}
 	if !plan.KeepEngine.ValueBool() && state.KeepEngine.ValueBool() {
 		if err := r.data.Client.DeleteRehearsal(ctx, id); err != nil && !client.IsNotFound(err) {
@@ -265,7 +273,8 @@ func (r *rehearsalResource) Delete(ctx context.Context, req resource.DeleteReque
 			resp.Diagnostics.Append(clientErrorDiag("Rehearsal Delete Failed", err))
 			return
 		}
-		if _, err := r.data.driver().Wait(ctx, api.Operation{ID: opID, UserID: state.UserID.ValueString(), Kind: api.OpRehearsal}); err != nil && ctx.Err() != nil {
+		if _, err := r.data.driver().Wait(ctx, api.Operation{ID: opID, UserID: state.UserID.ValueString(),
+			Kind: api.OpRehearsal}); err != nil && ctx.Err() != nil {
 			resp.Diagnostics.Append(clientErrorDiag("Rehearsal Delete Interrupted", err))
 			return
 		}
@@ -320,7 +329,8 @@ func (r *rehearsalResource) checkPlan(ctx context.Context, plan rehearsalModel) 
 		return diags
 	}
 	if e.Status == api.StatusFailed {
-		diags.AddAttributeError(path.Root("user_id"), "Engine Is Failed", fmt.Sprintf("User %s's engine is failed (%s): there is no running engine to rehearse an upgrade of. Restore it first.", userID, engineErrorText(e)))
+		diags.AddAttributeError(path.Root("user_id"), "Engine Is Failed", fmt.Sprintf("User %s's engine is failed (%s): there is no running "+
+			"engine to rehearse an upgrade of. Restore it first.", userID, engineErrorText(e)))
 		return diags
 	}
 	cat, err := r.data.Catalog(ctx)
@@ -333,20 +343,24 @@ func (r *rehearsalResource) checkPlan(ctx context.Context, plan rehearsalModel) 
 	case err != nil:
 		diags.AddAttributeError(path.Root("version"), "Unknown Version", err.Error())
 	case p.Kind == upgrade.KindNone || p.Kind == upgrade.KindDowngrade:
-		diags.AddAttributeError(path.Root("version"), "Not An Upgrade", fmt.Sprintf("User %s's engine runs %s; a rehearsal rehearses an upgrade to a newer version, and %s is not one. "+
+		diags.AddAttributeError(path.Root("version"), "Not An Upgrade", fmt.Sprintf("User %s's engine runs %s; a rehearsal rehearses an upgrade "+
+			"to a newer version, and %s is not one. "+
 			"Set version to the version you mean to upgrade to.", userID, e.EngineVersion, version))
 	}
 	if id := plan.SnapshotID.ValueString(); id != "" && !plan.SnapshotID.IsUnknown() {
 		sn, err := r.data.Client.GetSnapshot(ctx, id)
 		switch {
 		case client.IsNotFound(err):
-			diags.AddAttributeError(path.Root("snapshot_id"), "Snapshot Not Found", fmt.Sprintf("There is no snapshot %s. Name a verified snapshot of user %s's engine, or leave snapshot_id out to take one.", id, userID))
+			diags.AddAttributeError(path.Root("snapshot_id"), "Snapshot Not Found", fmt.Sprintf("There is no snapshot %s. Name a verified snapshot "+
+				"of user %s's engine, or leave snapshot_id out to take one.", id, userID))
 		case err != nil:
 			diags.Append(clientErrorDiag("Snapshot Read Failed", err))
 		case sn.UserID != userID:
-			diags.AddAttributeError(path.Root("snapshot_id"), "Snapshot Of Another Engine", fmt.Sprintf("Snapshot %s is of user %s's engine, not %s's: a rehearsal must run on a copy of this engine's brain.", id, sn.UserID, userID))
+			diags.AddAttributeError(path.Root("snapshot_id"), "Snapshot Of Another Engine", fmt.Sprintf("Snapshot %s is of user %s's engine, not "+
+				"%s's: a rehearsal must run on a copy of this engine's brain.", id, sn.UserID, userID))
 		case sn.Status != api.SnapshotVerified:
-			diags.AddAttributeError(path.Root("snapshot_id"), "Snapshot Not Verified", fmt.Sprintf("Snapshot %s is %s: it cannot be copied for a rehearsal. Take a new one.", id, sn.Status))
+			diags.AddAttributeError(path.Root("snapshot_id"), "Snapshot Not Verified", fmt.Sprintf("Snapshot %s is %s: it cannot be copied for a "+
+				"rehearsal. Take a new one.", id, sn.Status))
 		}
 	}
 	return diags

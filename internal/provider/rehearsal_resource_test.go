@@ -116,7 +116,8 @@ func TestAccRehearsal_majorOnACopy(t *testing.T) {
 				statecheck.ExpectKnownValue(rehearsalAddr, tfjsonpath.New("from_version"), knownvalue.StringExact("2.4.0")),
 				statecheck.ExpectKnownValue(rehearsalAddr, tfjsonpath.New("upgrade_path"), knownvalue.ListExact([]knownvalue.Check{
 					knownvalue.StringExact("2.4.0"), knownvalue.StringExact("3.0.0")})),
-				statecheck.ExpectKnownValue(rehearsalAddr, tfjsonpath.New("migrations").AtSliceIndex(0).AtMapKey("id"), knownvalue.StringExact("0006_knowledge_json")),
+				statecheck.ExpectKnownValue(rehearsalAddr, tfjsonpath.New("migrations").AtSliceIndex(0).AtMapKey("id"),
+					knownvalue.StringExact("0006_knowledge_json")),
 				statecheck.ExpectKnownValue(rehearsalAddr, tfjsonpath.New("migrations").AtSliceIndex(0).AtMapKey("destructive"), knownvalue.Bool(true)),
 				statecheck.ExpectKnownValue(rehearsalAddr, tfjsonpath.New("failed_checks"), knownvalue.ListSizeExact(0)),
 				statecheck.ExpectKnownValue(rehearsalAddr, tfjsonpath.New("staging").AtMapKey("eval_score"), knownvalue.NotNull()),
@@ -262,7 +263,8 @@ func TestAccExampleRehearsal(t *testing.T) {
 			},
 		}},
 	})
-	reh := h.rehearse("user-0001", api.RehearsalRequest{Version: "3.0.0", Analysis: api.RehearsalAnalysis{MaxP99LatencyMS: new(100.0), BaselineTolerance: 10}})
+	reh := h.rehearse("user-0001", api.RehearsalRequest{Version: "3.0.0", Analysis: api.RehearsalAnalysis{MaxP99LatencyMS: new(100.0),
+		BaselineTolerance: 10}})
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: h.Factories(nil),
 		Steps: []resource.TestStep{{
@@ -272,6 +274,45 @@ func TestAccExampleRehearsal(t *testing.T) {
 				statecheck.ExpectKnownOutputValueAtPath("rehearsal", tfjsonpath.New("verdict"), knownvalue.StringExact("fail")),
 				statecheck.ExpectKnownOutputValueAtPath("rehearsal", tfjsonpath.New("path"), knownvalue.StringExact("2.3.1 -> 2.4.0 -> 3.0.0")),
 				statecheck.ExpectKnownOutputValueAtPath("rehearsal", tfjsonpath.New("failed"), knownvalue.ListSizeExact(1)),
+			},
+		}},
+	})
+}
+
+// TestAccRehearsal_interruptedApplyAttaches: an apply that runs out of time while the rehearsal
+// runs records it as running (a warning, no error); the next apply waits for that rehearsal's
+// verdict instead of starting another.
+func TestAccRehearsal_interruptedApplyAttaches(t *testing.T) {
+	t.Parallel()
+	// At a time scale of 0.2 the rehearsal's 30s window lasts 6s: longer than the create timeout.
+	h := newHarness(t, harnessOptions{Version: "2.4.0", Engines: 1, TimeScale: 0.2})
+	cfg := func(timeout string) string {
+		return h.ProviderBlock() + `
+resource "engine_rehearsal" "r" {
+  user_id  = "user-0001"
+  version  = "3.0.0"
+  analysis = { window = "30s" }
+` + timeout + "\n}\n"
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config:             cfg("  timeouts {\n    create = \"2s\"\n  }"),
+			ExpectNonEmptyPlan: true,
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue(rehearsalAddr, tfjsonpath.New("status"), knownvalue.StringExact("running")),
+			},
+		}, {
+			Config: cfg("  timeouts {\n    create = \"2s\"\n  }"),
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue(rehearsalAddr, tfjsonpath.New("verdict"), knownvalue.StringExact("pass")),
+			},
+			Check: func(*terraform.State) error {
+				rs, err := h.Client.ListRehearsals(context.Background(), "user-0001")
+				if err != nil || len(rs) != 1 {
+					return fmt.Errorf("%d rehearsals (%w), want the one the interrupted apply started", len(rs), err)
+				}
+				return nil
 			},
 		}},
 	})

@@ -63,7 +63,8 @@ func TestAccRelease_rehearsalCheckedAtPlan(t *testing.T) {
 	olderSnapshot := h.rehearse("user-0001", api.RehearsalRequest{Version: "3.0.0", SnapshotID: old, Analysis: lenient})
 	// Turns to replay, so the bad patch's latency shows on the process runtime too.
 	h.writeTurns("user-0001", "what changed this week", 20)
-	failed := h.rehearse("user-0001", api.RehearsalRequest{Version: "2.4.1", ReplayTurns: 20, Analysis: api.RehearsalAnalysis{MaxP99LatencyMS: new(1500.0)}})
+	failed := h.rehearse("user-0001", api.RehearsalRequest{Version: "2.4.1", ReplayTurns: 20,
+		Analysis: api.RehearsalAnalysis{MaxP99LatencyMS: new(1500.0)}})
 	for _, r := range []api.Rehearsal{passed, otherEngine, otherPath, olderSnapshot} {
 		if r.Status != api.RehearsalPassed {
 			t.Fatalf("rehearsal %s (%s -> %s) did not pass: %+v %+v", r.ID, r.FromVersion, r.ToVersion, r.FailedChecks, r.Error)
@@ -73,7 +74,8 @@ func TestAccRelease_rehearsalCheckedAtPlan(t *testing.T) {
 		t.Fatalf("the 2.4.1 rehearsal did not fail: %+v", failed)
 	}
 	planError := func(id, extra, reason string) resource.TestStep {
-		return resource.TestStep{Config: h.releaseWithRehearsal(fmt.Sprintf("  rehearsal_id = %q\n%s", id, extra)), PlanOnly: true, ExpectError: errorLike(reason)}
+		return resource.TestStep{Config: h.releaseWithRehearsal(fmt.Sprintf("  rehearsal_id = %q\n%s", id, extra)), PlanOnly: true,
+			ExpectError: errorLike(reason)}
 	}
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: h.Factories(nil),
@@ -92,9 +94,12 @@ func TestAccRelease_rehearsalCheckedAtPlan(t *testing.T) {
 			{
 				Config: h.releaseWithRehearsal(fmt.Sprintf("  rehearsal_id = %q", passed.ID)),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectKnownValue("engine_release.r", tfjsonpath.New("planned_upgrade").AtMapKey("rehearsal").AtMapKey("id"), knownvalue.StringExact(passed.ID)),
-					plancheck.ExpectKnownValue("engine_release.r", tfjsonpath.New("planned_upgrade").AtMapKey("rehearsal").AtMapKey("status"), knownvalue.StringExact("passed")),
-					plancheck.ExpectKnownValue("engine_release.r", tfjsonpath.New("planned_upgrade").AtMapKey("rehearsal").AtMapKey("snapshot_id"), knownvalue.StringExact(passed.SnapshotID)),
+					plancheck.ExpectKnownValue("engine_release.r", tfjsonpath.New("planned_upgrade").AtMapKey("rehearsal").AtMapKey("id"),
+						knownvalue.StringExact(passed.ID)),
+					plancheck.ExpectKnownValue("engine_release.r", tfjsonpath.New("planned_upgrade").AtMapKey("rehearsal").AtMapKey("status"),
+						knownvalue.StringExact("passed")),
+					plancheck.ExpectKnownValue("engine_release.r", tfjsonpath.New("planned_upgrade").AtMapKey("rehearsal").AtMapKey("snapshot_id"),
+						knownvalue.StringExact(passed.SnapshotID)),
 				}},
 				Check: func(*terraform.State) error {
 					if e := h.Engine("user-0001"); e.EngineVersion != "3.0.0" {
