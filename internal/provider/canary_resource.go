@@ -125,6 +125,7 @@ func (r *canaryResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	}
 	if state.OnDestroy.ValueString() == onDestroyKeep {
 		tflog.Info(ctx, "on_destroy = keep: leaving every engine as it is", map[string]any{"canary_id": state.ID.ValueString()})
+		r.releaseKept(ctx, state, req.Private)
 		return
 	}
 	timeout, diags := state.Timeouts.Delete(ctx, defaultCanaryTimeout)
@@ -135,11 +136,13 @@ func (r *canaryResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	// Derive the work from what the engines really run, so an interrupted destroy resumes.
-	run, _, _, diags := r.observed(ctx, state)
+	run, _, engines, diags := r.observed(ctx, state)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	owner := r.canaryOwner(ctx, req.Private, state.ID.ValueString())
+	run.Skip = owner.takenOver(state, engines, &resp.Diagnostics)
 	done, err := run.RollBackAll(ctx)
 	if err != nil {
 		resp.Diagnostics.AddError("Canary Rollback Failed",
@@ -151,6 +154,7 @@ func (r *canaryResource) Delete(ctx context.Context, req resource.DeleteRequest,
 		return
 	}
 	tflog.Info(ctx, "canary rolled back", map[string]any{"canary_id": state.ID.ValueString(), "engines": len(done)})
+	owner.releaseAll(ctx, engines)
 }
 
 // ImportState takes "VERSION:USER_ID,USER_ID,..." or "VERSION:COHORT_SEED:USER_ID,USER_ID,...";

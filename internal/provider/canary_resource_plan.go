@@ -56,7 +56,7 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		var state canaryModel
 		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 		if !resp.Diagnostics.HasError() {
-			resp.Diagnostics.Append(r.planDestroy(ctx, state)...)
+			resp.Diagnostics.Append(r.planDestroy(ctx, state, r.canaryOwner(ctx, req.Private, state.ID.ValueString()).token)...)
 		}
 		return
 	}
@@ -70,7 +70,7 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		r.quietPlan(ctx, resp, &p.plan, *p.state, p.cfg, p.moved)
 		return
 	}
-	if !r.planFleet(ctx, resp, p) || !p.planStep(ctx, resp) {
+	if !r.planFleet(ctx, req, resp, p) || !p.planStep(ctx, resp) {
 		return
 	}
 	p.planProgress(ctx, resp)
@@ -170,7 +170,8 @@ func (r *canaryResource) readPlan(ctx context.Context, req resource.ModifyPlanRe
 
 // planFleet reads the catalog and the engines in scope, applies the fleet's rules, and works out
 // the moves of the steps the apply walks.
-func (r *canaryResource) planFleet(ctx context.Context, resp *resource.ModifyPlanResponse, p *canaryPlan) bool {
+func (r *canaryResource) planFleet(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse,
+	p *canaryPlan) bool {
 	cfg := &p.cfg
 	cat, err := r.data.Catalog(ctx)
 	if err != nil {
@@ -185,6 +186,7 @@ func (r *canaryResource) planFleet(ctx context.Context, resp *resource.ModifyPla
 	p.cat, p.engines = cat, engines
 	check := upgrade.CheckCanary(cat, engines, p.scope, cfg.version, cfg.allowMajor)
 	resp.Diagnostics.Append(problemDiags(check.Errors, true)...)
+	resp.Diagnostics.Append(p.plan.checkRehearsals(ctx, r.data.Client, p.state, engines, cfg.version)...)
 	if resp.Diagnostics.HasError() {
 		return false
 	}
@@ -208,6 +210,7 @@ func (r *canaryResource) planFleet(ctx context.Context, resp *resource.ModifyPla
 	// just added to user_ids) is refused only when this plan would move it.
 	cfg.users = upgrade.Without(p.scope, cfg.held)
 	p.moves = upgrade.PlanSteps(p.seed, cfg.users, p.targets, p.moved)
+	resp.Diagnostics.Append(canaryOwnerDiags(engines, p.moves, r.canaryOwner(ctx, req.Private, p.plan.ID.ValueString()).token)...)
 	if since := upgrade.MovedAbove(p.moves, upgrade.NewlyHeld(check.Held, cfg.held)); len(since) > 0 {
 		resp.Diagnostics.Append(problemDiags([]upgrade.Problem{upgrade.CanaryWouldDowngrade(cfg.version, since)}, true)...)
 		return false

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
@@ -257,6 +258,7 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 			"timeouts": timeoutsBlock(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}),
 		},
 	}
+	maps.Copy(resp.Schema.Attributes, canaryRehearsalAttributes())
 }
 
 // figuresAttributes is last_analysis's figures of a group: one attribute per row of the analysis
@@ -314,6 +316,7 @@ type canaryModel struct {
 	PlannedStep       types.String   `tfsdk:"planned_step"`
 	LastAnalysis      types.Object   `tfsdk:"last_analysis"`
 	LastAbort         types.Object   `tfsdk:"last_abort"`
+	RehearsalIDs      types.List     `tfsdk:"rehearsal_ids"`
 	Timeouts          timeouts.Value `tfsdk:"timeouts"`
 }
 

@@ -153,7 +153,7 @@ func (ap *releaseApply) attach() (e api.Engine, res convergeResult, done bool) {
 	if prior == nil && attached == nil {
 		// A create killed or interrupted before it could save state left its operation on the
 		// control plane: take the rollback target from it, not from the engine as it is now.
-		if op, ok := ap.r.interruptedCreate(ctx, userID, target); ok {
+		if op, ok := ap.r.interruptedCreate(ctx, userID, target, ap.r.releaseOwner(ctx, ap.priv, userID).Token); ok {
 			attached, recovered = &op, true
 		}
 	}
@@ -375,10 +375,7 @@ func (ap *releaseApply) start(e api.Engine, dec upgrade.ReleaseDecision, snapsho
 			"Nothing was started. Run terraform plan again.", userID, from, e.EngineVersion, e.CurrentOperationID))
 		return e, op, ap.finish(e, nil), true, nil
 	}
-	key := updateKeyPrefix + client.NewIdempotencyKey()
-	if ap.prior == nil {
-		key = createKeyPrefix + client.NewIdempotencyKey()
-	}
+	key := ap.r.operationKey(ctx, ap.priv, userID, ap.prior == nil)
 	ap.began = true
 	drain, health := ap.m.durations()
 	if dec.Action == upgrade.ActionRestore {

@@ -27,13 +27,14 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		var state releaseModel
 		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 		if !resp.Diagnostics.HasError() {
-			resp.Diagnostics.Append(r.planDestroy(ctx, state)...)
+			resp.Diagnostics.Append(r.planDestroy(ctx, state, r.releaseOwner(ctx, req.Private, state.UserID.ValueString()).Token)...)
 		}
 		return
 	}
 	_, pending, _ := getPendingOperation(ctx, req.Private, privateReleaseOp)
 	pending = watchPending(ctx, req.Private, &resp.Diagnostics) || pending
-	if !pending && !req.State.Raw.IsNull() && req.Plan.Raw.Equal(req.State.Raw) {
+	claim := claimPending(ctx, req.Private)
+	if !pending && !claim && !req.State.Raw.IsNull() && req.Plan.Raw.Equal(req.State.Raw) {
 		// Nothing changes and no interrupted operation is left to resume: the proposed plan is
 		// already the quiet plan below. Decoding and re-encoding the whole object is most of a
 		// no-change plan's cost in the plugin framework, so skip it.
@@ -61,6 +62,7 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			resp.Diagnostics.Append(r.driftWarning(ctx, *state)...)
 		}
 		plan.keepComputed(*state)
+		plan.Owner = r.plannedOwner(plan, state.Owner, claim)
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
@@ -75,7 +77,7 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("rollback_writes_lost"), plan.RollbackWritesLost)...)
 		return
 	}
-	r.planUpgrade(ctx, resp, &plan, state, pending, drifted)
+	r.planUpgrade(ctx, req, resp, &plan, state, pending, drifted)
 }
 
 // keepComputed copies every computed value from state: the quiet plan.
@@ -89,14 +91,17 @@ func (m *releaseModel) keepComputed(state releaseModel) {
 
 // planUpgrade decides the upgrade from the engine as state (or, on create, the control plane)
 // has it: the rules as errors and warnings, and the computed values the apply will set.
-func (r *releaseResource) planUpgrade(ctx context.Context, resp *resource.ModifyPlanResponse, plan *releaseModel, state *releaseModel,
-	pending, drifted bool) {
+func (r *releaseResource) planUpgrade(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse,
+	plan *releaseModel,
+	state *releaseModel, pending, drifted bool) {
 	userID := plan.UserID.ValueString()
 	e, diags := readEngine(ctx, r.data.Client, userID)
 	resp.Diagnostics.Append(diags...)
 	if diags.HasError() {
 		return
 	}
+	owner := r.releaseOwner(ctx, req.Private, userID)
+	resp.Diagnostics.Append(ownerPlanDiags(e, owner, plan.TakeOwnership.ValueBool(), r.data.manager)...)
 	cat, err := r.data.Catalog(ctx)
 	if err != nil {
 		resp.Diagnostics.Append(clientErrorDiag("Release Catalog Read Failed", err))
@@ -114,7 +119,7 @@ func (r *releaseResource) planUpgrade(ctx context.Context, resp *resource.Modify
 	var resumed *api.Operation // an earlier create's operation that this create takes over
 	if state == nil {
 		plan.PreUpgradeSnapshotID = types.StringNull()
-		resumed = r.planCreateFrom(ctx, resp, cat, &e, userID, plan.Version.ValueString())
+		resumed = r.planCreateFrom(ctx, resp, cat, &e, userID, plan.Version.ValueString(), owner.Token)
 	}
 	timeout, _ := plan.Timeouts.Update(ctx, 30*time.Minute)
 	intent := upgrade.ReleaseIntent{Engine: e, Target: plan.Version.ValueString(), AutoSnapshot: plan.AutoSnapshot.ValueBool(),
@@ -148,6 +153,8 @@ func (r *releaseResource) planUpgrade(ctx context.Context, resp *resource.Modify
 	}
 
 	plan.setPlanned(cat, e, dec, intent, state, pending, resumed)
+	plan.PlannedUpgrade = plan.planRehearsal(ctx, r.data.Client, e, dec, &resp.Diagnostics)
+	plan.Owner = types.StringValue(r.data.manager)
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, plan)...)
 }
 
@@ -155,7 +162,7 @@ func (r *releaseResource) planUpgrade(ctx context.Context, resp *resource.Modify
 // another run is moving the engine to version, the version that operation started from; and
 // returns an earlier create's operation this create takes over (a warning says so), or nil.
 func (r *releaseResource) planCreateFrom(ctx context.Context, resp *resource.ModifyPlanResponse, cat *upgrade.Catalog, e *api.Engine,
-	userID, version string) *api.Operation {
+	userID, version, token string) *api.Operation {
 	// A create is planned twice in one apply too, with no state to decide from. Planning from a
 	// half-moved engine would make the two plans differ, which Terraform reports as a provider
 	// bug instead of the wait it is.
@@ -168,7 +175,7 @@ func (r *releaseResource) planCreateFrom(ctx context.Context, resp *resource.Mod
 		}
 		return nil
 	}
-	op, ok := r.interruptedCreate(ctx, userID, version)
+	op, ok := r.interruptedCreate(ctx, userID, version, token)
 	if !ok {
 		return nil
 	}
@@ -260,7 +267,7 @@ func (r *releaseResource) driftWarning(ctx context.Context, m releaseModel) diag
 // planDestroy spells out what destroying a release will do: which version the engine returns to,
 // which snapshot is restored, taken when, and how many brain writes since then will be lost; and
 // fails the plan when the rollback cannot be done.
-func (r *releaseResource) planDestroy(ctx context.Context, state releaseModel) diag.Diagnostics {
+func (r *releaseResource) planDestroy(ctx context.Context, state releaseModel, token string) diag.Diagnostics {
 	var diags diag.Diagnostics
 	userID, to := state.UserID.ValueString(), state.PreviousVersion.ValueString()
 	if state.OnDestroy.ValueString() == onDestroyKeep || to == "" {
@@ -272,6 +279,9 @@ func (r *releaseResource) planDestroy(ctx context.Context, state releaseModel) d
 	}
 	if err != nil {
 		diags.Append(clientErrorDiag("Engine Read Failed", err))
+		return diags
+	}
+	if destroyLeavesAlone(e, token, &diags) {
 		return diags
 	}
 	cat, err := r.data.Catalog(ctx)

@@ -55,6 +55,11 @@ type Canary struct {
 	Rollout *upgrade.Window
 	// RetentionDays is how long the pre-upgrade snapshots are kept.
 	RetentionDays int
+	// Claim, when set, is called just before the walk moves an engine (after any operation an
+	// interrupted walk left is attached to); an error leaves that engine unmoved.
+	Claim func(ctx context.Context, user string) error
+	// Skip, when set, takes users out of every rollback: engines another manager has taken over.
+	Skip func(user string) bool
 
 	mu        sync.Mutex
 	stable    map[string]string
@@ -435,7 +440,7 @@ func (run *Canary) rollbackCandidates() []string {
 	defer run.mu.Unlock()
 	var out []string
 	for u, v := range run.stable {
-		if v != run.version {
+		if v != run.version && (run.Skip == nil || !run.Skip(u)) {
 			out = append(out, u)
 		}
 	}
@@ -478,6 +483,11 @@ func (run *Canary) moveOne(ctx context.Context, user string) error {
 	}
 	if p.Kind == upgrade.KindDowngrade {
 		return fmt.Errorf("user %s's engine runs %s, newer than %s: a canary never downgrades", user, from, run.version)
+	}
+	if run.Claim != nil {
+		if err := run.Claim(ctx, user); err != nil {
+			return err
+		}
 	}
 	run.record(user, from, "", false)
 	snapID := ""
