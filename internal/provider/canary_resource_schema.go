@@ -70,8 +70,8 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 			"engine back (`on_destroy = \"keep\"` opts out).",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
-				MarkdownDescription: "The canary's id, derived at create from `version` and the initial `user_ids` and then kept: it is the default " +
-					"`cohort_seed`.",
+				MarkdownDescription: "The canary's id, derived at create from `version` and the initial `user_ids` and then kept: it is " +
+					"the default `cohort_seed`.",
 				Computed: true, PlanModifiers: stable,
 			},
 			"version": schema.StringAttribute{
@@ -139,17 +139,17 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 			"analysis": schema.SingleNestedAttribute{
 				MarkdownDescription: "What each step's analysis checks after the bake. The cohort (moved engines) is always compared with the " +
 					"baseline (engines not moved, over the same window; " +
-					"at 100% the cohort's own figures from before the step) using `baseline_tolerance` and `max_new_warning_kinds`, even when this " +
-					"attribute is not set.",
+					"at 100% the cohort's own figures from before the step) using `baseline_tolerance` and `max_new_warning_kinds`, even when " +
+					"this attribute is not set.",
 				Optional: true,
 				Attributes: analysisAttributes(analysisWords{who: "an engine of the cohort", newKinds: "How many warning kinds the cohort may show " +
 					"that the baseline does not.",
 					worseThan: "How much worse than the baseline the cohort may be", comparedTo: "the baseline's"}, map[string]schema.Attribute{
-					"eval_suite": schema.StringAttribute{MarkdownDescription: "An eval suite to run on a sample of each step's movers before and after " +
-						"their move.", Optional: true,
+					"eval_suite": schema.StringAttribute{MarkdownDescription: "An eval suite to run on a sample of each step's movers " +
+						"before and after their move.", Optional: true,
 						Validators: []validator.String{stringvalidator.LengthBetween(1, 128)}},
-					"max_eval_regression": schema.Float64Attribute{MarkdownDescription: "Largest allowed drop of the eval score (0–1). Defaults to " +
-						"`0.05`.",
+					"max_eval_regression": schema.Float64Attribute{MarkdownDescription: "Largest allowed drop of the eval score " +
+						"(0–1). Defaults to `0.05`.",
 						Optional: true, Computed: true, Default: float64default.StaticFloat64(defaultMaxEvalRegression),
 						Validators: []validator.Float64{float64validator.Between(0, 1)}},
 					"failure_limit": schema.Int64Attribute{MarkdownDescription: "How many cohort engines may breach an absolute threshold before the " +
@@ -159,8 +159,8 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				}),
 			},
 			"allow_major_upgrade": schema.BoolAttribute{
-				MarkdownDescription: "Allow rolling out a major version (breaking changes: read the migration guide first). Defaults to `false`: a " +
-					"major is a plan error.",
+				MarkdownDescription: "Allow rolling out a major version (breaking changes: read the migration guide first). Defaults to " +
+					"`false`: a major is a plan error.",
 				Optional: true, Computed: true, Default: booldefault.StaticBool(false),
 			},
 			"rollout_window": rolloutWindowAttribute("When steps may start (UTC), as on `engine_release`. Outside it the plan warns and the apply " +
@@ -168,8 +168,8 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 			"on_destroy": schema.StringAttribute{
 				MarkdownDescription: "What destroy does: " + backtickList(onDestroyValues) + ". `rollback` (default) returns every moved engine to " +
 					"its `stable_versions` entry, restoring its " +
-					"`snapshots` entry where the schema moved, and verifies it healthy before the canary leaves state; `keep` leaves the engines as " +
-					"they are.",
+					"`snapshots` entry where the schema moved, and verifies it healthy before the canary leaves state; `keep` " +
+					"leaves the engines as they are.",
 				Optional: true, Computed: true, Default: stringdefault.StaticString(onDestroyRollback),
 				Validators: []validator.String{stringvalidator.OneOf(onDestroyValues...)},
 			},
@@ -182,12 +182,12 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				Computed:            true, ElementType: types.StringType,
 			},
 			"moved_user_ids": schema.ListAttribute{
-				MarkdownDescription: "The users of the scope (see `user_ids`) whose engines run `version`, in cohort rank order (read from the fleet " +
-					"on refresh).",
+				MarkdownDescription: "The users of the scope (see `user_ids`) whose engines run `version`, in cohort rank order (read " +
+					"from the fleet on refresh).",
 				Computed: true, ElementType: types.StringType,
 			},
-			"current_percent": schema.Int64Attribute{MarkdownDescription: "The highest step whose cohort is fully on `version` (0 before the " +
-				"first).", Computed: true},
+			"current_percent": schema.Int64Attribute{MarkdownDescription: "The highest step whose cohort is fully on " +
+				"`version` (0 before the first).", Computed: true},
 			"phase": schema.StringAttribute{
 				MarkdownDescription: "Where the rollout stands: " + backtickList(upgrade.CanaryPhases) + ". `aborted` means the last analysis failed " +
 					"and every moved engine went back; `progressing` also covers a step whose engines moved but whose analysis has not passed yet (an " +
@@ -216,8 +216,8 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				Computed: true,
 			},
 			"last_analysis": schema.SingleNestedAttribute{
-				MarkdownDescription: "The last step's analysis: the step, `pass` or `fail`, the failed checks, and the cohort's and baseline's " +
-					"figures.",
+				MarkdownDescription: "The last step's analysis: the step, `pass` or `fail`, the failed checks, and the " +
+					"cohort's and baseline's figures.",
 				Computed: true,
 				Attributes: map[string]schema.Attribute{
 					"step":    schema.Int64Attribute{Computed: true, MarkdownDescription: "The step (percentage) analysed."},
@@ -244,12 +244,12 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 					"user_id": schema.StringAttribute{Computed: true,
 						MarkdownDescription: "The user whose engine failed to move (`engine_failed`); null when the analysis failed."},
 					"error_code": schema.StringAttribute{Computed: true,
-						MarkdownDescription: "The control plane's error code of that failure, e.g. `HEALTH_CHECK_FAILED`; null when it gave none (a failed " +
-							"analysis)."},
+						MarkdownDescription: "The control plane's error code of that failure, e.g. `HEALTH_CHECK_FAILED`; null when it gave " +
+							"none (a failed analysis)."},
 					"detail": schema.StringAttribute{Computed: true, MarkdownDescription: "The failure in words: the engine's error, or each " +
 						"failed check of the analysis."},
-					"rolled_back": schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether every moved engine went back to its stable " +
-						"version."},
+					"rolled_back": schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether every moved engine went " +
+						"back to its stable version."},
 					"at": schema.StringAttribute{Computed: true, MarkdownDescription: "When the canary aborted (RFC 3339)."},
 				},
 			},

@@ -119,8 +119,8 @@ func (r *releaseResource) watchUpgrade(ctx context.Context, m *releaseModel, cre
 	}
 	out.diags.Append(setPrivateJSON(ctx, priv, privateReleaseWatch, w)...)
 	left := w.Bake - time.Since(w.BakeStartedAt)
-	tflog.Info(ctx, "watching the upgraded engine before the "+
-		"analysis", map[string]any{"phase": "bake", "bake": w.Bake.String(), "left": left.String()})
+	tflog.Info(ctx, "watching the upgraded "+
+		"engine before the analysis", map[string]any{"phase": "bake", "bake": w.Bake.String(), "left": left.String()})
 	err := client.Sleep(ctx, left)
 	var after api.Metrics
 	if err == nil {
@@ -143,8 +143,8 @@ func (r *releaseResource) watchUpgrade(ctx context.Context, m *releaseModel, cre
 	}
 	out.diags.Append(priv.SetKey(ctx, privateReleaseWatch, nil)...)
 	if err != nil {
-		return "the analysis could not read the engine's metrics after the upgrade (" + errText(err) + "), and an unjudged upgrade never " +
-			"counts as passed", false
+		return "the analysis could not read the engine's metrics after the upgrade (" + errText(err) + "), and an unjudged " +
+			"upgrade never counts as passed", false
 	}
 	v := upgrade.AnalyzeRelease(w.Config, w.Before, after)
 	if w.NoBefore {
@@ -154,8 +154,8 @@ func (r *releaseResource) watchUpgrade(ctx context.Context, m *releaseModel, cre
 		tflog.Info(ctx, "the analysis passed", map[string]any{"error_rate": after.ErrorRate, "p99_latency_ms": after.P99LatencyMS})
 		return "", false
 	}
-	return fmt.Sprintf("the analysis after a bake of %s failed (metrics over %s, after the upgrade against before "+
-		"it):\n%s", w.Bake, w.Window, v.Summary()), false
+	return fmt.Sprintf("the analysis after a bake of %s failed (metrics over %s, after the "+
+		"upgrade against before it):\n%s", w.Bake, w.Window, v.Summary()), false
 }
 
 // resumeWatch judges an upgrade whose analysis an interrupted apply left unjudged, when the
@@ -170,8 +170,8 @@ func (r *releaseResource) resumeWatch(ctx context.Context, m *releaseModel, prio
 		return out, false
 	}
 	if e.EngineVersion != w.To || e.Status != api.StatusRunning || m.Version.ValueString() != w.To {
-		tflog.Warn(ctx, "dropping an unjudged upgrade: the engine or the configuration moved "+
-			"on", map[string]any{"to": w.To, "engine_version": e.EngineVersion, "status": e.Status})
+		tflog.Warn(ctx, "dropping an unjudged upgrade: the engine or "+
+			"the configuration moved on", map[string]any{"to": w.To, "engine_version": e.EngineVersion, "status": e.Status})
 		out.diags.Append(priv.SetKey(ctx, privateReleaseWatch, nil)...)
 		return out, false
 	}
@@ -183,8 +183,8 @@ func (r *releaseResource) resumeWatch(ctx context.Context, m *releaseModel, prio
 	if w.SnapshotID != "" {
 		m.PreUpgradeSnapshotID = types.StringValue(w.SnapshotID)
 	}
-	tflog.Info(ctx, "resuming the analysis an interrupted apply left "+
-		"unjudged", map[string]any{"operation_id": w.OperationID, "bake_started_at": w.BakeStartedAt})
+	tflog.Info(ctx, "resuming the analysis an "+
+		"interrupted apply left unjudged", map[string]any{"operation_id": w.OperationID, "bake_started_at": w.BakeStartedAt})
 	failure, stopped := r.watchUpgrade(ctx, m, prior == nil, priv, &w, &a, &out)
 	if stopped {
 		return r.finishFresh(context.WithoutCancel(ctx), m, finish, e, &a, &out), true

@@ -438,8 +438,8 @@ func (ap *releaseApply) gates(e api.Engine, op api.Operation, waitErr error, gat
 		}
 		ap.attempt.Score = &score
 		if reg := *ap.attempt.Baseline - score; reg > gate.MaxRegression.ValueFloat64() {
-			failure = fmt.Sprintf("the eval gate failed: suite %q scored %.3f on %s against a baseline of %.3f on %s, a regression of %.3f, above "+
-				"max_regression %.3f",
+			failure = fmt.Sprintf("the eval gate failed: suite %q scored %.3f on %s against a baseline of %.3f on %s, a regression of %.3f, "+
+				"above max_regression %.3f",
 				gate.Suite.ValueString(), score, target, *ap.attempt.Baseline, from, reg, gate.MaxRegression.ValueFloat64())
 		}
 	}
@@ -467,8 +467,8 @@ func rollbackFailedAfterUpgradeDiag(userID, from, target, failure, rbErr, snapsh
 	}
 	return diag.NewErrorDiagnostic("Engine Upgrade Failed And Rollback Failed", fmt.Sprintf("Upgrading user %s's engine from %s to %s "+
 		"failed (%s), and the automatic rollback to %s failed too: %s. "+
-		"%s Restore it by hand from snapshot %s (engine-controlplane restore), then run terraform "+
-		"plan.", userID, from, target, failure, from, rbErr, recorded, orUnknown(snapshotID)))
+		"%s Restore it by hand from snapshot %s (engine-controlplane "+
+		"restore), then run terraform plan.", userID, from, target, failure, from, rbErr, recorded, orUnknown(snapshotID)))
 }
 
 // rolledBackDiag says what an automatic rollback did (a snapshot restore, or a redeploy on the
@@ -485,14 +485,14 @@ func rolledBackDiag(userID, from, target, failure string, rb upgrade.RollbackPla
 	if now != from {
 		where = fmt.Sprintf("Yet the engine runs %s now, not %s: check it with data \"engine_instance\".", now, from)
 	}
-	recorded := fmt.Sprintf("State records that it runs %s and last_attempt.status = \"rolled_back\"; the next plan shows the upgrade as "+
-		"still pending.", now)
+	recorded := fmt.Sprintf("State records that it runs %s and last_attempt.status = \"rolled_back\"; the next plan shows the "+
+		"upgrade as still pending.", now)
 	switch {
 	case create && now == from:
 		recorded = "This create saved nothing to state, so the next plan shows the create again."
 	case create:
-		recorded = fmt.Sprintf("This create keeps the release in state, tainted: the next apply replaces it, and its destroy first returns the "+
-			"engine to %s.", from)
+		recorded = fmt.Sprintf("This create keeps the release in state, tainted: the next apply replaces it, and its destroy first "+
+			"returns the engine to %s.", from)
 	}
 	return diag.NewErrorDiagnostic("Engine Upgrade Rolled Back", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed: %s.\n\nIt "+
 		"was rolled back automatically: %s. %s %s "+

@@ -143,8 +143,8 @@ func (r *releaseResource) planUpgrade(ctx context.Context, req resource.ModifyPl
 			resp.Diagnostics.AddAttributeError(path.Root("rollout_window"), "Invalid Rollout Window", err.Error())
 		} else if w != nil && !w.Contains(time.Now()) {
 			resp.Diagnostics.AddAttributeWarning(path.Root("rollout_window"), "Outside The Rollout Window",
-				fmt.Sprintf("It is %s, outside the rollout window %s: applying now will refuse to start the upgrade of user %s's engine. The window "+
-					"next opens at %s.",
+				fmt.Sprintf("It is %s, outside the rollout window %s: applying now will refuse to start the upgrade of user %s's engine. "+
+					"The window next opens at %s.",
 					time.Now().UTC().Format(time.RFC3339), w.String(), userID, w.NextOpening(time.Now()).Format(time.RFC3339)))
 		}
 	}
@@ -318,8 +318,8 @@ func destroyPlanDiags(cat *upgrade.Catalog, e api.Engine, to, snapshotID string,
 	}
 	if !rb.Restore {
 		diags.AddWarning("Destroy Rolls The Engine Back",
-			fmt.Sprintf("Destroying this release returns user %s's engine from %s to %s. The brain schema does not change, so no data is "+
-				"lost.", e.UserID, e.EngineVersion, to))
+			fmt.Sprintf("Destroying this release returns user %s's engine from %s to %s. The brain schema does not "+
+				"change, so no data is lost.", e.UserID, e.EngineVersion, to))
 		return diags
 	}
 	if snap == nil || snap.Status != api.SnapshotVerified {

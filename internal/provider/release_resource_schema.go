@@ -71,8 +71,8 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{MarkdownDescription: "The user id (one release per engine).", Computed: true, PlanModifiers: stable},
 			"user_id": schema.StringAttribute{
-				MarkdownDescription: "The user whose engine this release manages. Changing it replaces the resource (destroying the old one rolls " +
-					"that engine back).",
+				MarkdownDescription: "The user whose engine this release manages. Changing it replaces the resource (destroying the old " +
+					"one rolls that engine back).",
 				Required:      true,
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
 				Validators:    []validator.String{idValidator()},
@@ -97,8 +97,8 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				Optional: true, Computed: true, Default: booldefault.StaticBool(false),
 			},
 			"allow_major_upgrade": schema.BoolAttribute{
-				MarkdownDescription: "Allow a major upgrade (breaking changes: read the migration guide first). Defaults to `false`: a major is a " +
-					"plan error.",
+				MarkdownDescription: "Allow a major upgrade (breaking changes: read the migration guide first). Defaults to " +
+					"`false`: a major is a plan error.",
 				Optional: true, Computed: true, Default: booldefault.StaticBool(false),
 			},
 			"allow_downgrade": schema.BoolAttribute{
@@ -197,8 +197,8 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 						"`restore` (downgrade by snapshot restore)."},
 					"from": schema.StringAttribute{Computed: true, MarkdownDescription: "The version running at plan time."},
 					"to":   schema.StringAttribute{Computed: true, MarkdownDescription: "The target version."},
-					"kind": schema.StringAttribute{Computed: true, MarkdownDescription: "`none`, `patch`, `minor`, `major` or " +
-						"`downgrade`."},
+					"kind": schema.StringAttribute{Computed: true, MarkdownDescription: "`none`, `patch`, " +
+						"`minor`, `major` or `downgrade`."},
 					"hops": schema.ListNestedAttribute{Computed: true, MarkdownDescription: "The steps of the " +
 						"path.", NestedObject: schema.NestedAttributeObject{Attributes: hopAttributes()}},
 					"migrations": schema.ListNestedAttribute{Computed: true, MarkdownDescription: "Brain migrations applied, in " +
@@ -208,8 +208,8 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					"destructive": schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether a migration rewrites or drops data."},
 					"breaking_changes": schema.ListAttribute{Computed: true, ElementType: types.StringType, MarkdownDescription: "Breaking changes " +
 						"of the versions crossed."},
-					"migration_guide_url": schema.StringAttribute{Computed: true, MarkdownDescription: "The migration guide to read (the last one " +
-						"crossed), or empty."},
+					"migration_guide_url": schema.StringAttribute{Computed: true, MarkdownDescription: "The migration guide to read (the " +
+						"last one crossed), or empty."},
 					"requires_snapshot": schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether the path migrates the brain, so a " +
 						"snapshot must protect it."},
 					"snapshot_id": schema.StringAttribute{Computed: true, MarkdownDescription: "The snapshot protecting the upgrade (unknown at " +
@@ -222,8 +222,8 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				Computed:            true,
 				Attributes: map[string]schema.Attribute{
 					"version": schema.StringAttribute{Computed: true, MarkdownDescription: "The version attempted."},
-					"status": schema.StringAttribute{Computed: true, MarkdownDescription: "`succeeded`, `failed`, `rolled_back` or " +
-						"`in_progress`."},
+					"status": schema.StringAttribute{Computed: true, MarkdownDescription: "`succeeded`, `failed`, " +
+						"`rolled_back` or `in_progress`."},
 					"operation_id": schema.StringAttribute{Computed: true, MarkdownDescription: "The control plane operation that ran it " +
 						"(someone else's, when another run or tool got the engine to `version` first)."},
 					"error": schema.StringAttribute{Computed: true, MarkdownDescription: "Why it failed; for an upgrade someone else made " +
@@ -231,8 +231,8 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					"started_at":  schema.StringAttribute{Computed: true, MarkdownDescription: "RFC 3339."},
 					"finished_at": schema.StringAttribute{Computed: true, MarkdownDescription: "RFC 3339, empty while in progress."},
 					"snapshot_id": schema.StringAttribute{Computed: true, MarkdownDescription: "The snapshot that protected it, or empty."},
-					"baseline_eval_score": schema.Float64Attribute{Computed: true, MarkdownDescription: "The eval score before the upgrade (with " +
-						"`eval_gate`)."},
+					"baseline_eval_score": schema.Float64Attribute{Computed: true, MarkdownDescription: "The eval score before the " +
+						"upgrade (with `eval_gate`)."},
 					"eval_score": schema.Float64Attribute{Computed: true, MarkdownDescription: "The eval score after it (with `eval_gate`)."},
 				},
 			},
@@ -256,8 +256,8 @@ func rolloutWindowAttribute(description string) schema.SingleNestedAttribute {
 			},
 			"start": schema.StringAttribute{MarkdownDescription: "Opening time, `HH:MM` " +
 				"UTC.", Required: true, Validators: []validator.String{clockValidator()}},
-			"end": schema.StringAttribute{MarkdownDescription: "Closing time, `HH:MM` UTC (before `start` wraps past " +
-				"midnight).", Required: true, Validators: []validator.String{clockValidator()}},
+			"end": schema.StringAttribute{MarkdownDescription: "Closing time, `HH:MM` UTC (before " +
+				"`start` wraps past midnight).", Required: true, Validators: []validator.String{clockValidator()}},
 		},
 	}
 }
