@@ -122,7 +122,7 @@ func TestAccDocker_canaryAbortsOverTenContainers(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{Engines: 10, Runtime: controlplane.RuntimeDocker})
 	users := seedUsers(10)
-	turns := writeTurns(t, h, users, 2)
+	turns := h.writeFleetTurns(users, 2)
 	stop := backgroundTraffic(h, users)
 	t.Cleanup(stop)
 	cfg := canaryHCL(h, 10, "2.4.1", `
