@@ -105,7 +105,11 @@ func (e *env) inspectEngine(cli *client.Client, name string) container.InspectRe
 }
 
 func (e *env) containerName(user string) string {
-	return e.srv.rt.(*dockerRuntime).containerName(user)
+	r, ok := e.srv.rt.(*dockerRuntime)
+	if !ok {
+		e.t.Fatalf("the control plane runs %s, not docker", e.srv.Runtime())
+	}
+	return r.containerName(user)
 }
 
 func TestDocker_upgradeSnapshotAndRollbackOnContainers(t *testing.T) {
@@ -358,7 +362,7 @@ func TestDocker_adoptsADockerRunContainer(t *testing.T) {
 	if tr := e.turns(name, 2, "by hand"); tr.Written != 2 {
 		t.Fatalf("turns through the adopted container (its ENGINE_API_KEY): %+v", tr)
 	}
-	survived := func(what string, wantImage string) container.InspectResponse {
+	survived := func(what string, wantImage string) {
 		t.Helper()
 		c := e.inspectEngine(cli, name)
 		env := strings.Join(c.Config.Env, " ")
@@ -378,7 +382,6 @@ func TestDocker_adoptsADockerRunContainer(t *testing.T) {
 		case c.HostConfig.RestartPolicy.Name != container.RestartPolicyUnlessStopped:
 			t.Fatalf("%s: restart policy %q", what, c.HostConfig.RestartPolicy.Name)
 		}
-		return c
 	}
 	sn := e.snapshot(name)
 	op := e.wait(e.startOp("/v1/engines/"+name+"/upgrade", api.UpgradeRequest{Version: "2.4.0", SnapshotID: sn.ID}))
@@ -420,7 +423,10 @@ func TestDocker_restartReadoptsAndRestartsNone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := first.rt.(*dockerRuntime)
+	r, ok := first.rt.(*dockerRuntime)
+	if !ok {
+		t.Fatalf("the control plane runs %s, not docker", first.Runtime())
+	}
 	before := map[string]container.InspectResponse{}
 	for _, u := range []string{"user-0001", "user-0002"} {
 		in, err := cli.ContainerInspect(context.Background(), r.containerName(u), client.ContainerInspectOptions{})
