@@ -68,6 +68,7 @@ func (s *Server) versionNotFound(field, version string) *apiError {
 func (s *Server) listEngines(w http.ResponseWriter, r *http.Request, _ params) {
 	q := r.URL.Query()
 	status, version, prefix := q.Get("status"), q.Get("version"), q.Get("user_id_prefix")
+	staging := q.Get("include_staging") == "true"
 	if status != "" && !slices.Contains(api.EngineStatuses, status) {
 		writeError(w, badField("status", fmt.Sprintf("status %q is not one of %s", status, strings.Join(api.EngineStatuses, ", "))))
 		return
@@ -105,7 +106,8 @@ func (s *Server) listEngines(w http.ResponseWriter, r *http.Request, _ params) {
 	}
 	for _, id := range s.userIDs[start:] {
 		e := s.engines[id]
-		if status != "" && e.Status != status || version != "" && e.EngineVersion != version || !strings.HasPrefix(id, prefix) {
+		if status != "" && e.Status != status || version != "" && e.EngineVersion != version || !strings.HasPrefix(id, prefix) ||
+			e.RehearsalID != "" && !staging {
 			continue
 		}
 		if len(out.Engines) == limit {

@@ -84,6 +84,8 @@ type Server struct {
 	ops       map[string]*operation
 	opSeq     int64
 	idem      map[string]idemEntry
+	// rehearsals are kept after their staging engine is gone (rehearsal.go).
+	rehearsals map[string]*api.Rehearsal
 
 	tmplMu    sync.Mutex
 	templates map[int]string
@@ -170,7 +172,7 @@ func New(opts Options) (*Server, error) {
 		opts: opts, log: opts.Logger, cat: cat, mig: newMigrations(cat.Versions()),
 		keyHash: hashKey(opts.APIKey), reg: reg,
 		engines: map[string]*engineState{}, snapshots: map[string]*snapshotState{},
-		ops: map[string]*operation{}, idem: map[string]idemEntry{}, templates: map[int]string{},
+		ops: map[string]*operation{}, idem: map[string]idemEntry{}, rehearsals: map[string]*api.Rehearsal{}, templates: map[int]string{},
 		faults: newFaultSet(), stats: newStats(),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -367,7 +369,7 @@ func (s *Server) load() error {
 			return err
 		}
 	}
-	return nil
+	return s.loadRehearsals()
 }
 
 func (e *engineState) fail(code, msg string) {

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
@@ -31,10 +32,6 @@ const (
 	defaultAnalysisWindow    = "5m"
 	defaultBaselineTolerance = 0.5
 	defaultMaxEvalRegression = 0.05
-	// analysisSample bounds how many engines per group analysis reads metrics from.
-	analysisSample = 100
-	// evalSample bounds how many of a step's movers run the eval suite before and after.
-	evalSample = 5
 )
 
 var (
@@ -217,6 +214,7 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 			"timeouts": timeoutsBlock(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}),
 		},
 	}
+	maps.Copy(resp.Schema.Attributes, canaryRehearsalAttributes())
 }
 
 func figuresAttributes() map[string]schema.Attribute {
@@ -260,6 +258,7 @@ type canaryModel struct {
 	PlannedStep       types.String   `tfsdk:"planned_step"`
 	LastAnalysis      types.Object   `tfsdk:"last_analysis"`
 	LastAbort         types.Object   `tfsdk:"last_abort"`
+	RehearsalIDs      types.List     `tfsdk:"rehearsal_ids"`
 	Timeouts          timeouts.Value `tfsdk:"timeouts"`
 }
 
