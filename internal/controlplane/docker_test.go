@@ -454,3 +454,32 @@ func TestDocker_restartReadoptsAndRestartsNone(t *testing.T) {
 		}
 	}
 }
+
+// An image that never turns healthy fails the upgrade (HEALTH_CHECK_FAILED); its container is
+// removed, the previous one was kept stopped, and rolling back restarts it.
+func TestDocker_neverHealthyImageFailsAndRollbackRestartsTheOldContainer(t *testing.T) {
+	t.Parallel()
+	cli := dockerClient(t)
+	e := newEnv(t, withDocker(t), withFaults, withSeed(1, "2.3.0"))
+	name := e.containerName("user-0001")
+	old := e.inspectEngine(cli, name)
+	sn := e.snapshot("user-0001")
+	e.ok(e.do("POST", "/v1/faults", api.Fault{Kind: api.FaultHealthNeverOK, UserID: "user-0001", Version: "2.3.1"}), 201, nil)
+	op := e.wait(e.startOp("/v1/engines/user-0001/upgrade", api.UpgradeRequest{Version: "2.3.1", HealthTimeoutSeconds: 2}))
+	if op.Status != api.OpFailed || op.Error.Code != api.CodeHealthCheckFailed || !strings.Contains(op.Error.Message, "never reported healthy") {
+		t.Fatalf("upgrade to a never-healthy image: %+v %+v", op.Status, op.Error)
+	}
+	if kept := e.inspectEngine(cli, name+previousSuffix); kept.ID != old.ID || kept.State.Running {
+		t.Fatalf("the previous container was not kept stopped: %s running %v", kept.ID, kept.State.Running)
+	}
+	if _, err := cli.ContainerInspect(context.Background(), name, client.ContainerInspectOptions{}); err == nil {
+		t.Fatal("the never-healthy container was left behind")
+	}
+	op = e.wait(e.startOp("/v1/engines/user-0001/restore", api.RestoreRequest{SnapshotID: sn.ID, Version: "2.3.0"}))
+	if op.Status != api.OpSucceeded || !strings.Contains(step(op, api.StepBoot).Message, "previous container restarted") {
+		t.Fatalf("rollback: %+v", op.Error)
+	}
+	if back := e.inspectEngine(cli, name); back.ID != old.ID || !back.State.Running {
+		t.Fatalf("after the rollback: container %s (old %s) running %v", back.ID, old.ID, back.State.Running)
+	}
+}
