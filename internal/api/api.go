@@ -53,6 +53,9 @@ const (
 	CodeMigrationFailed = "MIGRATION_FAILED"
 	// CodeHealthCheckFailed marks an engine that booted but never reported healthy in time.
 	CodeHealthCheckFailed = "HEALTH_CHECK_FAILED"
+	// CodeImageNotFound refuses an upgrade or restore (docker runtime) whose version's image
+	// the Docker daemon does not have: nothing was stopped or changed.
+	CodeImageNotFound = "IMAGE_NOT_FOUND"
 	// CodeInterrupted marks an operation the control plane could not finish because it stopped
 	// while the operation ran; the engine is left in the state its brain shows.
 	CodeInterrupted = "OPERATION_INTERRUPTED"

@@ -127,27 +127,7 @@ func TestAccCanary_badReleaseAborts(t *testing.T) {
 				ExpectError: regexp.MustCompile(`(?s)Canary Aborted.*aborted at the 10% step.*error_rate.*max_error_rate 0\.05`),
 			},
 			{
-				PreConfig: func() {
-					if err := expectFleet(h, users, map[string]int{"2.3.1/running": 10}); err != nil {
-						t.Fatalf("after the abort: %v", err)
-					}
-					if err := checkTurns(h, turns); err != nil {
-						t.Fatalf("after the abort: %v", err)
-					}
-					ops := opsByUser(t, h)
-					var upgraded []string
-					for _, u := range users {
-						if ops[u+"/upgrade"] > 0 {
-							upgraded = append(upgraded, u)
-							if ops[u+"/restore"] != 1 {
-								t.Errorf("moved user %s was not restored from its snapshot: %v", u, ops)
-							}
-						}
-					}
-					if len(upgraded) != 1 {
-						t.Fatalf("the first step of 10%% of 10 moved %d engines (%v), want 1", len(upgraded), upgraded)
-					}
-				},
+				PreConfig:    func() { expectFirstStepRolledBack(t, h, users, turns) },
 				RefreshState: true,
 				// The failed create left the canary tainted: the next plan replaces it (a retry).
 				ExpectNonEmptyPlan: true,
@@ -167,6 +147,32 @@ func TestAccCanary_badReleaseAborts(t *testing.T) {
 			},
 		},
 	})
+}
+
+// expectFirstStepRolledBack checks a canary over ten engines aborted at its 10% step: all ten run
+// 2.3.1 again, every brain keeps its turns, and the one engine moved was restored from its
+// snapshot.
+func expectFirstStepRolledBack(t *testing.T, h *harness, users []string, turns map[string][]string) {
+	t.Helper()
+	if err := expectFleet(h, users, map[string]int{"2.3.1/running": 10}); err != nil {
+		t.Fatalf("after the abort: %v", err)
+	}
+	if err := checkTurns(h, turns); err != nil {
+		t.Fatalf("after the abort: %v", err)
+	}
+	ops := opsByUser(t, h)
+	var upgraded []string
+	for _, u := range users {
+		if ops[u+"/upgrade"] > 0 {
+			upgraded = append(upgraded, u)
+			if ops[u+"/restore"] != 1 {
+				t.Errorf("moved user %s was not restored from its snapshot: %v", u, ops)
+			}
+		}
+	}
+	if len(upgraded) != 1 {
+		t.Fatalf("the first step of 10%% of 10 moved %d engines (%v), want 1", len(upgraded), upgraded)
+	}
 }
 
 // Stepwise: each apply advances exactly one step, the plan shows it (current_percent, phase and
