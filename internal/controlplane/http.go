@@ -76,6 +76,7 @@ func (s *Server) routes() []route {
 		{method: "GET", pattern: "/v1/engines/{user_id}/turns", handle: s.listTurns},
 		{method: "GET", pattern: "/v1/stats", handle: s.getStats},
 	}
+	rs = append(rs, s.canaryRoutes()...)
 	if s.opts.EnableFaults {
 		rs = append(rs,
 			route{method: "GET", pattern: "/v1/faults", handle: s.listFaults},
