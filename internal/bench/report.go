@@ -20,6 +20,7 @@ type Figures struct {
 	Canary       *CanaryFigures       `json:"canary,omitempty"`
 	Snapshot     *SnapshotFigures     `json:"snapshot,omitempty"`
 	ControlPlane *ControlPlaneFigures `json:"controlplane,omitempty"`
+	Fleet        *FleetFigures        `json:"fleet,omitempty"`
 	Bars         []Bar                `json:"bars"`
 	Errors       []string             `json:"errors,omitempty"`
 }
@@ -60,7 +61,7 @@ func (f *Figures) bars() []Bar {
 	if f.Snapshot != nil && f.Snapshot.CopyMedianMS > 0 {
 		out = append(out, atMost(fmt.Sprintf("snapshot of a %.0f MB brain under writes vs plain copy", f.Snapshot.SnapshotSizeMB), f.Snapshot.Ratio, 3, "×"))
 	}
-	return out
+	return append(out, f.Fleet.bars()...)
 }
 
 // Render re-reads a run's figures.json and rewrites its report.md, so a report can be regenerated
@@ -216,6 +217,7 @@ func (f *Figures) Markdown() string {
 		w("")
 		w("Reads and long-polls come from the same process as the server, so client and server share the cores. CPU while held counts the whole process.")
 	}
+	f.Fleet.markdown(w)
 	m := f.Machine
 	w("")
 	w("## Machine")
