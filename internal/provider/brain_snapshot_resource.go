@@ -410,9 +410,4 @@ func opErrorText(op api.Operation) string {
 	return op.Error.Code + ": " + op.Error.Message
 }
 
-func engineErrorText(e api.Engine) string {
-	if e.Error == nil {
-		return "no error detail"
-	}
-	return e.Error.Code + ": " + e.Error.Message
-}
+func engineErrorText(e api.Engine) string { return rollout.EngineErrorText(e) }

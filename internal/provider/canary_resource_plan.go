@@ -3,11 +3,9 @@ package provider
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
-	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -138,7 +136,7 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		resp.Diagnostics.Append(clientErrorDiag("Release Catalog Read Failed", err))
 		return
 	}
-	engines, err := fleet(ctx, r.data.Client, scope)
+	engines, err := rollout.Fleet(ctx, r.data.Client, scope)
 	if err != nil {
 		resp.Diagnostics.Append(clientErrorAttrDiag(path.Root("user_ids"), "Engine Fleet Read Failed", err))
 		return
@@ -168,7 +166,7 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	// just added to user_ids) is refused only when this plan would move it.
 	cfg.users = upgrade.Without(scope, cfg.held)
 	moves := upgrade.PlanSteps(seed, cfg.users, targets, moved)
-	if since := movedAbove(moves, newlyHeld(check.Held, cfg.held)); len(since) > 0 {
+	if since := upgrade.MovedAbove(moves, upgrade.NewlyHeld(check.Held, cfg.held)); len(since) > 0 {
 		resp.Diagnostics.Append(problemDiags([]upgrade.Problem{upgrade.CanaryWouldDowngrade(cfg.version, since)}, true)...)
 		return
 	}
@@ -278,71 +276,6 @@ func heldWarning(cfg canaryConfig) []upgrade.Problem {
 	return []upgrade.Problem{upgrade.CanaryDriftAbove(cfg.version, cfg.held)}
 }
 
-// planScope is the scope a plan walks (user_ids plus the users this canary moved that still run
-// version, as refresh read them), the moved users in it in rank order, and the users this canary
-// moved that left both user_ids and version: they no longer count, and the plan warns about them.
-func planScope(users []string, state canaryModel, version, seed string) (scope, moved, left []string) {
-	stable := mapStrings(state.StableVersions)
-	stateMoved, _ := listStrings(state.MovedUserIDs)
-	isMoved := map[string]bool{}
-	var mine []string
-	for _, u := range stateMoved {
-		isMoved[u] = true
-		if v := stable[u]; v != "" && v != version {
-			mine = append(mine, u)
-		}
-	}
-	scope = upgrade.Scope(users, mine)
-	for _, u := range upgrade.Rank(seed, scope) {
-		if isMoved[u] {
-			moved = append(moved, u)
-		}
-	}
-	in := map[string]bool{}
-	for _, u := range scope {
-		in[u] = true
-	}
-	for u, v := range stable {
-		if v != version && !in[u] {
-			left = append(left, u)
-		}
-	}
-	sort.Strings(left)
-	return scope, moved, left
-}
-
-// leftScope warns about users this canary moved that are neither in user_ids nor on version any
-// more (moved on or back out of band, or gone): they stopped counting toward the rollout. Those
-// back on their stable version need no word: the canary left nothing behind on them.
-func (r *canaryResource) leftScope(ctx context.Context, state canaryModel, users []string) diag.Diagnostics {
-	var diags diag.Diagnostics
-	engines, err := fleet(ctx, r.data.Client, users)
-	if err != nil {
-		diags.Append(clientErrorAttrDiag(path.Root("user_ids"), "Engine Fleet Read Failed", err))
-		return diags
-	}
-	stable := mapStrings(state.StableVersions)
-	var lines []string
-	for _, u := range users {
-		e, ok := engines[u]
-		switch {
-		case !ok:
-			lines = append(lines, fmt.Sprintf("- %s: the control plane no longer knows its engine", u))
-		case e.EngineVersion != stable[u] || e.Status != api.StatusRunning:
-			lines = append(lines, fmt.Sprintf("- %s: runs %s (%s); it ran %s before this canary moved it", u, e.EngineVersion, e.Status, stable[u]))
-		}
-	}
-	if len(lines) == 0 {
-		return diags
-	}
-	diags.AddAttributeWarning(path.Root("user_ids"), "Moved Users Left The Canary",
-		fmt.Sprintf("Canary %s moved these users to %s, but they no longer run it and are not in user_ids, so they no longer count toward the rollout's steps:\n%s\n\n"+
-			"Users the canary moved stay in its scope while they run %s, whatever user_ids says; these left it another way (an upgrade, a restore or a deletion outside this canary). "+
-			"The canary keeps their stable versions and snapshots: destroy (or an abort) still returns them to their stable versions. Add them back to user_ids to move them again.",
-			state.ID.ValueString(), state.Version.ValueString(), strings.Join(firstNames(lines, 20), "\n"), state.Version.ValueString()))
-	return diags
-}
-
 func setProgressUnknown(m *canaryModel) {
 	if m.ID.IsNull() {
 		m.ID = types.StringUnknown()
@@ -360,71 +293,4 @@ func joinPercents(ps []int64) string {
 		parts[i] = fmt.Sprintf("%d%%", p)
 	}
 	return strings.Join(parts, ", ")
-}
-
-// planDestroy spells out what destroying the canary does: every moved engine back to its stable
-// version, which ones restore a snapshot and how many brain writes that loses; and fails the plan
-// when a rollback cannot be done.
-func (r *canaryResource) planDestroy(ctx context.Context, state canaryModel) diag.Diagnostics {
-	var diags diag.Diagnostics
-	if state.OnDestroy.ValueString() == onDestroyKeep {
-		return diags
-	}
-	stable, snaps := mapStrings(state.StableVersions), mapStrings(state.Snapshots)
-	var users []string
-	for u, v := range stable {
-		if v != state.Version.ValueString() {
-			users = append(users, u)
-		}
-	}
-	if len(users) == 0 {
-		return diags
-	}
-	sort.Strings(users)
-	cat, err := r.data.Catalog(ctx)
-	if err != nil {
-		diags.Append(clientErrorDiag("Release Catalog Read Failed", err))
-		return diags
-	}
-	engines, err := fleet(ctx, r.data.Client, users)
-	if err != nil {
-		diags.Append(clientErrorDiag("Engine Fleet Read Failed", err))
-		return diags
-	}
-	var lines, impossible []string
-	for _, u := range users {
-		e, ok := engines[u]
-		if !ok || (e.EngineVersion == stable[u] && e.Status == api.StatusRunning) {
-			continue
-		}
-		rb, err := rollout.PlanRollback(cat, e, stable[u], snaps[u])
-		if err != nil {
-			impossible = append(impossible, err.Error())
-			continue
-		}
-		line := fmt.Sprintf("- %s: %s -> %s", u, e.EngineVersion, stable[u])
-		if rb.Restore {
-			s, err := r.data.Client.GetSnapshot(ctx, rb.SnapshotID)
-			switch {
-			case err != nil || s.Status != api.SnapshotVerified:
-				impossible = append(impossible, fmt.Sprintf("user %s needs snapshot %s restored, but it is unusable (%v %s)", u, rb.SnapshotID, err, s.Status))
-				continue
-			default:
-				line += fmt.Sprintf(", restoring snapshot %s (%d brain writes since it will be lost)", s.ID, upgrade.WritesSince(e, s))
-			}
-		}
-		lines = append(lines, line)
-	}
-	if len(impossible) > 0 {
-		diags.AddError("Canary Rollback Impossible",
-			fmt.Sprintf("Destroying canary %s must roll every moved engine back, but:\n- %s\n\nNothing was changed. Set on_destroy = \"keep\" and apply to drop the canary without rolling back, or restore those engines by hand first.",
-				state.ID.ValueString(), strings.Join(impossible, "\n- ")))
-		return diags
-	}
-	if len(lines) > 0 {
-		diags.AddWarning("Destroy Rolls The Canary Back",
-			fmt.Sprintf("Destroying canary %s returns %d engines to their stable versions, each verified healthy before the canary leaves state:\n%s",
-				state.ID.ValueString(), len(lines), strings.Join(firstNames(lines, 50), "\n")))
-	}
-	return diags
 }

@@ -19,23 +19,21 @@ import (
 // This file turns a canary's walk into what its computed attributes and diagnostics say:
 // progress and phase, next_step, and the record and words of an abort.
 
-// fill writes the run's progress into m: moved users, the percentage reached, the phase, the
+// fillProgress writes the walk's progress into m: moved users, the percentage reached, the phase, the
 // maps, the last analysis and what the next apply would do.
-func (run *canaryRun) fill(m *canaryModel, cfg canaryConfig, engines map[string]api.Engine, aborted bool) {
-	moved := run.movedList()
+func fillProgress(m *canaryModel, run *rollout.Canary, cfg canaryConfig, engines map[string]api.Engine, aborted bool) {
+	moved := run.MovedList()
 	cur := upgrade.CurrentPercent(cfg.steps, len(cfg.users), len(moved))
 	m.MovedUserIDs = stringListValue(moved)
 	m.CurrentPercent = types.Int64Value(cur)
-	run.mu.Lock()
-	m.StableVersions, m.Snapshots = stringMap(run.stable), stringMap(run.snapshots)
-	last := run.last
-	run.mu.Unlock()
+	m.StableVersions, m.Snapshots = stringMap(run.Stable()), stringMap(run.Snapshots())
+	last := run.Last()
 	if last != nil {
 		m.LastAnalysis = analysisObject(*last)
 	} else if m.LastAnalysis.IsUnknown() {
 		m.LastAnalysis = types.ObjectNull(lastAnalysisAttrTypes)
 	}
-	pending := unjudged(cur, m.LastAnalysis, run.stableCopy(), moved, cfg.version)
+	pending := unjudged(cur, m.LastAnalysis, run.Stable(), moved, cfg.version)
 	switch {
 	case aborted && len(moved) == 0:
 		m.Phase = types.StringValue(upgrade.PhaseAborted)
@@ -48,9 +46,9 @@ func (run *canaryRun) fill(m *canaryModel, cfg canaryConfig, engines map[string]
 	}
 	var problems []upgrade.Problem
 	if engines != nil {
-		problems = upgrade.CheckCanary(run.cat, engines, cfg.users, cfg.version, cfg.allowMajor).Errors
+		problems = upgrade.CheckCanary(run.Catalog(), engines, cfg.users, cfg.version, cfg.allowMajor).Errors
 	}
-	next := nextStepText(run.cat, run.seed, cfg, moved, engines, problems)
+	next := nextStepText(run.Catalog(), run.Seed(), cfg, moved, engines, problems)
 	if pending {
 		next = rejudgeText(cur, next)
 		if len(problems) > 0 {
@@ -68,16 +66,6 @@ func refusedText(ps []upgrade.Problem) string {
 		s += fmt.Sprintf(" (and %d more errors)", len(ps)-1)
 	}
 	return s
-}
-
-func (run *canaryRun) stableCopy() map[string]string {
-	run.mu.Lock()
-	defer run.mu.Unlock()
-	out := make(map[string]string, len(run.stable))
-	for k, v := range run.stable {
-		out[k] = v
-	}
-	return out
 }
 
 // analysedThrough is the step a passing last_analysis covers (0 for none or a failed one).
@@ -177,12 +165,12 @@ func snapshotsNeeded(cat *upgrade.Catalog, engines map[string]api.Engine, users 
 	return n
 }
 
-func abortDetail(id, version string, f *stepFailure) string {
+func abortDetail(id, version string, f *rollout.StepFailure) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Canary %s of %s was aborted at the %d%% step.\n\n%s\n\n", id, version, f.Step, f.Error())
+	fmt.Fprintf(&b, "Canary %s of %s was aborted at the %d%% step.\n\n%s\n\n", id, version, f.Step, f.Text(errText))
 	if f.RollbackErr != nil {
 		fmt.Fprintf(&b, "Rolling the moved engines back FAILED: %v. %d engines are back (%s). State records phase = \"aborted\" and what each engine runs; "+
-			"run terraform apply again to retry the rollback and the step, or restore the listed snapshots by hand.", f.RollbackErr, len(f.RolledBack), strings.Join(firstNames(f.RolledBack, 10), ", "))
+			"run terraform apply again to retry the rollback and the step, or restore the listed snapshots by hand.", rollbackErrText(f.RollbackErr), len(f.RolledBack), strings.Join(firstNames(f.RolledBack, 10), ", "))
 		return b.String()
 	}
 	fmt.Fprintf(&b, "Every moved engine is back on its stable version and healthy (%d rolled back: %s; snapshots restored where the schema moved). "+
@@ -192,7 +180,7 @@ func abortDetail(id, version string, f *stepFailure) string {
 }
 
 // abortObject is last_abort for f.
-func abortObject(f *stepFailure, at time.Time) types.Object {
+func abortObject(f *rollout.StepFailure, at time.Time) types.Object {
 	cause, user, code := abortAnalysisFailed, types.StringNull(), types.StringNull()
 	switch {
 	case f.Verdict != nil:
@@ -203,7 +191,7 @@ func abortObject(f *stepFailure, at time.Time) types.Object {
 	}
 	return types.ObjectValueMust(lastAbortAttrTypes, map[string]attr.Value{
 		"step": types.Int64Value(f.Step), "cause": types.StringValue(cause), "user_id": user, "error_code": code,
-		"detail": types.StringValue(f.Error()), "rolled_back": types.BoolValue(f.RollbackErr == nil), "at": types.StringValue(rfc3339(at)),
+		"detail": types.StringValue(f.Text(errText)), "rolled_back": types.BoolValue(f.RollbackErr == nil), "at": types.StringValue(rfc3339(at)),
 	})
 }
 
@@ -240,4 +228,44 @@ func abortedWarning(m canaryModel) (diag.Diagnostic, bool) {
 		fmt.Sprintf("Canary %s of %s aborted at the %d%% step on %s (%s): %s\n\nThen %s. Applying again retries the rollout from the first step: fix the cause, or roll out another version, first. "+
 			"last_abort keeps this record. A canary whose create aborted is tainted: Terraform replaces it, which rolls back nothing more and starts again from the first step.",
 			m.ID.ValueString(), m.Version.ValueString(), step.ValueInt64(), str("at"), str("cause"), str("detail"), outcome)), true
+}
+
+func analysisObject(a rollout.AnalysisRecord) types.Object {
+	verdict := "pass"
+	if !a.Verdict.Pass() {
+		verdict = "fail"
+	}
+	fails := make([]string, len(a.Verdict.Findings))
+	for i, f := range a.Verdict.Findings {
+		fails[i] = f.Detail
+	}
+	return types.ObjectValueMust(lastAnalysisAttrTypes, map[string]attr.Value{
+		"step": types.Int64Value(a.Step), "verdict": types.StringValue(verdict), "failures": stringListValue(fails),
+		"canary": figuresObject(a.Verdict.Canary), "baseline": figuresObject(a.Verdict.Baseline), "at": types.StringValue(rfc3339(a.At)),
+	})
+}
+
+func figuresObject(f upgrade.Figures) types.Object {
+	eval := types.Float64Null()
+	if f.EvalScore != nil {
+		eval = types.Float64Value(round4(*f.EvalScore))
+	}
+	return types.ObjectValueMust(figuresAttrTypes, map[string]attr.Value{
+		"engines": types.Int64Value(int64(f.Engines)), "error_rate": types.Float64Value(round4(f.ErrorRate)),
+		"p99_latency_ms": types.Float64Value(round4(f.P99LatencyMS)), "cache_hit_ratio": types.Float64Value(round4(f.CacheHitRatio)),
+		"warning_kinds": stringListValue(f.WarningKinds), "eval_score": eval,
+	})
+}
+
+func round4(f float64) float64 {
+	return float64(int64(f*10000+0.5)) / 10000
+}
+
+// rollbackErrText renders a rollback's error, naming the engine it stopped at.
+func rollbackErrText(err error) string {
+	var re *rollout.RollbackError
+	if errors.As(err, &re) {
+		return re.Text(errText)
+	}
+	return errText(err)
 }

@@ -31,10 +31,6 @@ const (
 	defaultAnalysisWindow    = "5m"
 	defaultBaselineTolerance = 0.5
 	defaultMaxEvalRegression = 0.05
-	// analysisSample bounds how many engines per group analysis reads metrics from.
-	analysisSample = 100
-	// evalSample bounds how many of a step's movers run the eval suite before and after.
-	evalSample = 5
 )
 
 var (

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -750,15 +749,13 @@ func TestCanaryDestroyPlan(t *testing.T) {
 	if diags.HasError() {
 		t.Fatal(diags)
 	}
-	if _, err := run.moveAll(ctx, []string{"user-0001", "user-0002"}); err != nil {
+	if _, err := run.MoveAll(ctx, []string{"user-0001", "user-0002"}); err != nil {
 		t.Fatal(err)
 	}
 	writeTurns(t, h, []string{"user-0001"}, 3)
 	state := canaryModel{ID: types.StringValue("canary-x"), Version: types.StringValue("2.4.0"), OnDestroy: types.StringValue(onDestroyRollback)}
-	run.mu.Lock()
-	state.StableVersions, state.Snapshots = stringMap(run.stable), stringMap(run.snapshots)
-	snap1 := run.snapshots["user-0001"]
-	run.mu.Unlock()
+	state.StableVersions, state.Snapshots = stringMap(run.Stable()), stringMap(run.Snapshots())
+	snap1 := run.Snapshots()["user-0001"]
 
 	diags = r.planDestroy(ctx, state)
 	if diags.HasError() || len(diags) != 1 {
@@ -838,7 +835,7 @@ func TestCanaryRollbackResumes(t *testing.T) {
 	if diags.HasError() {
 		t.Fatal(diags)
 	}
-	if _, err := run.moveAll(ctx, users); err != nil {
+	if _, err := run.MoveAll(ctx, users); err != nil {
 		t.Fatal(err)
 	}
 	// Every wait for an operation hangs: the first rollback pass runs out of time mid-way.
@@ -846,7 +843,7 @@ func TestCanaryRollbackResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	short, cancel := context.WithTimeout(ctx, 2*time.Second)
-	if _, err := run.rollbackAll(short, run.rollbackCandidates()); err == nil {
+	if _, err := run.RollBackAll(short); err == nil {
 		t.Fatal("the cut-short rollback reported success")
 	}
 	cancel()
@@ -861,12 +858,12 @@ func TestCanaryRollbackResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A fresh pass from what state recorded, as the next terraform destroy would run it.
-	model.StableVersions, model.Snapshots = stringMap(run.stable), stringMap(run.snapshots)
+	model.StableVersions, model.Snapshots = stringMap(run.Stable()), stringMap(run.Snapshots())
 	again, _, engines, diags := r.observed(ctx, model)
 	if diags.HasError() || len(engines) != 4 {
 		t.Fatalf("observe: %v (%d engines)", diags, len(engines))
 	}
-	done, err := again.rollbackAll(ctx, again.rollbackCandidates())
+	done, err := again.RollBackAll(ctx)
 	if err != nil || len(done) != 4 {
 		t.Fatalf("resumed rollback: %v (%v)", err, done)
 	}
@@ -971,7 +968,7 @@ func TestCanaryLeftScopeWarning(t *testing.T) {
 	if diags.HasError() {
 		t.Fatal(diags)
 	}
-	if _, err := run.moveAll(ctx, seedUsers(3)); err != nil {
+	if _, err := run.MoveAll(ctx, seedUsers(3)); err != nil {
 		t.Fatal(err)
 	}
 	d := &rollout.Driver{Client: h.Client}
@@ -1066,40 +1063,6 @@ func TestAccCanary_unjudgedStepIsJudgedNext(t *testing.T) {
 			},
 		},
 	})
-}
-
-// The worker pool never runs more than its bound at once, and starts nothing after a failure.
-func TestBoundedEach(t *testing.T) {
-	users := seedUsers(200)
-	var inFlight, peak, calls atomic.Int64
-	_, err := boundedEach(context.Background(), 7, users, func(context.Context, string) error {
-		calls.Add(1)
-		n := inFlight.Add(1)
-		for {
-			p := peak.Load()
-			if n <= p || peak.CompareAndSwap(p, n) {
-				break
-			}
-		}
-		time.Sleep(time.Millisecond)
-		inFlight.Add(-1)
-		return nil
-	})
-	if err != nil || calls.Load() != 200 || peak.Load() > 7 || peak.Load() < 2 {
-		t.Fatalf("err %v, %d calls, peak %d in flight (bound 7)", err, calls.Load(), peak.Load())
-	}
-	calls.Store(0)
-	user, err := boundedEach(context.Background(), 3, users, func(_ context.Context, u string) error {
-		calls.Add(1)
-		if u == "user-0005" {
-			return fmt.Errorf("boom")
-		}
-		time.Sleep(time.Millisecond)
-		return nil
-	})
-	if err == nil || user != "user-0005" || calls.Load() > 10 {
-		t.Fatalf("after a failure: user %q, err %v, %d calls (want the pool to stop early)", user, err, calls.Load())
-	}
 }
 
 // onVersion lists the users whose engines run version, sorted.
@@ -1407,7 +1370,7 @@ func TestAccCanary_abortReasonInState(t *testing.T) {
 
 // The plan after an abort carries its reason in a warning.
 func TestCanaryAbortedWarning(t *testing.T) {
-	f := &stepFailure{Step: 50, Engine: "user-0021", EngineErr: &rollout.OperationError{Op: api.Operation{ID: "op-1", Kind: api.OpUpgrade, UserID: "user-0021", Status: api.OpFailed,
+	f := &rollout.StepFailure{Step: 50, Engine: "user-0021", EngineErr: &rollout.OperationError{Op: api.Operation{ID: "op-1", Kind: api.OpUpgrade, UserID: "user-0021", Status: api.OpFailed,
 		Error: &api.ErrorDetail{Code: api.CodeHealthCheckFailed, Message: "2.4.0 on user user-0021 never reported healthy"}}}}
 	m := canaryModel{ID: types.StringValue("canary-x"), Version: types.StringValue("2.4.0"), LastAbort: abortObject(f, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
 	d, ok := abortedWarning(m)

@@ -76,3 +76,41 @@ func setPendingKey(ctx context.Context, priv privateState, userID, key string) d
 	}
 	return priv.SetKey(ctx, privateReleaseOp, b)
 }
+
+// privateCanaryHeld is the private state key of the users the last refresh or plan held above
+// the canary's version, with the versions they run (a JSON object).
+const privateCanaryHeld = "canary_held"
+
+// getHeld reads the held users of scope from private state: none when absent. A user no longer
+// in scope (taken out of user_ids) is no longer held.
+func getHeld(ctx context.Context, p privateState, scope []string) (map[string]string, diag.Diagnostics) {
+	if p == nil {
+		return nil, nil
+	}
+	b, diags := p.GetKey(ctx, privateCanaryHeld)
+	var recorded map[string]string
+	if len(b) > 0 {
+		_ = json.Unmarshal(b, &recorded) // unreadable: hold none, so every drift is checked afresh
+	}
+	var held map[string]string
+	for _, u := range scope {
+		if v, ok := recorded[u]; ok {
+			if held == nil {
+				held = map[string]string{}
+			}
+			held[u] = v
+		}
+	}
+	return held, diags
+}
+
+// setHeld records held in private state, or removes the key when none is held.
+func setHeld(ctx context.Context, p privateState, held map[string]string) diag.Diagnostics {
+	if len(held) == 0 {
+		if b, diags := p.GetKey(ctx, privateCanaryHeld); len(b) == 0 {
+			return diags // nothing recorded: nothing to remove
+		}
+		return p.SetKey(ctx, privateCanaryHeld, nil)
+	}
+	return setPrivateJSON(ctx, p, privateCanaryHeld, held)
+}

@@ -125,3 +125,33 @@ func FirstNames(us []string, n int) []string {
 	}
 	return append(append([]string(nil), us[:n]...), fmt.Sprintf("and %d more", len(us)-n))
 }
+
+// MovedAbove is the users of above that moves would move.
+func MovedAbove(moves []StepMove, above map[string]string) map[string]string {
+	var out map[string]string
+	for _, mv := range moves {
+		for _, u := range mv.Movers {
+			if v, ok := above[u]; ok {
+				if out == nil {
+					out = map[string]string{}
+				}
+				out[u] = v
+			}
+		}
+	}
+	return out
+}
+
+// NewlyHeld is the users of held that planned did not hold.
+func NewlyHeld(held, planned map[string]string) map[string]string {
+	var out map[string]string
+	for u, v := range held {
+		if _, ok := planned[u]; !ok {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[u] = v
+		}
+	}
+	return out
+}

@@ -1,4 +1,4 @@
-package provider
+package rollout
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 
 	"github.com/septemberai/terraform-provider-engine/internal/client"
 	"github.com/septemberai/terraform-provider-engine/internal/controlplane"
-	"github.com/septemberai/terraform-provider-engine/internal/rollout"
 	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
 )
 
@@ -22,6 +21,9 @@ import (
 // dominates).
 const benchScale = 0.1
 
+// benchKey is the admin key of the benchmark's control plane.
+const benchKey = "bench-admin-key-0123456789"
+
 // BenchmarkCanary1000 walks 1,000 engines from 2.3.1 to 2.4.0 (a migrating path: a snapshot, then
 // the upgrade, per engine) with max_parallel 50 and steps [5, 25, 100], bake 0, through the
 // canary's own step logic against the local control plane. It reports the wall time against the
@@ -31,18 +33,18 @@ const benchScale = 0.1
 // one alone), it also moves another 1,000 engines through the bare worker pool, no steps, no
 // analysis: x_pool is the walk against that floor.
 //
-//	go test ./internal/provider -run '^$' -bench Canary1000 -benchtime 1x
+//	go test ./internal/rollout -run '^$' -bench Canary1000 -benchtime 1x
 func BenchmarkCanary1000(b *testing.B) {
 	const n, parallel, probes = 1000, 50, 3
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		srv, err := controlplane.New(controlplane.Options{DataDir: b.TempDir(), APIKey: testKey, SeedEngines: 2*n + probes,
+		srv, err := controlplane.New(controlplane.Options{DataDir: b.TempDir(), APIKey: benchKey, SeedEngines: 2*n + probes,
 			SeedVersion: "2.3.1", SeedBrainRows: 3, TimeScale: benchScale})
 		if err != nil {
 			b.Fatal(err)
 		}
 		hs := httptest.NewServer(srv.Handler())
-		c, err := client.New(client.Config{Endpoint: hs.URL, APIKey: testKey, RequestTimeout: time.Minute, MaxRetries: 3})
+		c, err := client.New(client.Config{Endpoint: hs.URL, APIKey: benchKey, RequestTimeout: time.Minute, MaxRetries: 3})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -55,10 +57,10 @@ func BenchmarkCanary1000(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		d := &rollout.Driver{Client: c}
+		d := &Driver{Client: c}
 
 		// One engine's move, alone, on engines outside the canary's scope.
-		probe := newCanaryRun(d, cat, "2.4.0", "bench", nil, 1)
+		probe := NewCanary(d, cat, "2.4.0", "bench", nil, 1)
 		var one time.Duration
 		for p := 0; p < probes; p++ {
 			start := time.Now()
@@ -69,18 +71,18 @@ func BenchmarkCanary1000(b *testing.B) {
 		}
 		one /= probes
 
-		run := newCanaryRun(d, cat, "2.4.0", "bench", seedUsers(n), parallel)
-		run.analysis = upgrade.AnalysisConfig{BaselineTolerance: defaultBaselineTolerance}
-		run.window = 5 * time.Minute
+		run := NewCanary(d, cat, "2.4.0", "bench", seedUsers(n), parallel)
+		run.Analysis = upgrade.AnalysisConfig{BaselineTolerance: 0.5}
+		run.Window = 5 * time.Minute
 		b.StartTimer()
 		start := time.Now()
-		if err := run.walk(ctx, []int64{5, 25, 100}); err != nil {
+		if err := run.Walk(ctx, []int64{5, 25, 100}); err != nil {
 			b.Fatal(err)
 		}
 		wall := time.Since(start)
 		b.StopTimer()
 
-		if got := len(run.movedList()); got != n {
+		if got := len(run.MovedList()); got != n {
 			b.Fatalf("%d engines moved, want %d", got, n)
 		}
 		bare := make([]string, n)
@@ -88,7 +90,7 @@ func BenchmarkCanary1000(b *testing.B) {
 			bare[j] = fmt.Sprintf("user-%04d", n+j+1)
 		}
 		poolStart := time.Now()
-		if _, err := newCanaryRun(d, cat, "2.4.0", "bench", bare, parallel).moveAll(ctx, bare); err != nil {
+		if _, err := NewCanary(d, cat, "2.4.0", "bench", bare, parallel).MoveAll(ctx, bare); err != nil {
 			b.Fatal(err)
 		}
 		pool := time.Since(poolStart)
