@@ -39,7 +39,7 @@ type CanaryScope struct {
 
 // Canary is a canary's own record, kept by the control plane under the canary's id so that the
 // facts of each engine it moved stay out of Terraform state and an import recovers them.
-// LastAnalysis and LastAbort are the manager's own records, stored as given.
+// LastAnalysis, LastAbort and Settings are the manager's own records, stored as given.
 type Canary struct {
 	ID           string          `json:"id,omitempty"`
 	Version      string          `json:"version"`
@@ -52,6 +52,8 @@ type Canary struct {
 	CurrentStep  int64           `json:"current_step"`
 	LastAnalysis json.RawMessage `json:"last_analysis,omitempty"`
 	LastAbort    json.RawMessage `json:"last_abort,omitempty"`
+	// Settings are the manager's other settings (hold, analysis thresholds, ...), stored as given.
+	Settings json.RawMessage `json:"settings,omitempty"`
 	// MovedCount is how many engines the record holds (read-only).
 	MovedCount int       `json:"moved_count"`
 	CreatedAt  time.Time `json:"created_at"`

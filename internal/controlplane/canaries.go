@@ -169,9 +169,9 @@ func (s *Server) checkCanary(c *api.Canary) *apiError {
 			return err
 		}
 	}
-	for _, raw := range []json.RawMessage{c.LastAnalysis, c.LastAbort} {
+	for _, raw := range []json.RawMessage{c.LastAnalysis, c.LastAbort, c.Settings} {
 		if len(raw) > 0 && string(raw) != "null" && !json.Valid(raw) {
-			return badField("body", "last_analysis and last_abort must be JSON objects")
+			return badField("body", "last_analysis, last_abort and settings must be JSON objects")
 		}
 	}
 	return nil

@@ -69,6 +69,7 @@ func (r *canaryResource) Create(ctx context.Context, req resource.CreateRequest,
 		return // nothing moved and nothing recorded: no canary to track
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	resp.Diagnostics.Append(r.recordApply(ctx, plan, resp.Private)...)
 }
 
 func (r *canaryResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -92,6 +93,7 @@ func (r *canaryResource) Update(ctx context.Context, req resource.UpdateRequest,
 	out := r.converge(ctx, &plan, &state, req.Private)
 	resp.Diagnostics.Append(out.diags...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	resp.Diagnostics.Append(r.recordApply(ctx, plan, resp.Private)...)
 }
 
 func (r *canaryResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -125,6 +127,7 @@ func (r *canaryResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	}
 	if state.OnDestroy.ValueString() == onDestroyKeep {
 		tflog.Info(ctx, "on_destroy = keep: leaving every engine as it is", map[string]any{"canary_id": state.ID.ValueString()})
+		resp.Diagnostics.Append(r.deleteRecord(ctx, state.ID.ValueString())...)
 		return
 	}
 	timeout, diags := state.Timeouts.Delete(ctx, defaultCanaryTimeout)
@@ -149,20 +152,36 @@ func (r *canaryResource) Delete(ctx context.Context, req resource.DeleteRequest,
 		return
 	}
 	tflog.Info(ctx, "canary rolled back", map[string]any{"canary_id": state.ID.ValueString(), "engines": len(done)})
+	resp.Diagnostics.Append(r.deleteRecord(ctx, state.ID.ValueString())...)
 }
 
-// ImportState takes "VERSION:USER_ID,USER_ID,..." or "VERSION:COHORT_SEED:USER_ID,USER_ID,...";
-// refresh then reads progress, stable versions and snapshots back from the fleet and its
-// operations.
+// ImportState takes the canary's id (its record on the control plane holds everything), or
+// "VERSION:USER_ID,USER_ID,..." / "VERSION:COHORT_SEED:USER_ID,USER_ID,...", which names the same
+// id. Without a record, refresh reads progress, stable versions and snapshots back from the fleet
+// and its operations, and every plan warns what that could not recover.
 func (r *canaryResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
 	parts := strings.Split(req.ID, ":")
+	if len(parts) == 1 && req.ID != "" {
+		found, diags := r.importRecord(ctx, req.ID, &resp.State)
+		resp.Diagnostics.Append(diags...)
+		if !found && !diags.HasError() {
+			resp.Diagnostics.AddError("Canary Record Not Found",
+				fmt.Sprintf("The control plane holds no record for canary %q: every apply writes one (GET /v1/canaries/%s). Check the id (terraform state show of the canary, or id in its plan), "+
+					"or import by VERSION:COHORT_SEED:USER_ID,USER_ID,... instead, which reads each engine's stable version from its operation history.", req.ID, req.ID))
+		}
+		return
+	}
 	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[len(parts)-1] == "" {
 		resp.Diagnostics.AddError("Invalid Canary Import Id",
-			fmt.Sprintf("%q is not VERSION:USER_ID,USER_ID,... or VERSION:COHORT_SEED:USER_ID,USER_ID,... (for example 2.4.0:user-0001,user-0002).", req.ID))
+			fmt.Sprintf("%q is not a canary id (canary-...), VERSION:USER_ID,USER_ID,... or VERSION:COHORT_SEED:USER_ID,USER_ID,... (for example 2.4.0:user-0001,user-0002).", req.ID))
 		return
 	}
 	version, users := parts[0], strings.Split(parts[len(parts)-1], ",")
 	id := canaryID(version, users)
+	if found, diags := r.importRecord(ctx, id, &resp.State); found || diags.HasError() {
+		resp.Diagnostics.Append(diags...)
+		return
+	}
 	seed := id
 	if len(parts) == 3 && parts[1] != "" {
 		seed = parts[1]
@@ -181,6 +200,7 @@ func (r *canaryResource) ImportState(ctx context.Context, req resource.ImportSta
 	set("allow_major_upgrade", false)
 	set("on_destroy", onDestroyRollback)
 	set("phase", upgrade.PhaseProgressing)
+	importGuessed(ctx, resp)
 }
 
 // canaryConfig is the part of the model the step logic needs, as Go values.

@@ -75,6 +75,7 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	plan.LastAbort = types.ObjectNull(lastAbortAttrTypes)
 	if state != nil {
 		plan.LastAbort = state.LastAbort
+		resp.Diagnostics.Append(importedWithoutRecord(ctx, req.Private, *state)...)
 	}
 	users, okUsers := listStrings(plan.UserIDs)
 	steps, okSteps := listInts(plan.Steps)
