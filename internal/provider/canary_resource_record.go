@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -29,6 +30,10 @@ import (
 // privateImportGuessed marks a canary imported without its record: the plan warns until an apply
 // has written the record.
 const privateImportGuessed = "canary_import_guessed"
+
+// recordWriteTimeout bounds the record's write after an apply, which runs even when the apply's
+// own context was cancelled.
+const recordWriteTimeout = time.Minute
 
 func (m canaryModel) settingValues() map[string]attr.Value {
 	return map[string]attr.Value{"hold_at": m.HoldAt, "analysis": m.Analysis, "allow_major_upgrade": m.AllowMajorUpgrade,
@@ -339,12 +344,15 @@ func importGuessed(ctx context.Context, resp *resource.ImportStateResponse) {
 	resp.Diagnostics.Append(setPrivateJSON(ctx, resp.Private, privateImportGuessed, missing)...)
 }
 
-// recordApply writes the record after an apply; once written, an import without a record has
-// nothing left to warn about.
+// recordApply writes the record after an apply, also when the apply was interrupted (the write
+// has a minute of its own); once written, an import without a record has nothing left to warn
+// about.
 func (r *canaryResource) recordApply(ctx context.Context, m canaryModel, priv interface {
 	SetKey(context.Context, string, []byte) diag.Diagnostics
 }) diag.Diagnostics {
-	diags := r.saveRecord(ctx, m)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordWriteTimeout)
+	defer cancel()
+	diags := r.saveRecord(wctx, m)
 	if len(diags) == 0 {
 		diags.Append(priv.SetKey(ctx, privateImportGuessed, nil)...)
 	}
