@@ -2,10 +2,11 @@
 #
 #   ENGINE_ENDPOINT=... ENGINE_API_KEY=... terraform apply
 #
-# The provider takes its configuration from the environment. engine_instances reads only the
-# user ids of the fleet (include_instances = false): one request per 10,000 engines and about
-# 12 bytes of state per engine, instead of every engine's details. The canary moves the fleet
-# step by step in cohorts ranked by its seed; each `terraform apply` takes one step (stepwise).
+# The provider takes its configuration from the environment. The canary's scope is a selector the
+# control plane evaluates at every plan (one request per 10,000 engines), and each moved engine's
+# stable version and snapshot are kept on the control plane in the canary's record, so the state
+# does not grow with the fleet. The canary moves the fleet step by step in cohorts ranked by its
+# seed; each `terraform apply` takes one step (stepwise), and the plan names who moves next.
 # `make bench` measures this configuration at 1,000 and 10,000 engines (the benchmarks guide).
 
 terraform {
@@ -48,22 +49,20 @@ variable "max_parallel" {
   default     = 50
 }
 
-data "engine_instances" "fleet" {
-  user_id_prefix    = var.user_id_prefix
-  include_instances = false
-}
-
 resource "engine_canary" "fleet" {
-  version      = var.canary_version
-  user_ids     = data.engine_instances.fleet.user_ids
+  version = var.canary_version
+  selector = {
+    user_id_prefix = var.user_id_prefix
+  }
   steps        = var.steps
   mode         = "stepwise"
   bake_time    = var.bake_time
   max_parallel = var.max_parallel
 }
 
-output "fleet_size" {
-  value = data.engine_instances.fleet.engine_count
+output "moved" {
+  description = "How many engines run the new version."
+  value       = engine_canary.fleet.moved_count
 }
 
 output "phase" {

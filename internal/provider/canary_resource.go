@@ -51,12 +51,13 @@ func (r *canaryResource) Create(ctx context.Context, req resource.CreateRequest,
 	}
 	timeout, diags := plan.Timeouts.Create(ctx, defaultCanaryTimeout)
 	resp.Diagnostics.Append(diags...)
+	keep, diags := r.hydrate(ctx, &plan, 0)
+	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	if plan.ID.IsUnknown() || plan.ID.IsNull() {
-		users, _ := listStrings(plan.UserIDs)
-		plan.ID = types.StringValue(canaryID(plan.Version.ValueString(), users))
+		plan.ID = types.StringValue(keep.idOf(plan))
 	}
 	if plan.CohortSeed.IsUnknown() || plan.CohortSeed.IsNull() {
 		plan.CohortSeed = plan.ID
@@ -68,8 +69,9 @@ func (r *canaryResource) Create(ctx context.Context, req resource.CreateRequest,
 	if out.diags.HasError() && !out.touched {
 		return // nothing moved and nothing recorded: no canary to track
 	}
+	resp.Diagnostics.Append(r.recordApply(ctx, plan, keep, resp.Private)...)
+	keep.dehydrate(&plan)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
-	resp.Diagnostics.Append(r.recordApply(ctx, plan, resp.Private)...)
 }
 
 func (r *canaryResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -88,17 +90,30 @@ func (r *canaryResource) Update(ctx context.Context, req resource.UpdateRequest,
 	if plan.CohortSeed.IsUnknown() || plan.CohortSeed.IsNull() {
 		plan.CohortSeed = state.CohortSeed
 	}
+	keep, diags := r.hydrate(ctx, &plan, 0)
+	resp.Diagnostics.Append(diags...)
+	_, diags = r.hydrate(ctx, &state, hydrateRecord)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	out := r.converge(ctx, &plan, &state, req.Private)
 	resp.Diagnostics.Append(out.diags...)
+	resp.Diagnostics.Append(r.recordApply(ctx, plan, keep, resp.Private)...)
+	keep.dehydrate(&plan)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
-	resp.Diagnostics.Append(r.recordApply(ctx, plan, resp.Private)...)
 }
 
 func (r *canaryResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	var state canaryModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	keep, diags := r.hydrate(ctx, &state, hydrateRecord)
+	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -109,6 +124,7 @@ func (r *canaryResource) Read(ctx context.Context, req resource.ReadRequest, res
 	}
 	fillProgress(&state, run, cfg, engines, state.Phase.ValueString() == upgrade.PhaseAborted)
 	state.PlannedStep = types.StringNull() // it described the apply that ran; the next plan says anew
+	keep.dehydrate(&state)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 	resp.Diagnostics.Append(setHeld(ctx, resp.Private, cfg.held)...)
 	if state.Phase.ValueString() == upgrade.PhaseAborted {
@@ -137,6 +153,11 @@ func (r *canaryResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	_, diags = r.hydrate(ctx, &state, hydrateRecord)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
 	// Derive the work from what the engines really run, so an interrupted destroy resumes.
 	run, _, _, diags := r.observed(ctx, state)
 	resp.Diagnostics.Append(diags...)

@@ -23,6 +23,10 @@ func (r *canaryResource) ValidateConfig(ctx context.Context, req resource.Valida
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	if msg, bad := noScope(m); bad {
+		resp.Diagnostics.AddAttributeError(path.Root("user_ids"), "Canary Has No Scope", msg)
+		return
+	}
 	steps, ok := listInts(m.Steps)
 	if !ok {
 		return
@@ -56,6 +60,10 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		var state canaryModel
 		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 		if !resp.Diagnostics.HasError() {
+			_, diags := r.hydrate(ctx, &state, hydrateRecord)
+			resp.Diagnostics.Append(diags...)
+		}
+		if !resp.Diagnostics.HasError() {
 			resp.Diagnostics.Append(r.planDestroy(ctx, state)...)
 		}
 		return
@@ -70,6 +78,16 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	keep, diags := r.hydrate(ctx, &plan, 0)
+	resp.Diagnostics.Append(diags...)
+	if state != nil {
+		_, diags = r.hydrate(ctx, state, hydrateRecord|hydrateMoved)
+		resp.Diagnostics.Append(diags...)
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	defer dehydratePlan(ctx, resp, keep)
 	// Only an apply that aborts changes last_abort, and that apply fails: Terraform checks the
 	// result against the plan only when the apply succeeds, so the plan keeps it as it is.
 	plan.LastAbort = types.ObjectNull(lastAbortAttrTypes)
@@ -89,7 +107,7 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		return // ValidateConfig has said why
 	}
 	if state == nil {
-		plan.ID = types.StringValue(canaryID(plan.Version.ValueString(), users))
+		plan.ID = types.StringValue(keep.idOf(plan))
 	} else {
 		plan.ID = state.ID
 	}
@@ -231,6 +249,7 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		anyMover = anyMover || len(mv.Movers) > 0
 	}
 	plan.MovedUserIDs = stringListValue(final)
+	plan.MovedCount = types.Int64Value(int64(len(final)))
 	plan.CurrentPercent = types.Int64Value(upgrade.CurrentPercent(steps, len(cfg.users), len(final)))
 	plan.Phase = types.StringValue(upgrade.PhaseAt(steps, cfg.holdAt, reached))
 	plan.NextStep = types.StringValue(nextStepText(cat, seed, cfg, final, engines, nil))
@@ -263,6 +282,7 @@ func (r *canaryResource) quietPlan(ctx context.Context, resp *resource.ModifyPla
 	cur, _ := cfg.progress(moved)
 	plan.StableVersions, plan.Snapshots, plan.LastAnalysis, plan.LastAbort = state.StableVersions, state.Snapshots, state.LastAnalysis, state.LastAbort
 	plan.MovedUserIDs = stringListValue(moved)
+	plan.MovedCount = types.Int64Value(int64(len(moved)))
 	plan.CurrentPercent = types.Int64Value(cur)
 	plan.Phase = types.StringValue(upgrade.PhaseAt(cfg.steps, cfg.holdAt, cur))
 	plan.NextStep, plan.PlannedStep = state.NextStep, state.PlannedStep
@@ -284,6 +304,7 @@ func setProgressUnknown(m *canaryModel) {
 
 	m.StableVersions, m.Snapshots = types.MapUnknown(types.StringType), types.MapUnknown(types.StringType)
 	m.MovedUserIDs = types.ListUnknown(types.StringType)
+	m.MovedCount = types.Int64Unknown()
 	m.CurrentPercent, m.Phase, m.NextStep = types.Int64Unknown(), types.StringUnknown(), types.StringUnknown()
 	m.LastAnalysis = types.ObjectUnknown(lastAnalysisAttrTypes)
 }

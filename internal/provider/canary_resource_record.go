@@ -42,16 +42,21 @@ func (m canaryModel) settingValues() map[string]attr.Value {
 
 // saveRecord writes m's record. A control plane that cannot keep it costs the import its
 // fidelity, not the apply: that is a warning.
-func (r *canaryResource) saveRecord(ctx context.Context, m canaryModel) diag.Diagnostics {
+func (r *canaryResource) saveRecord(ctx context.Context, m canaryModel, keep scopeKeeper) diag.Diagnostics {
 	var diags diag.Diagnostics
-	rec, err := canaryRecord(ctx, m)
+	rec, err := canaryRecord(ctx, m, keep.scope(m))
 	if err == nil {
 		_, err = r.data.Client.PutCanary(ctx, rec)
 	}
 	if err == nil {
 		err = r.data.Client.RecordMoved(ctx, rec.ID, movedEngines(m))
 	}
-	if err != nil {
+	if err != nil && keep.on {
+		diags.AddError("Canary Record Not Saved",
+			fmt.Sprintf("Canary %s's record (each moved engine's stable version and snapshot, which a selector canary keeps only there) could not be written to the control plane: %s.\n\n"+
+				"The next apply or refresh reads the stable versions back from each engine's operation history (the last upgrade to %s). Fix the cause and apply again before an abort or destroy needs them.",
+				m.ID.ValueString(), errText(err), m.Version.ValueString()))
+	} else if err != nil {
 		diags.AddWarning("Canary Record Not Saved",
 			fmt.Sprintf("Canary %s's record (its settings, last analysis and each moved engine's stable version and snapshot) could not be written to the control plane: %s.\n\n"+
 				"State still holds all of it; the next apply writes the record again. Until then an import of this canary cannot recover its rollback targets.",
@@ -60,15 +65,14 @@ func (r *canaryResource) saveRecord(ctx context.Context, m canaryModel) diag.Dia
 	return diags
 }
 
-func canaryRecord(ctx context.Context, m canaryModel) (api.Canary, error) {
+func canaryRecord(ctx context.Context, m canaryModel, scope api.CanaryScope) (api.Canary, error) {
 	steps, _ := listInts(m.Steps)
 	if m.Steps.IsNull() {
 		steps = upgrade.DefaultSteps
 	}
-	users, _ := listStrings(m.UserIDs)
 	rec := api.Canary{ID: m.ID.ValueString(), Version: m.Version.ValueString(), Seed: m.CohortSeed.ValueString(), Steps: steps,
 		BakeTime: m.BakeTime.ValueString(), MaxParallel: m.MaxParallel.ValueInt64(), Mode: m.Mode.ValueString(),
-		Scope: api.CanaryScope{UserIDs: users}, CurrentStep: m.CurrentPercent.ValueInt64()}
+		Scope: scope, CurrentStep: m.CurrentPercent.ValueInt64()}
 	var err error
 	if rec.LastAnalysis, err = valueJSON(ctx, m.LastAnalysis); err != nil {
 		return rec, err
@@ -124,25 +128,22 @@ func (r *canaryResource) importRecord(ctx context.Context, id string, st *tfsdk.
 		diags.Append(clientErrorDiag("Canary Record Read Failed", err))
 		return false, diags
 	}
-	stable, snaps := map[string]string{}, map[string]string{}
-	for _, e := range moved {
-		stable[e.UserID] = e.StableVersion
-		if e.SnapshotID != "" {
-			snaps[e.UserID] = e.SnapshotID
-		}
-	}
+	stable, snaps := recordMaps(moved)
 	set := func(name string, v any) { diags.Append(st.SetAttribute(ctx, path.Root(name), v)...) }
 	set("id", rec.ID)
 	set("version", rec.Version)
 	set("user_ids", rec.Scope.UserIDs)
+	set("selector", selectorValue(rec.Scope.Selector))
 	set("steps", rec.Steps)
 	set("bake_time", rec.BakeTime)
 	set("max_parallel", rec.MaxParallel)
 	set("cohort_seed", rec.Seed)
 	set("mode", rec.Mode)
 	set("phase", upgrade.PhaseProgressing)
-	set("stable_versions", stable)
-	set("snapshots", snaps)
+	if rec.Scope.Selector == nil {
+		set("stable_versions", stable)
+		set("snapshots", snaps)
+	}
 	raw := map[string]json.RawMessage{}
 	if len(rec.Settings) > 0 {
 		if err := json.Unmarshal(rec.Settings, &raw); err != nil {
@@ -155,6 +156,18 @@ func (r *canaryResource) importRecord(ctx context.Context, id string, st *tfsdk.
 		diags.Append(setFromJSON(ctx, st, name, b)...)
 	}
 	return !diags.HasError(), diags
+}
+
+// recordMaps is a record's moved engines as the stable_versions and snapshots maps.
+func recordMaps(moved []api.MovedEngine) (stable, snaps map[string]string) {
+	stable, snaps = map[string]string{}, map[string]string{}
+	for _, e := range moved {
+		stable[e.UserID] = e.StableVersion
+		if e.SnapshotID != "" {
+			snaps[e.UserID] = e.SnapshotID
+		}
+	}
+	return stable, snaps
 }
 
 // setFromJSON sets attribute name of st from its JSON value (null when b is empty).
@@ -347,12 +360,12 @@ func importGuessed(ctx context.Context, resp *resource.ImportStateResponse) {
 // recordApply writes the record after an apply, also when the apply was interrupted (the write
 // has a minute of its own); once written, an import without a record has nothing left to warn
 // about.
-func (r *canaryResource) recordApply(ctx context.Context, m canaryModel, priv interface {
+func (r *canaryResource) recordApply(ctx context.Context, m canaryModel, keep scopeKeeper, priv interface {
 	SetKey(context.Context, string, []byte) diag.Diagnostics
 }) diag.Diagnostics {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordWriteTimeout)
 	defer cancel()
-	diags := r.saveRecord(wctx, m)
+	diags := r.saveRecord(wctx, m, keep)
 	if len(diags) == 0 {
 		diags.Append(priv.SetKey(ctx, privateImportGuessed, nil)...)
 	}

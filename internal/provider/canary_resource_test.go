@@ -42,6 +42,31 @@ resource "engine_canary" "test" {
 `, version, n+1, body)
 }
 
+// abortRolledBack checks the fleet after an abort: every user on 2.3.1 and running with the turns
+// written before, and each of the moved ones (want of them) restored from its snapshot once.
+func abortRolledBack(t *testing.T, h *harness, users []string, turns map[string][]string, want int) {
+	t.Helper()
+	if err := expectFleet(h, users, map[string]int{"2.3.1/running": len(users)}); err != nil {
+		t.Fatalf("after the abort: %v", err)
+	}
+	if err := checkTurns(h, turns); err != nil {
+		t.Fatalf("after the abort: %v", err)
+	}
+	ops := opsByUser(t, h)
+	var upgraded []string
+	for _, u := range users {
+		if ops[u+"/upgrade"] > 0 {
+			upgraded = append(upgraded, u)
+			if ops[u+"/restore"] != 1 {
+				t.Errorf("moved user %s was not restored from its snapshot: %v", u, ops)
+			}
+		}
+	}
+	if len(upgraded) != want {
+		t.Fatalf("the first step moved %d engines (%v), want %d", len(upgraded), upgraded, want)
+	}
+}
+
 func seedUsers(n int) []string {
 	out := make([]string, n)
 	for i := range out {
@@ -210,27 +235,7 @@ func TestAccCanary_badReleaseAborts(t *testing.T) {
 				ExpectError: regexp.MustCompile(`(?s)Canary Aborted.*aborted at the 10% step.*error_rate.*max_error_rate 0\.05`),
 			},
 			{
-				PreConfig: func() {
-					if err := expectFleet(h, users, map[string]int{"2.3.1/running": 10}); err != nil {
-						t.Fatalf("after the abort: %v", err)
-					}
-					if err := checkTurns(h, turns); err != nil {
-						t.Fatalf("after the abort: %v", err)
-					}
-					ops := opsByUser(t, h)
-					var upgraded []string
-					for _, u := range users {
-						if ops[u+"/upgrade"] > 0 {
-							upgraded = append(upgraded, u)
-							if ops[u+"/restore"] != 1 {
-								t.Errorf("moved user %s was not restored from its snapshot: %v", u, ops)
-							}
-						}
-					}
-					if len(upgraded) != 1 {
-						t.Fatalf("the first step of 10%% of 10 moved %d engines (%v), want 1", len(upgraded), upgraded)
-					}
-				},
+				PreConfig:    func() { abortRolledBack(t, h, users, turns, 1) },
 				RefreshState: true,
 				// The failed create left the canary tainted: the next plan replaces it (a retry).
 				ExpectNonEmptyPlan: true,
