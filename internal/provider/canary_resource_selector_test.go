@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
+	"github.com/septemberai/terraform-provider-engine/internal/api"
 	"github.com/septemberai/terraform-provider-engine/internal/client"
 	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
 )
@@ -143,4 +144,95 @@ func TestAccCanary_selectorAbortRollsBack(t *testing.T) {
 			},
 		},
 	})
+}
+
+// A selector canary's apply that times out while operations run resumes on the next apply: the
+// record kept the snapshot ids the interrupted create was given, and no engine is snapshotted or
+// upgraded twice.
+func TestAccCanary_selectorInterruptedApplyResumes(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Engines: 10, BrainRows: 1, Faults: true})
+	users := seedUsers(10)
+	cfg := selectorCanaryHCL(h, "2.4.0", `
+  steps     = [50, 100]
+  bake_time = "0s"
+  timeouts {
+    create = "4s"
+  }
+`)
+	// counted checks the operations started so far: snaps snapshots and upgrades upgrades in all,
+	// never two of a kind on one engine.
+	counted := func(snaps, upgrades int) error {
+		ops := opsByUser(t, h)
+		s, u := 0, 0
+		for _, user := range users {
+			if ops[user+"/upgrade"] > 1 || ops[user+"/snapshot"] > 1 {
+				return fmt.Errorf("user %s: %d upgrades and %d snapshots, never more than one of each", user, ops[user+"/upgrade"], ops[user+"/snapshot"])
+			}
+			s, u = s+int(ops[user+"/snapshot"]), u+int(ops[user+"/upgrade"])
+		}
+		if s != snaps || u != upgrades {
+			return fmt.Errorf("%d snapshots and %d upgrades started, want %d and %d", s, u, snaps, upgrades)
+		}
+		return nil
+	}
+	var id string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{
+			{
+				PreConfig:          func() { hangGets(t, h, "/v1/operations/") },
+				Config:             cfg,
+				ExpectNonEmptyPlan: true,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("current_percent"), knownvalue.Int64Exact(0)),
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("snapshots"), knownvalue.Null()),
+				},
+				Check: func(s *terraform.State) error {
+					id = s.RootModule().Resources[canaryAddr].Primary.ID
+					rec, err := h.Client.MovedEngines(context.Background(), id)
+					if err != nil {
+						return err
+					}
+					snaps := 0
+					for _, e := range rec {
+						if e.SnapshotID != "" {
+							snaps++
+						}
+					}
+					if snaps != 5 {
+						return fmt.Errorf("the record holds %d snapshot ids after the interrupted create, want 5: %+v", snaps, rec)
+					}
+					return counted(5, 0)
+				},
+			},
+			{
+				PreConfig: func() {
+					if err := h.Client.ClearFaults(context.Background()); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: cfg,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("current_percent"), knownvalue.Int64Exact(50)),
+				},
+				ExpectNonEmptyPlan: true,
+				Check: func(*terraform.State) error {
+					if err := expectFleet(h, users, map[string]int{"2.4.0/running": 5, "2.3.1/running": 5}); err != nil {
+						return err
+					}
+					return counted(5, 5)
+				},
+			},
+		},
+	})
+}
+
+// hangGets makes every GET under pathPrefix answer after 15 s: what a wait cut off by a timeout
+// needs.
+func hangGets(t *testing.T, h *harness, pathPrefix string) {
+	t.Helper()
+	if _, err := h.Client.AddFault(context.Background(), api.Fault{Kind: api.FaultSlowResponse, Method: "GET", PathPrefix: pathPrefix, DelayMS: 15000}); err != nil {
+		t.Fatal(err)
+	}
 }

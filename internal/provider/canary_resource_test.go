@@ -1017,12 +1017,8 @@ func TestAccCanary_unjudgedStepIsJudgedNext(t *testing.T) {
 		ProtoV6ProviderFactories: h.Factories(nil),
 		Steps: []resource.TestStep{
 			{
-				PreConfig: func() {
-					// user-0001's metrics hang, so the analysis cannot finish before the timeout.
-					if _, err := h.Client.AddFault(context.Background(), api.Fault{Kind: api.FaultSlowResponse, Method: "GET", PathPrefix: "/v1/engines/user-0001/metrics", DelayMS: 15000}); err != nil {
-						t.Fatal(err)
-					}
-				},
+				// user-0001's metrics hang, so the analysis cannot finish before the timeout.
+				PreConfig:          func() { hangGets(t, h, "/v1/engines/user-0001/metrics") },
 				Config:             cfg,
 				ExpectNonEmptyPlan: true,
 				ConfigStateChecks: []statecheck.StateCheck{
