@@ -1,4 +1,5 @@
-# A major upgrade: one engine from 2.3.1 to 3.0.0, with the migration guide acknowledged.
+# A major upgrade: one engine from 2.3.1 to 3.0.0, following "Major upgrades, step by step"
+# (docs/guides/major-upgrades.md).
 #
 #   go run ./internal/cmd/engine-demo -example examples/major-upgrade
 #
@@ -7,8 +8,11 @@
 # configuration also refuses to plan until whoever runs it names the migration guide they read
 # (var.acknowledged_migration_guide must equal the guide the release catalog points to), and it
 # lists the engine in var.approved_destructive_migrations — the approval the example policy in
-# examples/policy looks for in `terraform show -json`. The path crosses 2.4.0 (two hops, two
-# migrations); one snapshot taken before the first protects both, and destroy restores it.
+# examples/policy looks for in `terraform show -json`. The upgrade is rehearsed first on a copy
+# of the engine's brain (engine_rehearsal); the release names the rehearsal, and its plan fails
+# unless the rehearsal passed for this engine, this path and today's brain. The path crosses
+# 2.4.0 (two hops, two migrations); one snapshot taken before the first protects both, and
+# destroy restores it.
 
 terraform {
   required_providers {
@@ -38,16 +42,51 @@ variable "approved_destructive_migrations" {
   default     = []
 }
 
+variable "keep_staging_engine" {
+  description = "Leave the rehearsal's staging engine running at staging_url for spot-checks by hand (step 3)."
+  type        = bool
+  default     = false
+}
+
+# Step 1: the path, its breaking changes and its migration guide, in the plan.
 data "engine_upgrade_path" "to_v3" {
   from = "2.3.1"
   to   = "3.0.0"
 }
 
+# Step 2: rehearse on a copy of the brain. The migrations run on the copy only (timed), the
+# brain's last user turns are replayed to a staging engine at 3.0.0, and its figures and evals
+# are compared with the engine's own. A failing verdict fails the apply before the release runs.
+resource "engine_rehearsal" "major" {
+  user_id      = var.user_id
+  version      = "3.0.0"
+  replay_turns = 20
+  eval_suite   = "golden"
+  keep_engine  = var.keep_staging_engine # step 3: spot-check staging_url by hand
+
+  analysis = {
+    max_error_rate      = 0.05
+    max_p99_latency_ms  = 1500
+    min_cache_hit_ratio = 0.6
+    window              = "5s"
+  }
+
+  lifecycle {
+    precondition {
+      condition     = contains(data.engine_upgrade_path.to_v3.migration_guide_urls, var.acknowledged_migration_guide)
+      error_message = "3.0.0 rewrites the knowledge store and drops debug events. Read the migration guide (${join(", ", data.engine_upgrade_path.to_v3.migration_guide_urls)}) and set acknowledged_migration_guide to its URL."
+    }
+  }
+}
+
+# Steps 5 to 7: the upgrade, gated on the rehearsal, watched after, rolled back by destroy.
 resource "engine_release" "major" {
   user_id             = var.user_id
   version             = "3.0.0"
   allow_major_upgrade = true # the intent a major move needs, in the reviewed diff
-  auto_snapshot       = true
+  auto_snapshot       = true # kept 7 days (step 6); destroy restores it (step 7)
+  rehearsal_id        = engine_rehearsal.major.id
+  require_rehearsal   = true
 
   eval_gate = {
     suite          = "golden"
@@ -84,6 +123,15 @@ output "path" {
     hops             = [for h in data.engine_upgrade_path.to_v3.hops : "${h.from} -> ${h.to} (${h.kind})"]
     destructive      = data.engine_upgrade_path.to_v3.destructive
     breaking_changes = data.engine_upgrade_path.to_v3.breaking_changes
+  }
+}
+
+output "rehearsal" {
+  description = "The rehearsal: its verdict, each migration's measured duration on the copy, and the staging engine while kept."
+  value = {
+    verdict     = engine_rehearsal.major.verdict
+    migrations  = { for m in engine_rehearsal.major.migrations : m.id => m.duration_ms }
+    staging_url = engine_rehearsal.major.staging_url
   }
 }
 

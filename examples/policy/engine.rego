@@ -101,6 +101,37 @@ deny contains msg if {
 	])
 }
 
+# --- A major or destructive upgrade needs a passed rehearsal. -------------------------------
+# The Engine's upgrade page asks to test a major version in staging first, on a copy of
+# production's brain: engine_rehearsal. A release names it in rehearsal_id; when the id is known
+# at plan the provider checks it (passed, this engine, this path, today's brain, recent enough)
+# and shows it in planned_upgrade.rehearsal. When the rehearsal is created in the same run its id
+# is unknown at plan: the configuration's reference to an engine_rehearsal is what the plan shows,
+# and the provider checks the verdict at apply, before the upgrade starts.
+
+needs_rehearsal(rc) if rc.change.after.planned_upgrade.kind == "major"
+
+needs_rehearsal(rc) if rc.change.after.planned_upgrade.destructive == true
+
+rehearsed(rc) if rc.change.after.planned_upgrade.rehearsal.status == "passed"
+
+rehearsed(rc) if {
+	rc.change.after_unknown.rehearsal_id == true
+	some ref in config_resource(rc).expressions.rehearsal_id.references
+	startswith(ref, "engine_rehearsal.")
+}
+
+deny contains msg if {
+	some rc in changing("engine_release")
+	rc.change.after.planned_upgrade.action == "upgrade"
+	needs_rehearsal(rc)
+	not rehearsed(rc)
+	msg := sprintf("%s: moving user %s from %s to %s is a %s upgrade (destructive: %v) that no passed rehearsal vouches for. Rehearse it on a copy of the brain (resource engine_rehearsal) and set rehearsal_id to it.", [
+		rc.address, rc.change.after.user_id, rc.change.after.planned_upgrade.from, rc.change.after.planned_upgrade.to,
+		rc.change.after.planned_upgrade.kind, rc.change.after.planned_upgrade.destructive,
+	])
+}
+
 # --- A destroy that loses brain writes needs an explicit approval. ----------------------------
 # Destroying (or replacing) an engine_release rolls its engine back; where the brain schema moved,
 # that restores the pre-upgrade snapshot and loses every brain write made since. The plan's

@@ -53,9 +53,14 @@ const (
 	CodeMigrationFailed = "MIGRATION_FAILED"
 	// CodeHealthCheckFailed marks an engine that booted but never reported healthy in time.
 	CodeHealthCheckFailed = "HEALTH_CHECK_FAILED"
+	// CodeImageNotFound refuses an upgrade or restore (docker runtime) whose version's image
+	// the Docker daemon does not have: nothing was stopped or changed.
+	CodeImageNotFound = "IMAGE_NOT_FOUND"
 	// CodeInterrupted marks an operation the control plane could not finish because it stopped
 	// while the operation ran; the engine is left in the state its brain shows.
 	CodeInterrupted = "OPERATION_INTERRUPTED"
+	// CodeEngineOwned refuses a claim or release of an engine another manager owns.
+	CodeEngineOwned = "ENGINE_OWNED"
 )
 
 // ErrorBody is the body of every non-2xx response.
@@ -103,6 +108,11 @@ type Engine struct {
 	LastMigrationAt *time.Time `json:"last_migration_at,omitempty"`
 	// Error explains a failed engine (for example MIGRATION_REQUIRED).
 	Error *ErrorDetail `json:"error,omitempty"`
+	// Owner is the manager that claimed the engine (PUT /v1/engines/{user_id}/owner); nil when none.
+	Owner *EngineOwner `json:"owner,omitempty"`
+	// RehearsalID marks a staging engine a rehearsal booted: never part of the fleet, listed only
+	// with ?include_staging=true.
+	RehearsalID string `json:"rehearsal_id,omitempty"`
 }
 
 // Health is the engine's /health answer.
@@ -324,6 +334,7 @@ type OperationResult struct {
 	EvalScore     float64 `json:"eval_score,omitempty"`
 	EngineVersion string  `json:"engine_version,omitempty"`
 	SchemaVersion int     `json:"schema_version,omitempty"`
+	RehearsalID   string  `json:"rehearsal_id,omitempty"`
 }
 
 // Done reports whether the operation has finished, either way.

@@ -19,9 +19,10 @@ import (
 	"github.com/septemberai/terraform-provider-engine/internal/client"
 )
 
-// Two workspaces apply the same change to one engine at once: exactly one upgrade runs, each
-// apply either converges (it waited for or attached to the other's operation) or fails saying an
-// operation is in progress, and the brain comes through whole.
+// Two workspaces apply the same change to one engine at once: exactly one upgrade runs, one apply
+// converges and owns the engine, the other fails saying the engine is managed elsewhere (or that an
+// operation is in progress), and the brain comes through whole. The loser's next plan is refused,
+// naming the owner by the manager label the winner derived (its workspace and directory).
 func TestConcurrency_twoWorkspacesOneEngine(t *testing.T) {
 	t.Parallel() // each test has its own control plane and workspaces
 	cases := []struct{ name, from, to, extra string }{
@@ -51,7 +52,7 @@ func TestConcurrency_twoWorkspacesOneEngine(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			inProgress := regexp.MustCompile(`(?i)operation\s+in\s+progress|OPERATION_IN_PROGRESS|busy|Changed\s+Since\s+Plan`)
+			inProgress := regexp.MustCompile(`(?i)operation\s+in\s+progress|OPERATION_IN_PROGRESS|busy|Changed\s+Since\s+Plan|Managed\s+Elsewhere`)
 			for i := range outs {
 				if errs[i] != nil && !inProgress.MatchString(outs[i]) {
 					rec.errorf("workspace %d failed without saying an operation is in progress: %v\n%s", i, errs[i], outs[i])
@@ -78,15 +79,20 @@ func TestConcurrency_twoWorkspacesOneEngine(t *testing.T) {
 					rec.errorf("table %s changed (%s -> %s) though no migration touches it", tbl, sum, now[tbl])
 				}
 			}
-			// The workspace that lost the race converges on its next apply without a new operation.
-			for i, w := range []*Workspace{a, b} {
-				if errs[i] != nil {
-					if out, err := w.Apply(3 * time.Minute); err != nil {
-						rec.errorf("workspace %d's second apply failed: %v\n%s", i, err, out)
+			// The winner's plan is quiet; the loser's is refused, naming the winner, and starts nothing.
+			ws := []*Workspace{a, b}
+			for i, w := range ws {
+				if errs[i] == nil {
+					if empty, out, err := w.PlanIsEmpty(time.Minute); err != nil || !empty {
+						rec.errorf("workspace %d's plan is not empty (%v):\n%s", i, err, out)
 					}
+					continue
 				}
-				if empty, out, err := w.PlanIsEmpty(time.Minute); err != nil || !empty {
-					rec.errorf("workspace %d's plan is not empty (%v):\n%s", i, err, out)
+				winner := ws[1-i]
+				out, err := w.Exec(time.Minute, "plan", "-input=false")
+				flat := strings.Join(strings.Fields(out), " ")
+				if err == nil || !strings.Contains(flat, "Engine Managed Elsewhere") || !strings.Contains(flat, "default in "+winner.Dir) {
+					rec.errorf("workspace %d's plan was not refused naming the owner (default in %s) (err %v):\n%s", i, winner.Dir, err, out)
 				}
 			}
 			if n := e.ops("user-0001", api.OpUpgrade); n != 1 {

@@ -84,6 +84,33 @@ func (c *Client) GetEngine(ctx context.Context, userID string) (api.Engine, erro
 	return out, err
 }
 
+// ClaimOwner claims the engine for the manager req names. A repeat with the same token has the
+// effect of one, so it is retried; another token's ownership is 409 ENGINE_OWNED unless
+// req.TakeOver (OwnedBy reads the owner from the error).
+func (c *Client) ClaimOwner(ctx context.Context, userID string, req api.ClaimOwnerRequest) (api.EngineOwner, error) {
+	var out api.EngineOwner
+	if err := checkID("user_id", userID); err != nil {
+		return out, err
+	}
+	if req.Token == "" {
+		return out, errors.New("owner claim has no token: set the token of the resource that claims the engine")
+	}
+	err := c.do(ctx, request{method: http.MethodPut, path: enginePath(userID, "owner"), body: req, idempotent: true}, &out)
+	return out, err
+}
+
+// ReleaseOwner gives the engine up, by the owner's token. An engine nobody owns is released
+// already; another token's ownership is 409 ENGINE_OWNED and changes nothing.
+func (c *Client) ReleaseOwner(ctx context.Context, userID, token string) error {
+	if err := checkID("user_id", userID); err != nil {
+		return err
+	}
+	if token == "" {
+		return errors.New("owner release has no token: set the token of the resource that owns the engine")
+	}
+	return c.do(ctx, request{method: http.MethodDelete, path: enginePath(userID, "owner"), query: url.Values{"token": {token}}}, nil)
+}
+
 // Versions reads the release catalog, oldest first.
 func (c *Client) Versions(ctx context.Context) ([]api.Version, error) {
 	var out api.VersionList

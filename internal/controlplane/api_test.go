@@ -14,6 +14,8 @@ import (
 var everyKeyedRoute = []struct{ method, path, body string }{
 	{"GET", "/v1/engines", ""},
 	{"GET", "/v1/engines/user-0001", ""},
+	{"PUT", "/v1/engines/user-0001/owner", `{"token":"t","manager":"m","resource_type":"engine_release"}`},
+	{"DELETE", "/v1/engines/user-0001/owner?token=t", ""},
 	{"GET", "/v1/versions", ""},
 	{"GET", "/v1/upgrade-path?from=2.3.0&to=2.4.0", ""},
 	{"POST", "/v1/engines/user-0001/snapshots", `{}`},

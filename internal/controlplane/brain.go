@@ -99,6 +99,15 @@ func migrateBrain(path string, src migrations, target int) error {
 // committed and before its statements run: the stand-in Engine uses it to widen the window in
 // which a process kill lands mid-migration.
 func migrateBrainHooked(path string, src migrations, target int, before func(schema uint)) error {
+	var wrap func(database.Driver) database.Driver
+	if before != nil {
+		wrap = func(d database.Driver) database.Driver { return &hookedDriver{Driver: d, before: before} }
+	}
+	return migrateBrainWith(path, src, target, wrap)
+}
+
+// migrateBrainWith is migrateBrain through the driver wrap returns (nil: golang-migrate's own).
+func migrateBrainWith(path string, src migrations, target int, wrap func(database.Driver) database.Driver) error {
 	db, err := openBrain(path)
 	if err != nil {
 		return err
@@ -109,8 +118,8 @@ func migrateBrainHooked(path string, src migrations, target int, before func(sch
 		db.Close()
 		return fmt.Errorf("open brain %s for migration: %w", filepath.Base(path), err)
 	}
-	if before != nil {
-		drv = &hookedDriver{Driver: drv, before: before}
+	if wrap != nil {
+		drv = wrap(drv)
 	}
 	source, err := iofs.New(src.files, ".")
 	if err != nil {

@@ -388,12 +388,12 @@ func (s *Server) engineIDsLocked(sel api.Selector, after string, limit int) api.
 	}
 	// The count covers every page: ids before the page are counted too.
 	for _, id := range s.userIDs[:start] {
-		if matches(s.engines[id], sel) {
+		if matches(s.engines[id], sel, false) {
 			out.Total++
 		}
 	}
 	for _, id := range s.userIDs[start:] {
-		if !matches(s.engines[id], sel) {
+		if !matches(s.engines[id], sel, false) {
 			continue
 		}
 		out.Total++
@@ -406,10 +406,11 @@ func (s *Server) engineIDsLocked(sel api.Selector, after string, limit int) api.
 	return out
 }
 
-// matches reports whether e is one of the engines sel picks.
-func matches(e *engineState, sel api.Selector) bool {
+// matches reports whether e is one of the engines sel picks. A rehearsal's staging engine is one
+// only when staging says so: the selector never hands one to a rollout.
+func matches(e *engineState, sel api.Selector, staging bool) bool {
 	return (sel.Status == "" || e.Status == sel.Status) && (sel.Version == "" || e.EngineVersion == sel.Version) &&
-		strings.HasPrefix(e.UserID, sel.UserIDPrefix)
+		strings.HasPrefix(e.UserID, sel.UserIDPrefix) && (e.RehearsalID == "" || staging)
 }
 
 // selectorFromQuery reads status, version and user_id_prefix, as GET /v1/engines takes them.

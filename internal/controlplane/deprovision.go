@@ -27,10 +27,16 @@ func (s *Server) DeleteEngine(userID string) error {
 	if i := sort.SearchStrings(s.userIDs, userID); i < len(s.userIDs) && s.userIDs[i] == userID {
 		s.userIDs = append(s.userIDs[:i], s.userIDs[i+1:]...)
 	}
+	if bl, ok := s.rt.(brainLocator); ok && !bl.ownsBrain(userID) {
+		return nil // a brain the control plane did not create is never deleted
+	}
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		if err := os.Remove(s.BrainPath(userID) + suffix); err != nil && !os.IsNotExist(err) {
 			return err
 		}
+	}
+	if bl, ok := s.rt.(brainLocator); ok {
+		bl.removedBrain(userID)
 	}
 	return nil
 }

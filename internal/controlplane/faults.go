@@ -20,7 +20,7 @@ type faultSet struct {
 
 func newFaultSet() *faultSet { return &faultSet{} }
 
-// processFaults only make sense for a runtime that starts real engine processes.
+// processFaults only make sense for a runtime whose engines are real programs (process, docker).
 var processFaults = []string{api.FaultProcessKill, api.FaultIgnoreSIGTERM}
 
 func (f *faultSet) add(in api.Fault) api.Fault {
@@ -81,7 +81,7 @@ func (f *faultSet) fire(kinds []string, userID, version, method, path string) *a
 func validateFault(in api.Fault, process bool) *apiError {
 	switch {
 	case slices.Contains(processFaults, in.Kind) && !process:
-		return badField("kind", fmt.Sprintf("fault kind %q needs the process runtime; the in-process control plane supports %s", in.Kind, strings.Join(supportedFaults(), ", ")))
+		return badField("kind", fmt.Sprintf("fault kind %q needs the process or docker runtime (a real engine process or container to kill or to signal); the in-process control plane supports %s", in.Kind, strings.Join(supportedFaults(), ", ")))
 	case !slices.Contains(api.FaultKinds, in.Kind):
 		return badField("kind", fmt.Sprintf("unknown fault kind %q; use one of %s", in.Kind, strings.Join(supportedFaults(), ", ")))
 	case in.Probability < 0 || in.Probability > 1:

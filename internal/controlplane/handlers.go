@@ -67,6 +67,7 @@ func (s *Server) versionNotFound(field, version string) *apiError {
 func (s *Server) listEngines(w http.ResponseWriter, r *http.Request, _ params) {
 	q := r.URL.Query()
 	sel, bad := s.selectorFromQuery(q)
+	staging := q.Get("include_staging") == "true"
 	if bad != nil {
 		writeError(w, bad)
 		return
@@ -85,7 +86,7 @@ func (s *Server) listEngines(w http.ResponseWriter, r *http.Request, _ params) {
 	}
 	for _, id := range s.userIDs[start:] {
 		e := s.engines[id]
-		if !matches(e, sel) {
+		if !matches(e, sel, staging) {
 			continue
 		}
 		if len(out.Engines) == limit {

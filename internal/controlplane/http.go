@@ -59,6 +59,8 @@ func (s *Server) routes() []route {
 	rs := []route{
 		{method: "GET", pattern: "/v1/engines", handle: s.listEngines},
 		{method: "GET", pattern: "/v1/engines/{user_id}", handle: s.getEngine},
+		{method: "PUT", pattern: "/v1/engines/{user_id}/owner", handle: s.claimOwner},
+		{method: "DELETE", pattern: "/v1/engines/{user_id}/owner", handle: s.releaseOwner},
 		{method: "GET", pattern: "/v1/versions", handle: s.listVersions},
 		{method: "GET", pattern: "/v1/upgrade-path", handle: s.upgradePath},
 		{method: "POST", pattern: "/v1/engines/{user_id}/snapshots", handle: s.createSnapshot},
@@ -75,6 +77,10 @@ func (s *Server) routes() []route {
 		{method: "POST", pattern: "/v1/engines/{user_id}/turns", handle: s.writeTurns},
 		{method: "GET", pattern: "/v1/engines/{user_id}/turns", handle: s.listTurns},
 		{method: "GET", pattern: "/v1/stats", handle: s.getStats},
+		{method: "POST", pattern: "/v1/engines/{user_id}/rehearsals", handle: s.startRehearsal},
+		{method: "GET", pattern: "/v1/engines/{user_id}/rehearsals", handle: s.listRehearsals},
+		{method: "GET", pattern: "/v1/rehearsals/{rehearsal_id}", handle: s.getRehearsal},
+		{method: "DELETE", pattern: "/v1/rehearsals/{rehearsal_id}", handle: s.deleteRehearsal},
 	}
 	rs = append(rs, s.canaryRoutes()...)
 	if s.opts.EnableFaults {
@@ -124,6 +130,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(api.OpenAPI)
+		return
+	}
+	if s.engineHealth(w, r, raw) {
 		return
 	}
 	got := hashKey(r.Header.Get(api.KeyHeader))

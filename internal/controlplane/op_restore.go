@@ -37,6 +37,10 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request, p params) 
 		writeError(w, s.versionNotFound("version", req.Version))
 		return
 	}
+	if ae := s.checkImage(v.Version); ae != nil {
+		writeError(w, ae)
+		return
+	}
 	// The checksum is verified first, in full and synchronously: a tampered snapshot is refused
 	// before anything about the engine changes.
 	sn, ok := s.snapshotView(req.SnapshotID, true)

@@ -46,7 +46,14 @@ func (s *Server) createSnapshot(w http.ResponseWriter, r *http.Request, p params
 }
 
 func (s *Server) runSnapshot(op *operation, req api.CreateSnapshotRequest) {
-	id := op.Result.SnapshotID
+	if sn, ok := s.takeSnapshot(op, op.Result.SnapshotID, req); ok {
+		s.succeedOp(op, api.OperationResult{SnapshotID: sn.ID, EngineVersion: sn.EngineVersion, SchemaVersion: sn.SchemaVersion})
+	}
+}
+
+// takeSnapshot runs the steps snapshot and verify of op's engine into snapshot id and records
+// it; on failure it has failed op and reports false.
+func (s *Server) takeSnapshot(op *operation, id string, req api.CreateSnapshotRequest) (api.Snapshot, bool) {
 	e := s.begin(op, api.StepSnapshot, "")
 	s.mu.Lock()
 	version := e.EngineVersion
@@ -59,7 +66,7 @@ func (s *Server) runSnapshot(op *operation, req api.CreateSnapshotRequest) {
 	if err != nil {
 		os.Remove(tmp)
 		s.failOp(op, api.StepSnapshot, api.CodeInternal, fmt.Sprintf("copying user %s's brain failed: %v; take the snapshot again", op.UserID, err), false)
-		return
+		return api.Snapshot{}, false
 	}
 	if !sc.Pinned {
 		s.log.Info("snapshot fell back to the online backup", "user_id", op.UserID, "snapshot_id", id, "how", sc.How)
@@ -68,7 +75,7 @@ func (s *Server) runSnapshot(op *operation, req api.CreateSnapshotRequest) {
 	s.begin(op, api.StepVerify, "")
 	if !s.sleep(nominalVerify) {
 		os.Remove(tmp)
-		return
+		return api.Snapshot{}, false
 	}
 	sf, err := sealSnapshot(tmp, dst, sc.Digest)
 	if err != nil {
@@ -79,12 +86,12 @@ func (s *Server) runSnapshot(op *operation, req api.CreateSnapshotRequest) {
 		} else {
 			s.failOp(op, api.StepVerify, api.CodeInternal, fmt.Sprintf("snapshot %s passed verification but could not be put in place: %v; take the snapshot again", id, err), false)
 		}
-		return
+		return api.Snapshot{}, false
 	}
 	fi, err := os.Stat(dst)
 	if err != nil {
 		s.failOp(op, api.StepVerify, api.CodeInternal, fmt.Sprintf("snapshot %s vanished right after it was written: %v; take the snapshot again", id, err), false)
-		return
+		return api.Snapshot{}, false
 	}
 	sn := api.Snapshot{
 		ID: id, UserID: op.UserID, EngineID: e.EngineID, EngineVersion: version, SchemaVersion: sf.Schema,
@@ -97,10 +104,10 @@ func (s *Server) runSnapshot(op *operation, req api.CreateSnapshotRequest) {
 		s.mu.Unlock()
 		os.Remove(dst)
 		s.failOp(op, api.StepVerify, api.CodeInternal, "could not record the snapshot: "+err.Error(), false)
-		return
+		return api.Snapshot{}, false
 	}
 	s.snapshots[id] = &snapshotState{Snapshot: sn, checked: stampOf(fi)}
 	s.mu.Unlock()
 	s.finishStep(op, api.StepVerify, fmt.Sprintf("integrity_check ok; sha256 %s; %d bytes", sf.SHA256[:12], sf.Size))
-	s.succeedOp(op, api.OperationResult{SnapshotID: id, EngineVersion: version, SchemaVersion: sf.Schema})
+	return sn, true
 }

@@ -32,6 +32,10 @@ func (s *Server) startUpgrade(w http.ResponseWriter, r *http.Request, p params) 
 		writeError(w, s.versionNotFound("version", req.Version))
 		return
 	}
+	if ae := s.checkImage(target.Version); ae != nil {
+		writeError(w, ae)
+		return
+	}
 	if req.SnapshotID != "" && !validID(req.SnapshotID) {
 		writeError(w, badField("snapshot_id", fmt.Sprintf("snapshot_id must match %s", api.IDPattern)))
 		return

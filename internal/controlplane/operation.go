@@ -84,6 +84,12 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, st opStart) {
 			return
 		}
 	}
+	if e.RehearsalID != "" && st.kind != api.OpRehearsal {
+		writeError(w, newErr(http.StatusConflict, api.CodeInvalidRequest, fmt.Sprintf(
+			"%s is the staging engine of rehearsal %s: it takes turns for spot-checks, no %s; delete the rehearsal to remove it",
+			st.userID, e.RehearsalID, st.kind)))
+		return
+	}
 	if e.CurrentOperationID != "" {
 		ae := newErr(http.StatusConflict, api.CodeOperationInProgress, fmt.Sprintf("operation %s is already running on user %s's engine; wait for it (GET /v1/operations/%s) and retry", e.CurrentOperationID, st.userID, e.CurrentOperationID))
 		ae.detail.OperationID = e.CurrentOperationID

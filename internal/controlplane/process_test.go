@@ -358,7 +358,12 @@ func TestProcess_restartRestartsEnginesAndLeavesNoChild(t *testing.T) {
 
 func TestProcess_optionsAreChecked(t *testing.T) {
 	for name, o := range map[string]Options{
-		"unknown runtime":  {Runtime: "docker"},
+		"unknown runtime":  {Runtime: "podman"},
+		"docker command":   {Runtime: RuntimeDocker, EngineCommand: "engine-standin"},
+		"docker template":  {Runtime: RuntimeDocker, Docker: DockerOptions{Image: "september-engine:latest"}},
+		"docker admin env": {Runtime: RuntimeDocker, Docker: DockerOptions{EnvPassthrough: []string{"ENGINE_CONTROLPLANE_API_KEY"}}},
+		"docker for sim":   {Docker: DockerOptions{Network: "engine_net"}},
+		"process docker":   {Runtime: RuntimeProcess, EngineCommand: "sh", Docker: DockerOptions{Network: "engine_net"}},
 		"command for sim":  {EngineCommand: "engine-standin"},
 		"missing program":  {Runtime: RuntimeProcess, EngineCommand: "/nonexistent/engine --version {version}"},
 		"bad port range":   {Runtime: RuntimeProcess, EngineCommand: "sh", PortMin: 9100, PortMax: 9001},

@@ -15,19 +15,21 @@ const (
 	RuntimeSim = "sim"
 	// RuntimeProcess runs every engine as a child process started from its version's command.
 	RuntimeProcess = "process"
+	// RuntimeDocker runs every engine as a Docker container from its version's image.
+	RuntimeDocker = "docker"
 )
 
 // engineRuntime is where engines run: the one seam between the control plane (registry,
 // operations, API) and the engines themselves. Each runtime lives in files of its own: sim
-// (runtime_sim.go: state machines in this process) and process (runtime_process*.go: one child
-// process per engine). Nothing outside them asks which runtime is in use.
+// (runtime_sim.go: state machines in this process), process (runtime_process*.go: one child
+// process per engine) and docker (runtime_docker*.go: one container per engine, through the
+// Docker Engine API). Nothing outside them asks which runtime is in use.
 //
 // The control plane owns every engine's record (engineState, under Server.mu) and its brain, a
 // SQLite file under the data dir (Server.BrainPath) that provisioning creates and that outlives
 // any engine. A runtime gives an engine that file, starts, drains and stops it, and reports what
-// it saw. A runtime whose engines are containers (the brain bind-mounted from the host, drained
-// with SIGTERM and a grace, adopted by label at start-up) fits the same methods: its steps run
-// `docker` where process runs exec and signals.
+// it saw. The docker runtime keeps each brain in a directory of its own, bind-mounted at /data,
+// and says where (brainLocator).
 //
 // The operation methods (drainAndStop, migrate, bootAndCheck) run inside an operation's
 // goroutine and own its steps: each begins its steps (Server.begin) and finishes them
@@ -37,8 +39,8 @@ const (
 type engineRuntime interface {
 	// name is the runtime's Options.Runtime name.
 	name() string
-	// realProcesses says engines are real processes that the process_kill and ignore_sigterm
-	// faults can act on.
+	// realProcesses says engines are real programs (processes, containers) that the
+	// process_kill and ignore_sigterm faults can act on.
 	realProcesses() bool
 
 	// resume brings up, once the control plane has loaded its registry, every engine the
@@ -103,23 +105,46 @@ type engineRuntime interface {
 
 // newRuntime builds the runtime opts.Runtime names; checkRuntimeOptions has vetted the name.
 func newRuntime(s *Server) (engineRuntime, error) {
-	if s.opts.Runtime == RuntimeProcess {
+	switch s.opts.Runtime {
+	case RuntimeProcess:
 		return newProcRuntime(s)
+	case RuntimeDocker:
+		return newDockerRuntime(s)
 	}
 	return newSimRuntime(s), nil
 }
 
+// brainLocator is a runtime that keeps brains elsewhere than <data-dir>/brains/<user>.sqlite
+// (Server.BrainPath asks it) and may run engines on brains it did not create.
+type brainLocator interface {
+	brainPath(user string) string
+	// ownsBrain says the control plane created user's brain and may delete it.
+	ownsBrain(user string) bool
+	// removedBrain is told that user's brain file was deleted (Server.DeleteEngine).
+	removedBrain(user string)
+}
+
 // checkRuntimeOptions settles opts.Runtime ("" is sim) and refuses options of another runtime.
 func checkRuntimeOptions(opts *Options) error {
+	process := opts.EngineCommand != "" || len(opts.EngineCommands) > 0
+	docker := !opts.Docker.empty()
 	switch opts.Runtime {
 	case "", RuntimeSim:
 		opts.Runtime = RuntimeSim
-		if opts.EngineCommand != "" || len(opts.EngineCommands) > 0 || opts.PortMin != 0 || opts.PortMax != 0 {
-			return errors.New("controlplane: EngineCommand, EngineCommands and the port range apply to the process runtime only; set Runtime to \"process\"")
+		if process || docker || opts.PortMin != 0 || opts.PortMax != 0 {
+			return errors.New("controlplane: EngineCommand, EngineCommands, the port range and the Docker options apply to the process or docker runtime only; set Runtime to \"process\" or \"docker\"")
 		}
 	case RuntimeProcess:
+		if docker {
+			return errors.New("controlplane: the Docker options (image, network, brain root, env passthrough, adopt labels) apply to the docker runtime only; set Runtime to \"docker\"")
+		}
+	case RuntimeDocker:
+		if process {
+			return errors.New("controlplane: EngineCommand and EngineCommands apply to the process runtime only; the docker runtime runs images (Docker.Image, Docker.Images)")
+		}
+		return opts.Docker.check()
 	default:
-		return fmt.Errorf("controlplane: runtime %q is not one of %q (engines in this process, the default) or %q (one child process per engine)", opts.Runtime, RuntimeSim, RuntimeProcess)
+		return fmt.Errorf("controlplane: runtime %q is not one of %q (engines in this process, the default), %q (one child process per engine) or %q (one Docker container per engine)", opts.Runtime, RuntimeSim, RuntimeProcess, RuntimeDocker)
 	}
 	return nil
 }
@@ -138,6 +163,21 @@ func (h hostBrain) snapshotBrain(ctx context.Context, user, tmp string) (snapsho
 
 func (h hostBrain) restoreBrain(user, snapshot string) error {
 	return swapBrain(snapshot, h.path(user))
+}
+
+// imageChecker is a runtime that runs versions from images: a version whose image is missing is
+// refused before an operation stops anything (IMAGE_NOT_FOUND).
+type imageChecker interface {
+	checkImage(version string) *apiError
+}
+
+// checkImage refuses version when the runtime cannot run it (checked before an upgrade or a
+// restore starts); nil under runtimes without images.
+func (s *Server) checkImage(version string) *apiError {
+	if ic, ok := s.rt.(imageChecker); ok {
+		return ic.checkImage(version)
+	}
+	return nil
 }
 
 // What runtimes share: the steps' bookkeeping on the engine's record.
@@ -185,11 +225,12 @@ func (s *Server) engineLostLocked(e *engineState, code, msg string) error {
 	return s.reg.putEngines(e.Engine)
 }
 
-// EngineProcess reports user's engine process under the process runtime: its pid, its URL and
-// the key it accepts in X-Engine-Key. ok is false when no process runs (or under sim).
+// EngineProcess reports user's engine process under the process runtime (under docker: the
+// container's main process, as the host sees it): its pid, its URL and the key it accepts in
+// X-Engine-Key. ok is false when none runs (or under sim).
 func (s *Server) EngineProcess(user string) (pid int, url, key string, ok bool) {
 	return s.rt.process(user)
 }
 
-// Runtime is the runtime engines run in: RuntimeSim or RuntimeProcess.
+// Runtime is the runtime engines run in: RuntimeSim, RuntimeProcess or RuntimeDocker.
 func (s *Server) Runtime() string { return s.rt.name() }

@@ -71,12 +71,9 @@ type procRuntime struct {
 
 // engineProc is one engine process.
 type engineProc struct {
-	user, version string
-	pid, port     int
-	key, url      string
-	done          chan struct{} // closed once the process has exited and been reaped
-	exit          string        // "exit status 4", "signal: killed"; set before done closes
-	stopping      atomic.Bool   // an exit we asked for is not a crash
+	engineInstance // done closes once the process has exited and been reaped
+	pid, port      int
+	exit           string // "exit status 4", "signal: killed"; set before done closes
 	// watched is true from spawn until whoever started the process (a boot, an upgrade, a
 	// restore) has seen it healthy: until then that caller reports an exit, with its own
 	// context, and a crash report would only race it.
@@ -207,14 +204,14 @@ func (r *procRuntime) resume() {
 // boot starts version for user outside any operation (control plane start, CreateEngine) and
 // waits until it is healthy. On failure the engine is left failed with the reason.
 func (r *procRuntime) boot(user, version string) error {
-	env, _ := r.faultEnv(user, version, false)
+	env, _ := r.s.faultEnv(user, version, false)
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		var p *engineProc
 		if p, err = r.spawn(user, version, env); err != nil {
 			break
 		}
-		if err = r.waitHealth(p, time.Now().Add(r.processWait(time.Duration(defaultHealthTimeout)*time.Second, minProcessWait)), true); err == nil {
+		if err = p.waitHealth(r.s.ctx, time.Now().Add(r.processWait(time.Duration(defaultHealthTimeout)*time.Second, minProcessWait)), true); err == nil {
 			r.healthy(p)
 			return nil
 		}

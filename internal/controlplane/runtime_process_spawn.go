@@ -151,8 +151,9 @@ func (r *procRuntime) spawn(user, version string, extraEnv []string) (*enginePro
 		release()
 		return nil, fmt.Errorf("start %q for user %s: %w", strings.Join(argv, " "), user, err)
 	}
-	p := &engineProc{user: user, version: version, pid: cmd.Process.Pid, port: port, key: key,
-		url: "http://127.0.0.1:" + strconv.Itoa(port), done: make(chan struct{}), tail: tail}
+	p := &engineProc{pid: cmd.Process.Pid, port: port, tail: tail}
+	p.engineInstance = engineInstance{user: user, version: version, key: key, url: "http://127.0.0.1:" + strconv.Itoa(port),
+		desc: "process " + strconv.Itoa(p.pid), done: make(chan struct{}), exited: func() error { return exitOf(p) }}
 	p.watched.Store(true)
 	runFile := filepath.Join(r.runDir, user+".pid")
 	_ = os.WriteFile(runFile, []byte(strconv.Itoa(p.pid)), 0o600)
@@ -184,10 +185,10 @@ func (r *procRuntime) spawn(user, version string, extraEnv []string) (*enginePro
 	return p, nil
 }
 
-// faultEnv fires the faults that shape a process at start and returns its environment knobs.
+// faultEnv fires the faults that shape an engine program (a process or a container) at start
+// and returns the stand-in's environment knobs.
 // killMidMigration says the control plane must kill it once its migration is under way.
-func (r *procRuntime) faultEnv(user, version string, migrating bool) (env []string, killMidMigration bool) {
-	s := r.s
+func (s *Server) faultEnv(user, version string, migrating bool) (env []string, killMidMigration bool) {
 	if !s.opts.EnableFaults {
 		return nil, false
 	}

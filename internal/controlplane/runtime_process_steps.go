@@ -1,12 +1,8 @@
 package controlplane
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"time"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
@@ -57,43 +53,16 @@ func (r *procRuntime) failWith(op *operation, p *engineProc, step, code, msg str
 func (r *procRuntime) migrate(op *operation, path api.UpgradePath, healthTimeout time.Duration) bool {
 	s := r.s
 	e := s.begin(op, api.StepMigrate, api.StatusUpgrading)
-	env, killMid := r.faultEnv(op.UserID, path.To, true)
+	env, killMid := r.s.faultEnv(op.UserID, path.To, true)
 	p, err := r.spawn(op.UserID, path.To, env)
 	if err != nil {
 		s.failOp(op, api.StepMigrate, api.CodeInternal, fmt.Sprintf("could not start %s to migrate user %s's brain: %v; nothing was migrated", path.To, op.UserID, err), false)
 		return false
 	}
-	restore := ""
-	if op.SnapshotID != "" {
-		restore = " (" + op.SnapshotID + ")"
-	}
-	deadline := time.Now().Add(r.processWait(healthTimeout, minProcessWait))
-	brain := s.BrainPath(op.UserID)
-	for {
-		schema, dirty, _ := brainSchema(brain)
-		if killMid && dirty {
-			r.kill(p)
-			schema, dirty, _ = brainSchema(brain)
-			r.failWith(op, nil, api.StepMigrate, api.CodeMigrationFailed, fmt.Sprintf("fault process_kill: engine process %d (%s) was killed with SIGKILL while its migration to schema %d ran; the migration's transaction never committed and the brain is marked dirty at schema %d (dirty=%v); restore the snapshot taken before the upgrade%s", p.pid, path.To, schema, schema, dirty, restore))
-			return false
-		}
-		if schema == path.ToSchema && !dirty {
-			break
-		}
-		select {
-		case <-p.done:
-			pe := exitOf(p)
-			schema, dirty, _ = brainSchema(brain)
-			r.failWith(op, nil, api.StepMigrate, pe.apiCode(api.CodeMigrationFailed), fmt.Sprintf("%v; the brain is at schema %d (dirty=%v); restore the snapshot taken before the upgrade%s", pe, schema, dirty, restore))
-			return false
-		case <-s.ctx.Done():
-			return false
-		case <-time.After(healthPoll):
-		}
-		if time.Now().After(deadline) {
-			r.failWith(op, p, api.StepMigrate, api.CodeMigrationFailed, fmt.Sprintf("%s did not finish migrating user %s's brain to schema %d by the deadline (the brain is at schema %d, dirty=%v); the process was killed; restore the snapshot taken before the upgrade%s", path.To, op.UserID, path.ToSchema, schema, dirty, restore))
-			return false
-		}
+	w := migrationWatch{inst: &p.engineInstance, deadline: time.Now().Add(r.processWait(healthTimeout, minProcessWait)),
+		kill: func() { r.kill(p) }, faultKill: killMid}
+	if !s.followMigration(op, path, w) {
+		return false
 	}
 	s.migrated(op, e, path.ToSchema)
 	s.finishStep(op, api.StepMigrate, fmt.Sprintf("%s (process %d) migrated the brain to schema %d at start-up", path.To, p.pid, path.ToSchema))
@@ -111,7 +80,7 @@ func (r *procRuntime) bootAndCheck(op *operation, version string, healthTimeout 
 		p = nil
 	}
 	if p == nil {
-		env, _ := r.faultEnv(op.UserID, v.Version, false)
+		env, _ := r.s.faultEnv(op.UserID, v.Version, false)
 		var err error
 		if p, err = r.spawn(op.UserID, v.Version, env); err != nil {
 			s.failOp(op, api.StepBoot, api.CodeInternal, fmt.Sprintf("could not start %s for user %s: %v", v.Version, op.UserID, err), true)
@@ -120,13 +89,13 @@ func (r *procRuntime) bootAndCheck(op *operation, version string, healthTimeout 
 	}
 	wait := r.processWait(healthTimeout, minProcessWait)
 	deadline := time.Now().Add(wait)
-	if err := r.waitHealth(p, deadline, false); err != nil {
+	if err := p.waitHealth(r.s.ctx, deadline, false); err != nil {
 		r.failBoot(op, p, api.StepBoot, v, err, wait)
 		return
 	}
 	s.finishStep(op, api.StepBoot, fmt.Sprintf("%s running as process %d on 127.0.0.1:%d", v.Version, p.pid, p.port))
 	s.begin(op, api.StepHealth, "")
-	if err := r.waitHealth(p, deadline, true); err != nil {
+	if err := p.waitHealth(r.s.ctx, deadline, true); err != nil {
 		r.failBoot(op, p, api.StepHealth, v, err, wait)
 		return
 	}
@@ -152,40 +121,9 @@ func (r *procRuntime) failBoot(op *operation, p *engineProc, step string, v api.
 	r.failWith(op, p, step, api.CodeHealthCheckFailed, fmt.Sprintf("%s on user %s never reported healthy within %s; the process (%d) was killed; restore a snapshot", v.Version, op.UserID, wait, p.pid))
 }
 
-// waitHealth polls /health until it answers (ok=false) or answers 200 "ok" (ok=true), the
-// process exits (*processExit), the deadline passes or the server closes.
-func (r *procRuntime) waitHealth(p *engineProc, deadline time.Time, ok bool) error {
-	c := &http.Client{Timeout: time.Second}
-	for {
-		select {
-		case <-p.done:
-			return exitOf(p)
-		case <-r.s.ctx.Done():
-			return r.s.ctx.Err()
-		default:
-		}
-		if resp, err := c.Get(p.url + "/health"); err == nil {
-			var h api.Health
-			_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&h)
-			resp.Body.Close()
-			if !ok || (resp.StatusCode == http.StatusOK && h.Status == "ok") {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return context.DeadlineExceeded
-		}
-		select {
-		case <-p.done:
-		case <-r.s.ctx.Done():
-		case <-time.After(healthPoll):
-		}
-	}
-}
-
 // processWait is a requested timeout as the process runtime applies it: scaled like every
 // nominal duration, but never below what a real process needs (floor), unless the request itself
 // is shorter.
 func (r *procRuntime) processWait(d time.Duration, floor time.Duration) time.Duration {
-	return max(r.s.scaled(d), min(floor, d))
+	return r.s.realWait(d, floor)
 }

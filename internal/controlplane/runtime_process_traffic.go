@@ -1,12 +1,6 @@
 package controlplane
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"net/http"
 	"time"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
@@ -23,73 +17,11 @@ type turnResult struct {
 
 // turns sends test traffic to the engine process and records its real results.
 func (r *procRuntime) turns(e *engineState, req api.TurnsRequest) (api.TurnsResult, *apiError) {
-	s := r.s
-	p := r.get(e.UserID)
-	if p == nil {
-		s.mu.Lock()
-		ae := s.engineUnavailable503(e)
-		s.mu.Unlock()
-		return api.TurnsResult{}, ae
+	var inst *engineInstance
+	if p := r.get(e.UserID); p != nil {
+		inst = &p.engineInstance
 	}
-	resp, err := p.postTurns(r.http, EngineTurnRequest{Count: req.Count, Content: req.Content})
-	if err != nil {
-		var ae *apiError
-		if errors.As(err, &ae) {
-			return api.TurnsResult{}, ae
-		}
-		return api.TurnsResult{}, newErr(http.StatusBadGateway, api.CodeEngineUnavailable, fmt.Sprintf("user %s's engine process did not answer: %v", e.UserID, err))
-	}
-	s.mu.Lock()
-	now := time.Now()
-	e.BrainWrites = resp.BrainWrites
-	e.writes = append(e.writes, writeEvent{at: now, count: resp.Written})
-	for _, t := range resp.Results {
-		e.results = append(e.results, turnResult{at: now, latency: t.LatencyMS, errKind: t.Error, input: t.InputTokens, cacheHit: t.CacheHitTokens})
-	}
-	if len(e.writes) > 1024 {
-		e.writes = e.writes[len(e.writes)-1024:]
-	}
-	if len(e.results) > 4096 {
-		e.results = e.results[len(e.results)-4096:]
-	}
-	err = s.reg.putEngines(e.Engine)
-	s.mu.Unlock()
-	if err != nil {
-		s.log.Error("registry write failed", "user_id", e.UserID, "error", err)
-	}
-	return api.TurnsResult{Written: resp.Written, BrainWrites: resp.BrainWrites, Turns: resp.Turns}, nil
-}
-
-// postTurns calls the engine's turn endpoint with its key.
-func (p *engineProc) postTurns(c *http.Client, req EngineTurnRequest) (*EngineTurnResponse, error) {
-	b, _ := json.Marshal(req)
-	hr, _ := http.NewRequest(http.MethodPost, p.url+"/v1/turns", bytes.NewReader(b))
-	hr.Header.Set("X-Engine-Key", p.key)
-	hr.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(hr)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if resp.StatusCode != http.StatusOK {
-		var eb api.ErrorBody
-		_ = json.Unmarshal(body, &eb)
-		status := http.StatusBadGateway
-		if resp.StatusCode == http.StatusServiceUnavailable {
-			status = http.StatusServiceUnavailable
-		}
-		code := eb.Error.Code
-		if code == "" {
-			code = api.CodeEngineUnavailable
-		}
-		return nil, newErr(status, code, fmt.Sprintf("user %s's engine (%s, process %d) answered %d: %s", p.user, p.version, p.pid, resp.StatusCode, eb.Error.Message))
-	}
-	var out EngineTurnResponse
-	if err := json.Unmarshal(body, &out); err != nil {
-		return nil, fmt.Errorf("unreadable turn response: %w", err)
-	}
-	return &out, nil
+	return r.s.instanceTurns(e, inst, r.http, req)
 }
 
 // metricsLocked are the engine's real turn results in the window (processMetrics).

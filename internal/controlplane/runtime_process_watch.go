@@ -1,11 +1,7 @@
 package controlplane
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"time"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 )
@@ -25,64 +21,13 @@ func (r *procRuntime) healthy(p *engineProc) {
 	go r.probe(p)
 }
 
-// probe keeps asking a healthy engine's /health until it exits or is stopped. Answers refresh
-// last_health_at; probeFailures failures in a row fail the engine and kill the hung process, as
-// an orchestrator's health loop would.
+// probe keeps asking a healthy engine's /health until it exits or is stopped
+// (Server.probeHealth); a hung process is killed.
 func (r *procRuntime) probe(p *engineProc) {
-	c := &http.Client{Timeout: probeTimeout}
-	failures := 0
-	for {
-		select {
-		case <-p.done:
-			return
-		case <-r.s.ctx.Done():
-			return
-		case <-time.After(probeInterval):
-		}
-		if p.stopping.Load() {
-			return
-		}
-		ok := false
-		var why string
-		if resp, err := c.Get(p.url + "/health"); err != nil {
-			why = err.Error()
-		} else {
-			var h api.Health
-			_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&h)
-			resp.Body.Close()
-			ok = resp.StatusCode == http.StatusOK && h.Status == "ok"
-			why = fmt.Sprintf("%d %q", resp.StatusCode, h.Status)
-		}
-		if ok {
-			failures = 0
-			r.s.mu.Lock()
-			if e := r.s.engines[p.user]; e != nil && e.Status == api.StatusRunning && r.get(p.user) == p {
-				now := time.Now().UTC()
-				e.LastHealthAt = &now
-			}
-			r.s.mu.Unlock()
-			continue
-		}
-		if failures++; failures < probeFailures || p.stopping.Load() {
-			continue
-		}
-		r.s.mu.Lock()
-		e := r.s.engines[p.user]
-		hung := e != nil && e.Status == api.StatusRunning && r.get(p.user) == p && !p.stopping.Load()
-		if hung {
-			p.stopping.Store(true) // reported here, not again as a crash
-			if err := r.s.engineLostLocked(e, api.CodeHealthCheckFailed, fmt.Sprintf("user %s's engine process (pid %d, version %s) stopped answering /health (%d probes in a row failed, last: %s); it was killed and the engine is failed: restore a snapshot to bring it back",
-				p.user, p.pid, p.version, failures, why)); err != nil {
-				r.s.log.Error("registry write failed", "user_id", p.user, "error", err)
-			}
-		}
-		r.s.mu.Unlock()
-		if hung {
-			r.s.log.Error("engine process hung; killed", "user_id", p.user, "pid", p.pid)
-			r.kill(p)
-		}
-		return
-	}
+	r.s.probeHealth(&p.engineInstance, func() bool { return r.get(p.user) == p }, func(failures int, why string) string {
+		return fmt.Sprintf("user %s's engine process (pid %d, version %s) stopped answering /health (%d probes in a row failed, last: %s); it was killed and the engine is failed: restore a snapshot to bring it back",
+			p.user, p.pid, p.version, failures, why)
+	}, func() { r.kill(p) })
 }
 
 // engineExited is called when an engine process that had been seen healthy ends without being

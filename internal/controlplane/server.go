@@ -44,16 +44,20 @@ type Options struct {
 	Logger        *slog.Logger // nil discards
 
 	// Runtime is where engines run: RuntimeSim ("" or "sim", state machines in this process;
-	// runtime_sim.go) or RuntimeProcess ("process", one child process per engine;
-	// runtime_process.go).
+	// runtime_sim.go), RuntimeProcess ("process", one child process per engine;
+	// runtime_process.go) or RuntimeDocker ("docker", one container per engine;
+	// runtime_docker.go).
 	Runtime string
 	// EngineCommand is the process runtime's command template ({version} is replaced);
 	// "" means DefaultEngineCommand. EngineCommands overrides it per version.
 	EngineCommand  string
 	EngineCommands map[string]string
-	// PortMin..PortMax is the loopback port range engine processes listen on (like 9001-9999);
-	// both 0 lets the kernel pick free ports, which parallel tests need.
+	// PortMin..PortMax is the loopback port range engine processes listen on (like 9001-9999),
+	// or that the docker runtime publishes containers' port 8000 on; both 0 lets the kernel
+	// pick free ports, which parallel tests need.
 	PortMin, PortMax int
+	// Docker is the docker runtime's configuration (runtime_docker.go).
+	Docker DockerOptions
 }
 
 // Server is one control plane over one data dir.
@@ -80,6 +84,8 @@ type Server struct {
 	ops       map[string]*operation
 	opSeq     int64
 	idem      map[string]idemEntry
+	// rehearsals are kept after their staging engine is gone (rehearsal.go).
+	rehearsals map[string]*api.Rehearsal
 
 	tmplMu    sync.Mutex
 	templates map[int]string
@@ -168,7 +174,7 @@ func New(opts Options) (*Server, error) {
 		opts: opts, log: opts.Logger, cat: cat, mig: newMigrations(cat.Versions()),
 		keyHash: hashKey(opts.APIKey), reg: reg,
 		engines: map[string]*engineState{}, snapshots: map[string]*snapshotState{},
-		ops: map[string]*operation{}, idem: map[string]idemEntry{}, templates: map[int]string{},
+		ops: map[string]*operation{}, idem: map[string]idemEntry{}, rehearsals: map[string]*api.Rehearsal{}, templates: map[int]string{},
 		faults: newFaultSet(), stats: newStats(), canaries: newCanaryStore(),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -207,6 +213,9 @@ func (s *Server) Close() error {
 
 // BrainPath is where a user's brain lives (tests inspect or tamper with it).
 func (s *Server) BrainPath(userID string) string {
+	if bl, ok := s.rt.(brainLocator); ok {
+		return bl.brainPath(userID)
+	}
 	return filepath.Join(s.opts.DataDir, "brains", userID+".sqlite")
 }
 
@@ -281,6 +290,9 @@ func (s *Server) provision(userID string, v api.Version) (*engineState, error) {
 		return nil, err
 	}
 	brain := s.BrainPath(userID)
+	if err := os.MkdirAll(filepath.Dir(brain), 0o700); err != nil {
+		return nil, fmt.Errorf("provision brain for %s: %w", userID, err)
+	}
 	for _, suffix := range []string{"-wal", "-shm"} {
 		os.Remove(brain + suffix)
 	}
@@ -362,7 +374,7 @@ func (s *Server) load() error {
 			return err
 		}
 	}
-	return nil
+	return s.loadRehearsals()
 }
 
 func (e *engineState) fail(code, msg string) {

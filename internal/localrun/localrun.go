@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/septemberai/terraform-provider-engine/internal/client"
+	"github.com/septemberai/terraform-provider-engine/internal/cmd/engine-standin/standinbuild"
 	"github.com/septemberai/terraform-provider-engine/internal/controlplane"
 )
 
@@ -38,6 +39,10 @@ type Options struct {
 	Out, Err  io.Writer // where terraform and the build write
 	// Log, when set, receives one line per step ("Building the provider into ...").
 	Log func(format string, args ...any)
+	// Runtime is where the engines run: "" or "sim" (the default, nothing to install), or
+	// "docker": a container per engine from the stand-in images (built first, as `make images`
+	// does), under names and a network of this run's own, all removed on Close.
+	Runtime string
 }
 
 // Env is a running environment. Close stops everything it started and removes its directory.
@@ -113,10 +118,14 @@ func Start(ctx context.Context, o Options) (e *Env, err error) {
 	}
 
 	e.Key = randomKey()
-	cp, err := controlplane.New(controlplane.Options{
+	cpOpts := controlplane.Options{
 		DataDir: filepath.Join(e.Dir, "data"), APIKey: e.Key,
 		SeedEngines: o.Engines, SeedVersion: o.Version, TimeScale: o.TimeScale,
-	})
+	}
+	if err := dockerRuntime(e.o, e.Key, &cpOpts); err != nil {
+		return nil, err
+	}
+	cp, err := controlplane.New(cpOpts)
 	if err != nil {
 		return nil, fmt.Errorf("start the control plane: %w", err)
 	}
@@ -138,7 +147,11 @@ func Start(ctx context.Context, o Options) (e *Env, err error) {
 		o.Log("Stopped the control plane")
 	})
 	e.Endpoint = "http://" + ln.Addr().String()
-	o.Log("Control plane on %s: %d engines on %s, time scale %g", e.Endpoint, o.Engines, o.Version, o.TimeScale)
+	where := ""
+	if cpOpts.Runtime == controlplane.RuntimeDocker {
+		where = fmt.Sprintf(" (containers %suser-…, network %s)", cpOpts.Docker.NamePrefix, cpOpts.Docker.Network)
+	}
+	o.Log("Control plane on %s: %d engines on %s%s, time scale %g", e.Endpoint, o.Engines, o.Version, where, o.TimeScale)
 	if e.Client, err = client.New(client.Config{Endpoint: e.Endpoint, APIKey: e.Key, RequestTimeout: 10 * time.Second, MaxRetries: 2, UserAgent: "engine-localrun"}); err != nil {
 		return nil, err
 	}
@@ -276,4 +289,29 @@ func randomKey() string {
 		panic(err)
 	}
 	return "demo-" + hex.EncodeToString(b)
+}
+
+// dockerRuntime puts the control plane on the docker runtime when o asks for it: the stand-in
+// image of every catalog version built first, containers named demo-<tag>-user-0001 on a network
+// of their own, removed when the control plane closes.
+func dockerRuntime(o Options, key string, cp *controlplane.Options) error {
+	switch o.Runtime {
+	case "", controlplane.RuntimeSim:
+		return nil
+	case controlplane.RuntimeDocker:
+	default:
+		return fmt.Errorf("runtime %q: use %q (the default) or %q", o.Runtime, controlplane.RuntimeSim, controlplane.RuntimeDocker)
+	}
+	var vs []string
+	for _, v := range controlplane.DefaultCatalog() {
+		vs = append(vs, v.Version)
+	}
+	o.Log("Building the stand-in Engine images (%s) with the local Docker daemon", standinbuild.ImageTemplate)
+	if err := standinbuild.BuildImages(o.Repo, standinbuild.ImageTemplate, vs, func(string) {}); err != nil {
+		return fmt.Errorf("build the engine images (is a Docker daemon running?): %w", err)
+	}
+	tag := key[:8]
+	cp.Runtime = controlplane.RuntimeDocker
+	cp.Docker = controlplane.DockerOptions{NamePrefix: "demo-" + tag + "-", Network: "engine_demo_" + tag, RemoveOnClose: true}
+	return nil
 }

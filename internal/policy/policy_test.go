@@ -28,12 +28,25 @@ func TestAccPolicy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel) // parallel subtests run after this function returns
 	var logs bytes.Buffer
-	env, err := localrun.Start(ctx, localrun.Options{Engines: 20, TimeScale: 0.001, TempBase: t.TempDir(), NoColor: true, Out: &logs, Err: &logs})
+	env, err := localrun.Start(ctx, localrun.Options{Engines: 20, TimeScale: 0.001, TempBase: t.TempDir(), NoColor: true, Out: &logs,
+		Err: &logs})
 	if err != nil {
 		t.Fatalf("start: %v\n%s", err, logs.String())
 	}
 	t.Cleanup(env.Close)
 
+	// A rehearsal that passed, for the plan that names it.
+	op, err := env.Client.StartRehearsal(ctx, "user-0005", client.NewIdempotencyKey(), api.RehearsalRequest{Version: "3.0.0",
+		Analysis: api.RehearsalAnalysis{BaselineTolerance: 1}})
+	if err == nil {
+		op, err = env.Client.WaitOperation(ctx, op.ID, nil)
+	}
+	if err != nil || op.Status != api.OpSucceeded {
+		t.Fatalf("rehearsal of user-0005: %v %+v", err, op.Error)
+	}
+	if reh, err := env.Client.GetRehearsal(ctx, op.Result.RehearsalID); err != nil || reh.Status != api.RehearsalPassed {
+		t.Fatalf("rehearsal of user-0005 did not pass: %v %+v", err, reh)
+	}
 	cases := []struct {
 		name, dir string
 		vars      []string // TF_VAR_ settings
@@ -48,10 +61,17 @@ func TestAccPolicy(t *testing.T) {
 		{name: "fleet-canary", dir: "examples/fleet-canary"},
 		{name: "managed-snapshot", dir: "internal/policy/testdata/allow-managed-snapshot"},
 		{name: "unreviewable-snapshot", dir: "internal/policy/testdata/deny-unreviewable-snapshot", want: []string{
-			"engine_release.user_0001: moving user user-0001 from 2.3.1 to 2.4.0 migrates the brain (0005_skill_library) but the plan does not show what snapshot protects it",
+			"engine_release.user_0001: moving user user-0001 from 2.3.1 to 2.4.0 migrates the brain (0005_skill_library) but the plan does not " +
+				"show what snapshot protects it",
 		}},
 		{name: "destructive-unapproved", dir: "internal/policy/testdata/deny-destructive", want: []string{
 			`engine_release.user_0001: moving user user-0001 to 3.0.0 runs a destructive migration (0006_knowledge_json). Add "user-0001" to the variable approved_destructive_migrations`,
+		}},
+		{name: "passed-rehearsal", dir: "internal/policy/testdata/allow-passed-rehearsal",
+			vars: []string{"TF_VAR_rehearsal_id=" + op.Result.RehearsalID}},
+		{name: "major-without-rehearsal", dir: "internal/policy/testdata/deny-major-without-rehearsal", want: []string{
+			"engine_release.user_0004: moving user user-0004 from 2.3.1 to 3.0.0 is a major upgrade (destructive: true) that no passed rehearsal " +
+				"vouches for",
 		}},
 		{name: "release-without-analysis", dir: "internal/policy/testdata/deny-release-without-analysis", want: []string{
 			"engine_release.user_0001: moving user user-0001 from 2.3.1 to 2.4.0 is not watched after the upgrade. Set analysis",
@@ -103,10 +123,12 @@ func destroyDataLoss(ctx context.Context, t *testing.T, env *localrun.Env) {
 	if lost < 3 {
 		t.Fatalf("%d brain writes since the snapshot, after 3 turns", lost)
 	}
-	if out, err := env.TerraformOutput(ctx, work, nil, "plan", "-detailed-exitcode", "-input=false", "-no-color"); err != nil || strings.Contains(string(out), "outside of Terraform") {
+	if out, err := env.TerraformOutput(ctx, work, nil, "plan", "-detailed-exitcode", "-input=false",
+		"-no-color"); err != nil || strings.Contains(string(out), "outside of Terraform") {
 		t.Fatalf("the plan after brain writes is not quiet (%v):\n%s", err, out)
 	}
-	want := fmt.Sprintf("engine_release.user_0001: destroying it rolls user user-0001 back to 2.3.1 by restoring a snapshot, which loses %d brain writes made since", lost)
+	want := fmt.Sprintf("engine_release.user_0001: destroying it rolls user user-0001 back to 2.3.1 by restoring a snapshot, which loses "+
+		"%d brain writes made since", lost)
 	expectDenials(ctx, t, savedPlanJSON(ctx, t, env, work, nil, "-destroy"), []string{want})
 	expectDenials(ctx, t, savedPlanJSON(ctx, t, env, work, []string{`TF_VAR_approved_data_loss=["user-0001"]`}, "-destroy"), nil)
 }
@@ -165,7 +187,8 @@ func planJSON(ctx context.Context, t *testing.T, env *localrun.Env, name, dir st
 // and returns `terraform show -json` of it.
 func savedPlanJSON(ctx context.Context, t *testing.T, env *localrun.Env, work string, vars []string, args ...string) []byte {
 	t.Helper()
-	if b, err := env.TerraformOutput(ctx, work, vars, append([]string{"plan", "-input=false", "-no-color", "-out=tfplan"}, args...)...); err != nil {
+	if b, err := env.TerraformOutput(ctx, work, vars, append([]string{"plan", "-input=false", "-no-color", "-out=tfplan"},
+		args...)...); err != nil {
 		t.Fatalf("plan %s: %v\n%s", work, err, b)
 	}
 	b, err := env.TerraformOutput(ctx, work, vars, "show", "-json", "tfplan")

@@ -141,11 +141,6 @@ func (r *canaryResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if state.OnDestroy.ValueString() == onDestroyKeep {
-		tflog.Info(ctx, "on_destroy = keep: leaving every engine as it is", map[string]any{"canary_id": state.ID.ValueString()})
-		resp.Diagnostics.Append(r.deleteRecord(ctx, state.ID.ValueString())...)
-		return
-	}
 	timeout, diags := state.Timeouts.Delete(ctx, defaultCanaryTimeout)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
@@ -158,12 +153,20 @@ func (r *canaryResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	if state.OnDestroy.ValueString() == onDestroyKeep {
+		tflog.Info(ctx, "on_destroy = keep: leaving every engine as it is", map[string]any{"canary_id": state.ID.ValueString()})
+		r.releaseKept(ctx, state, req.Private)
+		resp.Diagnostics.Append(r.deleteRecord(ctx, state.ID.ValueString())...)
+		return
+	}
 	// Derive the work from what the engines really run, so an interrupted destroy resumes.
-	run, _, _, diags := r.observed(ctx, state)
+	run, _, engines, diags := r.observed(ctx, state)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	owner := r.canaryOwner(ctx, req.Private, state.ID.ValueString())
+	run.Skip = owner.takenOver(state, engines, &resp.Diagnostics)
 	done, err := run.RollBackAll(ctx)
 	if err != nil {
 		resp.Diagnostics.AddError("Canary Rollback Failed",
@@ -174,6 +177,7 @@ func (r *canaryResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	}
 	tflog.Info(ctx, "canary rolled back", map[string]any{"canary_id": state.ID.ValueString(), "engines": len(done)})
 	resp.Diagnostics.Append(r.deleteRecord(ctx, state.ID.ValueString())...)
+	owner.releaseAll(ctx, engines)
 }
 
 // ImportState takes the canary's id (its record on the control plane holds everything), or

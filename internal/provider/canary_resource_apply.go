@@ -82,6 +82,7 @@ func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *ca
 	if out.diags.HasError() {
 		return out
 	}
+	out.diags.Append(r.bindOwner(ctx, run, private, m.ID.ValueString())...)
 	if m.PlannedStep.IsUnknown() {
 		m.PlannedStep = types.StringNull() // planned while user_ids or steps were unknown
 	}

@@ -16,7 +16,7 @@ import (
 // planDestroy spells out what destroying the canary does: every moved engine back to its stable
 // version, which ones restore a snapshot and how many brain writes that loses; and fails the plan
 // when a rollback cannot be done.
-func (r *canaryResource) planDestroy(ctx context.Context, state canaryModel) diag.Diagnostics {
+func (r *canaryResource) planDestroy(ctx context.Context, state canaryModel, token string) diag.Diagnostics {
 	var diags diag.Diagnostics
 	if state.OnDestroy.ValueString() == onDestroyKeep {
 		return diags
@@ -42,13 +42,14 @@ func (r *canaryResource) planDestroy(ctx context.Context, state canaryModel) dia
 		diags.Append(clientErrorDiag("Engine Fleet Read Failed", err))
 		return diags
 	}
+	users = keepTakenOver(users, engines, token, &diags)
 	var lines, impossible []string
 	for _, u := range users {
 		e, ok := engines[u]
 		if !ok || (e.EngineVersion == stable[u] && e.Status == api.StatusRunning) {
 			continue
 		}
-		rb, err := rollout.PlanRollback(cat, e, stable[u], snaps[u])
+		rb, err := upgrade.PlanRollback(cat, e, stable[u], snaps[u])
 		if err != nil {
 			impossible = append(impossible, err.Error())
 			continue

@@ -64,7 +64,7 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 			resp.Diagnostics.Append(diags...)
 		}
 		if !resp.Diagnostics.HasError() {
-			resp.Diagnostics.Append(r.planDestroy(ctx, state)...)
+			resp.Diagnostics.Append(r.planDestroy(ctx, state, r.canaryOwner(ctx, req.Private, state.ID.ValueString()).token)...)
 		}
 		return
 	}
@@ -162,6 +162,7 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	}
 	check := upgrade.CheckCanary(cat, engines, scope, cfg.version, cfg.allowMajor)
 	resp.Diagnostics.Append(problemDiags(check.Errors, true)...)
+	resp.Diagnostics.Append(plan.checkRehearsals(ctx, r.data.Client, state, engines, cfg.version)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -185,6 +186,7 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	// just added to user_ids) is refused only when this plan would move it.
 	cfg.users = upgrade.Without(scope, cfg.held)
 	moves := upgrade.PlanSteps(seed, cfg.users, targets, moved)
+	resp.Diagnostics.Append(canaryOwnerDiags(engines, moves, r.canaryOwner(ctx, req.Private, plan.ID.ValueString()).token)...)
 	if since := upgrade.MovedAbove(moves, upgrade.NewlyHeld(check.Held, cfg.held)); len(since) > 0 {
 		resp.Diagnostics.Append(problemDiags([]upgrade.Problem{upgrade.CanaryWouldDowngrade(cfg.version, since)}, true)...)
 		return

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
@@ -221,6 +222,7 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 			"timeouts": timeoutsBlock(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}),
 		},
 	}
+	maps.Copy(resp.Schema.Attributes, canaryRehearsalAttributes())
 }
 
 func figuresAttributes() map[string]schema.Attribute {
@@ -266,6 +268,7 @@ type canaryModel struct {
 	PlannedStep       types.String   `tfsdk:"planned_step"`
 	LastAnalysis      types.Object   `tfsdk:"last_analysis"`
 	LastAbort         types.Object   `tfsdk:"last_abort"`
+	RehearsalIDs      types.List     `tfsdk:"rehearsal_ids"`
 	Timeouts          timeouts.Value `tfsdk:"timeouts"`
 }
 

@@ -762,7 +762,7 @@ func TestCanaryDestroyPlan(t *testing.T) {
 	state.StableVersions, state.Snapshots = stringMap(run.Stable()), stringMap(run.Snapshots())
 	snap1 := run.Snapshots()["user-0001"]
 
-	diags = r.planDestroy(ctx, state)
+	diags = r.planDestroy(ctx, state, r.canaryOwner(ctx, nil, state.ID.ValueString()).token)
 	if diags.HasError() || len(diags) != 1 {
 		t.Fatalf("destroy plan: %v", diags)
 	}
@@ -775,12 +775,12 @@ func TestCanaryDestroyPlan(t *testing.T) {
 	if err := h.Client.DeleteSnapshot(ctx, snap1, true); err != nil {
 		t.Fatal(err)
 	}
-	diags = r.planDestroy(ctx, state)
+	diags = r.planDestroy(ctx, state, "")
 	if !diags.HasError() || !strings.Contains(diags[0].Detail(), "user-0001 needs snapshot "+snap1+" restored, but it is unusable") {
 		t.Fatalf("a deleted rollback snapshot did not fail the destroy plan: %v", diags)
 	}
 	state.OnDestroy = types.StringValue(onDestroyKeep)
-	if diags := r.planDestroy(ctx, state); len(diags) != 0 {
+	if diags := r.planDestroy(ctx, state, ""); len(diags) != 0 {
 		t.Fatalf("on_destroy = keep still warned: %v", diags)
 	}
 }

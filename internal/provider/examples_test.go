@@ -180,6 +180,8 @@ func TestAccExampleMajorUpgrade(t *testing.T) {
 					statecheck.ExpectKnownOutputValueAtPath("release", tfjsonpath.New("version"), knownvalue.StringExact("3.0.0")),
 					statecheck.ExpectKnownOutputValueAtPath("release", tfjsonpath.New("schema_version"), knownvalue.Int64Exact(6)),
 					statecheck.ExpectKnownOutputValueAtPath("release", tfjsonpath.New("status"), knownvalue.StringExact("succeeded")),
+					statecheck.ExpectKnownOutputValueAtPath("rehearsal", tfjsonpath.New("verdict"), knownvalue.StringExact("pass")),
+					statecheck.ExpectKnownOutputValueAtPath("rehearsal", tfjsonpath.New("migrations"), knownvalue.MapSizeExact(2)),
 				},
 				Check: func(*terraform.State) error {
 					if e := h.Engine("user-0002"); e.EngineVersion != "3.0.0" || e.SchemaVersion != 6 {

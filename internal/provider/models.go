@@ -24,6 +24,8 @@ type engineModel struct {
 	BrainWrites        types.Int64       `tfsdk:"brain_writes"`
 	Generation         types.Int64       `tfsdk:"generation"`
 	CurrentOperationID types.String      `tfsdk:"current_operation_id"`
+	Owner              types.String      `tfsdk:"owner"`
+	OwnerResourceType  types.String      `tfsdk:"owner_resource_type"`
 }
 
 // newEngineModel maps the wire engine into the model. Optional values become null, never "".
@@ -41,6 +43,11 @@ func newEngineModel(e api.Engine) engineModel {
 		BrainWrites:        types.Int64Value(e.BrainWrites),
 		Generation:         types.Int64Value(e.Generation),
 		CurrentOperationID: optionalString(e.CurrentOperationID),
+		Owner:              ownerLabel(e),
+		OwnerResourceType:  types.StringNull(),
+	}
+	if e.Owner != nil {
+		m.OwnerResourceType = types.StringValue(e.Owner.ResourceType)
 	}
 	if e.LastHealthAt != nil {
 		m.LastHealthAt = types.StringValue(e.LastHealthAt.UTC().Format(time.RFC3339))
@@ -71,6 +78,10 @@ func engineAttributes(userID schema.StringAttribute) map[string]schema.Attribute
 		"generation": schema.Int64Attribute{Computed: true, MarkdownDescription: "Increases on every change to the engine; used for optimistic concurrency."},
 		"current_operation_id": schema.StringAttribute{Computed: true, MarkdownDescription: "The operation running on the engine now, if any " +
 			"(the control plane allows one at a time)."},
+		"owner": schema.StringAttribute{Computed: true, MarkdownDescription: "The manager (a workspace's provider `manager`) whose `engine_release` " +
+			"or `engine_canary` owns the engine; null when none. Another manager's plan to move the engine fails and names it."},
+		"owner_resource_type": schema.StringAttribute{Computed: true, MarkdownDescription: "The type of the resource that owns the engine " +
+			"(`engine_release` or `engine_canary`); null when none."},
 	}
 }
 

@@ -33,12 +33,18 @@ func processRuntime(t *testing.T, runtime string, requestedEngines int, o *contr
 	if _, wrapped := processTests.Load(t); runtime == "" && wrapped {
 		runtime = controlplane.RuntimeProcess
 	}
+	if _, wrapped := dockerTests.Load(t); runtime == "" && wrapped {
+		runtime = controlplane.RuntimeDocker
+	}
 	switch runtime {
 	case "", controlplane.RuntimeSim:
 		return
 	case controlplane.RuntimeProcess:
+	case controlplane.RuntimeDocker:
+		dockerRuntime(t, requestedEngines, o)
+		return
 	default:
-		t.Fatalf("harnessOptions.Runtime %q: use \"\", %q or %q", runtime, controlplane.RuntimeSim, controlplane.RuntimeProcess)
+		t.Fatalf("harnessOptions.Runtime %q: use \"\", %q, %q or %q", runtime, controlplane.RuntimeSim, controlplane.RuntimeProcess, controlplane.RuntimeDocker)
 	}
 	if goruntime.GOOS != "linux" {
 		// The runtime needs process groups and a parent-death signal, and the checks read /proc.
@@ -104,12 +110,14 @@ func TestAccProcess_brainSnapshot(t *testing.T) {
 	})
 }
 
-// A process killed mid-migration fails closed (engine failed, brain dirty, no half-applied
-// tables), and engine_release's automatic rollback restores the pre-upgrade snapshot and brings
-// 2.3.1 back healthy on a new process, with the brain's turns.
+// A process (or container) killed mid-migration fails closed (engine failed, brain dirty, no
+// half-applied tables), and engine_release's automatic rollback restores the pre-upgrade snapshot
+// and brings 2.3.1 back healthy on a new process (the old container, restarted), with the brain's
+// turns.
 func testAccReleaseKillMidMigrationRollsBack(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, harnessOptions{Version: "2.3.1", Faults: true, Runtime: controlplane.RuntimeProcess})
+	// The wrapper's runtime: process (TestAccProcess_release) or docker (TestAccDocker_release).
+	h := newHarness(t, harnessOptions{Version: "2.3.1", Faults: true})
 	h.writeTurns("user-0001", "before-upgrade", 3)
 	ctx := context.Background()
 	pidBefore, _, _, _ := h.Server.EngineProcess("user-0001")

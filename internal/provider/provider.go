@@ -58,6 +58,8 @@ type engineProvider struct {
 type providerData struct {
 	Client  *client.Client
 	version string
+	// manager names this provider's resources as owners of the engines they manage.
+	manager string
 
 	catalogMu sync.Mutex
 	catalog   *upgrade.Catalog
@@ -134,6 +136,7 @@ func (p *engineProvider) Schema(_ context.Context, _ provider.SchemaRequest, res
 				Optional:   true,
 				Validators: []validator.Int64{int64validator.Between(0, maxMaxRetries)},
 			},
+			attrManager: managerAttribute(),
 		},
 	}
 }
@@ -172,7 +175,7 @@ func (p *engineProvider) Configure(ctx context.Context, req provider.ConfigureRe
 			fmt.Sprintf("The Engine control API client could not be built: %s. Check the provider settings.", err))
 		return
 	}
-	data := &providerData{Client: c, version: p.version}
+	data := &providerData{Client: c, version: p.version, manager: managerLabel(m.Manager, p.lookupEnv)}
 	resp.DataSourceData = data
 	resp.ResourceData = data
 }
@@ -181,6 +184,7 @@ func (p *engineProvider) Configure(ctx context.Context, req provider.ConfigureRe
 func (p *engineProvider) Resources(context.Context) []func() resource.Resource {
 	return []func() resource.Resource{
 		NewBrainSnapshotResource,
+		NewRehearsalResource,
 		NewReleaseResource,
 		NewCanaryResource,
 	}
@@ -189,6 +193,7 @@ func (p *engineProvider) Resources(context.Context) []func() resource.Resource {
 func (p *engineProvider) DataSources(context.Context) []func() datasource.DataSource {
 	return []func() datasource.DataSource{
 		NewInstanceDataSource,
+		NewRehearsalDataSource,
 		NewInstancesDataSource,
 		NewVersionsDataSource,
 		NewUpgradePathDataSource,

@@ -55,6 +55,7 @@ type providerModel struct {
 	InsecureSkipVerify types.Bool   `tfsdk:"insecure_skip_verify"`
 	RequestTimeout     types.String `tfsdk:"request_timeout"`
 	MaxRetries         types.Int64  `tfsdk:"max_retries"`
+	Manager            types.String `tfsdk:"manager"`
 }
 
 // resolveConfig turns the provider block plus the environment into a client configuration

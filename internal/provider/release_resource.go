@@ -55,6 +55,9 @@ func (r *releaseResource) Create(ctx context.Context, req resource.CreateRequest
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if !r.claimRelease(ctx, &plan, resp.Private, &resp.Diagnostics) {
+		return
+	}
 	out := r.converge(ctx, &plan, nil, resp.Private)
 	plan.settleRunningVersion()
 	resp.Diagnostics.Append(out.diags...)
@@ -71,6 +74,7 @@ func (r *releaseResource) Create(ctx context.Context, req resource.CreateRequest
 	case out.diags.HasError():
 		// The engine is on the version it was found on (never started, or rolled back): nothing
 		// to track, and the next plan shows the create, so the upgrade is still pending.
+		r.releaseUntracked(ctx, plan, resp.Private)
 	default:
 		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 	}
@@ -86,6 +90,10 @@ func (r *releaseResource) Update(ctx context.Context, req resource.UpdateRequest
 	timeout, diags := plan.Timeouts.Update(ctx, 30*time.Minute)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
+		return
+	}
+	if r.updateClaims(plan, state) && !r.claimRelease(ctx, &plan, resp.Private, &resp.Diagnostics) {
+		resp.State.Raw = req.State.Raw.Copy()
 		return
 	}
 	if state.holdsDrift() && plan.Version.Equal(state.Version) && !plan.AllowDowngrade.ValueBool() {
@@ -153,10 +161,11 @@ func (r *releaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 	var unjudged *releaseWatch
 	if running == nil && !state.Version.IsNull() && held != e.EngineVersion {
 		// This release's own update, cut off by a killed apply, is not drift: record it.
-		adopted, unjudged = r.adoptKilledUpdate(ctx, &state, e)
+		adopted, unjudged = r.adoptKilledUpdate(ctx, &state, e, r.releaseOwner(ctx, resp.Private, userID).Token)
 		changed = adopted || changed
 	}
 	changed = state.fillEngine(e) || changed
+	changed = setOwner(&state.Owner, e) || changed
 	switch {
 	case unjudged != nil:
 		// Not judged yet: the plan shows the upgrade, and its apply judges it (resumeWatch).
@@ -197,6 +206,15 @@ func (r *releaseResource) Delete(ctx context.Context, req resource.DeleteRequest
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	r.rollBack(ctx, state, req.Private, resp)
+	if !resp.Diagnostics.HasError() {
+		r.releaseOnDestroy(ctx, state.UserID.ValueString(), req.Private)
+	}
+}
+
+// rollBack is destroy's rollback (on_destroy = "rollback"): the engine back on previous_version,
+// unless another manager has taken it over.
+func (r *releaseResource) rollBack(ctx context.Context, state releaseModel, priv privateState, resp *resource.DeleteResponse) {
 	if state.OnDestroy.ValueString() == onDestroyKeep {
 		tflog.Info(ctx, "on_destroy = keep: leaving the engine as it is", map[string]any{"user_id": state.UserID.ValueString()})
 		return
@@ -210,18 +228,7 @@ func (r *releaseResource) Delete(ctx context.Context, req resource.DeleteRequest
 	defer cancel()
 	userID, to := state.UserID.ValueString(), state.PreviousVersion.ValueString()
 	ctx = tflog.SetField(ctx, "user_id", userID)
-	d := r.data.driver()
-	// Wait out whatever runs (an interrupted rollback included: resuming is waiting for it).
-	e, _, err := d.Idle(ctx, userID, nil)
-	if client.IsNotFound(err) {
-		return
-	}
-	if err != nil {
-		resp.Diagnostics.Append(rollbackFailedDiag(userID, to, err))
-		return
-	}
-	if e.EngineVersion == to && e.Status == api.StatusRunning {
-		tflog.Info(ctx, "engine already runs the rollback target", map[string]any{"version": to})
+	if r.takenOver(ctx, userID, priv, &resp.Diagnostics) {
 		return
 	}
 	cat, err := r.data.Catalog(ctx)
@@ -229,18 +236,16 @@ func (r *releaseResource) Delete(ctx context.Context, req resource.DeleteRequest
 		resp.Diagnostics.Append(clientErrorDiag("Release Catalog Read Failed", err))
 		return
 	}
-	rb, err := rollout.PlanRollback(cat, e, to, state.PreUpgradeSnapshotID.ValueString())
-	if err != nil {
-		resp.Diagnostics.Append(rollbackFailedDiag(userID, to, err))
-		return
-	}
+	// Whatever runs is waited out first (an interrupted rollback included: resuming is waiting
+	// for it).
 	drain, health := state.durations()
-	if _, err := d.Rollback(ctx, userID, client.NewIdempotencyKey(), rb, drain, health); err != nil {
+	rolled, err := r.data.driver().RollBackTo(ctx, cat, userID, to, state.PreUpgradeSnapshotID.ValueString(), rollout.RollbackOptions{Drain: drain, Health: health})
+	switch {
+	case client.IsNotFound(err):
+	case err != nil:
 		resp.Diagnostics.Append(rollbackFailedDiag(userID, to, err))
-		return
-	}
-	if e, err = r.data.Client.GetEngine(ctx, userID); err != nil || e.EngineVersion != to || e.Status != api.StatusRunning {
-		resp.Diagnostics.Append(rollbackFailedDiag(userID, to, fmt.Errorf("after the rollback the engine runs %s with status %s (%w)", e.EngineVersion, e.Status, err)))
+	case rolled.Plan.To == "":
+		tflog.Info(ctx, "engine already runs the rollback target", map[string]any{"version": to})
 	}
 }
 
@@ -263,6 +268,10 @@ func (r *releaseResource) ImportState(ctx context.Context, req resource.ImportSt
 	set("health_timeout", "2m")
 	set("auto_rollback", true)
 	set("on_destroy", onDestroyRollback)
+	set("take_ownership", false)
+	// Import takes the engine over, at the first apply after it (the plan shows owner changing).
+	resp.Diagnostics.Append(setPrivateJSON(ctx, resp.Private, privateOwner, ownerRecord{Token: ownerToken(resourceTypeRelease, req.ID, r.data.manager), TakeOver: true})...)
+	importRehearsalDefaults(set)
 }
 
 // fillEngine copies what the engine reports into state: the running version (so out-of-band

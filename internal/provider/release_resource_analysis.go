@@ -210,24 +210,16 @@ func (r *releaseResource) rollBackFailed(ctx context.Context, m *releaseModel, c
 	return res
 }
 
-// rollBackTo returns the engine to version to, restoring snapshotID where the schema moved; the
-// plan says which it did.
-func (r *releaseResource) rollBackTo(ctx context.Context, m *releaseModel, to, snapshotID string) (rollout.RollbackPlan, error) {
+// rollBackTo returns the engine to version to (rollout.RollBackTo), restoring snapshotID where
+// the schema moved; the plan says which it did.
+func (r *releaseResource) rollBackTo(ctx context.Context, m *releaseModel, to, snapshotID string) (upgrade.RollbackPlan, error) {
 	cat, err := r.data.Catalog(ctx)
 	if err != nil {
-		return rollout.RollbackPlan{}, err
-	}
-	now, err := r.data.Client.GetEngine(ctx, m.UserID.ValueString())
-	if err != nil {
-		return rollout.RollbackPlan{}, err
-	}
-	rb, err := rollout.PlanRollback(cat, now, to, snapshotID)
-	if err != nil {
-		return rb, err
+		return upgrade.RollbackPlan{}, err
 	}
 	drain, health := m.durations()
-	_, err = r.data.driver().Rollback(ctx, now.UserID, client.NewIdempotencyKey(), rb, drain, health)
-	return rb, err
+	rolled, err := r.data.driver().RollBackTo(ctx, cat, m.UserID.ValueString(), to, snapshotID, rollout.RollbackOptions{Drain: drain, Health: health})
+	return rolled.Plan, err
 }
 
 // watchPending reports whether an interrupted apply left an upgrade unjudged, and warns that the

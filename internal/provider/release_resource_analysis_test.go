@@ -22,7 +22,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
-	"github.com/septemberai/terraform-provider-engine/internal/client"
 	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
 )
 
@@ -354,7 +353,7 @@ func TestAccRelease_analysisKilledDuringBakeIsJudged(t *testing.T) {
 			// on the control plane, and nothing reached state.
 			PreConfig: func() {
 				ctx := context.Background()
-				op, err := h.Client.Upgrade(ctx, "user-0001", updateKeyPrefix+client.NewIdempotencyKey(), 0, api.UpgradeRequest{Version: "2.4.1"})
+				op, err := h.Client.Upgrade(ctx, "user-0001", ownUpdateKey("user-0001"), 0, api.UpgradeRequest{Version: "2.4.1"})
 				if err == nil {
 					op, err = h.Client.WaitOperation(ctx, op.ID, nil)
 				}

@@ -116,7 +116,7 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 	if prior == nil && attached == nil {
 		// A create killed or interrupted before it could save state left its operation on the
 		// control plane: take the rollback target from it, not from the engine as it is now.
-		if op, ok := r.interruptedCreate(ctx, userID, target); ok {
+		if op, ok := r.interruptedCreate(ctx, userID, target, r.releaseOwner(ctx, priv, userID).Token); ok {
 			attached, recovered = &op, true
 		}
 	}
@@ -270,10 +270,7 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 			userID, from, e.EngineVersion, e.CurrentOperationID))
 		return finish(e, nil)
 	}
-	key := updateKeyPrefix + client.NewIdempotencyKey()
-	if prior == nil {
-		key = createKeyPrefix + client.NewIdempotencyKey()
-	}
+	key := r.operationKey(ctx, priv, userID, prior == nil)
 	began = true
 	var op api.Operation
 	if dec.Action == upgrade.ActionRestore {
@@ -366,9 +363,12 @@ func rollbackFailedAfterUpgradeDiag(userID, from, target, failure, rbErr, snapsh
 
 // rolledBackDiag says what an automatic rollback did (a snapshot restore, or a redeploy on the
 // same brain), what the engine runs after it (now), and what state holds.
-func rolledBackDiag(userID, from, target, failure string, rb rollout.RollbackPlan, now string, create bool) diag.Diagnostic {
+func rolledBackDiag(userID, from, target, failure string, rb upgrade.RollbackPlan, now string, create bool) diag.Diagnostic {
 	how := fmt.Sprintf("%s was redeployed on the same brain (its schema had not moved, so no write was lost)", from)
-	if rb.Restore {
+	switch {
+	case rb.To == "":
+		how = fmt.Sprintf("the engine already ran %s again, healthy, so no rollback was started", from)
+	case rb.Restore:
 		how = fmt.Sprintf("the brain was restored from snapshot %s at %s (writes made after that snapshot are lost)", rb.SnapshotID, from)
 	}
 	where := fmt.Sprintf("The engine runs %s and is healthy.", now)

@@ -11,7 +11,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
-	"github.com/septemberai/terraform-provider-engine/internal/client"
 	"github.com/septemberai/terraform-provider-engine/internal/rollout"
 )
 
@@ -89,8 +88,9 @@ func (r *releaseResource) interrupted(ctx context.Context, m *releaseModel, prio
 	return out
 }
 
-// createKeyPrefix begins the idempotency key of every operation an engine_release create starts:
-// a later create finds its own interrupted attempt by it in the engine's operation history.
+// createKeyPrefix begins the idempotency key of every operation an engine_release create starts,
+// followed by the instance's owner token (operationKey): a later create finds its own interrupted
+// attempt by it in the engine's operation history, and never another workspace's.
 const createKeyPrefix = "engine-release-create-"
 
 // updateKeyPrefix begins the idempotency key of the operation an engine_release update starts.
@@ -103,7 +103,7 @@ const updateKeyPrefix = "engine-release-update-"
 // With an analysis set, an update that reached its version was never judged (the apply that would
 // have watched it was killed): unjudged is then the watch the next apply resumes, from the
 // operation's end and without the figures from before, and last_attempt stays in progress.
-func (r *releaseResource) adoptKilledUpdate(ctx context.Context, m *releaseModel, e api.Engine) (adopted bool, unjudged *releaseWatch) {
+func (r *releaseResource) adoptKilledUpdate(ctx context.Context, m *releaseModel, e api.Engine, token string) (adopted bool, unjudged *releaseWatch) {
 	ops, err := r.data.Client.ListOperations(ctx, e.UserID)
 	if err != nil {
 		tflog.Warn(ctx, "could not read the engine's operations to look for a killed update", map[string]any{"error": err.Error()})
@@ -113,7 +113,7 @@ func (r *releaseResource) adoptKilledUpdate(ctx context.Context, m *releaseModel
 		if op.Kind != api.OpUpgrade && op.Kind != api.OpRestore {
 			continue
 		}
-		if !op.Done() || !strings.HasPrefix(op.IdempotencyKey, updateKeyPrefix) || op.FromVersion != m.Version.ValueString() || op.ToVersion != e.EngineVersion {
+		if !op.Done() || !strings.HasPrefix(op.IdempotencyKey, updateKeyPrefix+token+"-") || op.FromVersion != m.Version.ValueString() || op.ToVersion != e.EngineVersion {
 			return false, nil
 		}
 		tflog.Info(ctx, "recording the update a killed apply made", map[string]any{"operation_id": op.ID, "from": op.FromVersion, "to": op.ToVersion})
@@ -139,7 +139,7 @@ func (r *releaseResource) adoptKilledUpdate(ctx context.Context, m *releaseModel
 
 // interruptedCreate finds the operation of an earlier create that stopped before it could save
 // state: the engine's latest version change, when an engine_release create to target made it.
-func (r *releaseResource) interruptedCreate(ctx context.Context, userID, target string) (api.Operation, bool) {
+func (r *releaseResource) interruptedCreate(ctx context.Context, userID, target, token string) (api.Operation, bool) {
 	ops, err := r.data.Client.ListOperations(ctx, userID)
 	if err != nil {
 		tflog.Warn(ctx, "could not read the engine's operations to look for an interrupted create", map[string]any{"error": err.Error()})
@@ -147,7 +147,7 @@ func (r *releaseResource) interruptedCreate(ctx context.Context, userID, target 
 	}
 	for _, op := range ops {
 		if op.Kind == api.OpUpgrade || op.Kind == api.OpRestore {
-			return op, op.Done() && op.ToVersion == target && strings.HasPrefix(op.IdempotencyKey, createKeyPrefix)
+			return op, op.Done() && op.ToVersion == target && strings.HasPrefix(op.IdempotencyKey, createKeyPrefix+token+"-")
 		}
 	}
 	return api.Operation{}, false
@@ -167,15 +167,12 @@ func (r *releaseResource) recoverEngine(ctx context.Context, m *releaseModel, e 
 	if err != nil {
 		return e, err
 	}
-	rb, err := rollout.PlanRollback(cat, e, op.FromVersion, op.SnapshotID)
+	drain, health := m.durations()
+	rolled, err := r.data.driver().RollBackTo(ctx, cat, e.UserID, op.FromVersion, op.SnapshotID, rollout.RollbackOptions{Drain: drain, Health: health})
 	if err != nil {
 		return e, err
 	}
-	drain, health := m.durations()
-	if _, err := r.data.driver().Rollback(ctx, e.UserID, client.NewIdempotencyKey(), rb, drain, health); err != nil {
-		return e, err
-	}
-	return r.data.Client.GetEngine(ctx, e.UserID)
+	return rolled.Engine, nil
 }
 
 // pendingOperation is the operation an interrupted apply left in private state: recorded by id,

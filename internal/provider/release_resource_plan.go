@@ -12,7 +12,6 @@ import (
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 	"github.com/septemberai/terraform-provider-engine/internal/client"
-	"github.com/septemberai/terraform-provider-engine/internal/rollout"
 	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
 )
 
@@ -28,13 +27,14 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		var state releaseModel
 		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 		if !resp.Diagnostics.HasError() {
-			resp.Diagnostics.Append(r.planDestroy(ctx, state)...)
+			resp.Diagnostics.Append(r.planDestroy(ctx, state, r.releaseOwner(ctx, req.Private, state.UserID.ValueString()).Token)...)
 		}
 		return
 	}
 	_, pending, _ := getPendingOperation(ctx, req.Private, privateReleaseOp)
 	pending = watchPending(ctx, req.Private, &resp.Diagnostics) || pending
-	if !pending && !req.State.Raw.IsNull() && req.Plan.Raw.Equal(req.State.Raw) {
+	claim := claimPending(ctx, req.Private)
+	if !pending && !claim && !req.State.Raw.IsNull() && req.Plan.Raw.Equal(req.State.Raw) {
 		// Nothing changes and no interrupted operation is left to resume: the proposed plan is
 		// already the quiet plan below. Decoding and re-encoding the whole object was most of a
 		// no-change plan's cost in the plugin framework (engine-bench), so skip it.
@@ -66,6 +66,7 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		plan.PreUpgradeSnapshotID = nullIfEmpty(state.PreUpgradeSnapshotID)
 		plan.PlannedUpgrade, plan.LastAttempt = state.PlannedUpgrade, state.LastAttempt
 		plan.RollbackWritesLost = state.RollbackWritesLost
+		plan.Owner = r.plannedOwner(plan, state.Owner, claim)
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
 	}
@@ -86,6 +87,8 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	if diags.HasError() {
 		return
 	}
+	owner := r.releaseOwner(ctx, req.Private, userID)
+	resp.Diagnostics.Append(ownerPlanDiags(e, owner, plan.TakeOwnership.ValueBool(), r.data.manager)...)
 	cat, err := r.data.Catalog(ctx)
 	if err != nil {
 		resp.Diagnostics.Append(clientErrorDiag("Release Catalog Read Failed", err))
@@ -115,7 +118,7 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 					e.EngineVersion, e.SchemaVersion = from.Version, from.SchemaVersion
 				}
 			}
-		} else if op, ok := r.interruptedCreate(ctx, userID, plan.Version.ValueString()); ok {
+		} else if op, ok := r.interruptedCreate(ctx, userID, plan.Version.ValueString(), owner.Token); ok {
 			resumed = &op
 			resp.Diagnostics.AddWarning("Interrupted Create Found", fmt.Sprintf("An earlier create of this release started operation %s (%s %s -> %s, %s) on user %s's engine and stopped before it could save state. "+
 				"Applying takes the rollback target from it: previous_version = %q and the snapshot it named (%q).", op.ID, op.Kind, op.FromVersion, op.ToVersion, op.Status, userID, op.FromVersion, op.SnapshotID))
@@ -188,6 +191,8 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		}
 	}
 	plan.PlannedUpgrade = plannedUpgradeObject(dec.Action, dec.Path, snap)
+	plan.PlannedUpgrade = plan.planRehearsal(ctx, r.data.Client, e, dec, &resp.Diagnostics)
+	plan.Owner = types.StringValue(r.data.manager)
 	switch {
 	case dec.Action != upgrade.ActionNone || pending || resumed != nil:
 		plan.LastAttempt = types.ObjectUnknown(lastAttemptAttrTypes)
@@ -226,7 +231,7 @@ func (r *releaseResource) driftWarning(ctx context.Context, m releaseModel) diag
 // planDestroy spells out what destroying a release will do: which version the engine returns to,
 // which snapshot is restored, taken when, and how many brain writes since then will be lost; and
 // fails the plan when the rollback cannot be done.
-func (r *releaseResource) planDestroy(ctx context.Context, state releaseModel) diag.Diagnostics {
+func (r *releaseResource) planDestroy(ctx context.Context, state releaseModel, token string) diag.Diagnostics {
 	var diags diag.Diagnostics
 	userID, to := state.UserID.ValueString(), state.PreviousVersion.ValueString()
 	if state.OnDestroy.ValueString() == onDestroyKeep || to == "" {
@@ -238,6 +243,9 @@ func (r *releaseResource) planDestroy(ctx context.Context, state releaseModel) d
 	}
 	if err != nil {
 		diags.Append(clientErrorDiag("Engine Read Failed", err))
+		return diags
+	}
+	if destroyLeavesAlone(e, token, &diags) {
 		return diags
 	}
 	cat, err := r.data.Catalog(ctx)
@@ -264,7 +272,7 @@ func destroyPlanDiags(cat *upgrade.Catalog, e api.Engine, to, snapshotID string,
 	if e.EngineVersion == to && e.Status == api.StatusRunning {
 		return diags
 	}
-	rb, err := rollout.PlanRollback(cat, e, to, snapshotID)
+	rb, err := upgrade.PlanRollback(cat, e, to, snapshotID)
 	if err != nil {
 		diags.AddError("Engine Rollback Impossible",
 			fmt.Sprintf("Destroying this release would roll user %s's engine back from %s to %s, but %v. To remove the release and leave the engine on %s, set on_destroy = \"keep\" and apply first; "+

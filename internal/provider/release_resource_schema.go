@@ -2,7 +2,7 @@ package provider
 
 import (
 	"context"
-
+	"maps"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
@@ -50,6 +50,7 @@ var (
 		"hops": types.ListType{ElemType: hopType}, "migrations": types.ListType{ElemType: migrationType},
 		"forward_only": types.BoolType, "destructive": types.BoolType, "breaking_changes": types.ListType{ElemType: types.StringType},
 		"migration_guide_url": types.StringType, "requires_snapshot": types.BoolType, "snapshot_id": types.StringType,
+		"rehearsal": rehearsalSummaryType,
 	}
 	lastAttemptAttrTypes = map[string]attr.Type{
 		"version": types.StringType, "status": types.StringType, "operation_id": types.StringType, "error": types.StringType,
@@ -131,6 +132,20 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				Optional:            true, Computed: true, Default: stringdefault.StaticString(onDestroyRollback),
 				Validators: []validator.String{stringvalidator.OneOf(onDestroyValues...)},
 			},
+			"take_ownership": schema.BoolAttribute{
+				MarkdownDescription: "Take the engine over from another manager (another workspace's `engine_release` or `engine_canary`) at the next apply. " +
+					"Without it, a plan that would create this release over, or move, an engine another manager owns fails and names the owner. " +
+					"After a take-over, that manager's plans refuse to move the engine and its destroy leaves it alone. While it is `true`, any later " +
+					"apply that changes this release takes the engine back from whoever owns it then: set it back to `false` once the take-over is applied. " +
+					"Defaults to `false`. See the [Terraform Cloud and Atlantis guide](../guides/terraform-cloud-and-atlantis.md#one-owner-per-engine).",
+				Optional: true, Computed: true, Default: booldefault.StaticBool(false),
+			},
+			"owner": schema.StringAttribute{
+				MarkdownDescription: "The manager that owns the engine on the control plane, as the last refresh or apply read it: this provider's " +
+					"`manager` once this release has claimed the engine (at create, an upgrade, a take-over or the first apply after an import), " +
+					"another manager's name after it took the engine over, null while nobody owns it.",
+				Computed: true,
+			},
 			"rollout_window":   rolloutWindowAttribute("When upgrades may start (UTC). Outside it the plan warns and the apply refuses to start one, naming the next opening."),
 			"engine_id":        schema.StringAttribute{MarkdownDescription: "The engine's id.", Computed: true, PlanModifiers: stable},
 			"previous_version": schema.StringAttribute{MarkdownDescription: "The version the engine ran when this resource adopted it: the rollback target of destroy.", Computed: true, PlanModifiers: stable},
@@ -173,6 +188,7 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					"migration_guide_url": schema.StringAttribute{Computed: true, MarkdownDescription: "The migration guide to read (the last one crossed), or empty."},
 					"requires_snapshot":   schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether the path migrates the brain, so a snapshot must protect it."},
 					"snapshot_id":         schema.StringAttribute{Computed: true, MarkdownDescription: "The snapshot protecting the upgrade (unknown at plan with `auto_snapshot`), or the one a downgrade restores."},
+					"rehearsal":           rehearsalSummaryAttribute(),
 				},
 			},
 			"last_attempt": schema.SingleNestedAttribute{
@@ -195,6 +211,7 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"timeouts": timeoutsBlock(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}),
 		},
 	}
+	maps.Copy(resp.Schema.Attributes, releaseRehearsalAttributes())
 }
 
 // rolloutWindowAttribute is the rollout_window schema engine_release and engine_canary share.
@@ -246,6 +263,8 @@ type releaseModel struct {
 	AutoRollback         types.Bool     `tfsdk:"auto_rollback"`
 	OnDestroy            types.String   `tfsdk:"on_destroy"`
 	RolloutWindow        types.Object   `tfsdk:"rollout_window"`
+	TakeOwnership        types.Bool     `tfsdk:"take_ownership"`
+	Owner                types.String   `tfsdk:"owner"`
 	EngineID             types.String   `tfsdk:"engine_id"`
 	PreviousVersion      types.String   `tfsdk:"previous_version"`
 	SchemaVersion        types.Int64    `tfsdk:"schema_version"`
@@ -253,6 +272,9 @@ type releaseModel struct {
 	PreUpgradeSnapshotID types.String   `tfsdk:"pre_upgrade_snapshot_id"`
 	RollbackWritesLost   types.Int64    `tfsdk:"rollback_writes_lost"`
 	PlannedUpgrade       types.Object   `tfsdk:"planned_upgrade"`
+	RehearsalID          types.String   `tfsdk:"rehearsal_id"`
+	RequireRehearsal     types.Bool     `tfsdk:"require_rehearsal"`
+	RehearsalMaxAge      types.String   `tfsdk:"rehearsal_max_age"`
 	LastAttempt          types.Object   `tfsdk:"last_attempt"`
 	Timeouts             timeouts.Value `tfsdk:"timeouts"`
 }
@@ -345,7 +367,7 @@ func plannedUpgradeObject(action string, p api.UpgradePath, snapshotID types.Str
 		"migrations": types.ListValueMust(migrationType, migs), "forward_only": types.BoolValue(p.ForwardOnly),
 		"destructive": types.BoolValue(p.Destructive), "breaking_changes": types.ListValueMust(types.StringType, breaking),
 		"migration_guide_url": types.StringValue(guide), "requires_snapshot": types.BoolValue(p.RequiresSnapshot),
-		"snapshot_id": snapshotID,
+		"snapshot_id": snapshotID, "rehearsal": types.ObjectNull(rehearsalSummaryType.AttrTypes),
 	})
 }
 

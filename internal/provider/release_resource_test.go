@@ -17,7 +17,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
-	"github.com/septemberai/terraform-provider-engine/internal/rollout"
 	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
 )
 
@@ -590,11 +589,11 @@ func TestAccRelease_autoSnapshotAfterRollback(t *testing.T) {
 // "state records" only for an update, whose state really does.
 func TestReleaseRolledBackDiag(t *testing.T) {
 	t.Parallel()
-	redeploy := rolledBackDiag("user-0001", "2.3.1", "2.4.0", "the migrate step failed: INTERRUPTED", rollout.RollbackPlan{To: "2.3.1", SnapshotID: "snap-1"}, "2.3.1", true)
+	redeploy := rolledBackDiag("user-0001", "2.3.1", "2.4.0", "the migrate step failed: INTERRUPTED", upgrade.RollbackPlan{To: "2.3.1", SnapshotID: "snap-1"}, "2.3.1", true)
 	if d := redeploy.Detail(); strings.Contains(d, "snap-1") || strings.Contains(d, "State records") || !strings.Contains(d, "redeployed on the same brain") || !strings.Contains(d, "saved nothing to state") {
 		t.Errorf("create rolled back by a redeploy:\n%s", d)
 	}
-	restore := rolledBackDiag("user-0001", "2.3.1", "2.4.0", "the boot step failed", rollout.RollbackPlan{To: "2.3.1", SnapshotID: "snap-1", Restore: true}, "2.3.1", false)
+	restore := rolledBackDiag("user-0001", "2.3.1", "2.4.0", "the boot step failed", upgrade.RollbackPlan{To: "2.3.1", SnapshotID: "snap-1", Restore: true}, "2.3.1", false)
 	if d := restore.Detail(); !strings.Contains(d, "restored from snapshot snap-1") || !strings.Contains(d, `State records that it runs 2.3.1 and last_attempt.status = "rolled_back"`) {
 		t.Errorf("update rolled back by a restore:\n%s", d)
 	}
@@ -606,7 +605,7 @@ func TestReleaseRolledBackDiag(t *testing.T) {
 	if d := failedUpdate.Detail(); !strings.Contains(d, "State records that the engine runs 2.4.0") || !strings.Contains(d, "snap-1") {
 		t.Errorf("update whose rollback failed:\n%s", d)
 	}
-	stuck := rolledBackDiag("user-0001", "2.3.1", "2.4.0", "the health step failed", rollout.RollbackPlan{To: "2.3.1"}, "2.4.0", true)
+	stuck := rolledBackDiag("user-0001", "2.3.1", "2.4.0", "the health step failed", upgrade.RollbackPlan{To: "2.3.1"}, "2.4.0", true)
 	if d := stuck.Detail(); strings.Contains(d, "is healthy") || !strings.Contains(d, "runs 2.4.0 now") || !strings.Contains(d, "tainted") {
 		t.Errorf("create whose engine did not come back:\n%s", d)
 	}

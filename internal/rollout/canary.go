@@ -55,6 +55,11 @@ type Canary struct {
 	Rollout *upgrade.Window
 	// RetentionDays is how long the pre-upgrade snapshots are kept.
 	RetentionDays int
+	// Claim, when set, is called just before the walk moves an engine (after any operation an
+	// interrupted walk left is attached to); an error leaves that engine unmoved.
+	Claim func(ctx context.Context, user string) error
+	// Skip, when set, takes users out of every rollback: engines another manager has taken over.
+	Skip func(user string) bool
 
 	mu        sync.Mutex
 	stable    map[string]string
@@ -435,7 +440,7 @@ func (run *Canary) rollbackCandidates() []string {
 	defer run.mu.Unlock()
 	var out []string
 	for u, v := range run.stable {
-		if v != run.version {
+		if v != run.version && (run.Skip == nil || !run.Skip(u)) {
 			out = append(out, u)
 		}
 	}
@@ -478,6 +483,11 @@ func (run *Canary) moveOne(ctx context.Context, user string) error {
 	}
 	if p.Kind == upgrade.KindDowngrade {
 		return fmt.Errorf("user %s's engine runs %s, newer than %s: a canary never downgrades", user, from, run.version)
+	}
+	if run.Claim != nil {
+		if err := run.Claim(ctx, user); err != nil {
+			return err
+		}
 	}
 	run.record(user, from, "", false)
 	snapID := ""
@@ -577,7 +587,7 @@ func (run *Canary) rollbackAll(ctx context.Context, users []string) ([]string, e
 		run.mu.Lock()
 		to, snap := run.stable[u], run.snapshots[u]
 		run.mu.Unlock()
-		if err := rollbackEngine(ctx, run.d, run.cat, u, to, snap); err != nil {
+		if _, err := run.d.RollBackTo(ctx, run.cat, u, to, snap, RollbackOptions{Drain: CanaryDrainTimeout, Health: CanaryHealthTimeout, Resume: true}); err != nil && !client.IsNotFound(err) {
 			return err
 		}
 		run.mu.Lock()
@@ -593,37 +603,6 @@ func (run *Canary) rollbackAll(ctx context.Context, users []string) ([]string, e
 		return done, &RollbackError{User: user, Err: err}
 	}
 	return done, nil
-}
-
-// rollbackEngine returns one engine to version to (restoring snap where the schema moved) and
-// verifies it runs healthy there.
-func rollbackEngine(ctx context.Context, d *Driver, cat *upgrade.Catalog, user, to, snap string) error {
-	attach := func(op api.Operation) bool {
-		return (op.Kind == api.OpUpgrade || op.Kind == api.OpRestore) && op.ToVersion == to
-	}
-	e, _, err := d.Idle(ctx, user, attach)
-	if client.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if e.EngineVersion != to || e.Status != api.StatusRunning {
-		rb, err := PlanRollback(cat, e, to, snap)
-		if err != nil {
-			return err
-		}
-		if _, err := d.Rollback(ctx, user, client.NewIdempotencyKey(), rb, CanaryDrainTimeout, CanaryHealthTimeout); err != nil {
-			return err
-		}
-		if e, err = d.Client.GetEngine(ctx, user); err != nil {
-			return err
-		}
-	}
-	if e.EngineVersion != to || e.Status != api.StatusRunning || (e.Health.Status != "" && e.Health.Status != "ok") {
-		return fmt.Errorf("after the rollback user %s's engine runs %s with status %s and health %q, not %s running healthy", user, e.EngineVersion, e.Status, e.Health.Status, to)
-	}
-	return nil
 }
 
 // metrics reads each user's metrics over the analysis window, in parallel.

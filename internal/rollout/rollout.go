@@ -225,40 +225,8 @@ func (d *Driver) Eval(ctx context.Context, userID, suite string) (float64, error
 	return op.Result.EvalScore, nil
 }
 
-// RollbackPlan is how an engine returns to a version.
-type RollbackPlan struct {
-	To         string
-	SnapshotID string
-	// Restore is true when the brain must be restored from SnapshotID (the schema moved, or the
-	// engine failed); false for a plain redeploy of the older version on the same brain.
-	Restore bool
-}
-
-// PlanRollback decides how an engine returns to version to. Where the brain moved to another
-// schema, or the engine failed (a half-applied migration leaves its brain dirty), only a restore
-// of snapshotID is safe; otherwise the older version is redeployed on the same brain, which
-// loses nothing. A failed engine with no snapshot gets a redeploy attempt when the schema allows.
-func PlanRollback(cat *upgrade.Catalog, e api.Engine, to, snapshotID string) (RollbackPlan, error) {
-	v, ok := cat.Get(to)
-	if !ok {
-		return RollbackPlan{}, &upgrade.UnknownVersionError{Version: to, Known: cat.Names()}
-	}
-	p := RollbackPlan{To: to, SnapshotID: snapshotID}
-	sameSchema := v.SchemaVersion == e.SchemaVersion
-	switch {
-	case sameSchema && e.Status != api.StatusFailed:
-		return p, nil
-	case snapshotID != "":
-		p.Restore = true
-		return p, nil
-	case sameSchema:
-		return p, nil
-	}
-	return p, fmt.Errorf("user %s's brain is at schema %d (engine %s) but %s needs schema %d, and no snapshot is recorded to restore", e.UserID, e.SchemaVersion, e.Status, to, v.SchemaVersion)
-}
-
 // Rollback returns an engine to p.To and waits until it is healthy.
-func (d *Driver) Rollback(ctx context.Context, userID, key string, p RollbackPlan, drain, health time.Duration) (api.Operation, error) {
+func (d *Driver) Rollback(ctx context.Context, userID, key string, p upgrade.RollbackPlan, drain, health time.Duration) (api.Operation, error) {
 	d.log(ctx, "rolling back", map[string]any{"user_id": userID, "phase": "rollback", "to_version": p.To, "snapshot_id": p.SnapshotID, "restore": p.Restore})
 	if p.Restore {
 		return d.Restore(ctx, userID, key, 0, api.RestoreRequest{SnapshotID: p.SnapshotID, Version: p.To,
@@ -266,6 +234,61 @@ func (d *Driver) Rollback(ctx context.Context, userID, key string, p RollbackPla
 	}
 	return d.Upgrade(ctx, userID, key, 0, api.UpgradeRequest{Version: p.To, AllowDowngrade: true,
 		DrainTimeoutSeconds: seconds(drain), HealthTimeoutSeconds: seconds(health)})
+}
+
+// RollbackOptions are the control plane's limits for a rollback's drain and health check, and
+// whether a rollback already running towards the target is resumed.
+type RollbackOptions struct {
+	Drain, Health time.Duration
+	// Resume attaches to an upgrade or restore already taking the engine to the target (a
+	// rollback an interrupted run left going) and uses its result, instead of waiting it out.
+	Resume bool
+}
+
+// RolledBack is what RollBackTo did: the engine as it runs afterwards and the way back it took
+// (Plan.To is "" when the engine already ran the target, healthy, and nothing was started).
+type RolledBack struct {
+	Engine api.Engine
+	Plan   upgrade.RollbackPlan
+}
+
+// RollBackTo is the one rollback sequence: it waits until no operation runs on user's engine,
+// and unless the engine already runs version to, plans the way back (upgrade.PlanRollback: a
+// restore of snapshotID where the schema moved, else a redeploy), runs it and waits; then it
+// verifies the engine runs to, healthy. A user the control plane does not know returns the
+// client's not-found error (client.IsNotFound).
+func (d *Driver) RollBackTo(ctx context.Context, cat *upgrade.Catalog, userID, to, snapshotID string, o RollbackOptions) (RolledBack, error) {
+	var attach Attach
+	if o.Resume {
+		attach = func(op api.Operation) bool {
+			return (op.Kind == api.OpUpgrade || op.Kind == api.OpRestore) && op.ToVersion == to
+		}
+	}
+	var out RolledBack
+	e, _, err := d.Idle(ctx, userID, attach)
+	out.Engine = e
+	if err != nil {
+		return out, err
+	}
+	if e.EngineVersion != to || e.Status != api.StatusRunning {
+		rb, err := upgrade.PlanRollback(cat, e, to, snapshotID)
+		if err != nil {
+			return out, err
+		}
+		out.Plan = rb
+		if _, err := d.Rollback(ctx, userID, client.NewIdempotencyKey(), rb, o.Drain, o.Health); err != nil {
+			return out, err
+		}
+		if e, err = d.Client.GetEngine(ctx, userID); err != nil {
+			return out, err
+		}
+		out.Engine = e
+	}
+	if e.EngineVersion != to || e.Status != api.StatusRunning || (e.Health.Status != "" && e.Health.Status != "ok") {
+		return out, fmt.Errorf("after the rollback user %s's engine runs %s with status %s and health %q, not %s running healthy",
+			userID, e.EngineVersion, e.Status, e.Health.Status, to)
+	}
+	return out, nil
 }
 
 func seconds(d time.Duration) int {

@@ -245,14 +245,23 @@ func aboveBelow(m Metric) string {
 func Analyze(cfg AnalysisConfig, canary, baseline []api.Metrics, canaryEval, baselineEval *float64) Verdict {
 	v := analyze(cfg, canary, baseline, canaryVoice)
 	v.Canary.EvalScore, v.Baseline.EvalScore = canaryEval, baselineEval
-	if canaryEval != nil && baselineEval != nil {
-		if reg := *baselineEval - *canaryEval; reg > cfg.MaxEvalRegression {
-			v.Findings = append(v.Findings, Finding{Metric: "eval_score", Canary: *canaryEval, Baseline: *baselineEval, Threshold: cfg.MaxEvalRegression,
-				Detail: fmt.Sprintf("eval_score: the cohort scores %s against a baseline of %s, a regression of %s above max_eval_regression %s",
-					num(*canaryEval), num(*baselineEval), num(reg), num(cfg.MaxEvalRegression))})
-		}
-	}
+	v.Findings = evalFinding(v.Findings, cfg, canaryEval, baselineEval, "the cohort scores %s against a baseline of %s")
 	return v
+}
+
+// evalFinding adds the eval_score finding when the score (canary) regressed from the baseline's
+// by more than max_eval_regression; scores says "%s (score) against %s (baseline)".
+func evalFinding(fs []Finding, cfg AnalysisConfig, canary, baseline *float64, scores string) []Finding {
+	if canary == nil || baseline == nil {
+		return fs
+	}
+	reg := *baseline - *canary
+	if reg <= cfg.MaxEvalRegression {
+		return fs
+	}
+	return append(fs, Finding{Metric: "eval_score", Canary: *canary, Baseline: *baseline, Threshold: cfg.MaxEvalRegression,
+		Detail: fmt.Sprintf("eval_score: "+scores+", a regression of %s above max_eval_regression %s",
+			num(*canary), num(*baseline), num(reg), num(cfg.MaxEvalRegression))})
 }
 
 // AnalyzeRelease judges one engine after its upgrade against the thresholds and against its own

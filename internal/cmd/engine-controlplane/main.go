@@ -6,6 +6,12 @@
 // default, or --engine-command / --engine-command-for), listening on a loopback port between
 // --port-min and --port-max; stopping the control plane stops them all.
 //
+// With --runtime docker every engine is a Docker container of its version's image (--image,
+// --image-for), its brain in a directory of its own under --brain-root mounted at /data, port 8000
+// published on 127.0.0.1 from the port range, on --network; containers outlive the control plane
+// and the next one adopts them (--remove-containers-on-exit removes them instead).
+// --adopt-label KEY=VALUE registers containers someone else started (compose, docker run).
+//
 // Every flag has an ENGINE_CONTROLPLANE_* environment fallback (--api-key reads
 // ENGINE_CONTROLPLANE_API_KEY); a flag given on the command line wins.
 //
@@ -52,6 +58,40 @@ type config struct {
 	runtime, engineCommand string
 	engineCommandFor       versionCommands
 	portMin, portMax       int
+
+	image, network, brainRoot, envPassthrough string
+	imageFor                                  versionImages
+	adoptLabels                               labelList
+	removeContainers                          bool
+}
+
+// versionImages is the repeatable --image-for VERSION=IMAGE flag; its environment fallback
+// separates entries with ";".
+type versionImages map[string]string
+
+func (v *versionImages) String() string { return "" }
+
+func (v *versionImages) Set(s string) error {
+	return setVersionMap((*map[string]string)(v), s, "VERSION=IMAGE, for example 2.4.0=registry.example.com/engine:2.4.0-hotfix")
+}
+
+// labelList is the repeatable --adopt-label KEY=VALUE flag (";" separates entries in its
+// environment fallback).
+type labelList []string
+
+func (l *labelList) String() string { return strings.Join(*l, ";") }
+
+func (l *labelList) Set(s string) error {
+	for _, entry := range strings.Split(s, ";") {
+		if entry = strings.TrimSpace(entry); entry == "" {
+			continue
+		}
+		if k, _, ok := strings.Cut(entry, "="); !ok || k == "" {
+			return fmt.Errorf("%q must be KEY=VALUE, for example com.docker.compose.service=engine", entry)
+		}
+		*l = append(*l, entry)
+	}
+	return nil
 }
 
 // versionCommands is the repeatable --engine-command-for VERSION=COMMAND flag; its environment
@@ -61,18 +101,23 @@ type versionCommands map[string]string
 func (v *versionCommands) String() string { return "" }
 
 func (v *versionCommands) Set(s string) error {
+	return setVersionMap((*map[string]string)(v), s, "VERSION=COMMAND, for example 2.4.0=/opt/engine-2.4.0/run --port-from-env")
+}
+
+// setVersionMap adds the VERSION=VALUE entries of s (separated by ";") to m.
+func setVersionMap(m *map[string]string, s, form string) error {
 	for _, entry := range strings.Split(s, ";") {
 		if strings.TrimSpace(entry) == "" {
 			continue
 		}
-		version, cmd, ok := strings.Cut(entry, "=")
-		if !ok || strings.TrimSpace(version) == "" || strings.TrimSpace(cmd) == "" {
-			return fmt.Errorf("%q must be VERSION=COMMAND, for example 2.4.0=/opt/engine-2.4.0/run --port-from-env", entry)
+		version, val, ok := strings.Cut(entry, "=")
+		if !ok || strings.TrimSpace(version) == "" || strings.TrimSpace(val) == "" {
+			return fmt.Errorf("%q must be %s", entry, form)
 		}
-		if *v == nil {
-			*v = versionCommands{}
+		if *m == nil {
+			*m = map[string]string{}
 		}
-		(*v)[strings.TrimSpace(version)] = strings.TrimSpace(cmd)
+		(*m)[strings.TrimSpace(version)] = strings.TrimSpace(val)
 	}
 	return nil
 }
@@ -102,11 +147,18 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 	str(&c.tlsCert, "tls-cert", "", "TLS certificate file (with --tls-key: serve https)")
 	str(&c.tlsKey, "tls-key", "", "TLS key file")
 	str(&c.logLevel, "log-level", "info", "debug, info, warn or error (logs go to stderr)")
-	str(&c.runtime, "runtime", controlplane.RuntimeSim, "where engines run: sim (state machines in this process) or process (one child process per engine)")
+	str(&c.runtime, "runtime", controlplane.RuntimeSim, "where engines run: sim (state machines in this process), process (one child process per engine) or docker (one container per engine)")
 	str(&c.engineCommand, "engine-command", "", "process runtime: command starting an engine, {version} replaced by its version (default: engine-standin on PATH or next to this binary, \""+controlplane.DefaultEngineCommand+"\")")
 	fs.Var(&c.engineCommandFor, "engine-command-for", "process runtime: VERSION=COMMAND, the command for one version (repeatable; env "+envName("engine-command-for")+" separates entries with ;)")
-	fs.IntVar(&c.portMin, "port-min", 9001, "process runtime: lowest loopback port for engines (env "+envName("port-min")+")")
-	fs.IntVar(&c.portMax, "port-max", 9999, "process runtime: highest loopback port for engines (env "+envName("port-max")+")")
+	fs.IntVar(&c.portMin, "port-min", 9001, "process and docker runtimes: lowest loopback port for engines (env "+envName("port-min")+")")
+	fs.IntVar(&c.portMax, "port-max", 9999, "process and docker runtimes: highest loopback port for engines (env "+envName("port-max")+")")
+	str(&c.image, "image", controlplane.DefaultDockerImage, "docker runtime: image of a version, {version} replaced; any registry prefix works")
+	fs.Var(&c.imageFor, "image-for", "docker runtime: VERSION=IMAGE, the image of one version (repeatable; env "+envName("image-for")+" separates entries with ;)")
+	str(&c.network, "network", controlplane.DefaultDockerNetwork, "docker runtime: network engine containers join, created if missing")
+	str(&c.brainRoot, "brain-root", "", "docker runtime: directory holding one brain directory per engine, mounted at /data (default: <data-dir>/brains)")
+	str(&c.envPassthrough, "engine-env-passthrough", "", "docker runtime: comma-separated names of variables passed from this environment to every container it creates, for example LLM_API_KEY,OPENAI_API_KEY")
+	fs.Var(&c.adoptLabels, "adopt-label", "docker runtime: KEY=VALUE; containers with this label that someone else started are adopted at start-up (repeatable; env "+envName("adopt-label")+" separates entries with ;)")
+	fs.BoolVar(&c.removeContainers, "remove-containers-on-exit", false, "docker runtime: remove the containers this control plane created (and its network) when it stops; default: they keep running and the next start adopts them (env "+envName("remove-containers-on-exit")+")")
 
 	// Environment first, as defaults; flags parsed afterwards win.
 	var envErr error
@@ -136,14 +188,34 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 		return c, errors.New("--seed-engines and --seed-brain-rows must not be negative")
 	case (c.tlsCert == "") != (c.tlsKey == ""):
 		return c, errors.New("--tls-cert and --tls-key go together")
-	case c.runtime != controlplane.RuntimeSim && c.runtime != controlplane.RuntimeProcess:
-		return c, fmt.Errorf("--runtime %q must be %s (engines simulated in this process) or %s (one child process per engine)", c.runtime, controlplane.RuntimeSim, controlplane.RuntimeProcess)
-	case c.runtime == controlplane.RuntimeSim && (c.engineCommand != "" || len(c.engineCommandFor) > 0):
+	case c.runtime != controlplane.RuntimeSim && c.runtime != controlplane.RuntimeProcess && c.runtime != controlplane.RuntimeDocker:
+		return c, fmt.Errorf("--runtime %q must be %s (engines simulated in this process), %s (one child process per engine) or %s (one container per engine)", c.runtime, controlplane.RuntimeSim, controlplane.RuntimeProcess, controlplane.RuntimeDocker)
+	case c.runtime != controlplane.RuntimeProcess && (c.engineCommand != "" || len(c.engineCommandFor) > 0):
 		return c, errors.New("--engine-command and --engine-command-for need --runtime process")
+	case c.runtime != controlplane.RuntimeDocker && c.dockerFlagsSet(fs):
+		return c, errors.New("--image, --image-for, --network, --brain-root, --engine-env-passthrough, --adopt-label and --remove-containers-on-exit need --runtime docker")
 	case c.portMin < 1 || c.portMax > 65535 || c.portMin > c.portMax:
 		return c, fmt.Errorf("--port-min %d and --port-max %d must be a range of ports, for example 9001 and 9999", c.portMin, c.portMax)
 	}
 	return c, nil
+}
+
+// dockerFlagsSet says a docker runtime flag was given (on the command line or in the environment).
+func (c *config) dockerFlagsSet(fs *flag.FlagSet) bool {
+	return c.image != controlplane.DefaultDockerImage || c.network != controlplane.DefaultDockerNetwork || c.brainRoot != "" ||
+		c.envPassthrough != "" || len(c.imageFor) > 0 || len(c.adoptLabels) > 0 || c.removeContainers
+}
+
+// dockerOptions is the docker runtime's configuration from the flags.
+func (c *config) dockerOptions() controlplane.DockerOptions {
+	o := controlplane.DockerOptions{Image: c.image, Images: c.imageFor, Network: c.network, BrainRoot: c.brainRoot,
+		AdoptLabels: c.adoptLabels, RemoveOnClose: c.removeContainers}
+	for _, n := range strings.Split(c.envPassthrough, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			o.EnvPassthrough = append(o.EnvPassthrough, n)
+		}
+	}
+	return o
 }
 
 // resolveKey settles the admin key from --api-key or --api-key-file (or their environment
@@ -214,6 +286,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		opts.PortMin, opts.PortMax = c.portMin, c.portMax
 		if opts.EngineCommand == "" {
 			opts.EngineCommand = defaultEngineCommand()
+		}
+	}
+	if c.runtime == controlplane.RuntimeDocker {
+		opts.Runtime, opts.Docker = c.runtime, c.dockerOptions()
+		opts.PortMin, opts.PortMax = c.portMin, c.portMax
+		if c.dataDir == "" {
+			// The brains live in the temporary data dir, removed on exit: so do the containers.
+			opts.Docker.RemoveOnClose = true
 		}
 	}
 	if c.catalog != "" {

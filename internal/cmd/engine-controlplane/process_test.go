@@ -41,8 +41,11 @@ func TestParse_ProcessRuntimeFlags(t *testing.T) {
 	}
 	delete(env, "ENGINE_CONTROLPLANE_ENGINE_COMMAND_FOR")
 	for _, args := range [][]string{
-		{"--runtime", "docker"},
+		{"--runtime", "podman"},
 		{"--runtime", "sim", "--engine-command", "x"},
+		{"--runtime", "docker", "--engine-command", "x"},
+		{"--image", "engine:{version}"},
+		{"--adopt-label", "com.docker.compose.service=engine"},
 		{"--engine-command-for", "2.4.0"},
 		{"--port-min", "9100", "--port-max", "9000"},
 		{"--port-max", "70000"},

@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 	"github.com/septemberai/terraform-provider-engine/internal/client"
@@ -35,6 +36,7 @@ func main() {
 	flag.StringVar(&o.Version, "version", "2.3.1", "version the seeded fleet runs")
 	flag.StringVar(&o.User, "user", "user-0001", "the engine the quick start upgrades")
 	flag.Float64Var(&o.TimeScale, "time-scale", 0.03, "multiplies every nominal duration (the control plane's steps take 1-3 s nominally: 0.03 makes each take tens of milliseconds)")
+	flag.StringVar(&o.Runtime, "runtime", "sim", "where the engines run: sim (in the control plane, nothing to install) or docker (one container per engine from the stand-in images, built first; needs a Docker daemon)")
 	flag.BoolVar(&o.NoColor, "no-color", false, "pass -no-color to terraform (always done when stdout is not a terminal)")
 	flag.Parse()
 	o.Keep = os.Getenv("DEMO_KEEP") == "1"
@@ -56,6 +58,7 @@ type options struct {
 	TimeScale float64
 	NoColor   bool
 	Keep      bool
+	Runtime   string
 	// TempBase is where the demo makes its one temporary directory (tests pass their own to
 	// check it is gone afterwards).
 	TempBase string
@@ -87,7 +90,7 @@ func run(ctx context.Context, o options, out, errw io.Writer) error {
 	d := &demo{o: o, out: stdout, errs: &recorder{w: stderr}}
 	env, err := localrun.Start(ctx, localrun.Options{
 		Engines: o.Engines, Version: o.Version, TimeScale: o.TimeScale, TempBase: o.TempBase, Repo: o.Repo,
-		NoColor: o.NoColor, Out: d.out, Err: d.errs, Log: d.step,
+		NoColor: o.NoColor, Out: d.out, Err: d.errs, Log: d.step, Runtime: o.Runtime,
 	})
 	if err != nil {
 		return err
@@ -143,7 +146,10 @@ func (d *demo) walkThrough(ctx context.Context) error {
 		return err
 	}
 	d.step("terraform apply: snapshot the brain, drain, upgrade %s → 2.4.0, health and eval gates", d.o.Version)
-	if err := d.tf(ctx, "apply", "-input=false", "upgrade.tfplan"); err != nil {
+	stopTraffic := d.userTraffic(ctx, user, "2.4.0")
+	err = d.tf(ctx, "apply", "-input=false", "upgrade.tfplan")
+	stopTraffic()
+	if err != nil {
 		return err
 	}
 	if err := d.showEngine(ctx, user); err != nil {
@@ -186,6 +192,37 @@ func (d *demo) walkThrough(ctx context.Context) error {
 	d.step("Done: %s's engine runs %s again with its %d pre-upgrade turns; the %d written on 2.4.0 went with the rollback, as the plan said",
 		user, e.EngineVersion, len(preTurns), after.Written)
 	return nil
+}
+
+// userTraffic stands in for the users of a real Engine, on real containers only (-runtime
+// docker): their metrics are the turns they served, and the release's analysis judges the bake
+// on them, so once user's engine runs version turns are sent to it until stop is called. They
+// are written after the pre-upgrade snapshot, so the rollback drops them like the demo's own
+// post-upgrade turns. The simulated runtime's engines report their version's profile instead.
+func (d *demo) userTraffic(ctx context.Context, user, version string) (stop func()) {
+	if d.o.Runtime != "docker" {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		announced := false
+		for ctx.Err() == nil {
+			if e, err := d.client.GetEngine(ctx, user); err == nil && e.EngineVersion == version && e.Status == api.StatusRunning {
+				if !announced {
+					d.step("%s runs %s: sending it user traffic during the bake, which the analysis judges", user, version)
+					announced = true
+				}
+				_, _ = d.client.WriteTurns(ctx, user, api.TurnsRequest{Count: 2, Content: "user traffic on " + version})
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // showEngine prints what the control plane says about the engine and its brain.

@@ -4,7 +4,8 @@
 // process.
 //
 // Contract kept (the Engine's documented contract, summarised in DESIGN.md §4):
-//   - env SQLITE_DB_PATH (the brain), PORT (bound on 127.0.0.1), ENGINE_KEY_HASH (sha256 hex of
+//   - env SQLITE_DB_PATH (the brain), PORT (bound on ENGINE_LISTEN_HOST, default 127.0.0.1; the
+//     docker image sets 0.0.0.0 and 8000), ENGINE_KEY_HASH (sha256 hex of
 //     the key) or ENGINE_API_KEY, and the version (--version or ENGINE_VERSION);
 //   - at start-up it applies its version's brain migrations (the control plane's catalog, from
 //     ENGINE_STANDIN_CATALOG or the built-in one), refuses a brain with a newer schema (logs
@@ -74,6 +75,7 @@ type (
 
 type config struct {
 	brain, version, catalogFile string
+	host                        string
 	port                        int
 	keyHash                     [32]byte
 	timeScale                   float64
@@ -92,6 +94,9 @@ func parse(args []string, getenv func(string) string) (config, error) {
 		return c, err
 	}
 	c.brain, c.catalogFile = getenv("SQLITE_DB_PATH"), getenv("ENGINE_STANDIN_CATALOG")
+	if c.host = getenv("ENGINE_LISTEN_HOST"); c.host == "" {
+		c.host = "127.0.0.1"
+	}
 	switch {
 	case c.version == "":
 		return c, errors.New("the version is required: pass --version X.Y.Z or set ENGINE_VERSION")
@@ -206,7 +211,7 @@ func run(args []string, getenv func(string) string, stdout io.Writer, sig <-chan
 
 	// Listen first: a port clash is reported at once, and /health answers "starting" while
 	// the migrations run, as the Engine's does.
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(c.port)))
+	ln, err := net.Listen("tcp", net.JoinHostPort(c.host, strconv.Itoa(c.port)))
 	if err != nil {
 		log.Error("listen: "+err.Error(), "code", "PORT_UNAVAILABLE", "port", c.port)
 		return exitServe

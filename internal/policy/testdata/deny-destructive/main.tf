@@ -15,11 +15,17 @@ variable "approved_destructive_migrations" {
   default = ["user-0002"]
 }
 
+resource "engine_rehearsal" "user_0001" {
+  user_id = "user-0001"
+  version = "3.0.0"
+}
+
 resource "engine_release" "user_0001" {
   user_id             = "user-0001"
   version             = "3.0.0"
   allow_major_upgrade = true
   auto_snapshot       = true
+  rehearsal_id        = engine_rehearsal.user_0001.id
 
   analysis = {}
 }

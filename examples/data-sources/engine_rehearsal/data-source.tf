@@ -1,0 +1,18 @@
+# A rehearsal made in another workspace (for example the staging team's), read by its id: gate
+# this workspace's upgrade on its verdict and show the measured migration time.
+variable "rehearsal_id" {
+  type = string
+}
+
+data "engine_rehearsal" "v3" {
+  id = var.rehearsal_id
+}
+
+output "rehearsal" {
+  value = {
+    verdict      = data.engine_rehearsal.v3.verdict
+    path         = join(" -> ", data.engine_rehearsal.v3.upgrade_path)
+    migration_ms = sum(concat([0], [for m in data.engine_rehearsal.v3.migrations : m.duration_ms]))
+    failed       = [for c in data.engine_rehearsal.v3.failed_checks : c.detail]
+  }
+}
