@@ -14,12 +14,12 @@ import (
 )
 
 // TestAccExampleFleetScale applies examples/fleet-scale on a small fleet: each apply takes one
-// step (10 % of 10 engines is one, 50 % five), the engine outside the selector's user_id_prefix is
+// step (10 % of 30 engines is three, 50 % fifteen), the engine outside the selector's user_id_prefix is
 // never touched, and destroy brings every moved engine back to 2.3.1. The same rules at 30 engines
 // as at 10,000: the configuration is the one make bench measures.
 func TestAccExampleFleetScale(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, harnessOptions{Engines: 10, BrainRows: 1})
+	h := newHarness(t, harnessOptions{Engines: 30, BrainRows: 1})
 	if err := h.Server.CreateEngine("team-a-1", "2.3.1"); err != nil {
 		t.Fatal(err)
 	}
@@ -40,18 +40,18 @@ func TestAccExampleFleetScale(t *testing.T) {
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: h.Factories(nil),
 		Steps: []resource.TestStep{
-			{Config: cfg, ConfigVariables: vars, ExpectNonEmptyPlan: true, Check: onVersion("2.4.0", 1), ConfigStateChecks: []statecheck.StateCheck{
-				statecheck.ExpectKnownOutputValue("moved", knownvalue.Int64Exact(1)),
+			{Config: cfg, ConfigVariables: vars, ExpectNonEmptyPlan: true, Check: onVersion("2.4.0", 3), ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownOutputValue("moved", knownvalue.Int64Exact(3)),
 				statecheck.ExpectKnownOutputValue("current_percent", knownvalue.Int64Exact(10)),
 				statecheck.ExpectKnownOutputValue("phase", knownvalue.StringExact("progressing")),
 			}},
-			{Config: cfg, ConfigVariables: vars, ExpectNonEmptyPlan: true, Check: onVersion("2.4.0", 5), ConfigStateChecks: []statecheck.StateCheck{
+			{Config: cfg, ConfigVariables: vars, ExpectNonEmptyPlan: true, Check: onVersion("2.4.0", 15), ConfigStateChecks: []statecheck.StateCheck{
 				statecheck.ExpectKnownOutputValue("current_percent", knownvalue.Int64Exact(50)),
-				statecheck.ExpectKnownOutputValue("moved", knownvalue.Int64Exact(5)),
+				statecheck.ExpectKnownOutputValue("moved", knownvalue.Int64Exact(15)),
 			}},
 		},
 		CheckDestroy: func(*terraform.State) error {
-			if err := onVersion("2.3.1", 11)(nil); err != nil {
+			if err := onVersion("2.3.1", 31)(nil); err != nil {
 				return fmt.Errorf("after destroy: %w", err)
 			}
 			e, err := h.Client.GetEngine(context.Background(), "team-a-1")
