@@ -262,6 +262,7 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	plan.LastAnalysis, plan.LastAbort = state.LastAnalysis, state.LastAbort
 	if len(moves) > 0 || pending {
 		plan.LastAnalysis = types.ObjectUnknown(lastAnalysisAttrTypes)
+		selectorProgressUnknown(&plan, keep)
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }

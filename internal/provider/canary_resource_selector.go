@@ -236,3 +236,15 @@ func dehydratePlan(ctx context.Context, resp *resource.ModifyPlanResponse, k sco
 	k.dehydrate(&m)
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &m)...)
 }
+
+// selectorProgressUnknown leaves the progress of a selector canary's moving update to the apply:
+// the apply reads the selector again, and an engine that started matching since the plan changes
+// the cohort sizes, so counts promised at plan could not be kept. planned_step still names who
+// moves next and how many.
+func selectorProgressUnknown(m *canaryModel, k scopeKeeper) {
+	if !k.on {
+		return
+	}
+	m.MovedCount, m.CurrentPercent = types.Int64Unknown(), types.Int64Unknown()
+	m.Phase, m.NextStep = types.StringUnknown(), types.StringUnknown()
+}
