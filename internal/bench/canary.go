@@ -34,30 +34,37 @@ type CanaryFigures struct {
 	Ratio       float64 `json:"ratio"`              // (ApplyMS − NoopApplyMS) / IdealMS
 	SpanRatio   float64 `json:"span_ratio"`         // SpanMS / IdealMS
 	Upgrades    int64   `json:"upgrade_operations"`
+	Runtime     string  `json:"runtime,omitempty"` // the control plane's runtime: sim, docker
 }
 
 func runCanary(ctx context.Context, cfg Config, tf *terraform, work string) (*CanaryFigures, error) {
-	const n, parallel = 1000, 50
-	steps := []int{5, 25, 100}
 	// At scale 0.5 one patch upgrade takes about 3 s (6 s nominal) and the ideal is about a
 	// minute; quick runs use 0.1 (0.6 s, 12 s), where fixed per-engine costs weigh more.
 	scale := 0.5
 	if cfg.Quick {
 		scale = 0.1
 	}
-	p, err := startPlane(controlplane.Options{DataDir: filepath.Join(work, "canary-cp"), SeedEngines: n, TimeScale: scale})
+	return runCanaryOn(ctx, cfg, tf, work, 1000, 50, controlplane.Options{DataDir: filepath.Join(work, "canary-cp"), TimeScale: scale})
+}
+
+// runCanaryOn measures a canary over n engines of a control plane started with opts (seeded with
+// n engines on 2.3.0) moving them to 2.3.1 with max_parallel parallel, against the ideal.
+func runCanaryOn(ctx context.Context, cfg Config, tf *terraform, work string, n, parallel int, opts controlplane.Options) (*CanaryFigures, error) {
+	steps := []int{5, 25, 100}
+	opts.SeedEngines = n
+	p, err := startPlane(opts)
 	if err != nil {
 		return nil, err
 	}
 	defer p.close()
-	f := &CanaryFigures{Engines: n, MaxParallel: parallel, Steps: steps, TimeScale: scale,
+	f := &CanaryFigures{Engines: n, MaxParallel: parallel, Steps: steps, TimeScale: opts.TimeScale, Runtime: p.srv.Runtime(),
 		Batches: (n + parallel - 1) / parallel, StepBatches: stepBatches(n, parallel, steps)}
 
 	stepsHCL := make([]string, len(steps))
 	for i, s := range steps {
 		stepsHCL[i] = fmt.Sprint(s)
 	}
-	dir, err := writeConfig(filepath.Join(work, "canary"), requiredProviders+fmt.Sprintf(`
+	dir, err := writeConfig(filepath.Join(work, "canary-"+f.Runtime), requiredProviders+fmt.Sprintf(`
 resource "engine_canary" "fleet" {
   version      = "2.3.1"
   user_ids     = [for i in range(1, %d) : format("user-%%04d", i)]
@@ -85,7 +92,7 @@ resource "engine_canary" "fleet" {
 		return f, err
 	}
 	f.Upgrades = after.Operations[api.OpUpgrade] - before.Operations[api.OpUpgrade]
-	if f.Upgrades != n {
+	if f.Upgrades != int64(n) {
 		return f, fmt.Errorf("the canary started %d upgrade operations, want exactly %d (one per engine)", f.Upgrades, n)
 	}
 	noop, err := tf.run(ctx, dir, p.env(), apply...)

@@ -20,9 +20,12 @@ type Figures struct {
 	Canary       *CanaryFigures       `json:"canary,omitempty"`
 	Snapshot     *SnapshotFigures     `json:"snapshot,omitempty"`
 	ControlPlane *ControlPlaneFigures `json:"controlplane,omitempty"`
-	Fleet        *FleetFigures        `json:"fleet,omitempty"`
-	Bars         []Bar                `json:"bars"`
-	Errors       []string             `json:"errors,omitempty"`
+	// The same canary and snapshot on the docker runtime's containers.
+	DockerCanary   *CanaryFigures   `json:"docker_canary,omitempty"`
+	DockerSnapshot *SnapshotFigures `json:"docker_snapshot,omitempty"`
+	Fleet          *FleetFigures    `json:"fleet,omitempty"`
+	Bars           []Bar            `json:"bars"`
+	Errors         []string         `json:"errors,omitempty"`
 }
 
 // Bar is one quality bar of DESIGN.md §5 held against a measured figure.
@@ -60,6 +63,12 @@ func (f *Figures) bars() []Bar {
 	}
 	if f.Snapshot != nil && f.Snapshot.CopyMedianMS > 0 {
 		out = append(out, atMost(fmt.Sprintf("snapshot of a %.0f MB brain under writes vs plain copy", f.Snapshot.SnapshotSizeMB), f.Snapshot.Ratio, 3, "×"))
+	}
+	if c := f.DockerCanary; c != nil && c.IdealMS > 0 {
+		out = append(out, atMost(fmt.Sprintf("docker: %d-container canary (max_parallel %d) vs ideal", c.Engines, c.MaxParallel), c.Ratio, 1.25, "×"))
+	}
+	if sn := f.DockerSnapshot; sn != nil && sn.CopyMedianMS > 0 {
+		out = append(out, atMost(fmt.Sprintf("docker: snapshot of a container's %.0f MB brain under writes vs plain copy", sn.SnapshotSizeMB), sn.Ratio, 3, "×"))
 	}
 	return append(out, f.Fleet.bars()...)
 }
@@ -184,28 +193,16 @@ func (f *Figures) Markdown() string {
 			num(l.MedianLagMS), num(l.MedianNetLagMS), num(l.MedianClientNoticeMS), num(l.MedianFixedPoll10sLagMS), num(l.FixedPoll10sExpectedMS))
 	}
 	if c := f.Canary; c != nil {
-		w("")
-		w("## 3. Fleet rollout")
-		w("")
-		w("`engine_canary` over %d engines, `max_parallel = %d`, steps %v, `bake_time = \"0s\"`, `mode = \"auto\"` (one apply walks every step), patch 2.3.0 → 2.3.1 at time scale %s.", c.Engines, c.MaxParallel, c.Steps, num(c.TimeScale))
-		w("")
-		w("| t_engine (median / mean / p99) | ideal = %d × median | canary apply | no-op apply | (apply − no-op) / ideal | operations span / ideal | slot utilisation |", c.Batches)
-		w("|---:|---:|---:|---:|---:|---:|---:|")
-		w("| %s / %s / %s ms | %s ms | %s ms | %s ms | **%s×** | %s× | %s |", num(c.TEngineMS), num(c.TEngineMean), num(c.TEngineP99), num(c.IdealMS), num(c.ApplyMS), num(c.NoopApplyMS), num(c.Ratio), num(c.SpanRatio), num(c.Utilisation))
-		w("")
-		w("The steps need %d batches of %d counted step by step (%d with ceil(n/parallel)); %d upgrade operations ran, one per engine. t_engine is each upgrade operation's own time on the control plane (created_at → finished_at); slot utilisation is the sum of those times over max_parallel × the span from the first upgrade's start to the last one's end.", c.StepBatches, c.MaxParallel, c.Batches, c.Upgrades)
+		canarySection(w, "## 3. Fleet rollout", c)
 	}
-	if s := f.Snapshot; s != nil {
-		w("")
-		w("## 4. Snapshot under writes")
-		w("")
-		w("A %s MB brain (grown with real conversation rows through the API in %s s), snapshotted %d times while one-turn writes keep arriving, against a plain copy of the file, alternately.", num(s.SnapshotSizeMB), num(s.GrowSeconds), s.Runs)
-		w("")
-		w("| plain copy | copy + fsync | snapshot operation | of which copy step | ratio | copy-step ratio | ratio vs copy + fsync | pinned copies | turns during | turn write p50 / p99 / max |")
-		w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-		w("| %s ms | %s ms | %s ms | %s ms | **%s×** | %s× | %s× | %d of %d | %d | %s / %s / %s ms |", num(s.CopyMedianMS), num(s.SyncCopyMedianMS), num(s.SnapshotMedianMS), num(s.BackupMedianMS), num(s.Ratio), num(s.BackupRatio), num(s.RatioVsSynced), s.PinnedCopies, s.Runs, s.TurnsDuring, num(s.TurnP50MS), num(s.TurnP99MS), num(s.TurnMaxMS))
-		w("")
-		w("The snapshot operation is the copy step, then the verify step. The copy step copies the database file while a read transaction pins the brain at a commit whose WAL frames are all checkpointed into the file, and takes its sha256 on the way (pinned copies counts the runs that did); where the brain cannot be pinned it is SQLite's online backup instead. The verify step runs `PRAGMA integrity_check` and an fsync (and, after an online backup, the sha256) side by side. The bar is held against the plain copy; the copy + fsync column is as durable as the snapshot file.")
+	if sn := f.Snapshot; sn != nil {
+		snapshotSection(w, "## 4. Snapshot under writes", sn)
+	}
+	if c := f.DockerCanary; c != nil {
+		canarySection(w, "## 4a. Fleet rollout on containers (docker runtime)", c)
+	}
+	if sn := f.DockerSnapshot; sn != nil {
+		snapshotSection(w, "## 4b. Snapshot of a container's brain under writes (docker runtime)", sn)
 	}
 	if c := f.ControlPlane; c != nil {
 		w("")
@@ -248,4 +245,32 @@ func num(x float64) string {
 		return "0"
 	}
 	return s
+}
+
+// canarySection renders a canary measurement under title.
+func canarySection(w func(string, ...any), title string, c *CanaryFigures) {
+	w("")
+	w(title)
+	w("")
+	w("`engine_canary` over %d engines, `max_parallel = %d`, steps %v, `bake_time = \"0s\"`, `mode = \"auto\"` (one apply walks every step), patch 2.3.0 → 2.3.1 at time scale %s.", c.Engines, c.MaxParallel, c.Steps, num(c.TimeScale))
+	w("")
+	w("| t_engine (median / mean / p99) | ideal = %d × median | canary apply | no-op apply | (apply − no-op) / ideal | operations span / ideal | slot utilisation |", c.Batches)
+	w("|---:|---:|---:|---:|---:|---:|---:|")
+	w("| %s / %s / %s ms | %s ms | %s ms | %s ms | **%s×** | %s× | %s |", num(c.TEngineMS), num(c.TEngineMean), num(c.TEngineP99), num(c.IdealMS), num(c.ApplyMS), num(c.NoopApplyMS), num(c.Ratio), num(c.SpanRatio), num(c.Utilisation))
+	w("")
+	w("The steps need %d batches of %d counted step by step (%d with ceil(n/parallel)); %d upgrade operations ran, one per engine. t_engine is each upgrade operation's own time on the control plane (created_at → finished_at); slot utilisation is the sum of those times over max_parallel × the span from the first upgrade's start to the last one's end.", c.StepBatches, c.MaxParallel, c.Batches, c.Upgrades)
+}
+
+// snapshotSection renders a snapshot measurement under title.
+func snapshotSection(w func(string, ...any), title string, s *SnapshotFigures) {
+	w("")
+	w(title)
+	w("")
+	w("A %s MB brain (grown with real conversation rows through the API in %s s), snapshotted %d times while one-turn writes keep arriving, against a plain copy of the file, alternately.", num(s.SnapshotSizeMB), num(s.GrowSeconds), s.Runs)
+	w("")
+	w("| plain copy | copy + fsync | snapshot operation | of which copy step | ratio | copy-step ratio | ratio vs copy + fsync | pinned copies | turns during | turn write p50 / p99 / max |")
+	w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	w("| %s ms | %s ms | %s ms | %s ms | **%s×** | %s× | %s× | %d of %d | %d | %s / %s / %s ms |", num(s.CopyMedianMS), num(s.SyncCopyMedianMS), num(s.SnapshotMedianMS), num(s.BackupMedianMS), num(s.Ratio), num(s.BackupRatio), num(s.RatioVsSynced), s.PinnedCopies, s.Runs, s.TurnsDuring, num(s.TurnP50MS), num(s.TurnP99MS), num(s.TurnMaxMS))
+	w("")
+	w("The snapshot operation is the copy step, then the verify step. The copy step copies the database file while a read transaction pins the brain at a commit whose WAL frames are all checkpointed into the file, and takes its sha256 on the way (pinned copies counts the runs that did); where the brain cannot be pinned it is SQLite's online backup instead. The verify step runs `PRAGMA integrity_check` and an fsync (and, after an online backup, the sha256) side by side. The bar is held against the plain copy; the copy + fsync column is as durable as the snapshot file.")
 }

@@ -51,21 +51,28 @@ type SnapshotFigures struct {
 	TurnMaxMS      float64 `json:"turn_write_max_ms"`
 	GrowSeconds    float64 `json:"grow_brain_seconds"`
 	SnapshotSizeMB float64 `json:"snapshot_size_mb"`
+	Runtime        string  `json:"runtime,omitempty"` // the control plane's runtime: sim, docker
 }
 
 func runSnapshot(ctx context.Context, cfg Config, work string) (*SnapshotFigures, error) {
+	return runSnapshotOn(ctx, cfg, work, controlplane.Options{DataDir: filepath.Join(work, "snapshot-cp")})
+}
+
+// runSnapshotOn measures snapshots of the one engine of a control plane started with opts.
+func runSnapshotOn(ctx context.Context, cfg Config, work string, opts controlplane.Options) (*SnapshotFigures, error) {
 	targetMB, runs := 256, 3
 	if cfg.Quick {
 		targetMB, runs = 64, 2
 	}
 	// Near-zero scale: the snapshot's nominal verify pause (1 s) must not count as copy time.
-	p, err := startPlane(controlplane.Options{DataDir: filepath.Join(work, "snapshot-cp"), SeedEngines: 1, TimeScale: 0.001})
+	opts.SeedEngines, opts.TimeScale = 1, 0.001
+	p, err := startPlane(opts)
 	if err != nil {
 		return nil, err
 	}
 	defer p.close()
 	user := userID(1)
-	f := &SnapshotFigures{Runs: runs}
+	f := &SnapshotFigures{Runs: runs, Runtime: p.srv.Runtime()}
 
 	start := time.Now()
 	if err := growBrain(ctx, p, user, int64(targetMB)<<20); err != nil {
@@ -114,7 +121,7 @@ func runSnapshot(ctx context.Context, cfg Config, work string) (*SnapshotFigures
 	}()
 	defer func() { stopWriter(); wg.Wait() }()
 
-	copyDst := filepath.Join(work, "plain-copy.sqlite")
+	copyDst := filepath.Join(work, "plain-copy-"+f.Runtime+".sqlite")
 	for i := 0; i < runs; i++ {
 		d, err := plainCopy(brain, copyDst, false)
 		if err != nil {

@@ -355,8 +355,8 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 }
 
 // scrub takes the API key out of an error built from a response body: a proxy or a broken
-// server that echoes request headers must not put the key into a Terraform diagnostic (found by
-// FuzzResponseDecoding).
+// server that echoes request headers must not put the key into a Terraform diagnostic
+// (FuzzResponseDecoding holds this).
 func (c *Client) scrub(e *Error) *Error {
 	k := c.cfg.APIKey
 	for _, s := range []*string{&e.Message, &e.Code, &e.Field, &e.OperationID} {

@@ -165,7 +165,7 @@ func (c *Client) UpdateSnapshot(ctx context.Context, id string, req api.UpdateSn
 		return out, err
 	}
 	// The patch sets absolute values, so a repeat changes nothing more: it is retried like a
-	// read (the chaos fault matrix found a 429 failing the in-place update of a snapshot).
+	// read, so a 429 or a dropped response never fails the in-place update of a snapshot.
 	err := c.do(ctx, request{method: http.MethodPatch, path: snapshotPath(id), body: req, idempotent: true}, &out)
 	return out, err
 }

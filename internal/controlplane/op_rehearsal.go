@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/golang-migrate/migrate/v4/database"
@@ -218,7 +219,14 @@ func (s *Server) rehearsalSnapshot(op *operation, reh *api.Rehearsal) (api.Snaps
 		sn, ok := s.takeSnapshot(op, "snap-"+randomHex(8), api.CreateSnapshotRequest{
 			RetentionDays: 7, Description: fmt.Sprintf("taken by rehearsal %s of %s", reh.ID, reh.ToVersion)})
 		if !ok {
-			s.rehearsalEnded(reh, op.Error, nil)
+			// The snapshot failed the operation, or the control plane is closing (the next
+			// start settles the rehearsal).
+			s.mu.Lock()
+			failed, detail := op.Done(), op.Error
+			s.mu.Unlock()
+			if failed {
+				s.rehearsalEnded(reh, detail, nil)
+			}
 			return sn, false
 		}
 		s.mu.Lock()
@@ -242,16 +250,21 @@ func (s *Server) rehearsalSnapshot(op *operation, reh *api.Rehearsal) (api.Snaps
 // turns the brain recorded, to replay.
 func (s *Server) stageCopy(op *operation, reh *api.Rehearsal, sn api.Snapshot, replay int) ([]string, bool) {
 	s.begin(op, api.StepCopy, "")
-	dst := s.BrainPath(reh.StagingUserID)
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		os.Remove(dst + suffix)
+	if err := s.registerStaging(reh, sn); err != nil {
+		s.rehearsalFail(op, reh, api.StepCopy, api.CodeInternal, "could not record the staging engine: "+err.Error())
+		return nil, false
 	}
+	dst := s.BrainPath(reh.StagingUserID)
 	if sum, _, err := fileSHA256(s.SnapshotPath(sn.ID)); err != nil || sum != sn.SHA256 {
 		s.rehearsalFail(op, reh, api.StepCopy, api.CodeSnapshotCorrupt, fmt.Sprintf("snapshot %s does not match its recorded sha256 (%v); take "+
 			"a new snapshot and rehearse again", sn.ID, err))
 		return nil, false
 	}
-	if err := copyFile(s.SnapshotPath(sn.ID), dst); err != nil {
+	err := os.MkdirAll(filepath.Dir(dst), 0o700)
+	if err == nil {
+		err = copyFile(s.SnapshotPath(sn.ID), dst)
+	}
+	if err != nil {
 		s.rehearsalFail(op, reh, api.StepCopy, api.CodeInternal, fmt.Sprintf("copying snapshot %s to the staging brain failed: %v", sn.ID, err))
 		return nil, false
 	}
@@ -266,26 +279,28 @@ func (s *Server) stageCopy(op *operation, reh *api.Rehearsal, sn api.Snapshot, r
 			"%v", sn.ID, err))
 		return nil, false
 	}
+	s.finishStep(op, api.StepCopy, fmt.Sprintf("snapshot %s copied to %s's brain; sha256 %s checked; %d user turns to "+
+		"replay", sn.ID, reh.StagingUserID, sn.SHA256[:12], len(turns)))
+	return turns, true
+}
+
+// registerStaging records the staging engine (stopped) before its brain exists, so whatever
+// happens next (a failed step, a restart) removes it and its brain through DeleteEngine.
+func (s *Server) registerStaging(reh *api.Rehearsal, sn api.Snapshot) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	created := sn.CreatedAt
 	reh.SnapshotSchema, reh.SnapshotCreatedAt, reh.StagingStatus = sn.SchemaVersion, &created, api.StagingRunning
 	e := &engineState{Engine: api.Engine{
 		UserID: reh.StagingUserID, EngineID: "eng-" + randomHex(8), EngineVersion: sn.EngineVersion, SchemaVersion: sn.SchemaVersion,
 		Status: api.StatusStopped, Health: api.Health{Status: "stopped"}, Generation: 1, RehearsalID: reh.ID,
 	}}
-	err = s.reg.putEngines(e.Engine)
-	if err == nil {
-		s.addEngineLocked(e)
-		s.putRehearsalLocked(reh)
+	if err := s.reg.putEngines(e.Engine); err != nil {
+		return err
 	}
-	s.mu.Unlock()
-	if err != nil {
-		s.rehearsalFail(op, reh, api.StepCopy, api.CodeInternal, "could not record the staging engine: "+err.Error())
-		return nil, false
-	}
-	s.finishStep(op, api.StepCopy, fmt.Sprintf("snapshot %s copied to %s's brain; sha256 %s checked; %d user turns to "+
-		"replay", sn.ID, reh.StagingUserID, sn.SHA256[:12], len(turns)))
-	return turns, true
+	s.addEngineLocked(e)
+	s.putRehearsalLocked(reh)
+	return nil
 }
 
 // lastUserTurns reads the content of the last n user turns a brain recorded, oldest first.
@@ -534,10 +549,6 @@ func (s *Server) removeStaging(reh *api.Rehearsal) {
 		if err := s.DeleteEngine(reh.StagingUserID); err != nil {
 			s.log.Error("staging engine not removed", "rehearsal_id", reh.ID, "error", err)
 			return
-		}
-	} else {
-		for _, suffix := range []string{"", "-wal", "-shm"} {
-			os.Remove(s.BrainPath(reh.StagingUserID) + suffix)
 		}
 	}
 	s.mu.Lock()

@@ -211,6 +211,13 @@ func TestRehearsal_badRequests(t *testing.T) {
 // verdict leaves no process. The source serves turns in the window, which is its baseline.
 func TestRehearsal_processRuntime(t *testing.T) {
 	e := newEnv(t, withProcess(t), withSeed(1, "2.4.0"))
+	rehearseOnRealEngines(t, e, func() int { return len(enginePIDs(e.dir)) })
+}
+
+// rehearseOnRealEngines is the rehearsal on a runtime whose engines are real (processes,
+// containers): live counts the engines that run.
+func rehearseOnRealEngines(t *testing.T, e *env, live func() int) {
+	t.Helper()
 	e.turns("user-0001", 20, "summarise my inbox")
 	sn := e.snapshot("user-0001")
 	before := brainSum(t, e.srv.BrainPath("user-0001"))
@@ -226,21 +233,22 @@ func TestRehearsal_processRuntime(t *testing.T) {
 		reh.Migrations[0].DurationMS <= 0 {
 		t.Fatalf("figures: staging %+v production %+v migrations %+v", reh.Staging, reh.Production, reh.Migrations)
 	}
-	pid, url, _, ok := e.srv.EngineProcess(reh.StagingUserID)
+	t.Logf("migration %s on the copy: %.3f ms", reh.Migrations[0].ID, reh.Migrations[0].DurationMS)
+	_, url, _, ok := e.srv.EngineProcess(reh.StagingUserID)
 	if !ok || url != reh.StagingURL {
-		t.Fatalf("staging process: %d %s %v, staging_url %s", pid, url, ok, reh.StagingURL)
+		t.Fatalf("staging engine: %s %v, staging_url %s", url, ok, reh.StagingURL)
 	}
 	res, err := http.Get(reh.StagingURL + "/health")
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("staging_url /health: %v %v", res, err)
 	}
 	res.Body.Close()
-	if n := len(enginePIDs(e.dir)); n != 2 {
-		t.Fatalf("%d engine processes, want the source and the staging engine", n)
+	if n := live(); n != 2 {
+		t.Fatalf("%d engines run, want the source and the staging engine", n)
 	}
 	e.ok(e.do("DELETE", "/v1/rehearsals/"+reh.ID, nil), 204, nil)
-	if n := len(enginePIDs(e.dir)); n != 1 {
-		t.Fatalf("%d engine processes after DELETE, want the source only", n)
+	if n := live(); n != 1 {
+		t.Fatalf("%d engines run after DELETE, want the source only", n)
 	}
 
 	e.turns("user-0001", 20, "summarise my inbox")
@@ -249,8 +257,8 @@ func TestRehearsal_processRuntime(t *testing.T) {
 	if bad.Status != api.RehearsalFailed || len(bad.FailedChecks) == 0 {
 		t.Fatalf("2.4.1 rehearsal %s: %+v", bad.Status, bad.FailedChecks)
 	}
-	if n := len(enginePIDs(e.dir)); n != 1 {
-		t.Fatalf("%d engine processes after a failed rehearsal, want the source only", n)
+	if n := live(); n != 1 {
+		t.Fatalf("%d engines run after a failed rehearsal, want the source only", n)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
@@ -234,3 +235,37 @@ func (s *Server) EngineProcess(user string) (pid int, url, key string, ok bool) 
 
 // Runtime is the runtime engines run in: RuntimeSim, RuntimeProcess or RuntimeDocker.
 func (s *Server) Runtime() string { return s.rt.name() }
+
+// eachRunningEngine runs up for every engine the registry records as running, four at a time,
+// and returns when all have returned: how a runtime brings its engines up at start.
+func (s *Server) eachRunningEngine(up func(user, version string)) {
+	s.mu.Lock()
+	type job struct{ user, version string }
+	var jobs []job
+	for _, id := range s.userIDs {
+		if e := s.engines[id]; e.Status == api.StatusRunning {
+			jobs = append(jobs, job{id, e.EngineVersion})
+		}
+	}
+	s.mu.Unlock()
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			up(j.user, j.version)
+		}()
+	}
+	wg.Wait()
+}
+
+// nothingToDrain ends the steps drain and stop of an engine that has nothing running (what is
+// the engine's program: "engine process", "engine container").
+func (s *Server) nothingToDrain(op *operation, what string) {
+	s.finishStep(op, api.StepDrain, "no "+what+" is running; nothing to drain")
+	s.begin(op, api.StepStop, "")
+	s.finishStep(op, api.StepStop, "no "+what+" to stop")
+}

@@ -313,29 +313,11 @@ func (r *dockerRuntime) resume() {
 	for _, l := range r.o.AdoptLabels {
 		r.adoptLabelled(ctx, l)
 	}
-	type job struct{ user, version string }
-	var jobs []job
-	r.s.mu.Lock()
-	for _, id := range r.s.userIDs {
-		if e := r.s.engines[id]; e.Status == api.StatusRunning {
-			jobs = append(jobs, job{id, e.EngineVersion})
+	r.s.eachRunningEngine(func(user, version string) {
+		if err := r.resumeOne(user, version, ours); err != nil {
+			r.s.log.Error("engine did not come back", "user_id", user, "error", err)
 		}
-	}
-	r.s.mu.Unlock()
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for _, j := range jobs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := r.resumeOne(j.user, j.version, ours); err != nil {
-				r.s.log.Error("engine did not come back", "user_id", j.user, "error", err)
-			}
-		}()
-	}
-	wg.Wait()
+	})
 	for _, c := range ours {
 		if strings.HasSuffix(c.name, previousSuffix) && r.s.engineByID(c.labels[LabelUserID]) {
 			r.mu.Lock()

@@ -15,9 +15,7 @@ func (r *dockerRuntime) drainAndStop(op *operation, timeout time.Duration) bool 
 	s.beginDrain(op)
 	c := r.get(op.UserID)
 	if c == nil {
-		s.finishStep(op, api.StepDrain, "no engine container is running; nothing to drain")
-		s.begin(op, api.StepStop, "")
-		s.finishStep(op, api.StepStop, "no engine container to stop")
+		s.nothingToDrain(op, "engine container")
 		return true
 	}
 	grace := s.realWait(timeout, minProcessGrace)

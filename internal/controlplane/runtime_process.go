@@ -176,29 +176,11 @@ func (r *procRuntime) process(user string) (pid int, url, key string, ok bool) {
 // resume boots the process of every running engine, a few at a time (the ones a previous control
 // plane left running were killed by reapOrphans, before the registry was read).
 func (r *procRuntime) resume() {
-	r.s.mu.Lock()
-	type job struct{ user, version string }
-	var jobs []job
-	for _, id := range r.s.userIDs {
-		if e := r.s.engines[id]; e.Status == api.StatusRunning {
-			jobs = append(jobs, job{id, e.EngineVersion})
+	r.s.eachRunningEngine(func(user, version string) {
+		if err := r.boot(user, version); err != nil {
+			r.s.log.Error("engine did not start", "user_id", user, "error", err)
 		}
-	}
-	r.s.mu.Unlock()
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for _, j := range jobs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := r.boot(j.user, j.version); err != nil {
-				r.s.log.Error("engine did not start", "user_id", j.user, "error", err)
-			}
-		}()
-	}
-	wg.Wait()
+	})
 }
 
 // boot starts version for user outside any operation (control plane start, CreateEngine) and

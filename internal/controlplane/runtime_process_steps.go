@@ -16,9 +16,7 @@ func (r *procRuntime) drainAndStop(op *operation, timeout time.Duration) bool {
 	s.beginDrain(op)
 	p := r.get(op.UserID)
 	if p == nil {
-		s.finishStep(op, api.StepDrain, "no engine process is running; nothing to drain")
-		s.begin(op, api.StepStop, "")
-		s.finishStep(op, api.StepStop, "no engine process to stop")
+		s.nothingToDrain(op, "engine process")
 		return true
 	}
 	grace := r.processWait(timeout, minProcessGrace)

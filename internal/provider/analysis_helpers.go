@@ -33,10 +33,13 @@ func analysisAttributes(w analysisWords, extra map[string]schema.Attribute) map[
 		"max_new_warning_kinds": schema.Int64Attribute{MarkdownDescription: w.newKinds + " Defaults to `0`.",
 			Optional: true, Computed: true, Default: int64default.StaticInt64(0), Validators: []validator.Int64{int64validator.Between(0, 1000)}},
 		"baseline_tolerance": schema.Float64Attribute{
-			MarkdownDescription: w.worseThan + ": error rate and P99 up to (1 + tolerance) × " + w.comparedTo + ", cache-hit ratio down to baseline ÷ (1 + tolerance). 0–10, defaults to `0.5`.",
-			Optional:            true, Computed: true, Default: float64default.StaticFloat64(defaultBaselineTolerance), Validators: []validator.Float64{float64validator.Between(0, 10)}},
+			MarkdownDescription: w.worseThan + ": error rate and P99 up to (1 + tolerance) × " + w.comparedTo + ", cache-hit ratio down to " +
+				"baseline ÷ (1 + tolerance). 0–10, defaults to `0.5`.",
+			Optional: true, Computed: true, Default: float64default.StaticFloat64(defaultBaselineTolerance),
+			Validators: []validator.Float64{float64validator.Between(0, 10)}},
 		"window": schema.StringAttribute{MarkdownDescription: "The metrics window, a Go duration from `1s` to `24h`. Defaults to `5m`.",
-			Optional: true, Computed: true, Default: stringdefault.StaticString(defaultAnalysisWindow), Validators: []validator.String{durationValidator{min: time.Second, max: 24 * time.Hour}}},
+			Optional: true, Computed: true, Default: stringdefault.StaticString(defaultAnalysisWindow),
+			Validators: []validator.String{durationValidator{min: time.Second, max: 24 * time.Hour}}},
 	}
 	for _, row := range upgrade.Metrics {
 		attrs[row.Limit] = schema.Float64Attribute{MarkdownDescription: fmt.Sprintf(row.Describe, w.who), Optional: true,

@@ -16,7 +16,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
-	"github.com/septemberai/terraform-provider-engine/internal/client"
 )
 
 const snapshotAddr = "engine_brain_snapshot.s"
@@ -33,20 +32,6 @@ resource "engine_brain_snapshot" "s" {
 // snapshotID reads the snapshot id out of state.
 func snapshotID(s *terraform.State) string {
 	return s.RootModule().Resources[snapshotAddr].Primary.ID
-}
-
-// expectSnapshots is a check that user's engine has exactly n snapshots on the control plane.
-func (h *harness) expectSnapshots(user string, n int) func(*terraform.State) error {
-	return func(*terraform.State) error {
-		snaps, err := h.Client.ListSnapshots(context.Background(), user, client.ListSnapshotsOptions{})
-		if err != nil {
-			return err
-		}
-		if len(snaps) != n {
-			return fmt.Errorf("user %s has %d snapshots, want %d: %+v", user, len(snaps), n, snaps)
-		}
-		return nil
-	}
 }
 
 func TestAccBrainSnapshot_basic(t *testing.T) {
@@ -298,71 +283,6 @@ resource "engine_brain_snapshot" "s" {
 			Config:      h.snapshotConfig(`retention_days = 0`),
 			PlanOnly:    true,
 			ExpectError: errorLike("retention_days"),
-		}},
-	})
-}
-
-func TestAccBrainSnapshotsDataSource(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t, harnessOptions{})
-	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: h.Factories(nil),
-		Steps: []resource.TestStep{{
-			Config: h.ProviderBlock() + `
-resource "engine_brain_snapshot" "a" {
-  user_id       = "user-0001"
-  description   = "first"
-  force_destroy = true
-}
-resource "engine_brain_snapshot" "b" {
-  user_id       = "user-0001"
-  description   = "second"
-  force_destroy = true
-  depends_on    = [engine_brain_snapshot.a]
-}
-`,
-		}, {
-			Config: h.ProviderBlock() + `
-resource "engine_brain_snapshot" "a" {
-  user_id       = "user-0001"
-  description   = "first"
-  force_destroy = true
-}
-resource "engine_brain_snapshot" "b" {
-  user_id       = "user-0001"
-  description   = "second"
-  force_destroy = true
-  depends_on    = [engine_brain_snapshot.a]
-}
-data "engine_brain_snapshots" "all" {
-  user_id    = "user-0001"
-  depends_on = [engine_brain_snapshot.b]
-}
-data "engine_brain_snapshots" "corrupt" {
-  user_id    = "user-0001"
-  status     = "corrupt"
-  depends_on = [engine_brain_snapshot.b]
-}
-data "engine_brain_snapshots" "old_version" {
-  user_id        = "user-0001"
-  engine_version = "2.2.0"
-  depends_on     = [engine_brain_snapshot.b]
-}
-`,
-			ConfigStateChecks: []statecheck.StateCheck{
-				statecheck.ExpectKnownValue("data.engine_brain_snapshots.all", tfjsonpath.New("snapshots"), knownvalue.ListSizeExact(2)),
-				statecheck.ExpectKnownValue("data.engine_brain_snapshots.all", tfjsonpath.New("snapshots").AtSliceIndex(0).AtMapKey("description"), knownvalue.StringExact("second")),
-				statecheck.ExpectKnownValue("data.engine_brain_snapshots.all", tfjsonpath.New("snapshots").AtSliceIndex(1).AtMapKey("status"), knownvalue.StringExact("verified")),
-				statecheck.ExpectKnownValue("data.engine_brain_snapshots.corrupt", tfjsonpath.New("snapshots"), knownvalue.ListSizeExact(0)),
-				statecheck.ExpectKnownValue("data.engine_brain_snapshots.old_version", tfjsonpath.New("snapshots"), knownvalue.ListSizeExact(0)),
-			},
-		}, {
-			Config: h.ProviderBlock() + `
-data "engine_brain_snapshots" "x" {
-  user_id = "nobody"
-}
-`,
-			ExpectError: errorLike(`no engine for user "nobody"`),
 		}},
 	})
 }

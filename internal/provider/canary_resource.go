@@ -171,8 +171,10 @@ func (r *canaryResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	if err != nil {
 		resp.Diagnostics.AddError("Canary Rollback Failed",
 			fmt.Sprintf("Destroy could not return every moved engine of canary %s to its stable version: %s. %d engines are back (%s).\n\n"+
-				"The canary stays in state. Fix the cause, then run terraform destroy again: it resumes from what the engines run (a running rollback is waited for, never started twice). "+
-				"To drop the canary without rolling back, set on_destroy = \"keep\" and apply first.", state.ID.ValueString(), rollbackErrText(err), len(done), strings.Join(firstNames(done, 10), ", ")))
+				"The canary stays in state. Fix the cause, then run terraform destroy again: it resumes from what the engines run (a running "+
+				"rollback is waited for, never started twice). "+
+				"To drop the canary without rolling back, set on_destroy = "+
+				"\"keep\" and apply first.", state.ID.ValueString(), rollbackErrText(err), len(done), strings.Join(firstNames(done, 10), ", ")))
 		return
 	}
 	tflog.Info(ctx, "canary rolled back", map[string]any{"canary_id": state.ID.ValueString(), "engines": len(done)})
@@ -198,7 +200,8 @@ func (r *canaryResource) ImportState(ctx context.Context, req resource.ImportSta
 	}
 	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[len(parts)-1] == "" {
 		resp.Diagnostics.AddError("Invalid Canary Import Id",
-			fmt.Sprintf("%q is not a canary id (canary-...), VERSION:USER_ID,USER_ID,... or VERSION:COHORT_SEED:USER_ID,USER_ID,... (for example 2.4.0:user-0001,user-0002).", req.ID))
+			fmt.Sprintf("%q is not a canary id (canary-...), VERSION:USER_ID,USER_ID,... or VERSION:COHORT_SEED:USER_ID,USER_ID,... "+
+				"(for example 2.4.0:user-0001,user-0002).", req.ID))
 		return
 	}
 	version, users := parts[0], strings.Split(parts[len(parts)-1], ",")

@@ -23,7 +23,8 @@ import (
 // progress.
 func (r *canaryResource) newRun(ctx context.Context, m canaryModel, prior *canaryModel) (*rollout.Canary, canaryConfig, diag.Diagnostics) {
 	var diags diag.Diagnostics
-	cfg := canaryConfig{version: m.Version.ValueString(), mode: m.Mode.ValueString(), holdAt: m.HoldAt.ValueInt64(), allowMajor: m.AllowMajorUpgrade.ValueBool()}
+	cfg := canaryConfig{version: m.Version.ValueString(), mode: m.Mode.ValueString(), holdAt: m.HoldAt.ValueInt64(),
+		allowMajor: m.AllowMajorUpgrade.ValueBool()}
 	cfg.users, _ = listStrings(m.UserIDs)
 	cfg.steps, _ = listInts(m.Steps)
 	cat, err := r.data.Catalog(ctx)
@@ -50,7 +51,8 @@ func (r *canaryResource) newRun(ctx context.Context, m canaryModel, prior *canar
 
 // observed builds a walk from state and reads what the fleet really runs into it: the users in
 // scope and every recorded one.
-func (r *canaryResource) observed(ctx context.Context, state canaryModel) (*rollout.Canary, canaryConfig, map[string]api.Engine, diag.Diagnostics) {
+func (r *canaryResource) observed(ctx context.Context, state canaryModel) (*rollout.Canary, canaryConfig, map[string]api.Engine,
+	diag.Diagnostics) {
 	run, cfg, diags := r.newRun(ctx, state, &state)
 	if diags.HasError() {
 		return nil, cfg, nil, diags
@@ -119,7 +121,8 @@ func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *ca
 	}
 	// An engine that moved above version since the plan is refused only when this apply would
 	// move it: moving it would be a downgrade.
-	if since := upgrade.MovedAbove(upgrade.PlanSteps(run.Seed(), cfg.users, targets, run.MovedList()), upgrade.NewlyHeld(check.Held, cfg.held)); len(since) > 0 {
+	if since := upgrade.MovedAbove(upgrade.PlanSteps(run.Seed(), cfg.users, targets, run.MovedList()), upgrade.NewlyHeld(check.Held,
+		cfg.held)); len(since) > 0 {
 		out.diags.Append(problemDiags([]upgrade.Problem{upgrade.CanaryWouldDowngrade(cfg.version, since)}, true)...)
 		return r.finish(m, run, cfg, engines, prior, false, out)
 	}
@@ -136,8 +139,10 @@ func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *ca
 	case rollout.IsInterrupted(err):
 		var ie *rollout.InterruptedError
 		errors.As(err, &ie)
-		msg := fmt.Sprintf("The apply stopped (%v) before canary %s finished its step. State records what the engines run: %d users on %s, their stable versions and every snapshot taken. "+
-			"Operations still running on the control plane keep running; the next apply attaches to them and resumes from the fleet, never upgrading an engine twice.",
+		msg := fmt.Sprintf("The apply stopped (%v) before canary %s finished its step. State records what the engines run: %d users on %s, "+
+			"their stable versions and every snapshot taken. "+
+			"Operations still running on the control plane keep running; the next apply attaches to them and resumes from the fleet, never "+
+			"upgrading an engine twice.",
 			ie.Cause, m.ID.ValueString(), len(run.MovedList()), cfg.version)
 		if prior == nil {
 			// An error on create would taint the canary and plan a rollback of the progress made.
@@ -155,13 +160,15 @@ func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *ca
 			out.diags.AddAttributeError(path.Root("rollout_window"), "Canary Step Not Started", err.Error()+".")
 			break
 		}
-		out.diags.AddError("Canary Step Failed", fmt.Sprintf("Canary %s could not prepare its next step: %s.\n\nNo engine moved in this step; state records what the engines run. Fix the cause, then apply again.",
+		out.diags.AddError("Canary Step Failed", fmt.Sprintf("Canary %s could not prepare its next step: %s.\n\nNo engine moved in this step; "+
+			"state records what the engines run. Fix the cause, then apply again.",
 			m.ID.ValueString(), errText(err)))
 	}
 	return r.finish(m, run, cfg, engines, prior, false, out)
 }
 
-func (r *canaryResource) finish(m *canaryModel, run *rollout.Canary, cfg canaryConfig, engines map[string]api.Engine, prior *canaryModel, aborted bool, out canaryResult) canaryResult {
+func (r *canaryResource) finish(m *canaryModel, run *rollout.Canary, cfg canaryConfig, engines map[string]api.Engine, prior *canaryModel,
+	aborted bool, out canaryResult) canaryResult {
 	if prior != nil && !aborted && len(run.MovedList()) == 0 && prior.Phase.ValueString() == upgrade.PhaseAborted {
 		aborted = true
 	}

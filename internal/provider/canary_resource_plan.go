@@ -2,10 +2,8 @@ package provider
 
 import (
 	"context"
-	"fmt"
-	"strings"
-	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -68,26 +66,71 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		}
 		return
 	}
-	var plan canaryModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	var state *canaryModel
-	if !req.State.Raw.IsNull() {
-		state = &canaryModel{}
-		resp.Diagnostics.Append(req.State.Get(ctx, state)...)
+	p, ok := r.readPlan(ctx, req, resp)
+	if p != nil {
+		defer dehydratePlan(ctx, resp, p.keep)
 	}
-	if resp.Diagnostics.HasError() {
+	if !ok {
 		return
 	}
-	keep, diags := r.hydrate(ctx, &plan, 0)
+	if p.state != nil && len(p.targets) == 0 && !p.usersChanged && !p.scheduleChanged && !p.pending {
+		// Nothing to move: progress stays as refresh read it, so an unchanged configuration
+		// gives an empty plan.
+		r.quietPlan(ctx, resp, &p.plan, *p.state, p.cfg, p.moved)
+		return
+	}
+	if !r.planFleet(ctx, req, resp, p) || !p.planStep(ctx, resp) {
+		return
+	}
+	p.planProgress(ctx, resp)
+}
+
+// canaryPlan is what a canary's plan works out, step by step.
+type canaryPlan struct {
+	plan                          canaryModel
+	state                         *canaryModel
+	cfg                           canaryConfig
+	seed                          string
+	users, moved                  []string
+	cur                           int64
+	targets                       []int64
+	usersChanged, scheduleChanged bool
+	// pending: the fleet stands at a step no analysis judged (an interrupted apply).
+	pending bool
+	// scope is the users the plan checks: user_ids plus the moved users that still run version.
+	scope   []string
+	cat     *upgrade.Catalog
+	engines map[string]api.Engine
+	moves   []upgrade.StepMove
+	// keep says whether a selector's facts were hydrated into plan and state (dehydrated again at the end).
+	keep scopeKeeper
+}
+
+// readPlan reads the plan and state, leaves progress unknown while the configuration is, and
+// works out the scope and the steps the apply walks from what refresh read.
+func (r *canaryResource) readPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) (*canaryPlan,
+	bool) {
+	p := &canaryPlan{}
+	plan := &p.plan
+	resp.Diagnostics.Append(req.Plan.Get(ctx, plan)...)
+	if !req.State.Raw.IsNull() {
+		p.state = &canaryModel{}
+		resp.Diagnostics.Append(req.State.Get(ctx, p.state)...)
+	}
+	if resp.Diagnostics.HasError() {
+		return nil, false
+	}
+	var diags diag.Diagnostics
+	p.keep, diags = r.hydrate(ctx, plan, 0)
 	resp.Diagnostics.Append(diags...)
-	if state != nil {
-		_, diags = r.hydrate(ctx, state, hydrateRecord|hydrateMoved)
+	if p.state != nil {
+		_, diags = r.hydrate(ctx, p.state, hydrateRecord|hydrateMoved)
 		resp.Diagnostics.Append(diags...)
 	}
 	if resp.Diagnostics.HasError() {
-		return
+		return nil, false
 	}
-	defer dehydratePlan(ctx, resp, keep)
+	state := p.state
 	// Only an apply that aborts changes last_abort, and that apply fails: Terraform checks the
 	// result against the plan only when the apply succeeds, so the plan keeps it as it is.
 	plan.LastAbort = types.ObjectNull(lastAbortAttrTypes)
@@ -97,225 +140,103 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	}
 	users, okUsers := listStrings(plan.UserIDs)
 	steps, okSteps := listInts(plan.Steps)
-	if !okUsers || !okSteps || plan.Version.IsUnknown() || plan.Mode.IsUnknown() || plan.HoldAt.IsUnknown() || (plan.CohortSeed.IsUnknown() && state != nil) {
-		setProgressUnknown(&plan)
+	if !okUsers || !okSteps || plan.Version.IsUnknown() || plan.Mode.IsUnknown() || plan.HoldAt.IsUnknown() ||
+		(plan.CohortSeed.IsUnknown() && state != nil) {
+		setProgressUnknown(plan)
 		plan.PlannedStep = types.StringUnknown()
-		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
-		return
+		resp.Diagnostics.Append(resp.Plan.Set(ctx, plan)...)
+		return p, false
 	}
 	if upgrade.ValidateSteps(steps) != nil || upgrade.ValidateHoldAt(steps, plan.HoldAt.ValueInt64()) != nil {
-		return // ValidateConfig has said why
+		return nil, false // ValidateConfig has said why
 	}
 	if state == nil {
-		plan.ID = types.StringValue(keep.idOf(plan))
+		plan.ID = types.StringValue(p.keep.idOf(*plan))
 	} else {
 		plan.ID = state.ID
 	}
 	if plan.CohortSeed.IsUnknown() || plan.CohortSeed.IsNull() {
 		plan.CohortSeed = plan.ID
 	}
-	cfg := canaryConfig{version: plan.Version.ValueString(), steps: steps, holdAt: plan.HoldAt.ValueInt64(), mode: plan.Mode.ValueString(), allowMajor: plan.AllowMajorUpgrade.ValueBool()}
-	seed := plan.CohortSeed.ValueString()
+	p.cfg = canaryConfig{version: plan.Version.ValueString(), steps: steps, holdAt: plan.HoldAt.ValueInt64(), mode: plan.Mode.ValueString(),
+		allowMajor: plan.AllowMajorUpgrade.ValueBool()}
+	p.seed, p.users = plan.CohortSeed.ValueString(), users
 
-	var moved, left []string
-	cfg.users = users
+	var left []string
+	p.cfg.users = users
 	if state != nil {
-		cfg.users, moved, left = planScope(users, *state, cfg.version, seed)
+		p.cfg.users, p.moved, left = planScope(users, *state, p.cfg.version, p.seed)
 	}
-	if len(cfg.users) == 0 {
+	if len(p.cfg.users) == 0 {
 		resp.Diagnostics.AddAttributeError(path.Root("user_ids"), "Canary Has No Users",
-			"user_ids is empty and this canary has moved no engine that still runs "+cfg.version+": there is nothing to roll out. "+
+			"user_ids is empty and this canary has moved no engine that still runs "+p.cfg.version+": there is nothing to roll out. "+
 				"Name at least one user; a data \"engine_instances\" filter that matches no engine yet gives an empty list.")
-		return
+		return nil, false
 	}
-	scope := cfg.users
+	p.scope = p.cfg.users
 	if state != nil {
 		// The engines refresh found above version stay out of the scope (upgrade.CheckCanary).
-		held, diags := getHeld(ctx, req.Private, scope)
+		held, diags := getHeld(ctx, req.Private, p.scope)
 		resp.Diagnostics.Append(diags...)
-		cfg.held = held
+		p.cfg.held = held
 	}
-	cur, targets := cfg.progress(moved)
-	usersChanged := state == nil || !plan.UserIDs.Equal(state.UserIDs)
-	scheduleChanged := state == nil || !plan.Steps.Equal(state.Steps) || !plan.HoldAt.Equal(state.HoldAt) || !plan.Mode.Equal(state.Mode)
-	pending := state != nil && unjudged(cur, state.LastAnalysis, mapStrings(state.StableVersions), moved, cfg.version)
+	p.cur, p.targets = p.cfg.progress(p.moved)
+	p.usersChanged = state == nil || !plan.UserIDs.Equal(state.UserIDs)
+	p.scheduleChanged = state == nil || !plan.Steps.Equal(state.Steps) || !plan.HoldAt.Equal(state.HoldAt) || !plan.Mode.Equal(state.Mode)
+	p.pending = state != nil && unjudged(p.cur, state.LastAnalysis, mapStrings(state.StableVersions), p.moved, p.cfg.version)
 	if len(left) > 0 {
 		resp.Diagnostics.Append(r.leftScope(ctx, *state, left)...)
 	}
+	return p, true
+}
 
-	if state != nil && len(targets) == 0 && !usersChanged && !scheduleChanged && !pending {
-		// Nothing to move: progress stays as refresh read it, so an unchanged configuration
-		// gives an empty plan.
-		r.quietPlan(ctx, resp, &plan, *state, cfg, moved)
-		return
-	}
-
+// planFleet reads the catalog and the engines in scope, applies the fleet's rules, and works out
+// the moves of the steps the apply walks.
+func (r *canaryResource) planFleet(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse,
+	p *canaryPlan) bool {
+	cfg := &p.cfg
 	cat, err := r.data.Catalog(ctx)
 	if err != nil {
 		resp.Diagnostics.Append(clientErrorDiag("Release Catalog Read Failed", err))
-		return
+		return false
 	}
-	engines, err := rollout.Fleet(ctx, r.data.Client, scope)
+	engines, err := rollout.Fleet(ctx, r.data.Client, p.scope)
 	if err != nil {
 		resp.Diagnostics.Append(clientErrorAttrDiag(path.Root("user_ids"), "Engine Fleet Read Failed", err))
-		return
+		return false
 	}
-	check := upgrade.CheckCanary(cat, engines, scope, cfg.version, cfg.allowMajor)
+	p.cat, p.engines = cat, engines
+	check := upgrade.CheckCanary(cat, engines, p.scope, cfg.version, cfg.allowMajor)
 	resp.Diagnostics.Append(problemDiags(check.Errors, true)...)
-	resp.Diagnostics.Append(plan.checkRehearsals(ctx, r.data.Client, state, engines, cfg.version)...)
+	resp.Diagnostics.Append(p.plan.checkRehearsals(ctx, r.data.Client, p.state, engines, cfg.version)...)
 	if resp.Diagnostics.HasError() {
-		return
+		return false
 	}
-	if state == nil {
+	if p.state == nil {
 		if len(check.Held) > 0 {
 			// Nothing drifted under a canary that does not exist yet: the configuration asks
 			// it to move these engines back.
 			resp.Diagnostics.Append(problemDiags([]upgrade.Problem{upgrade.CanaryNewerEngines(cfg.version, check.Held)}, true)...)
-			return
+			return false
 		}
 		// Engines already on the version count as moved without an operation.
-		for _, u := range upgrade.Rank(seed, users) {
+		for _, u := range upgrade.Rank(p.seed, p.users) {
 			if e := engines[u]; e.EngineVersion == cfg.version && e.Status != api.StatusFailed {
-				moved = append(moved, u)
+				p.moved = append(p.moved, u)
 			}
 		}
-		cur, targets = cfg.progress(moved)
+		p.cur, p.targets = cfg.progress(p.moved)
 	}
 	// An update holds what refresh held (Terraform plans again while applying, and both plans
 	// must agree); an engine above version that refresh did not hold (it moved since, or was
 	// just added to user_ids) is refused only when this plan would move it.
-	cfg.users = upgrade.Without(scope, cfg.held)
-	moves := upgrade.PlanSteps(seed, cfg.users, targets, moved)
-	resp.Diagnostics.Append(canaryOwnerDiags(engines, moves, r.canaryOwner(ctx, req.Private, plan.ID.ValueString()).token)...)
-	if since := upgrade.MovedAbove(moves, upgrade.NewlyHeld(check.Held, cfg.held)); len(since) > 0 {
+	cfg.users = upgrade.Without(p.scope, cfg.held)
+	p.moves = upgrade.PlanSteps(p.seed, cfg.users, p.targets, p.moved)
+	resp.Diagnostics.Append(canaryOwnerDiags(engines, p.moves, r.canaryOwner(ctx, req.Private, p.plan.ID.ValueString()).token)...)
+	if since := upgrade.MovedAbove(p.moves, upgrade.NewlyHeld(check.Held, cfg.held)); len(since) > 0 {
 		resp.Diagnostics.Append(problemDiags([]upgrade.Problem{upgrade.CanaryWouldDowngrade(cfg.version, since)}, true)...)
-		return
+		return false
 	}
-	resp.Diagnostics.Append(problemDiags(heldWarning(cfg), false)...)
-
-	timeout, _ := plan.Timeouts.Update(ctx, defaultCanaryTimeout)
-	which := "update"
-	if state == nil {
-		timeout, _ = plan.Timeouts.Create(ctx, defaultCanaryTimeout)
-		which = "create"
-	}
-	parallel := int(plan.MaxParallel.ValueInt64())
-	bake, _ := time.ParseDuration(plan.BakeTime.ValueString())
-	certain, expected := upgrade.Schedule(moves, parallel, bake)
-	if pending {
-		certain, expected = certain+bake, expected+bake
-	}
-	if certain > timeout {
-		attr, next := "bake_time", "shorten bake_time or raise timeouts."+which
-		if cfg.mode == upgrade.ModeAuto {
-			attr, next = "mode", "set mode = \"stepwise\" (one step per apply, so no CI job waits for the whole schedule), shorten bake_time, or raise timeouts."+which
-		}
-		resp.Diagnostics.AddAttributeError(path.Root(attr), "Canary Schedule Exceeds The Timeout",
-			fmt.Sprintf("This apply would walk %d steps (%s) with bake_time %s after each: at least %s of baking, longer than the %s timeout of %s. Nothing was changed; %s.",
-				len(moves), joinPercents(targets), bake, certain, which, timeout, next))
-		return
-	}
-	plan.PlannedStep = types.StringNull()
-	if len(moves) > 0 || pending {
-		var parts []string
-		if pending {
-			parts = append(parts, fmt.Sprintf("judge the %d%% step again (bake, then analysis)", cur))
-		}
-		for _, mv := range moves {
-			parts = append(parts, upgrade.DescribeStep(mv, snapshotsNeeded(cat, engines, mv.Movers, cfg.version), 10))
-		}
-		text := strings.Join(parts, "; then ")
-		if state != nil && state.Phase.ValueString() == upgrade.PhaseAborted {
-			text = "retry the aborted rollout from the first step: " + text
-		}
-		plan.PlannedStep = types.StringValue(fmt.Sprintf("%s. Expected about %s, at least %s of it baking", text, expected, certain))
-		if w, err := plan.window(); err == nil && w != nil && !w.Contains(time.Now()) && len(moves) > 0 {
-			resp.Diagnostics.AddAttributeWarning(path.Root("rollout_window"), "Outside The Rollout Window",
-				fmt.Sprintf("It is %s, outside the rollout window %s: applying now will refuse to start the %d%% step. The window next opens at %s.",
-					time.Now().UTC().Format(time.RFC3339), w.String(), moves[0].Percent, w.NextOpening(time.Now()).Format(time.RFC3339)))
-		}
-	}
-
-	if state == nil {
-		// What create reaches depends on analyses only apply can run; planned_step says what it
-		// will try.
-		setProgressUnknown(&plan)
-		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
-		return
-	}
-	final := moved
-	reached := cur
-	anyMover := false
-	for _, mv := range moves {
-		final, reached = mv.Cohort, mv.Percent
-		anyMover = anyMover || len(mv.Movers) > 0
-	}
-	plan.MovedUserIDs = stringListValue(final)
-	plan.MovedCount = types.Int64Value(int64(len(final)))
-	plan.CurrentPercent = types.Int64Value(upgrade.CurrentPercent(steps, len(cfg.users), len(final)))
-	plan.Phase = types.StringValue(upgrade.PhaseAt(steps, cfg.holdAt, reached))
-	plan.NextStep = types.StringValue(nextStepText(cat, seed, cfg, final, engines, nil))
-	plan.StableVersions, plan.Snapshots = state.StableVersions, state.Snapshots
-	if anyMover {
-		plan.StableVersions, plan.Snapshots = types.MapUnknown(types.StringType), types.MapUnknown(types.StringType)
-	}
-	plan.LastAnalysis, plan.LastAbort = state.LastAnalysis, state.LastAbort
-	if len(moves) > 0 || pending {
-		plan.LastAnalysis = types.ObjectUnknown(lastAnalysisAttrTypes)
-		selectorProgressUnknown(&plan, keep)
-	}
-	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
-}
-
-// progress is the percentage moved reaches over the scope without the held users, and the steps
-// the apply walks from there (none when every user is held).
-func (cfg canaryConfig) progress(moved []string) (int64, []int64) {
-	n := len(upgrade.Without(cfg.users, cfg.held))
-	cur := upgrade.CurrentPercent(cfg.steps, n, len(moved))
-	if n == 0 {
-		return cur, nil
-	}
-	return cur, upgrade.Targets(cfg.mode, cfg.steps, cfg.holdAt, cur)
-}
-
-// quietPlan is the plan of a canary with nothing to move: progress stays as refresh read it, so
-// an unchanged configuration gives an empty plan. It warns about held engines.
-func (r *canaryResource) quietPlan(ctx context.Context, resp *resource.ModifyPlanResponse, plan *canaryModel, state canaryModel, cfg canaryConfig, moved []string) {
-	resp.Diagnostics.Append(problemDiags(heldWarning(cfg), false)...)
-	cur, _ := cfg.progress(moved)
-	plan.StableVersions, plan.Snapshots, plan.LastAnalysis, plan.LastAbort = state.StableVersions, state.Snapshots, state.LastAnalysis, state.LastAbort
-	plan.MovedUserIDs = stringListValue(moved)
-	plan.MovedCount = types.Int64Value(int64(len(moved)))
-	plan.CurrentPercent = types.Int64Value(cur)
-	plan.Phase = types.StringValue(upgrade.PhaseAt(cfg.steps, cfg.holdAt, cur))
-	plan.NextStep, plan.PlannedStep = state.NextStep, state.PlannedStep
-	resp.Diagnostics.Append(resp.Plan.Set(ctx, plan)...)
-}
-
-// heldWarning is the plan's warning about engines held above the canary's version, if any.
-func heldWarning(cfg canaryConfig) []upgrade.Problem {
-	if len(cfg.held) == 0 {
-		return nil
-	}
-	return []upgrade.Problem{upgrade.CanaryDriftAbove(cfg.version, cfg.held)}
-}
-
-func setProgressUnknown(m *canaryModel) {
-	if m.ID.IsNull() {
-		m.ID = types.StringUnknown()
-	}
-
-	m.StableVersions, m.Snapshots = types.MapUnknown(types.StringType), types.MapUnknown(types.StringType)
-	m.MovedUserIDs = types.ListUnknown(types.StringType)
-	m.MovedCount = types.Int64Unknown()
-	m.CurrentPercent, m.Phase, m.NextStep = types.Int64Unknown(), types.StringUnknown(), types.StringUnknown()
-	m.LastAnalysis = types.ObjectUnknown(lastAnalysisAttrTypes)
-}
-
-func joinPercents(ps []int64) string {
-	parts := make([]string, len(ps))
-	for i, p := range ps {
-		parts[i] = fmt.Sprintf("%d%%", p)
-	}
-	return strings.Join(parts, ", ")
+	resp.Diagnostics.Append(problemDiags(heldWarning(*cfg), false)...)
+	return true
 }

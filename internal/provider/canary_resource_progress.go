@@ -113,7 +113,8 @@ func rejudgeText(cur int64, next string) string {
 // A plan that would move engines fails on problems (the fleet rules of upgrade.CheckCanary); then
 // it says so, in the words of that error, instead of naming a step no apply would take. Engines
 // held above version are named last: no step moves them.
-func nextStepText(cat *upgrade.Catalog, seed string, cfg canaryConfig, moved []string, engines map[string]api.Engine, problems []upgrade.Problem) string {
+func nextStepText(cat *upgrade.Catalog, seed string, cfg canaryConfig, moved []string, engines map[string]api.Engine,
+	problems []upgrade.Problem) string {
 	next := nextStepMoves(cat, seed, cfg, moved, engines, problems)
 	if len(cfg.held) > 0 {
 		next += fmt.Sprintf("; leaves %s where they run, above %s", upgrade.HeldList(cfg.held, 10), cfg.version)
@@ -121,7 +122,8 @@ func nextStepText(cat *upgrade.Catalog, seed string, cfg canaryConfig, moved []s
 	return next
 }
 
-func nextStepMoves(cat *upgrade.Catalog, seed string, cfg canaryConfig, moved []string, engines map[string]api.Engine, problems []upgrade.Problem) string {
+func nextStepMoves(cat *upgrade.Catalog, seed string, cfg canaryConfig, moved []string, engines map[string]api.Engine,
+	problems []upgrade.Problem) string {
 	cur := upgrade.CurrentPercent(cfg.steps, len(cfg.users), len(moved))
 	if targets := upgrade.Targets(cfg.mode, cfg.steps, cfg.holdAt, cur); len(targets) > 0 {
 		if len(problems) > 0 {
@@ -142,7 +144,8 @@ func nextStepMoves(cat *upgrade.Catalog, seed string, cfg canaryConfig, moved []
 }
 
 // describeMoves renders the moves to targets from moved, joined by "; then ".
-func describeMoves(cat *upgrade.Catalog, seed string, cfg canaryConfig, moved []string, engines map[string]api.Engine, targets []int64) string {
+func describeMoves(cat *upgrade.Catalog, seed string, cfg canaryConfig, moved []string, engines map[string]api.Engine,
+	targets []int64) string {
 	moves := upgrade.PlanSteps(seed, cfg.users, targets, moved)
 	parts := make([]string, len(moves))
 	for i, mv := range moves {
@@ -170,12 +173,16 @@ func abortDetail(id, version string, f *rollout.StepFailure) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Canary %s of %s was aborted at the %d%% step.\n\n%s\n\n", id, version, f.Step, f.Text(errText))
 	if f.RollbackErr != nil {
-		fmt.Fprintf(&b, "Rolling the moved engines back FAILED: %v. %d engines are back (%s). State records phase = \"aborted\" and what each engine runs; "+
-			"run terraform apply again to retry the rollback and the step, or restore the listed snapshots by hand.", rollbackErrText(f.RollbackErr), len(f.RolledBack), strings.Join(firstNames(f.RolledBack, 10), ", "))
+		fmt.Fprintf(&b, "Rolling the moved engines back FAILED: %v. %d engines are back (%s). State records phase = \"aborted\" and what each "+
+			"engine runs; "+
+			"run terraform apply again to retry the rollback and the step, or restore the "+
+			"listed snapshots by hand.", rollbackErrText(f.RollbackErr), len(f.RolledBack), strings.Join(firstNames(f.RolledBack, 10), ", "))
 		return b.String()
 	}
-	fmt.Fprintf(&b, "Every moved engine is back on its stable version and healthy (%d rolled back: %s; snapshots restored where the schema moved). "+
-		"State records phase = \"aborted\"; the next plan shows what a retry would do. Fix the release (or pick another version) before applying again.",
+	fmt.Fprintf(&b, "Every moved engine is back on its stable version and healthy (%d rolled back: %s; snapshots restored where the schema "+
+		"moved). "+
+		"State records phase = \"aborted\"; the next plan shows what a retry would do. Fix the release (or pick another "+
+		"version) before applying again.",
 		len(f.RolledBack), strings.Join(firstNames(f.RolledBack, 10), ", "))
 	return b.String()
 }
@@ -226,8 +233,10 @@ func abortedWarning(m canaryModel) (diag.Diagnostic, bool) {
 		outcome = "rolling the moved engines back did not finish: the next apply retries that first"
 	}
 	return diag.NewWarningDiagnostic("Canary Aborted",
-		fmt.Sprintf("Canary %s of %s aborted at the %d%% step on %s (%s): %s\n\nThen %s. Applying again retries the rollout from the first step: fix the cause, or roll out another version, first. "+
-			"last_abort keeps this record. A canary whose create aborted is tainted: Terraform replaces it, which rolls back nothing more and starts again from the first step.",
+		fmt.Sprintf("Canary %s of %s aborted at the %d%% step on %s (%s): %s\n\nThen %s. Applying again retries the rollout from the first "+
+			"step: fix the cause, or roll out another version, first. "+
+			"last_abort keeps this record. A canary whose create aborted is tainted: Terraform replaces it, which rolls back nothing more and "+
+			"starts again from the first step.",
 			m.ID.ValueString(), m.Version.ValueString(), step.ValueInt64(), str("at"), str("cause"), str("detail"), outcome)), true
 }
 
@@ -251,11 +260,13 @@ func figuresObject(f upgrade.Figures) types.Object {
 	if f.EvalScore != nil {
 		eval = types.Float64Value(round4(*f.EvalScore))
 	}
-	return types.ObjectValueMust(figuresAttrTypes, map[string]attr.Value{
-		"engines": types.Int64Value(int64(f.Engines)), "error_rate": types.Float64Value(round4(f.ErrorRate)),
-		"p99_latency_ms": types.Float64Value(round4(f.P99LatencyMS)), "cache_hit_ratio": types.Float64Value(round4(f.CacheHitRatio)),
-		"warning_kinds": stringListValue(f.WarningKinds), "eval_score": eval,
-	})
+	values := map[string]attr.Value{
+		"engines": types.Int64Value(int64(f.Engines)), "warning_kinds": stringListValue(f.WarningKinds), "eval_score": eval,
+	}
+	for _, m := range upgrade.Metrics {
+		values[m.Name] = types.Float64Value(round4(m.Mean(f)))
+	}
+	return types.ObjectValueMust(figuresAttrTypes, values)
 }
 
 func round4(f float64) float64 {

@@ -35,10 +35,7 @@ const (
 )
 
 var (
-	figuresAttrTypes = map[string]attr.Type{
-		"engines": types.Int64Type, "error_rate": types.Float64Type, "p99_latency_ms": types.Float64Type,
-		"cache_hit_ratio": types.Float64Type, "warning_kinds": types.ListType{ElemType: types.StringType}, "eval_score": types.Float64Type,
-	}
+	figuresAttrTypes      = figuresTypes()
 	figuresType           = types.ObjectType{AttrTypes: figuresAttrTypes}
 	lastAnalysisAttrTypes = map[string]attr.Type{
 		"step": types.Int64Type, "verdict": types.StringType, "failures": types.ListType{ElemType: types.StringType},
@@ -73,33 +70,43 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 			"engine back (`on_destroy = \"keep\"` opts out).",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
-				MarkdownDescription: "The canary's id, derived at create from `version` and the initial `user_ids` and then kept: it is the default `cohort_seed`.",
-				Computed:            true, PlanModifiers: stable,
+				MarkdownDescription: "The canary's id, derived at create from `version` and the initial `user_ids` and then kept: it is " +
+					"the default `cohort_seed`.",
+				Computed: true, PlanModifiers: stable,
 			},
 			"version": schema.StringAttribute{
-				MarkdownDescription: "The version to roll out: a version of the release catalog (data `engine_versions`). Changing it replaces the canary: " +
+				MarkdownDescription: "The version to roll out: a version of the release catalog (data `engine_versions`). Changing it replaces the " +
+					"canary: " +
 					"the old one's moved engines roll back (unless `on_destroy = \"keep\"`), then the new rollout starts from the first step.",
 				Required: true, Validators: []validator.String{versionValidator{}},
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
 			},
 			"user_ids": schema.ListAttribute{
 				MarkdownDescription: "The users to roll `version` out to, typically `data.engine_instances.x.user_ids`. Order does not matter. " +
-					"The canary's **scope** is `user_ids` plus every user this canary moved that still runs `version`: a user the canary moved stays in scope (and in `moved_user_ids`) " +
-					"whether or not it is still listed, so a data source filtering on the old version (`version = \"2.3.1\"`), which drops each engine as soon as it moves, never shrinks the rollout. " +
-					"A step's percentage is of the scope. Adding users never reshuffles the ones already moved; the next step may move a few more to keep the share. " +
-					"A moved user that leaves `user_ids` *and* `version` (upgraded, restored or deleted outside the canary) leaves the scope, and the plan warns, naming it; abort and destroy still roll it back. " +
-					"A listed user whose engine someone moved *above* `version` outside the canary is **held**: out of the scope, never moved, judged or counted, and every plan warns (\"Engine Moved Above The Canary's Version\"), naming it, the version it runs and the ways out; " +
-					"only an apply that would move it (it moved after the refresh its plan used) is refused (\"Canary Would Downgrade\"), as is creating a canary over engines already above `version`. " +
+					"The canary's **scope** is `user_ids` plus every user this canary moved that still runs `version`: a user the canary moved stays in " +
+					"scope (and in `moved_user_ids`) " +
+					"whether or not it is still listed, so a data source filtering on the old version (`version = \"2.3.1\"`), which drops each engine " +
+					"as soon as it moves, never shrinks the rollout. " +
+					"A step's percentage is of the scope. Adding users never reshuffles the ones already moved; the next step may move a few more to " +
+					"keep the share. " +
+					"A moved user that leaves `user_ids` *and* `version` (upgraded, restored or deleted outside the canary) leaves the scope, and the " +
+					"plan warns, naming it; abort and destroy still roll it back. " +
+					"A listed user whose engine someone moved *above* `version` outside the canary is **held**: out of the scope, never moved, judged " +
+					"or counted, and every plan warns (\"Engine Moved Above The Canary's Version\"), naming it, the version it runs and the ways out; " +
+					"only an apply that would move it (it moved after the refresh its plan used) is refused (\"Canary Would Downgrade\"), as is " +
+					"creating a canary over engines already above `version`. " +
 					"May be empty once every user in scope was moved (the filter above, after the last step); a plan whose scope is empty is an error. " +
-					"Set `user_ids`, `selector` or both (the scope is then their union). Every listed user costs about 12 bytes of state, and with `user_ids` alone " +
-					"`stable_versions`, `moved_user_ids` and `snapshots` add about 60 more per moved engine: past a few thousand engines plans slow down by seconds " +
-					"and Terraform's memory grows by hundreds of MB (10,000 engines: about 15 s and 1.7 GB per plan). Use `selector` there.",
+					"Set `user_ids`, `selector` or both (the scope is then their union). Every listed user costs about 12 bytes of state, " +
+					"and with `user_ids` alone `stable_versions`, `moved_user_ids` and `snapshots` add about 60 more per moved engine: " +
+					"past a few thousand engines plans slow down by seconds and Terraform's memory grows by hundreds of MB " +
+					"(10,000 engines: about 15 s and 1.7 GB per plan). Use `selector` there.",
 				Optional: true, ElementType: types.StringType,
 				Validators: []validator.List{listvalidator.UniqueValues(), listvalidator.ValueStringsAre(idValidator())},
 			},
 			"steps": schema.ListAttribute{
-				MarkdownDescription: "Percentages of the scope (see `user_ids`) to reach, strictly increasing, each 1–100. Defaults to `[1, 5, 25, 50, 100]`. Step p covers the first ⌈p% × n⌉ users of the scope by rank.",
-				Optional:            true, Computed: true, ElementType: types.Int64Type,
+				MarkdownDescription: "Percentages of the scope (see `user_ids`) to reach, strictly increasing, each 1–100. Defaults to `[1, 5, 25, " +
+					"50, 100]`. Step p covers the first ⌈p% × n⌉ users of the scope by rank.",
+				Optional: true, Computed: true, ElementType: types.Int64Type,
 				Default: listdefault.StaticValue(types.ListValueMust(types.Int64Type, defaultSteps)),
 			},
 			"bake_time": schema.StringAttribute{
@@ -113,43 +120,60 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				Validators: []validator.Int64{int64validator.Between(1, 500)},
 			},
 			"cohort_seed": schema.StringAttribute{
-				MarkdownDescription: "Seeds the ranking of users (a hash of seed and user id). The same seed always picks the same users. Defaults to the canary's `id`. Changing it replaces the canary.",
-				Optional:            true, Computed: true,
-				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown(), stringplanmodifier.RequiresReplaceIf(seedChanged, "a new seed reshuffles the cohorts", "a new seed reshuffles the cohorts")},
-				Validators:    []validator.String{stringvalidator.LengthBetween(1, 128)},
+				MarkdownDescription: "Seeds the ranking of users (a hash of seed and user id). The same seed always picks the same users. Defaults " +
+					"to the canary's `id`. Changing it replaces the canary.",
+				Optional: true, Computed: true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown(), stringplanmodifier.RequiresReplaceIf(seedChanged, "a "+
+					"new seed reshuffles the cohorts", "a new seed reshuffles the cohorts")},
+				Validators: []validator.String{stringvalidator.LengthBetween(1, 128)},
 			},
 			"mode": schema.StringAttribute{
-				MarkdownDescription: "`stepwise` (default): each apply advances at most one step and the plan shows the next one. `auto`: one apply walks every remaining step, " +
-					"baking after each; a schedule whose bake time cannot fit the create/update timeout is a plan error. Allowed: " + backtickList(upgrade.CanaryModes) + ".",
+				MarkdownDescription: "`stepwise` (default): each apply advances at most one step and the plan shows the next one. `auto`: one apply " +
+					"walks every remaining step, " +
+					"baking after each; a schedule whose bake time cannot fit the create/update timeout is a plan error. Allowed: " +
+					backtickList(upgrade.CanaryModes) + ".",
 				Optional: true, Computed: true, Default: stringdefault.StaticString(upgrade.ModeStepwise),
 				Validators: []validator.String{stringvalidator.OneOf(upgrade.CanaryModes...)},
 			},
 			"hold_at": schema.Int64Attribute{
-				MarkdownDescription: "Stop at this step (one of `steps`, not the last) until the configuration changes: the phase is `holding` and the plan is empty. Remove it or raise it to continue.",
-				Optional:            true,
+				MarkdownDescription: "Stop at this step (one of `steps`, not the last) until the configuration changes: the phase is `holding` and " +
+					"the plan is empty. Remove it or raise it to continue.",
+				Optional: true,
 			},
 			"analysis": schema.SingleNestedAttribute{
-				MarkdownDescription: "What each step's analysis checks after the bake. The cohort (moved engines) is always compared with the baseline (engines not moved, over the same window; " +
-					"at 100% the cohort's own figures from before the step) using `baseline_tolerance` and `max_new_warning_kinds`, even when this attribute is not set.",
+				MarkdownDescription: "What each step's analysis checks after the bake. The cohort (moved engines) is always compared with the " +
+					"baseline (engines not moved, over the same window; " +
+					"at 100% the cohort's own figures from before the step) using `baseline_tolerance` and `max_new_warning_kinds`, even when " +
+					"this attribute is not set.",
 				Optional: true,
-				Attributes: analysisAttributes(analysisWords{who: "an engine of the cohort", newKinds: "How many warning kinds the cohort may show that the baseline does not.",
+				Attributes: analysisAttributes(analysisWords{who: "an engine of the cohort", newKinds: "How many warning kinds the cohort may show " +
+					"that the baseline does not.",
 					worseThan: "How much worse than the baseline the cohort may be", comparedTo: "the baseline's"}, map[string]schema.Attribute{
-					"eval_suite": schema.StringAttribute{MarkdownDescription: "An eval suite to run on a sample of each step's movers before and after their move.", Optional: true,
+					"eval_suite": schema.StringAttribute{MarkdownDescription: "An eval suite to run on a sample of each step's movers " +
+						"before and after their move.", Optional: true,
 						Validators: []validator.String{stringvalidator.LengthBetween(1, 128)}},
-					"max_eval_regression": schema.Float64Attribute{MarkdownDescription: "Largest allowed drop of the eval score (0–1). Defaults to `0.05`.",
-						Optional: true, Computed: true, Default: float64default.StaticFloat64(defaultMaxEvalRegression), Validators: []validator.Float64{float64validator.Between(0, 1)}},
-					"failure_limit": schema.Int64Attribute{MarkdownDescription: "How many cohort engines may breach an absolute threshold before the step fails. Defaults to `0`.",
-						Optional: true, Computed: true, Default: int64default.StaticInt64(0), Validators: []validator.Int64{int64validator.Between(0, 100000)}},
+					"max_eval_regression": schema.Float64Attribute{MarkdownDescription: "Largest allowed drop of the eval score " +
+						"(0–1). Defaults to `0.05`.",
+						Optional: true, Computed: true, Default: float64default.StaticFloat64(defaultMaxEvalRegression),
+						Validators: []validator.Float64{float64validator.Between(0, 1)}},
+					"failure_limit": schema.Int64Attribute{MarkdownDescription: "How many cohort engines may breach an absolute threshold before the " +
+						"step fails. Defaults to `0`.",
+						Optional: true, Computed: true, Default: int64default.StaticInt64(0), Validators: []validator.Int64{int64validator.Between(0,
+							100000)}},
 				}),
 			},
 			"allow_major_upgrade": schema.BoolAttribute{
-				MarkdownDescription: "Allow rolling out a major version (breaking changes: read the migration guide first). Defaults to `false`: a major is a plan error.",
-				Optional:            true, Computed: true, Default: booldefault.StaticBool(false),
+				MarkdownDescription: "Allow rolling out a major version (breaking changes: read the migration guide first). Defaults to " +
+					"`false`: a major is a plan error.",
+				Optional: true, Computed: true, Default: booldefault.StaticBool(false),
 			},
-			"rollout_window": rolloutWindowAttribute("When steps may start (UTC), as on `engine_release`. Outside it the plan warns and the apply refuses to start a step, naming the next opening."),
+			"rollout_window": rolloutWindowAttribute("When steps may start (UTC), as on `engine_release`. Outside it the plan warns and the apply " +
+				"refuses to start a step, naming the next opening."),
 			"on_destroy": schema.StringAttribute{
-				MarkdownDescription: "What destroy does: " + backtickList(onDestroyValues) + ". `rollback` (default) returns every moved engine to its `stable_versions` entry, restoring its " +
-					"`snapshots` entry where the schema moved, and verifies it healthy before the canary leaves state; `keep` leaves the engines as they are.",
+				MarkdownDescription: "What destroy does: " + backtickList(onDestroyValues) + ". `rollback` (default) returns every moved engine to " +
+					"its `stable_versions` entry, restoring its " +
+					"`snapshots` entry where the schema moved, and verifies it healthy before the canary leaves state; `keep` " +
+					"leaves the engines as they are.",
 				Optional: true, Computed: true, Default: stringdefault.StaticString(onDestroyRollback),
 				Validators: []validator.String{stringvalidator.OneOf(onDestroyValues...)},
 			},
@@ -167,42 +191,60 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				Computed:            true, ElementType: types.StringType,
 			},
 			"moved_user_ids": schema.ListAttribute{
-				MarkdownDescription: "The users of the scope (see `user_ids`) whose engines run `version`, in cohort rank order (read from the fleet on refresh). Null with `selector`: see `moved_count`, and `next_step` and `planned_step` for who moves next.",
-				Computed:            true, ElementType: types.StringType,
+				MarkdownDescription: "The users of the scope (see `user_ids`) whose engines run `version`, in cohort rank order (read " +
+					"from the fleet on refresh). Null with `selector`: see `moved_count`, and `next_step` and `planned_step` for who moves next.",
+				Computed: true, ElementType: types.StringType,
 			},
-			"current_percent": schema.Int64Attribute{MarkdownDescription: "The highest step whose cohort is fully on `version` (0 before the first).", Computed: true},
+			"current_percent": schema.Int64Attribute{MarkdownDescription: "The highest step whose cohort is fully on " +
+				"`version` (0 before the first).", Computed: true},
 			"phase": schema.StringAttribute{
-				MarkdownDescription: "Where the rollout stands: " + backtickList(upgrade.CanaryPhases) + ". `aborted` means the last analysis failed and every moved engine went back; `progressing` also covers a step whose engines moved but whose analysis has not passed yet (an interrupted apply): the next apply judges it first.",
-				Computed:            true,
+				MarkdownDescription: "Where the rollout stands: " + backtickList(upgrade.CanaryPhases) + ". `aborted` means the last analysis failed " +
+					"and every moved engine went back; `progressing` also covers a step whose engines moved but whose analysis has not passed yet (an " +
+					"interrupted apply): the next apply judges it first.",
+				Computed: true,
 			},
 			"next_step": schema.StringAttribute{
-				MarkdownDescription: "What the next apply does with this configuration, e.g. `move 4 users to 25%: user-0003, …; snapshot first for 4`; `none` when promoted; " +
-					"`none: holding at 50%; without hold_at the next apply would move …` while holding; `none: the next plan fails with \"…\": …` while the plan's fleet rules refuse the next step; with held engines (see `user_ids`) it ends `; leaves user-0003 (2.4.1) where they run, above 2.4.0`. " +
-					"In a plan, the old value is what this apply does when the plan leaves `user_ids`, `steps`, `mode` and `hold_at` as they were (users the canary moved leaving a filtered `user_ids` do not count: they stay in scope); " +
-					"lifting the hold, the old value's `without hold_at` part is what this apply does. The new value is what the apply after this one will do. `planned_step` always says what this apply does.",
+				MarkdownDescription: "What the next apply does with this configuration, e.g. `move 4 users to 25%: user-0003, …; snapshot first for " +
+					"4`; `none` when promoted; " +
+					"`none: holding at 50%; without hold_at the next apply would move …` while holding; `none: the next plan fails with \"…\": …` while " +
+					"the plan's fleet rules refuse the next step; with held engines (see `user_ids`) it ends `; leaves user-0003 (2.4.1) where they " +
+					"run, above 2.4.0`. " +
+					"In a plan, the old value is what this apply does when the plan leaves `user_ids`, `steps`, `mode` and `hold_at` as they were " +
+					"(users the canary moved leaving a filtered `user_ids` do not count: they stay in scope); " +
+					"lifting the hold, the old value's `without hold_at` part is what this apply does. The new value is what the apply after this one " +
+					"will do. `planned_step` always says what this apply does.",
 				Computed: true,
 			},
 			"planned_step": schema.StringAttribute{
-				MarkdownDescription: "What the apply of this plan does, known at plan (create included): each step it walks, in the words of `next_step`, then the expected duration, " +
-					"e.g. `move 5 users to 25%: user-0007, …; snapshot first for 5. Expected about 15m15s, at least 15m0s of it baking`; it starts with `retry the aborted rollout from the first step:` after an abort. " +
-					"Null in a plan that moves no engine; the first refresh after an apply sets it back to null. Review it (or have a policy read it from `terraform show -json`) before applying.",
+				MarkdownDescription: "What the apply of this plan does, known at plan (create included): each step it walks, in the words of " +
+					"`next_step`, then the expected duration, " +
+					"e.g. `move 5 users to 25%: user-0007, …; snapshot first for 5. Expected about 15m15s, at least 15m0s of it baking`; it starts with " +
+					"`retry the aborted rollout from the first step:` after an abort. " +
+					"Null in a plan that moves no engine; the first refresh after an apply sets it back to null. Review it (or have a policy read it " +
+					"from `terraform show -json`) before applying.",
 				Computed: true,
 			},
 			"last_analysis": schema.SingleNestedAttribute{
-				MarkdownDescription: "The last step's analysis: the step, `pass` or `fail`, the failed checks, and the cohort's and baseline's figures.",
-				Computed:            true,
+				MarkdownDescription: "The last step's analysis: the step, `pass` or `fail`, the failed checks, and the " +
+					"cohort's and baseline's figures.",
+				Computed: true,
 				Attributes: map[string]schema.Attribute{
-					"step":     schema.Int64Attribute{Computed: true, MarkdownDescription: "The step (percentage) analysed."},
-					"verdict":  schema.StringAttribute{Computed: true, MarkdownDescription: "`pass` or `fail`."},
-					"failures": schema.ListAttribute{Computed: true, ElementType: types.StringType, MarkdownDescription: "One line per failed check: metric, values, threshold."},
-					"canary":   schema.SingleNestedAttribute{Computed: true, MarkdownDescription: "The cohort's figures.", Attributes: figuresAttributes()},
-					"baseline": schema.SingleNestedAttribute{Computed: true, MarkdownDescription: "The baseline's figures.", Attributes: figuresAttributes()},
-					"at":       schema.StringAttribute{Computed: true, MarkdownDescription: "When the analysis ran (RFC 3339)."},
+					"step":    schema.Int64Attribute{Computed: true, MarkdownDescription: "The step (percentage) analysed."},
+					"verdict": schema.StringAttribute{Computed: true, MarkdownDescription: "`pass` or `fail`."},
+					"failures": schema.ListAttribute{Computed: true, ElementType: types.StringType, MarkdownDescription: "One line per failed check: " +
+						"metric, values, threshold."},
+					"canary": schema.SingleNestedAttribute{Computed: true, MarkdownDescription: "The cohort's " +
+						"figures.", Attributes: figuresAttributes()},
+					"baseline": schema.SingleNestedAttribute{Computed: true, MarkdownDescription: "The baseline's " +
+						"figures.", Attributes: figuresAttributes()},
+					"at": schema.StringAttribute{Computed: true, MarkdownDescription: "When the analysis ran (RFC 3339)."},
 				},
 			},
 			"last_abort": schema.SingleNestedAttribute{
-				MarkdownDescription: "Why the rollout last aborted, null until one does; kept (as `last_attempt` is on `engine_release`) after a retry moves on. " +
-					"While `phase = \"aborted\"`, every plan shows it in a warning. An abort in the apply that creates the canary fails that apply, and Terraform then marks the canary tainted: " +
+				MarkdownDescription: "Why the rollout last aborted, null until one does; kept (as `last_attempt` is on `engine_release`) after a " +
+					"retry moves on. " +
+					"While `phase = \"aborted\"`, every plan shows it in a warning. An abort in the apply that creates the canary fails that apply, and " +
+					"Terraform then marks the canary tainted: " +
 					"the next plan replaces it, which rolls back nothing (the abort did) and retries the rollout from the first step.",
 				Computed: true,
 				Attributes: map[string]schema.Attribute{
@@ -211,10 +253,13 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 					"user_id": schema.StringAttribute{Computed: true,
 						MarkdownDescription: "The user whose engine failed to move (`engine_failed`); null when the analysis failed."},
 					"error_code": schema.StringAttribute{Computed: true,
-						MarkdownDescription: "The control plane's error code of that failure, e.g. `HEALTH_CHECK_FAILED`; null when it gave none (a failed analysis)."},
-					"detail":      schema.StringAttribute{Computed: true, MarkdownDescription: "The failure in words: the engine's error, or each failed check of the analysis."},
-					"rolled_back": schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether every moved engine went back to its stable version."},
-					"at":          schema.StringAttribute{Computed: true, MarkdownDescription: "When the canary aborted (RFC 3339)."},
+						MarkdownDescription: "The control plane's error code of that failure, e.g. `HEALTH_CHECK_FAILED`; null when it gave " +
+							"none (a failed analysis)."},
+					"detail": schema.StringAttribute{Computed: true, MarkdownDescription: "The failure in words: the engine's error, or each " +
+						"failed check of the analysis."},
+					"rolled_back": schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether every moved engine went " +
+						"back to its stable version."},
+					"at": schema.StringAttribute{Computed: true, MarkdownDescription: "When the canary aborted (RFC 3339)."},
 				},
 			},
 		},
@@ -225,15 +270,29 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 	maps.Copy(resp.Schema.Attributes, canaryRehearsalAttributes())
 }
 
+// figuresAttributes is last_analysis's figures of a group: one attribute per row of the analysis
+// table (upgrade.Metrics), plus the engine count, warning kinds and eval score.
 func figuresAttributes() map[string]schema.Attribute {
-	return map[string]schema.Attribute{
-		"engines":         schema.Int64Attribute{Computed: true, MarkdownDescription: "How many engines were measured."},
-		"error_rate":      schema.Float64Attribute{Computed: true, MarkdownDescription: "Mean error rate."},
-		"p99_latency_ms":  schema.Float64Attribute{Computed: true, MarkdownDescription: "Mean P99 latency in ms."},
-		"cache_hit_ratio": schema.Float64Attribute{Computed: true, MarkdownDescription: "Mean cache-hit ratio."},
-		"warning_kinds":   schema.ListAttribute{Computed: true, ElementType: types.StringType, MarkdownDescription: "Warning kinds seen."},
-		"eval_score":      schema.Float64Attribute{Computed: true, MarkdownDescription: "Mean eval score (null without `eval_suite`)."},
+	out := map[string]schema.Attribute{
+		"engines":       schema.Int64Attribute{Computed: true, MarkdownDescription: "How many engines were measured."},
+		"warning_kinds": schema.ListAttribute{Computed: true, ElementType: types.StringType, MarkdownDescription: "Warning kinds seen."},
+		"eval_score":    schema.Float64Attribute{Computed: true, MarkdownDescription: "Mean eval score (null without `eval_suite`)."},
 	}
+	for _, m := range upgrade.Metrics {
+		out[m.Name] = schema.Float64Attribute{Computed: true, MarkdownDescription: m.DescribeMean}
+	}
+	return out
+}
+
+// figuresTypes is the object type of figuresAttributes.
+func figuresTypes() map[string]attr.Type {
+	out := map[string]attr.Type{
+		"engines": types.Int64Type, "warning_kinds": types.ListType{ElemType: types.StringType}, "eval_score": types.Float64Type,
+	}
+	for _, m := range upgrade.Metrics {
+		out[m.Name] = types.Float64Type
+	}
+	return out
 }
 
 // seedChanged replaces the canary only when a configured seed differs from the one in state: an
@@ -293,7 +352,8 @@ func (m canaryModel) analysis() (upgrade.AnalysisConfig, string, time.Duration) 
 		return cfg, "", window
 	}
 	var a analysisModel
-	if diags := m.Analysis.As(context.Background(), &a, basetypes.ObjectAsOptions{UnhandledNullAsEmpty: true, UnhandledUnknownAsEmpty: true}); diags.HasError() {
+	if diags := m.Analysis.As(context.Background(), &a, basetypes.ObjectAsOptions{UnhandledNullAsEmpty: true,
+		UnhandledUnknownAsEmpty: true}); diags.HasError() {
 		return cfg, "", window
 	}
 	window = readAnalysis(m.Analysis, &cfg, window)

@@ -43,7 +43,7 @@ func TestAccCanary_selectorKeepsFactsOnTheControlPlane(t *testing.T) {
 		t.Fatal(err)
 	}
 	users := seedUsers(10)
-	turns := writeTurns(t, h, users, 2)
+	turns := h.writeFleetTurns(users, 2)
 	cfg := selectorCanaryHCL(h, "2.4.0", `
   steps        = [10, 50, 100]
   bake_time    = "0s"
@@ -126,18 +126,18 @@ func TestAccCanary_selectorAbortRollsBack(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{Engines: 10, BrainRows: 1})
 	users := seedUsers(10)
-	turns := writeTurns(t, h, users, 2)
+	turns := h.writeFleetTurns(users, 2)
 	cfg := selectorCanaryHCL(h, "2.4.1", `
-  steps     = [20, 100]
+  steps     = [10, 100]
   bake_time = "0s"
   analysis  = { max_error_rate = 0.05 }
 `)
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: h.Factories(nil),
 		Steps: []resource.TestStep{
-			{Config: cfg, ExpectError: regexp.MustCompile(`(?s)Canary Aborted.*aborted at the 20% step.*error_rate`)},
+			{Config: cfg, ExpectError: regexp.MustCompile(`(?s)Canary Aborted.*aborted at the 10% step.*error_rate`)},
 			{
-				PreConfig:          func() { abortRolledBack(t, h, users, turns, 2) },
+				PreConfig:          func() { expectFirstStepRolledBack(t, h, users, turns) },
 				RefreshState:       true,
 				ExpectNonEmptyPlan: true,
 				Check:              resource.TestCheckResourceAttr(canaryAddr, "phase", "aborted"),

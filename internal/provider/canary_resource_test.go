@@ -42,121 +42,13 @@ resource "engine_canary" "test" {
 `, version, n+1, body)
 }
 
-// abortRolledBack checks the fleet after an abort: every user on 2.3.1 and running with the turns
-// written before, and each of the moved ones (want of them) restored from its snapshot once.
-func abortRolledBack(t *testing.T, h *harness, users []string, turns map[string][]string, want int) {
-	t.Helper()
-	if err := expectFleet(h, users, map[string]int{"2.3.1/running": len(users)}); err != nil {
-		t.Fatalf("after the abort: %v", err)
-	}
-	if err := checkTurns(h, turns); err != nil {
-		t.Fatalf("after the abort: %v", err)
-	}
-	ops := opsByUser(t, h)
-	var upgraded []string
-	for _, u := range users {
-		if ops[u+"/upgrade"] > 0 {
-			upgraded = append(upgraded, u)
-			if ops[u+"/restore"] != 1 {
-				t.Errorf("moved user %s was not restored from its snapshot: %v", u, ops)
-			}
-		}
-	}
-	if len(upgraded) != want {
-		t.Fatalf("the first step moved %d engines (%v), want %d", len(upgraded), upgraded, want)
-	}
-}
-
-func seedUsers(n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("user-%04d", i+1)
-	}
-	return out
-}
-
-// writeTurns puts count turns into every engine's brain and returns their contents per user, so
-// a test can check the brain data survived the rollout and the rollback.
-func writeTurns(t *testing.T, h *harness, users []string, count int) map[string][]string {
-	t.Helper()
-	out := map[string][]string{}
-	for _, u := range users {
-		res, err := h.Client.WriteTurns(context.Background(), u, api.TurnsRequest{Count: count, Content: "turn of " + u})
-		if err != nil {
-			t.Fatalf("write turns for %s: %v", u, err)
-		}
-		for _, turn := range res.Turns {
-			out[u] = append(out[u], turn.Content)
-		}
-	}
-	return out
-}
-
-// checkTurns asserts every turn written earlier is still in each brain.
-func checkTurns(h *harness, want map[string][]string) error {
-	for u, contents := range want {
-		turns, err := h.Client.Turns(context.Background(), u)
-		if err != nil {
-			return fmt.Errorf("read turns of %s: %w", u, err)
-		}
-		have := map[string]int{}
-		for _, t := range turns {
-			have[t.Content]++
-		}
-		for _, c := range contents {
-			if have[c] == 0 {
-				return fmt.Errorf("user %s lost brain data: turn %q is gone (%d turns left)", u, c, len(turns))
-			}
-			have[c]--
-		}
-	}
-	return nil
-}
-
-// fleetVersions counts the engines per "version/status" among users.
-func fleetVersions(h *harness, users []string) (map[string]int, error) {
-	out := map[string]int{}
-	for _, u := range users {
-		e, err := h.Client.GetEngine(context.Background(), u)
-		if err != nil {
-			return nil, err
-		}
-		out[e.EngineVersion+"/"+e.Status]++
-	}
-	return out, nil
-}
-
-func expectFleet(h *harness, users []string, want map[string]int) error {
-	got, err := fleetVersions(h, users)
-	if err != nil {
-		return err
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		return fmt.Errorf("fleet runs %v, want %v", got, want)
-	}
-	return nil
-}
-
-func opsByUser(t *testing.T, h *harness) map[string]int64 {
-	t.Helper()
-	st, err := h.Client.Stats(context.Background())
-	if err != nil {
-		t.Fatalf("stats: %v", err)
-	}
-	return st.OperationsByUser
-}
-
-func checkFn(f func() error) resource.TestCheckFunc {
-	return func(*terraform.State) error { return f() }
-}
-
 // Happy path: 10 engines, [10, 50, 100] in one auto apply: every engine ends on 2.4.0 with a
 // snapshot taken first (the path migrates), the brain data is intact, a second plan is empty,
 // and destroy returns every engine to 2.3.1 with its data.
 func TestAccCanary_basic(t *testing.T) {
 	h := newHarness(t, harnessOptions{Engines: 10})
 	users := seedUsers(10)
-	turns := writeTurns(t, h, users, 3)
+	turns := h.writeFleetTurns(users, 3)
 	cfg := canaryHCL(h, 10, "2.4.0", `
   steps     = [10, 50, 100]
   mode      = "auto"
@@ -220,7 +112,7 @@ func TestAccCanary_basic(t *testing.T) {
 func TestAccCanary_badReleaseAborts(t *testing.T) {
 	h := newHarness(t, harnessOptions{Engines: 10})
 	users := seedUsers(10)
-	turns := writeTurns(t, h, users, 2)
+	turns := h.writeFleetTurns(users, 2)
 	cfg := canaryHCL(h, 10, "2.4.1", `
   steps     = [10, 50, 100]
   mode      = "auto"
@@ -235,7 +127,7 @@ func TestAccCanary_badReleaseAborts(t *testing.T) {
 				ExpectError: regexp.MustCompile(`(?s)Canary Aborted.*aborted at the 10% step.*error_rate.*max_error_rate 0\.05`),
 			},
 			{
-				PreConfig:    func() { abortRolledBack(t, h, users, turns, 1) },
+				PreConfig:    func() { expectFirstStepRolledBack(t, h, users, turns) },
 				RefreshState: true,
 				// The failed create left the canary tainted: the next plan replaces it (a retry).
 				ExpectNonEmptyPlan: true,
@@ -255,6 +147,32 @@ func TestAccCanary_badReleaseAborts(t *testing.T) {
 			},
 		},
 	})
+}
+
+// expectFirstStepRolledBack checks a canary over ten engines aborted at its 10% step: all ten run
+// 2.3.1 again, every brain keeps its turns, and the one engine moved was restored from its
+// snapshot.
+func expectFirstStepRolledBack(t *testing.T, h *harness, users []string, turns map[string][]string) {
+	t.Helper()
+	if err := expectFleet(h, users, map[string]int{"2.3.1/running": 10}); err != nil {
+		t.Fatalf("after the abort: %v", err)
+	}
+	if err := checkTurns(h, turns); err != nil {
+		t.Fatalf("after the abort: %v", err)
+	}
+	ops := opsByUser(t, h)
+	var upgraded []string
+	for _, u := range users {
+		if ops[u+"/upgrade"] > 0 {
+			upgraded = append(upgraded, u)
+			if ops[u+"/restore"] != 1 {
+				t.Errorf("moved user %s was not restored from its snapshot: %v", u, ops)
+			}
+		}
+	}
+	if len(upgraded) != 1 {
+		t.Fatalf("the first step of 10%% of 10 moved %d engines (%v), want 1", len(upgraded), upgraded)
+	}
 }
 
 // Stepwise: each apply advances exactly one step, the plan shows it (current_percent, phase and
@@ -400,7 +318,7 @@ func TestAccCanary_holdAt(t *testing.T) {
 func TestAccCanary_destroyMidCanary(t *testing.T) {
 	h := newHarness(t, harnessOptions{Engines: 10})
 	users := seedUsers(10)
-	turns := writeTurns(t, h, users, 2)
+	turns := h.writeFleetTurns(users, 2)
 	cfg := canaryHCL(h, 10, "2.4.0", `
   steps     = [10, 50, 100]
   bake_time = "0s"
@@ -703,7 +621,7 @@ func TestAccCanary_rolloutWindowRefuses(t *testing.T) {
 func TestAccCanary_driftAndDestroyPlan(t *testing.T) {
 	h := newHarness(t, harnessOptions{Engines: 4})
 	users := seedUsers(4)
-	turns := writeTurns(t, h, users, 1)
+	turns := h.writeFleetTurns(users, 1)
 	cfg := canaryHCL(h, 4, "2.4.0", `
   steps     = [50, 100]
   mode      = "auto"
@@ -757,7 +675,7 @@ func TestCanaryDestroyPlan(t *testing.T) {
 	if _, err := run.MoveAll(ctx, []string{"user-0001", "user-0002"}); err != nil {
 		t.Fatal(err)
 	}
-	writeTurns(t, h, []string{"user-0001"}, 3)
+	h.writeFleetTurns([]string{"user-0001"}, 3)
 	state := canaryModel{ID: types.StringValue("canary-x"), Version: types.StringValue("2.4.0"), OnDestroy: types.StringValue(onDestroyRollback)}
 	state.StableVersions, state.Snapshots = stringMap(run.Stable()), stringMap(run.Snapshots())
 	snap1 := run.Snapshots()["user-0001"]
@@ -831,7 +749,7 @@ func TestCanaryRollbackResumes(t *testing.T) {
 	h := newHarness(t, harnessOptions{Engines: 4, Faults: true})
 	ctx := context.Background()
 	users := seedUsers(4)
-	turns := writeTurns(t, h, users, 2)
+	turns := h.writeFleetTurns(users, 2)
 	r := &canaryResource{data: &providerData{Client: h.Client}}
 	model := canaryModel{Version: types.StringValue("2.4.0"), UserIDs: stringListValue(users), Steps: types.ListNull(types.Int64Type),
 		MaxParallel: types.Int64Value(4), CohortSeed: types.StringValue("s"), BakeTime: types.StringValue("0s")}
@@ -1063,17 +981,6 @@ func TestAccCanary_unjudgedStepIsJudgedNext(t *testing.T) {
 			},
 		},
 	})
-}
-
-// onVersion lists the users whose engines run version, sorted.
-func onVersion(h *harness, users []string, version string) []string {
-	var out []string
-	for _, u := range users {
-		if h.Engine(u).EngineVersion == version {
-			out = append(out, u)
-		}
-	}
-	return out
 }
 
 // namedIn reports the users a next_step text names ("move 5 users to 25%: user-0003, ...").

@@ -122,7 +122,7 @@ func TestAccDocker_canaryAbortsOverTenContainers(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{Engines: 10, Runtime: controlplane.RuntimeDocker})
 	users := seedUsers(10)
-	turns := writeTurns(t, h, users, 2)
+	turns := h.writeFleetTurns(users, 2)
 	stop := backgroundTraffic(h, users)
 	t.Cleanup(stop)
 	cfg := canaryHCL(h, 10, "2.4.1", `
@@ -139,25 +139,7 @@ func TestAccDocker_canaryAbortsOverTenContainers(t *testing.T) {
 		}, {
 			PreConfig: func() {
 				stop()
-				if err := expectFleet(h, users, map[string]int{"2.3.1/running": 10}); err != nil {
-					t.Fatalf("after the abort: %v", err)
-				}
-				if err := checkTurns(h, turns); err != nil {
-					t.Fatalf("after the abort: %v", err)
-				}
-				ops := opsByUser(t, h)
-				var upgraded []string
-				for _, u := range users {
-					if ops[u+"/upgrade"] > 0 {
-						upgraded = append(upgraded, u)
-						if ops[u+"/restore"] != 1 {
-							t.Errorf("moved user %s was not restored from its snapshot: %v", u, ops)
-						}
-					}
-				}
-				if len(upgraded) != 1 {
-					t.Fatalf("the first step of 10%% of 10 moved %d engines (%v), want 1", len(upgraded), upgraded)
-				}
+				expectFirstStepRolledBack(t, h, users, turns)
 			},
 			RefreshState:       true,
 			ExpectNonEmptyPlan: true,

@@ -38,7 +38,8 @@ func errText(err error) string {
 	return err.Error()
 }
 
-// backtickList renders allowed values for a MarkdownDescription from the validator's own slice.
+// backtickList renders values for a MarkdownDescription, each in backticks: "`a`, `b` or `c`"; it
+// takes the validator's own slice, so the description lists exactly what is accepted.
 func backtickList(vs []string) string {
 	out := ""
 	for i, v := range vs {
@@ -50,17 +51,6 @@ func backtickList(vs []string) string {
 			out += ", "
 		}
 		out += "`" + v + "`"
-	}
-	return out
-}
-
-func joinTicks(vs []string) string {
-	out := ""
-	for i, v := range vs {
-		if i > 0 {
-			out += "`, `"
-		}
-		out += v
 	}
 	return out
 }

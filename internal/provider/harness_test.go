@@ -18,11 +18,14 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	"github.com/hashicorp/terraform-plugin-testing/config"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
 	"github.com/septemberai/terraform-provider-engine/internal/client"
 	"github.com/septemberai/terraform-provider-engine/internal/cmd/engine-standin/standinbuild"
 	"github.com/septemberai/terraform-provider-engine/internal/controlplane"
+	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
 )
 
 // TestMain makes acceptance runs hermetic and loud: with TF_ACC set it refuses to start without a
@@ -274,4 +277,246 @@ func configVariables(vars map[string]string) config.Variables {
 		out[k] = config.StringVariable(v)
 	}
 	return out
+}
+
+// Helpers the tests share: engines, turns, operations and snapshots through the control plane.
+
+// writeTurns writes n turns with content into user's brain through the control plane and
+// returns their contents.
+func (h *harness) writeTurns(user, content string, n int) []string {
+	h.t.Helper()
+	res, err := h.Client.WriteTurns(context.Background(), user, api.TurnsRequest{Count: n, Content: content})
+	if err != nil {
+		h.t.Fatalf("write turns to %s: %v", user, err)
+	}
+	out := make([]string, len(res.Turns))
+	for i, turn := range res.Turns {
+		out[i] = turn.Content
+	}
+	return out
+}
+
+// writeFleetTurns writes count turns ("turn of <user>") into each user's brain and returns their
+// contents per user, so a test can check the brain data survived the rollout and the rollback.
+func (h *harness) writeFleetTurns(users []string, count int) map[string][]string {
+	out := map[string][]string{}
+	for _, u := range users {
+		out[u] = h.writeTurns(u, "turn of "+u, count)
+	}
+	return out
+}
+
+// turnCount counts the turns with content in user's brain.
+func (h *harness) turnCount(user, content string) int {
+	h.t.Helper()
+	turns, err := h.Client.Turns(context.Background(), user)
+	if err != nil {
+		h.t.Fatalf("read turns of %s: %v", user, err)
+	}
+	n := 0
+	for _, tn := range turns {
+		if tn.Content == content {
+			n++
+		}
+	}
+	return n
+}
+
+// expectEngine is a check that the engine really runs version (read through the client).
+func (h *harness) expectEngine(user, version string) func(*terraform.State) error {
+	return func(*terraform.State) error {
+		e, err := h.Client.GetEngine(context.Background(), user)
+		if err != nil {
+			return err
+		}
+		if e.EngineVersion != version || e.Status != api.StatusRunning {
+			return fmt.Errorf("user %s's engine runs %s (%s), want %s running", user, e.EngineVersion, e.Status, version)
+		}
+		return nil
+	}
+}
+
+// expectTurns is a check that user's brain holds exactly n turns with content.
+func (h *harness) expectTurns(user, content string, n int) func(*terraform.State) error {
+	return func(*terraform.State) error {
+		if got := h.turnCount(user, content); got != n {
+			return fmt.Errorf("user %s's brain holds %d turns %q, want %d", user, got, content, n)
+		}
+		return nil
+	}
+}
+
+// operations counts the operations of kind started on user's engine.
+func (h *harness) operations(user, kind string) int64 {
+	h.t.Helper()
+	st, err := h.Client.Stats(context.Background())
+	if err != nil {
+		h.t.Fatalf("stats: %v", err)
+	}
+	return st.OperationsByUser[user+"/"+kind]
+}
+
+func (h *harness) expectOperations(user, kind string, n int64) func(*terraform.State) error {
+	return func(*terraform.State) error {
+		if got := h.operations(user, kind); got != n {
+			return fmt.Errorf("%d %s operations ran on user %s's engine, want %d", got, kind, user, n)
+		}
+		return nil
+	}
+}
+
+func seedUsers(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("user-%04d", i+1)
+	}
+	return out
+}
+
+// checkTurns asserts every turn written earlier is still in each brain.
+func checkTurns(h *harness, want map[string][]string) error {
+	for u, contents := range want {
+		turns, err := h.Client.Turns(context.Background(), u)
+		if err != nil {
+			return fmt.Errorf("read turns of %s: %w", u, err)
+		}
+		have := map[string]int{}
+		for _, t := range turns {
+			have[t.Content]++
+		}
+		for _, c := range contents {
+			if have[c] == 0 {
+				return fmt.Errorf("user %s lost brain data: turn %q is gone (%d turns left)", u, c, len(turns))
+			}
+			have[c]--
+		}
+	}
+	return nil
+}
+
+// fleetVersions counts the engines per "version/status" among users.
+func fleetVersions(h *harness, users []string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, u := range users {
+		e, err := h.Client.GetEngine(context.Background(), u)
+		if err != nil {
+			return nil, err
+		}
+		out[e.EngineVersion+"/"+e.Status]++
+	}
+	return out, nil
+}
+
+func expectFleet(h *harness, users []string, want map[string]int) error {
+	got, err := fleetVersions(h, users)
+	if err != nil {
+		return err
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		return fmt.Errorf("fleet runs %v, want %v", got, want)
+	}
+	return nil
+}
+
+func opsByUser(t *testing.T, h *harness) map[string]int64 {
+	t.Helper()
+	st, err := h.Client.Stats(context.Background())
+	if err != nil {
+		t.Fatalf("stats: %v", err)
+	}
+	return st.OperationsByUser
+}
+
+func checkFn(f func() error) resource.TestCheckFunc {
+	return func(*terraform.State) error { return f() }
+}
+
+// onVersion lists the users whose engines run version, sorted.
+func onVersion(h *harness, users []string, version string) []string {
+	var out []string
+	for _, u := range users {
+		if h.Engine(u).EngineVersion == version {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// snapshotNow takes a verified snapshot of user's engine through the API and returns its id.
+func (h *harness) snapshotNow(user string) string {
+	h.t.Helper()
+	ctx := context.Background()
+	op, err := h.Client.CreateSnapshot(ctx, user, client.NewIdempotencyKey(), api.CreateSnapshotRequest{Description: "out of band", RetentionDays: 1})
+	if err == nil {
+		op, err = h.Client.WaitOperation(ctx, op.ID, nil)
+	}
+	if err != nil || op.Result.SnapshotID == "" {
+		h.t.Fatalf("out-of-band snapshot of %s: %v (%+v)", user, err, op)
+	}
+	return op.Result.SnapshotID
+}
+
+// upgradeOutOfBand moves user's engine to version through the API, as another tool or person
+// would, naming snapshotID; it returns the operation.
+func (h *harness) upgradeOutOfBand(user, version, snapshotID string) api.Operation {
+	h.t.Helper()
+	ctx := context.Background()
+	op, err := h.Client.Upgrade(ctx, user, client.NewIdempotencyKey(), 0, api.UpgradeRequest{Version: version, SnapshotID: snapshotID})
+	if err == nil {
+		op, err = h.Client.WaitOperation(ctx, op.ID, nil)
+	}
+	if err != nil || op.Status != api.OpSucceeded {
+		h.t.Fatalf("out-of-band upgrade of %s to %s: %v (%+v)", user, version, err, op)
+	}
+	return op
+}
+
+// snapshotReads counts the GET requests for one snapshot the control plane has answered.
+func (h *harness) snapshotReads() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for k, c := range h.requests {
+		if strings.HasPrefix(k, "GET /v1/snapshots/") {
+			n += c
+		}
+	}
+	return n
+}
+
+// restoreOutOfBand restores snapshotID onto user's engine at version through the API, as
+// another tool or person would.
+func (h *harness) restoreOutOfBand(user, snapshotID, version string) {
+	h.t.Helper()
+	ctx := context.Background()
+	op, err := h.Client.Restore(ctx, user, client.NewIdempotencyKey(), 0, api.RestoreRequest{SnapshotID: snapshotID, Version: version})
+	if err == nil {
+		op, err = h.Client.WaitOperation(ctx, op.ID, nil)
+	}
+	if err != nil || op.Status != api.OpSucceeded {
+		h.t.Fatalf("out-of-band restore of %s onto %s: %v (%+v)", snapshotID, user, err, op)
+	}
+}
+
+// catalog reads the control plane's release catalog.
+func (h *harness) catalog() (*upgrade.Catalog, error) {
+	vs, err := h.Client.Versions(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return upgrade.NewCatalog(vs)
+}
+
+// expectSnapshots is a check that user's engine has exactly n snapshots on the control plane.
+func (h *harness) expectSnapshots(user string, n int) func(*terraform.State) error {
+	return func(*terraform.State) error {
+		snaps, err := h.Client.ListSnapshots(context.Background(), user, client.ListSnapshotsOptions{})
+		if err != nil {
+			return err
+		}
+		if len(snaps) != n {
+			return fmt.Errorf("user %s has %d snapshots, want %d: %+v", user, len(snaps), n, snaps)
+		}
+		return nil
+	}
 }

@@ -137,7 +137,8 @@ func (r *releaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 		return
 	}
 	if id := state.EngineID.ValueString(); id != "" && e.EngineID != id {
-		tflog.Warn(ctx, "engine re-provisioned; the release no longer applies to it", map[string]any{"user_id": userID, "old_engine_id": id, "engine_id": e.EngineID})
+		tflog.Warn(ctx, "engine re-provisioned; the "+
+			"release no longer applies to it", map[string]any{"user_id": userID, "old_engine_id": id, "engine_id": e.EngineID})
 		resp.State.RemoveResource(ctx)
 		return
 	}
@@ -239,7 +240,8 @@ func (r *releaseResource) rollBack(ctx context.Context, state releaseModel, priv
 	// Whatever runs is waited out first (an interrupted rollback included: resuming is waiting
 	// for it).
 	drain, health := state.durations()
-	rolled, err := r.data.driver().RollBackTo(ctx, cat, userID, to, state.PreUpgradeSnapshotID.ValueString(), rollout.RollbackOptions{Drain: drain, Health: health})
+	rolled, err := r.data.driver().RollBackTo(ctx, cat, userID, to, state.PreUpgradeSnapshotID.ValueString(),
+		rollout.RollbackOptions{Drain: drain, Health: health})
 	switch {
 	case client.IsNotFound(err):
 	case err != nil:
@@ -251,8 +253,10 @@ func (r *releaseResource) rollBack(ctx context.Context, state releaseModel, priv
 
 func rollbackFailedDiag(userID, to string, err error) diag.Diagnostic {
 	return diag.NewErrorDiagnostic("Engine Rollback Failed",
-		fmt.Sprintf("Destroy could not return user %s's engine to %s: %v.\n\nThe release stays in state. Fix the cause, then run terraform destroy again: it resumes "+
-			"(a running rollback is waited for, never started twice). To drop the release without rolling back, set on_destroy = \"keep\" and apply first.", userID, to, errText(err)))
+		fmt.Sprintf("Destroy could not return user %s's engine to %s: %v.\n\nThe release stays in state. Fix the cause, then run terraform "+
+			"destroy again: it resumes "+
+			"(a running rollback is waited for, never started twice). To drop the release without rolling back, set on_destroy = "+
+			"\"keep\" and apply first.", userID, to, errText(err)))
 }
 
 func (r *releaseResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
@@ -270,7 +274,8 @@ func (r *releaseResource) ImportState(ctx context.Context, req resource.ImportSt
 	set("on_destroy", onDestroyRollback)
 	set("take_ownership", false)
 	// Import takes the engine over, at the first apply after it (the plan shows owner changing).
-	resp.Diagnostics.Append(setPrivateJSON(ctx, resp.Private, privateOwner, ownerRecord{Token: ownerToken(resourceTypeRelease, req.ID, r.data.manager), TakeOver: true})...)
+	resp.Diagnostics.Append(setPrivateJSON(ctx, resp.Private, privateOwner, ownerRecord{Token: ownerToken(resourceTypeRelease, req.ID,
+		r.data.manager), TakeOver: true})...)
 	importRehearsalDefaults(set)
 }
 

@@ -32,18 +32,23 @@ const defaultReleaseBake = "10m"
 // own figures before the upgrade as the baseline.
 func releaseAnalysisAttribute() schema.SingleNestedAttribute {
 	return schema.SingleNestedAttribute{
-		MarkdownDescription: "The post-upgrade checklist, as `engine_canary` runs it: before the drain the engine's own metrics over `window` are read (the " +
-			"baseline); after the new version reports healthy (and `eval_gate`, if set, passed) the engine is watched for `bake_time`, then its metrics " +
+		MarkdownDescription: "The post-upgrade checklist, as `engine_canary` runs it: before the drain the engine's own metrics over `window` " +
+			"are read (the " +
+			"baseline); after the new version reports healthy (and `eval_gate`, if set, passed) the engine is watched for `bake_time`, then its " +
+			"metrics " +
 			"over `window` are compared with the thresholds and with the baseline. A failing analysis fails the upgrade like a failed gate: with " +
-			"`auto_rollback` the engine goes back to the version it ran, restoring the pre-upgrade snapshot where the schema moved, and `last_attempt.error` " +
+			"`auto_rollback` the engine goes back to the version it ran, restoring the pre-upgrade snapshot where the schema moved, and " +
+			"`last_attempt.error` " +
 			"lists each failed check with its figures before and after. Not set: no metrics are read and nothing is watched.",
 		Optional: true,
 		Attributes: analysisAttributes(analysisWords{who: "the engine after the upgrade",
 			newKinds:  "How many warning kinds the engine may log after the upgrade that it did not log before.",
 			worseThan: "How much worse than before the upgrade the engine may be", comparedTo: "its figures before"}, map[string]schema.Attribute{
 			"bake_time": schema.StringAttribute{
-				MarkdownDescription: "How long to watch the engine after it reports healthy, before the analysis, as a Go duration (`0s`–`24h`). Defaults to `" + defaultReleaseBake + "`. " +
-					"The apply waits it out in full, so it must fit in the create/update timeout. Make `window` no longer than `bake_time`, so the figures after the upgrade hold no traffic from before it.",
+				MarkdownDescription: "How long to watch the engine after it reports healthy, before the analysis, as a Go duration (`0s`–`24h`). " +
+					"Defaults to `" + defaultReleaseBake + "`. " +
+					"The apply waits it out in full, so it must fit in the create/update timeout. Make `window` no longer than `bake_time`, so the " +
+					"figures after the upgrade hold no traffic from before it.",
 				Optional: true, Computed: true, Default: stringdefault.StaticString(defaultReleaseBake),
 				Validators: []validator.String{durationValidator{min: 0, max: 24 * time.Hour}},
 			},
@@ -106,14 +111,16 @@ func (r *releaseResource) watchBefore(ctx context.Context, m *releaseModel) (*re
 // judges them. failure is "" when the analysis passed. stopped means the apply was interrupted
 // first: private state keeps the watch, the attempt stays in progress, and the next apply
 // resumes the bake and judges once.
-func (r *releaseResource) watchUpgrade(ctx context.Context, m *releaseModel, create bool, priv privateState, w *releaseWatch, a *lastAttempt, out *convergeResult) (failure string, stopped bool) {
+func (r *releaseResource) watchUpgrade(ctx context.Context, m *releaseModel, create bool, priv privateState, w *releaseWatch,
+	a *lastAttempt, out *convergeResult) (failure string, stopped bool) {
 	userID := m.UserID.ValueString()
 	if w.BakeStartedAt.IsZero() {
 		w.BakeStartedAt = time.Now()
 	}
 	out.diags.Append(setPrivateJSON(ctx, priv, privateReleaseWatch, w)...)
 	left := w.Bake - time.Since(w.BakeStartedAt)
-	tflog.Info(ctx, "watching the upgraded engine before the analysis", map[string]any{"phase": "bake", "bake": w.Bake.String(), "left": left.String()})
+	tflog.Info(ctx, "watching the upgraded "+
+		"engine before the analysis", map[string]any{"phase": "bake", "bake": w.Bake.String(), "left": left.String()})
 	err := client.Sleep(ctx, left)
 	var after api.Metrics
 	if err == nil {
@@ -122,8 +129,10 @@ func (r *releaseResource) watchUpgrade(ctx context.Context, m *releaseModel, cre
 	if err != nil && ctx.Err() != nil {
 		out.interrupted, out.started = true, true
 		a.Status = attemptInProgress
-		msg := fmt.Sprintf("The apply stopped (%v) while watching user %s's engine after its upgrade from %s to %s, %s into a bake of %s. The engine runs %s; "+
-			"the upgrade is not judged yet, so last_attempt stays in_progress. The next terraform apply resumes the bake where it stopped and judges the upgrade once: "+
+		msg := fmt.Sprintf("The apply stopped (%v) while watching user %s's engine after its upgrade from %s to %s, %s into a bake of %s. The "+
+			"engine runs %s; "+
+			"the upgrade is not judged yet, so last_attempt stays in_progress. The next terraform apply resumes the bake where it stopped and "+
+			"judges the upgrade once: "+
 			"nothing is upgraded again.", ctx.Err(), userID, w.From, w.To, time.Since(w.BakeStartedAt).Round(time.Millisecond), w.Bake, w.To)
 		if create {
 			out.diags.AddWarning("Engine Upgrade Analysis Interrupted", msg)
@@ -134,7 +143,8 @@ func (r *releaseResource) watchUpgrade(ctx context.Context, m *releaseModel, cre
 	}
 	out.diags.Append(priv.SetKey(ctx, privateReleaseWatch, nil)...)
 	if err != nil {
-		return "the analysis could not read the engine's metrics after the upgrade (" + errText(err) + "), and an unjudged upgrade never counts as passed", false
+		return "the analysis could not read the engine's metrics after the upgrade (" + errText(err) + "), and an unjudged " +
+			"upgrade never counts as passed", false
 	}
 	v := upgrade.AnalyzeRelease(w.Config, w.Before, after)
 	if w.NoBefore {
@@ -144,13 +154,15 @@ func (r *releaseResource) watchUpgrade(ctx context.Context, m *releaseModel, cre
 		tflog.Info(ctx, "the analysis passed", map[string]any{"error_rate": after.ErrorRate, "p99_latency_ms": after.P99LatencyMS})
 		return "", false
 	}
-	return fmt.Sprintf("the analysis after a bake of %s failed (metrics over %s, after the upgrade against before it):\n%s", w.Bake, w.Window, v.Summary()), false
+	return fmt.Sprintf("the analysis after a bake of %s failed (metrics over %s, after the "+
+		"upgrade against before it):\n%s", w.Bake, w.Window, v.Summary()), false
 }
 
 // resumeWatch judges an upgrade whose analysis an interrupted apply left unjudged, when the
 // engine still runs what it was upgraded to: the bake goes on for what is left of it, then the
 // analysis runs once. ok is false when there is nothing to resume (the converge goes on as usual).
-func (r *releaseResource) resumeWatch(ctx context.Context, m *releaseModel, prior *releaseModel, priv privateState, e api.Engine, attached *api.Operation,
+func (r *releaseResource) resumeWatch(ctx context.Context, m *releaseModel, prior *releaseModel, priv privateState, e api.Engine,
+	attached *api.Operation,
 	finish func(api.Engine, *lastAttempt) convergeResult) (convergeResult, bool) {
 	var out convergeResult
 	var w releaseWatch
@@ -158,7 +170,8 @@ func (r *releaseResource) resumeWatch(ctx context.Context, m *releaseModel, prio
 		return out, false
 	}
 	if e.EngineVersion != w.To || e.Status != api.StatusRunning || m.Version.ValueString() != w.To {
-		tflog.Warn(ctx, "dropping an unjudged upgrade: the engine or the configuration moved on", map[string]any{"to": w.To, "engine_version": e.EngineVersion, "status": e.Status})
+		tflog.Warn(ctx, "dropping an unjudged upgrade: the engine or "+
+			"the configuration moved on", map[string]any{"to": w.To, "engine_version": e.EngineVersion, "status": e.Status})
 		out.diags.Append(priv.SetKey(ctx, privateReleaseWatch, nil)...)
 		return out, false
 	}
@@ -170,7 +183,8 @@ func (r *releaseResource) resumeWatch(ctx context.Context, m *releaseModel, prio
 	if w.SnapshotID != "" {
 		m.PreUpgradeSnapshotID = types.StringValue(w.SnapshotID)
 	}
-	tflog.Info(ctx, "resuming the analysis an interrupted apply left unjudged", map[string]any{"operation_id": w.OperationID, "bake_started_at": w.BakeStartedAt})
+	tflog.Info(ctx, "resuming the analysis an "+
+		"interrupted apply left unjudged", map[string]any{"operation_id": w.OperationID, "bake_started_at": w.BakeStartedAt})
 	failure, stopped := r.watchUpgrade(ctx, m, prior == nil, priv, &w, &a, &out)
 	if stopped {
 		return r.finishFresh(context.WithoutCancel(ctx), m, finish, e, &a, &out), true
@@ -187,11 +201,13 @@ func (r *releaseResource) resumeWatch(ctx context.Context, m *releaseModel, prio
 // auto_rollback (and unless keep) it returns the engine to from, restoring snapshotID where the
 // schema moved, and says what happened and what state holds; otherwise it leaves the engine as it
 // is. stop, when set, takes over if the apply is interrupted during the rollback.
-func (r *releaseResource) rollBackFailed(ctx context.Context, m *releaseModel, create, keep bool, finish func(api.Engine, *lastAttempt) convergeResult,
+func (r *releaseResource) rollBackFailed(ctx context.Context, m *releaseModel, create, keep bool, finish func(api.Engine,
+	*lastAttempt) convergeResult,
 	e api.Engine, a *lastAttempt, out *convergeResult, from, to, snapshotID string, stop func(error) convergeResult) convergeResult {
 	userID := m.UserID.ValueString()
 	if !m.AutoRollback.ValueBool() || keep {
-		out.diags.AddError("Engine Upgrade Failed", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed: %s. auto_rollback is off, so the engine was left as it is; "+
+		out.diags.AddError("Engine Upgrade Failed", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed: %s. auto_rollback is off, so "+
+			"the engine was left as it is; "+
 			"state records what it runs. Roll back with a lower version and allow_downgrade, or destroy the release.", userID, from, to, a.Error))
 		return r.finishFresh(ctx, m, finish, e, a, out)
 	}
@@ -218,7 +234,8 @@ func (r *releaseResource) rollBackTo(ctx context.Context, m *releaseModel, to, s
 		return upgrade.RollbackPlan{}, err
 	}
 	drain, health := m.durations()
-	rolled, err := r.data.driver().RollBackTo(ctx, cat, m.UserID.ValueString(), to, snapshotID, rollout.RollbackOptions{Drain: drain, Health: health})
+	rolled, err := r.data.driver().RollBackTo(ctx, cat, m.UserID.ValueString(), to, snapshotID, rollout.RollbackOptions{Drain: drain,
+		Health: health})
 	return rolled.Plan, err
 }
 
@@ -235,8 +252,10 @@ func watchPending(ctx context.Context, priv interface {
 	if left < 0 {
 		left = 0
 	}
-	diags.AddWarning("Engine Upgrade Not Judged Yet", fmt.Sprintf("An earlier apply upgraded user %s's engine from %s to %s (operation %s) and stopped during the analysis bake. "+
-		"Applying resumes the bake for what is left of it (about %s), then runs the analysis once; a failing analysis rolls the engine back to %s. Nothing is upgraded again.",
+	diags.AddWarning("Engine Upgrade Not Judged Yet", fmt.Sprintf("An earlier apply upgraded user %s's engine from %s to %s (operation %s) "+
+		"and stopped during the analysis bake. "+
+		"Applying resumes the bake for what is left of it (about %s), then runs the analysis once; a failing analysis rolls the engine back to "+
+		"%s. Nothing is upgraded again.",
 		w.Before.UserID, w.From, w.To, w.OperationID, left.Round(time.Second), w.From))
 	return true
 }
@@ -255,7 +274,8 @@ func (m releaseModel) watchPlanDiags(ctx context.Context, userID, from, action s
 	}
 	if w.Bake >= timeout {
 		diags.AddAttributeError(path.Root("analysis").AtName("bake_time"), "Analysis Bake Exceeds The Timeout",
-			fmt.Sprintf("The analysis of user %s's upgrade bakes %s, which does not fit in the %s timeout of this apply. Nothing was changed; shorten analysis.bake_time or raise timeouts.", userID, w.Bake, timeout))
+			fmt.Sprintf("The analysis of user %s's upgrade bakes %s, which does not fit in the %s timeout of this apply. Nothing was changed; "+
+				"shorten analysis.bake_time or raise timeouts.", userID, w.Bake, timeout))
 		return diags
 	}
 	var checks []string
@@ -267,17 +287,20 @@ func (m releaseModel) watchPlanDiags(ctx context.Context, userID, from, action s
 		checks = append(checks, c)
 	}
 	checks = append(checks, fmt.Sprintf("warning kinds (max_new_warning_kinds %d)", w.Config.MaxNewWarningKinds))
-	onFailure := fmt.Sprintf("A failing analysis fails the upgrade and rolls the engine back to %s (auto_rollback), restoring the pre-upgrade snapshot where the brain schema moved.", from)
+	onFailure := fmt.Sprintf("A failing analysis fails the upgrade and rolls the engine back to %s (auto_rollback), restoring the "+
+		"pre-upgrade snapshot where the brain schema moved.", from)
 	if !m.AutoRollback.ValueBool() {
 		onFailure = fmt.Sprintf("auto_rollback is off: a failing analysis fails the apply and leaves the engine on %s.", m.Version.ValueString())
 	}
 	diags.AddAttributeWarning(path.Root("analysis"), "Upgrade Watched By Analysis",
-		fmt.Sprintf("After user %s's engine reports healthy on %s, this apply watches it for bake_time %s, then compares its %s over a %s window with its own figures over the %s before the upgrade "+
+		fmt.Sprintf("After user %s's engine reports healthy on %s, this apply watches it for bake_time %s, then compares its %s over a %s "+
+			"window with its own figures over the %s before the upgrade "+
 			"(read before the drain; baseline_tolerance %g). %s",
 			userID, m.Version.ValueString(), w.Bake, strings.Join(checks, ", "), w.Window, w.Window, w.Config.BaselineTolerance, onFailure))
 	if w.Window > w.Bake {
 		diags.AddAttributeWarning(path.Root("analysis").AtName("window"), "Analysis Window Longer Than The Bake",
-			fmt.Sprintf("analysis.window %s is longer than bake_time %s: the figures after the upgrade include up to %s from before it. Make the window no longer than the bake.", w.Window, w.Bake, w.Window-w.Bake))
+			fmt.Sprintf("analysis.window %s is longer than bake_time %s: the figures after the upgrade include up to %s from before it. Make the "+
+				"window no longer than the bake.", w.Window, w.Bake, w.Window-w.Bake))
 	}
 	return diags
 }

@@ -39,76 +39,113 @@ type convergeResult struct {
 // baseline, upgrade (or downgrade, or restore), check the gates, roll back on failure. It leaves
 // m holding the truth: the running version and how the attempt ended. prior is nil on create.
 func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *releaseModel, priv privateState) convergeResult {
-	var out convergeResult
-	userID, target := m.UserID.ValueString(), m.Version.ValueString()
-	ctx = tflog.SetField(ctx, "user_id", userID)
-	d := r.data.driver()
+	ctx = tflog.SetField(ctx, "user_id", m.UserID.ValueString())
 	cat, err := r.data.Catalog(ctx)
 	if err != nil {
+		var out convergeResult
 		out.diags.Append(clientErrorDiag("Release Catalog Read Failed", err))
 		return out
 	}
-	attempt := lastAttempt{Version: target, StartedAt: rfc3339(time.Now())}
+	ap := &releaseApply{r: r, ctx: ctx, m: m, prior: prior, priv: priv, cat: cat, d: r.data.driver(),
+		userID: m.UserID.ValueString(), target: m.Version.ValueString()}
+	ap.attempt = lastAttempt{Version: ap.target, StartedAt: rfc3339(time.Now())}
 	if prior != nil {
 		m.EngineID, m.PreviousVersion = prior.EngineID, prior.PreviousVersion
 		if m.PreUpgradeSnapshotID.IsUnknown() {
 			m.PreUpgradeSnapshotID = prior.PreUpgradeSnapshotID
 		}
 	}
-	finish := func(e api.Engine, a *lastAttempt) convergeResult {
-		// last_attempt first: fillEngine turns a still-unknown value into null.
-		if a != nil {
-			m.LastAttempt = a.object()
-		} else if m.LastAttempt.IsUnknown() {
-			if prior != nil {
-				m.LastAttempt = prior.LastAttempt
-			} else {
-				m.LastAttempt = types.ObjectNull(lastAttemptAttrTypes)
-			}
-		}
-		m.fillEngine(e)
-		m.Version = types.StringValue(e.EngineVersion)
-		m.resolvePlanned(cat, e.EngineVersion)
-		r.rememberSnapshot(ctx, m, priv)
-		return out
+	// 1. Attach to our own operation left running by an interrupted apply, or wait out another.
+	e, res, done := ap.attach()
+	if done {
+		return res
 	}
+	// 2. The plan's rules again, on fresh reads.
+	dec, intent, res, done := ap.recheck(e)
+	if done {
+		return res
+	}
+	// 3. Snapshot, baseline, operation; 4. gates; 5. roll back on failure.
+	return ap.upgrade(e, dec, intent)
+}
 
+// releaseApply is one converge of an engine_release: the model it fills and what the steps
+// share (the attempt so far, whether a POST that starts work was sent).
+type releaseApply struct {
+	r              *releaseResource
+	ctx            context.Context
+	m, prior       *releaseModel
+	priv           privateState
+	cat            *upgrade.Catalog
+	d              *rollout.Driver
+	userID, target string
+	attempt        lastAttempt
 	// began: this apply has sent a POST that starts work. An interrupt after it keeps the release
 	// in state with the attempt in progress; before it, nothing is left anywhere.
-	began := false
-	stop := func(e api.Engine, op *api.Operation, key string, cause error) convergeResult {
-		return r.interrupted(ctx, m, prior, priv, e, op, key, began, attempt, cause)
-	}
+	began bool
+	out   convergeResult
+}
 
-	// 1. Attach to our own operation left running by an interrupted apply, or wait out another.
-	pending, hasPending, diags := r.pendingOperation(ctx, priv, userID)
-	out.diags.Append(diags...)
+// finish fills the model from e and a (last_attempt; nil keeps the prior one) and returns the
+// result.
+func (ap *releaseApply) finish(e api.Engine, a *lastAttempt) convergeResult {
+	m := ap.m
+	// last_attempt first: fillEngine turns a still-unknown value into null.
+	if a != nil {
+		m.LastAttempt = a.object()
+	} else if m.LastAttempt.IsUnknown() {
+		if ap.prior != nil {
+			m.LastAttempt = ap.prior.LastAttempt
+		} else {
+			m.LastAttempt = types.ObjectNull(lastAttemptAttrTypes)
+		}
+	}
+	m.fillEngine(e)
+	m.Version = types.StringValue(e.EngineVersion)
+	m.resolvePlanned(ap.cat, e.EngineVersion)
+	ap.r.rememberSnapshot(ap.ctx, m, ap.priv)
+	return ap.out
+}
+
+// stop is the result of an apply interrupted (cancel or timeout) at e, with op running or key
+// sent.
+func (ap *releaseApply) stop(e api.Engine, op *api.Operation, key string, cause error) convergeResult {
+	return ap.r.interrupted(ap.ctx, ap.m, ap.prior, ap.priv, e, op, key, ap.began, ap.attempt, cause)
+}
+
+// attach waits until no operation runs on the engine, attaching to ours (one an interrupted apply
+// left running, or a create's found on the control plane), and ends the converge (done) when
+// that settles it, the engine already runs the target, or it changed since the plan.
+func (ap *releaseApply) attach() (e api.Engine, res convergeResult, done bool) {
+	ctx, m, prior, userID, target := ap.ctx, ap.m, ap.prior, ap.userID, ap.target
+	pending, hasPending, diags := ap.r.pendingOperation(ctx, ap.priv, userID)
+	ap.out.diags.Append(diags...)
 	attach := func(op api.Operation) bool {
 		if hasPending && op.ID == pending.ID {
 			return true
 		}
 		return (op.Kind == api.OpUpgrade || op.Kind == api.OpRestore) && op.ToVersion == target
 	}
-	e, attached, err := d.Idle(ctx, userID, attach)
+	e, attached, err := ap.d.Idle(ctx, userID, attach)
 	if err != nil && ctx.Err() != nil {
-		began = attached != nil
-		return stop(e, attached, "", err)
+		ap.began = attached != nil
+		return e, ap.stop(e, attached, "", err), true
 	}
 	if client.IsNotFound(err) {
-		out.diags.Append(engineNotFoundDiag(userID))
-		return out
+		ap.out.diags.Append(engineNotFoundDiag(userID))
+		return e, ap.out, true
 	}
 	if err != nil && attached == nil {
-		out.diags.Append(clientErrorDiag("Engine Read Failed", err))
-		return out
+		ap.out.diags.Append(clientErrorDiag("Engine Read Failed", err))
+		return e, ap.out, true
 	}
-	if res, resumed := r.resumeWatch(ctx, m, prior, priv, e, attached, finish); resumed {
-		return res
+	if res, resumed := ap.r.resumeWatch(ctx, m, prior, ap.priv, e, attached, ap.finish); resumed {
+		return e, res, true
 	}
 	if attached == nil && hasPending {
 		// Our operation from an interrupted apply ended between the refresh and now: record
 		// how it ended rather than leaving the attempt "in progress".
-		if op, gerr := r.data.Client.GetOperation(ctx, pending.ID); gerr == nil && op.Done() {
+		if op, gerr := ap.r.data.Client.GetOperation(ctx, pending.ID); gerr == nil && op.Done() {
 			attached = &op
 		}
 	}
@@ -116,7 +153,7 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 	if prior == nil && attached == nil {
 		// A create killed or interrupted before it could save state left its operation on the
 		// control plane: take the rollback target from it, not from the engine as it is now.
-		if op, ok := r.interruptedCreate(ctx, userID, target, r.releaseOwner(ctx, priv, userID).Token); ok {
+		if op, ok := ap.r.interruptedCreate(ctx, userID, target, ap.r.releaseOwner(ctx, ap.priv, userID).Token); ok {
 			attached, recovered = &op, true
 		}
 	}
@@ -128,222 +165,292 @@ func (r *releaseResource) converge(ctx context.Context, m *releaseModel, prior *
 		}
 	}
 	if attached != nil {
-		out.started = true
-		attempt.applyOperation(*attached)
-		attempt.SnapshotID = attached.SnapshotID
-		out.diags.Append(priv.SetKey(ctx, privateReleaseOp, nil)...)
-		if attached.SnapshotID != "" {
-			m.PreUpgradeSnapshotID = types.StringValue(attached.SnapshotID)
-		}
-		if recovered {
-			tflog.Info(ctx, "resuming an interrupted create", map[string]any{"operation_id": attached.ID, "from": attached.FromVersion, "status": attached.Status})
-			out.diags.AddWarning("Interrupted Create Resumed", fmt.Sprintf("An earlier create of this release started operation %s (%s %s -> %s, %s) and stopped before it could save state. "+
-				"This create takes its rollback target from that operation: previous_version = %q, pre_upgrade_snapshot_id = %q.",
-				attached.ID, attached.Kind, attached.FromVersion, attached.ToVersion, attached.Status, attached.FromVersion, attached.SnapshotID))
-			if attached.Status == api.OpFailed {
-				if e.EngineVersion == target && e.Status == api.StatusRunning {
-					return finish(e, &attempt)
-				}
-				began = true
-				var rerr error
-				if e, rerr = r.recoverEngine(ctx, m, e, *attached); rerr != nil {
-					if ctx.Err() != nil {
-						return stop(e, nil, "", rerr)
-					}
-					out.diags.AddError("Engine Recovery Failed", fmt.Sprintf("User %s's engine is %s on %s after an interrupted create (operation %s failed: %s), and returning it to %s failed: %s. "+
-						"Restore it by hand from snapshot %s (engine-controlplane restore), then run terraform apply again.",
-						userID, e.Status, e.EngineVersion, attached.ID, opErrorText(*attached), attached.FromVersion, errText(rerr), orUnknown(attached.SnapshotID)))
-					return finish(e, &attempt)
-				}
-				attempt = lastAttempt{Version: target, StartedAt: rfc3339(time.Now())}
-				attached = nil
-			}
+		if e, res, done = ap.attached(e, attached, recovered); done {
+			return e, res, true
 		}
 	}
-	if attached != nil {
-		if attached.Status == api.OpSucceeded && e.EngineVersion == target {
-			return finish(e, &attempt)
-		}
+	return ap.atTarget(e)
+}
+
+// attached takes over an operation an earlier apply started: its outcome ends the converge
+// (done), except a recovered create whose failed operation was undone, which starts over.
+func (ap *releaseApply) attached(e api.Engine, attached *api.Operation, recovered bool) (api.Engine, convergeResult, bool) {
+	ctx, m, userID, target := ap.ctx, ap.m, ap.userID, ap.target
+	ap.out.started = true
+	ap.attempt.applyOperation(*attached)
+	ap.attempt.SnapshotID = attached.SnapshotID
+	ap.out.diags.Append(ap.priv.SetKey(ctx, privateReleaseOp, nil)...)
+	if attached.SnapshotID != "" {
+		m.PreUpgradeSnapshotID = types.StringValue(attached.SnapshotID)
+	}
+	if recovered {
+		tflog.Info(ctx, "resuming an interrupted "+
+			"create", map[string]any{"operation_id": attached.ID, "from": attached.FromVersion, "status": attached.Status})
+		ap.out.diags.AddWarning("Interrupted Create Resumed", fmt.Sprintf("An earlier create of this release started operation %s (%s %s -> "+
+			"%s, %s) "+
+			"and stopped before it could save state. This create takes its rollback target from that operation: "+
+			"previous_version = %q, pre_upgrade_snapshot_id = %q.",
+			attached.ID, attached.Kind, attached.FromVersion, attached.ToVersion, attached.Status, attached.FromVersion, attached.SnapshotID))
 		if attached.Status == api.OpFailed {
-			out.diags.AddError("Engine Upgrade Failed", fmt.Sprintf("The upgrade of user %s's engine to %s that an earlier apply left running (operation %s) failed: %s. "+
-				"The engine runs %s (%s). Run terraform plan to see what a retry would do.", userID, target, attached.ID, opErrorText(*attached), e.EngineVersion, e.Status))
-			return finish(e, &attempt)
+			if e.EngineVersion == target && e.Status == api.StatusRunning {
+				return e, ap.finish(e, &ap.attempt), true
+			}
+			ap.began = true
+			var rerr error
+			if e, rerr = ap.r.recoverEngine(ctx, m, e, *attached); rerr != nil {
+				if ctx.Err() != nil {
+					return e, ap.stop(e, nil, "", rerr), true
+				}
+				ap.out.diags.AddError("Engine Recovery Failed", fmt.Sprintf("User %s's engine is %s on %s after an interrupted create "+
+					"(operation %s failed: %s), and returning it to %s failed: %s. "+
+					"Restore it by hand from snapshot %s (engine-controlplane restore), then run terraform apply again.",
+					userID, e.Status, e.EngineVersion, attached.ID, opErrorText(*attached), attached.FromVersion, errText(rerr),
+					orUnknown(attached.SnapshotID)))
+				return e, ap.finish(e, &ap.attempt), true
+			}
+			ap.attempt = lastAttempt{Version: target, StartedAt: rfc3339(time.Now())}
+			return e, ap.out, false
 		}
 	}
+	if attached.Status == api.OpSucceeded && e.EngineVersion == target {
+		return e, ap.finish(e, &ap.attempt), true
+	}
+	if attached.Status == api.OpFailed {
+		ap.out.diags.AddError("Engine Upgrade Failed", fmt.Sprintf("The upgrade of user %s's engine to %s that an earlier apply left running "+
+			"(operation %s) failed: %s. The engine runs %s (%s). Run terraform plan to see what a retry would do.",
+			userID, target, attached.ID, opErrorText(*attached), e.EngineVersion, e.Status))
+		return e, ap.finish(e, &ap.attempt), true
+	}
+	return e, ap.out, false
+}
+
+// atTarget ends the converge (done) when the engine already runs the target, or no longer runs
+// what the plan was made from.
+func (ap *releaseApply) atTarget(e api.Engine) (api.Engine, convergeResult, bool) {
+	m, target := ap.m, ap.target
 	if e.EngineVersion == target && e.Status == api.StatusRunning {
-		if from := plannedFrom(m.PlannedUpgrade); prior != nil && from != "" && from != target {
+		if from := plannedFrom(m.PlannedUpgrade); ap.prior != nil && from != "" && from != target {
 			// The plan moves the engine, but someone else got it there first.
-			a, migrated := r.reachedElsewhere(ctx, cat, e, from, m.SnapshotID.ValueString(), &out.diags)
+			a, migrated := ap.r.reachedElsewhere(ap.ctx, ap.cat, e, from, m.SnapshotID.ValueString(), &ap.out.diags)
 			if migrated && plannedSnapshotUnknown(m.PlannedUpgrade) {
 				m.PreUpgradeSnapshotID = types.StringValue(a.SnapshotID)
 			}
-			return finish(e, &a)
+			return e, ap.finish(e, &a), true
 		}
-		return finish(e, nil)
+		return e, ap.finish(e, nil), true
 	}
 	if from := plannedFrom(m.PlannedUpgrade); from != "" && from != e.EngineVersion {
-		out.diags.AddError("Engine Changed Since Plan",
-			fmt.Sprintf("User %s's engine ran %s when this plan was made but runs %s now (status %s): someone else changed it. Nothing was started. Run terraform plan again and review the new plan.",
-				userID, from, e.EngineVersion, e.Status))
-		return finish(e, nil)
+		ap.out.diags.AddError("Engine Changed Since Plan",
+			fmt.Sprintf("User %s's engine ran %s when this plan was made but runs %s now (status %s): someone else changed it. "+
+				"Nothing was started. Run terraform plan again and review the new plan.",
+				ap.userID, from, e.EngineVersion, e.Status))
+		return e, ap.finish(e, nil), true
 	}
+	return e, ap.out, false
+}
 
-	// 2. The plan's rules again, on fresh reads (the snapshot may have expired or been tampered).
+// recheck applies the plan's rules again on fresh reads (the snapshot may have expired or been
+// tampered with) and the rollout window; done when they refuse.
+func (ap *releaseApply) recheck(e api.Engine) (upgrade.ReleaseDecision, upgrade.ReleaseIntent, convergeResult, bool) {
+	ctx, m := ap.ctx, ap.m
 	timeout := 30 * time.Minute
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
-	intent := upgrade.ReleaseIntent{Engine: e, Target: target, AutoSnapshot: m.AutoSnapshot.ValueBool(),
+	intent := upgrade.ReleaseIntent{Engine: e, Target: ap.target, AutoSnapshot: m.AutoSnapshot.ValueBool(),
 		AllowMajor: m.AllowMajorUpgrade.ValueBool(), AllowDowngrade: m.AllowDowngrade.ValueBool(), Deadline: time.Now().Add(timeout)}
-	if diags := r.loadSnapshots(ctx, m, &intent); diags.HasError() {
-		out.diags.Append(diags...)
-		return finish(e, nil)
+	if diags := ap.r.loadSnapshots(ctx, m, &intent); diags.HasError() {
+		ap.out.diags.Append(diags...)
+		return upgrade.ReleaseDecision{}, intent, ap.finish(e, nil), true
 	}
-	dec := upgrade.PlanRelease(cat, intent)
+	dec := upgrade.PlanRelease(ap.cat, intent)
 	if len(dec.Errors) > 0 {
-		out.diags.Append(problemDiags(dec.Errors, true)...)
-		return finish(e, nil)
+		ap.out.diags.Append(problemDiags(dec.Errors, true)...)
+		return dec, intent, ap.finish(e, nil), true
 	}
 	if w, _ := m.window(); w != nil && !w.Contains(time.Now()) {
-		out.diags.AddAttributeError(path.Root("rollout_window"), "Outside The Rollout Window",
-			fmt.Sprintf("It is %s; upgrades of user %s's engine may start only in %s. Nothing was started. The window next opens at %s: apply again then, or change rollout_window.",
-				time.Now().UTC().Format(time.RFC3339), userID, w.String(), w.NextOpening(time.Now()).Format(time.RFC3339)))
-		return finish(e, nil)
+		ap.out.diags.AddAttributeError(path.Root("rollout_window"), "Outside The Rollout Window",
+			fmt.Sprintf("It is %s; upgrades of user %s's engine may start only in %s. Nothing was started. "+
+				"The window next opens at %s: apply again then, or change rollout_window.",
+				time.Now().UTC().Format(time.RFC3339), ap.userID, w.String(), w.NextOpening(time.Now()).Format(time.RFC3339)))
+		return dec, intent, ap.finish(e, nil), true
 	}
+	return dec, intent, ap.out, false
+}
 
-	// 3. Snapshot, baseline, operation.
+// upgrade runs the decided move: the snapshot and the baselines, the operation, the gates, and a
+// rollback when they fail.
+func (ap *releaseApply) upgrade(e api.Engine, dec upgrade.ReleaseDecision, intent upgrade.ReleaseIntent) convergeResult {
 	from := e.EngineVersion
-	snapshotID := m.SnapshotID.ValueString()
+	snapshotID, gate, watch, res, done := ap.prepare(e, dec, intent)
+	if done {
+		return res
+	}
+	e, op, res, done, err := ap.start(e, dec, snapshotID)
+	if done {
+		return res
+	}
+	failure, res, done := ap.gates(e, op, err, gate, watch, from, snapshotID)
+	if done {
+		return res
+	}
+	if failure == "" {
+		ap.attempt.Status, ap.attempt.Error = attemptSucceeded, ""
+		return ap.r.finishFresh(ap.ctx, ap.m, ap.finish, e, &ap.attempt, &ap.out)
+	}
+	// Failure: roll back when asked.
+	ap.attempt.Status, ap.attempt.Error = attemptFailed, failure
+	return ap.r.rollBackFailed(ap.ctx, ap.m, ap.prior == nil, dec.Action == upgrade.ActionRestore, ap.finish, e, &ap.attempt, &ap.out,
+		from, ap.target, snapshotID, func(err error) convergeResult { return ap.stop(e, &op, "", err) })
+}
+
+// prepare takes the pre-upgrade snapshot when the decision asks for one, the eval baseline and
+// the analysis baseline; it returns the snapshot the operation uses.
+func (ap *releaseApply) prepare(e api.Engine, dec upgrade.ReleaseDecision, intent upgrade.ReleaseIntent) (
+	snapshotID string, gate *evalGateModel, watch *releaseWatch, res convergeResult, done bool) {
+	ctx, m, from, target := ap.ctx, ap.m, e.EngineVersion, ap.target
+	snapshotID = m.SnapshotID.ValueString()
 	if dec.Action == upgrade.ActionRestore && snapshotID == "" && intent.RestoreSnapshot != nil {
 		snapshotID = intent.RestoreSnapshot.ID
 	}
 	if dec.TakeSnapshot {
 		tflog.Info(ctx, "taking the pre-upgrade snapshot", map[string]any{"phase": api.StepSnapshot})
-		began = true
-		snap, _, err := d.PreUpgradeSnapshot(ctx, "engine_release", e, target, api.CreateSnapshotRequest{
+		ap.began = true
+		snap, _, err := ap.d.PreUpgradeSnapshot(ctx, "engine_release", e, target, api.CreateSnapshotRequest{
 			Description: fmt.Sprintf("pre-upgrade %s -> %s (engine_release auto_snapshot)", from, target), RetentionDays: defaultRetentionDays})
 		if err != nil && ctx.Err() != nil {
-			return stop(e, nil, "", err)
+			return "", nil, nil, ap.stop(e, nil, "", err), true
 		}
 		if err != nil {
-			out.diags.Append(operationErrorDiag("Pre-Upgrade Snapshot Failed", err))
-			return finish(e, nil)
+			ap.out.diags.Append(operationErrorDiag("Pre-Upgrade Snapshot Failed", err))
+			return "", nil, nil, ap.finish(e, nil), true
 		}
 		snapshotID = snap.ID
 	}
 	if dec.Action == upgrade.ActionUpgrade && dec.Path.RequiresSnapshot {
 		m.PreUpgradeSnapshotID = types.StringValue(snapshotID)
-		attempt.SnapshotID = snapshotID
+		ap.attempt.SnapshotID = snapshotID
 	}
-	gate := m.evalGate()
+	gate = m.evalGate()
 	if gate != nil {
-		began = true
-		score, err := d.Eval(ctx, userID, gate.Suite.ValueString())
+		ap.began = true
+		score, err := ap.d.Eval(ctx, ap.userID, gate.Suite.ValueString())
 		if err != nil && ctx.Err() != nil {
-			return stop(e, nil, "", err)
+			return "", nil, nil, ap.stop(e, nil, "", err), true
 		}
 		if err != nil {
-			out.diags.Append(operationErrorDiag("Baseline Eval Failed", err))
-			return finish(e, nil)
+			ap.out.diags.Append(operationErrorDiag("Baseline Eval Failed", err))
+			return "", nil, nil, ap.finish(e, nil), true
 		}
-		attempt.Baseline = &score
+		ap.attempt.Baseline = &score
 	}
-	watch, err := r.watchBefore(ctx, m)
+	watch, err := ap.r.watchBefore(ctx, m)
 	if err != nil {
-		out.diags.Append(clientErrorDiag("Baseline Metrics Read Failed", err))
-		return finish(e, nil)
+		ap.out.diags.Append(clientErrorDiag("Baseline Metrics Read Failed", err))
+		return "", nil, nil, ap.finish(e, nil), true
 	}
-	drain, health := m.durations()
+	return snapshotID, gate, watch, ap.out, false
+}
+
+// start reads the engine again, starts the upgrade (or restore) guarded by If-Match, records it
+// for an interrupted apply to find, and waits for it; the error is the wait's, for the gates.
+func (ap *releaseApply) start(e api.Engine, dec upgrade.ReleaseDecision, snapshotID string) (
+	api.Engine, api.Operation, convergeResult, bool, error) {
+	ctx, userID, target, from := ap.ctx, ap.userID, ap.target, e.EngineVersion
+	var op api.Operation
 	// The snapshot and the baseline eval were operations too (each moves the generation): read
 	// the engine again, so If-Match guards exactly the gap between this read and the start.
-	if fresh, err := r.data.Client.GetEngine(ctx, userID); err != nil {
+	fresh, err := ap.r.data.Client.GetEngine(ctx, userID)
+	if err != nil {
 		if ctx.Err() != nil {
-			return stop(e, nil, "", err)
+			return e, op, ap.stop(e, nil, "", err), true, err
 		}
-		out.diags.Append(clientErrorDiag("Engine Read Failed", err))
-		return finish(e, nil)
-	} else {
-		e = fresh
+		ap.out.diags.Append(clientErrorDiag("Engine Read Failed", err))
+		return e, op, ap.finish(e, nil), true, err
 	}
+	e = fresh
 	if e.EngineVersion != from || e.CurrentOperationID != "" {
-		out.diags.AddError("Engine Changed Since Plan", fmt.Sprintf("User %s's engine moved from %s to %s (operation %q) while the upgrade was being prepared. Nothing was started. Run terraform plan again.",
-			userID, from, e.EngineVersion, e.CurrentOperationID))
-		return finish(e, nil)
+		ap.out.diags.AddError("Engine Changed Since Plan", fmt.Sprintf("User %s's engine moved from %s to %s (operation %q) while the upgrade "+
+			"was being prepared. "+
+			"Nothing was started. Run terraform plan again.", userID, from, e.EngineVersion, e.CurrentOperationID))
+		return e, op, ap.finish(e, nil), true, nil
 	}
-	key := r.operationKey(ctx, priv, userID, prior == nil)
-	began = true
-	var op api.Operation
+	key := ap.r.operationKey(ctx, ap.priv, userID, ap.prior == nil)
+	ap.began = true
+	drain, health := ap.m.durations()
 	if dec.Action == upgrade.ActionRestore {
-		op, err = d.StartRestore(ctx, userID, key, e.Generation, api.RestoreRequest{SnapshotID: snapshotID, Version: target,
+		op, err = ap.d.StartRestore(ctx, userID, key, e.Generation, api.RestoreRequest{SnapshotID: snapshotID, Version: target,
 			DrainTimeoutSeconds: rollout.Seconds(drain), HealthTimeoutSeconds: rollout.Seconds(health)})
 	} else {
-		op, err = d.StartUpgrade(ctx, userID, key, e.Generation, api.UpgradeRequest{Version: target, SnapshotID: snapshotID,
-			AllowDowngrade: dec.Action == upgrade.ActionDowngrade, DrainTimeoutSeconds: rollout.Seconds(drain), HealthTimeoutSeconds: rollout.Seconds(health)})
+		op, err = ap.d.StartUpgrade(ctx, userID, key, e.Generation, api.UpgradeRequest{Version: target, SnapshotID: snapshotID,
+			AllowDowngrade:      dec.Action == upgrade.ActionDowngrade,
+			DrainTimeoutSeconds: rollout.Seconds(drain), HealthTimeoutSeconds: rollout.Seconds(health)})
 	}
 	if err != nil && ctx.Err() != nil {
 		// The POST may have started the upgrade though its answer never came: record its key,
 		// by which the next plan finds the operation.
-		return stop(e, nil, key, err)
+		return e, op, ap.stop(e, nil, key, err), true, err
 	}
 	if err != nil {
 		if client.HasCode(err, api.CodePreconditionFailed) {
-			out.diags.AddError("Engine Changed Since Plan", fmt.Sprintf("User %s's engine changed between the read and the upgrade (%s). Nothing was started. Run terraform plan again.", userID, errText(err)))
+			ap.out.diags.AddError("Engine Changed Since Plan", fmt.Sprintf("User %s's engine changed between the read and the upgrade (%s). "+
+				"Nothing was started. Run terraform plan again.", userID, errText(err)))
 		} else {
-			out.diags.Append(clientErrorDiag("Engine Upgrade Not Started", err))
+			ap.out.diags.Append(clientErrorDiag("Engine Upgrade Not Started", err))
 		}
-		return finish(e, nil)
+		return e, op, ap.finish(e, nil), true, err
 	}
-	out.started = true
-	out.diags.Append(setPendingOperation(ctx, priv, privateReleaseOp, op)...)
-	attempt.OperationID = op.ID
+	ap.out.started = true
+	ap.out.diags.Append(setPendingOperation(ctx, ap.priv, privateReleaseOp, op)...)
+	ap.attempt.OperationID = op.ID
 	tflog.Info(ctx, "upgrade started", map[string]any{"operation_id": op.ID, "from": from, "to": target})
-	op, err = d.Wait(ctx, op)
+	op, err = ap.d.Wait(ctx, op)
 	if err != nil && ctx.Err() != nil {
-		return stop(e, &op, "", err)
+		return e, op, ap.stop(e, &op, "", err), true, err
 	}
-	out.diags.Append(priv.SetKey(ctx, privateReleaseOp, nil)...)
-	attempt.applyOperation(op)
+	ap.out.diags.Append(ap.priv.SetKey(ctx, privateReleaseOp, nil)...)
+	ap.attempt.applyOperation(op)
+	return e, op, ap.out, false, err
+}
 
-	// 4. Gates.
+// gates judges the finished operation (its error, waitErr), the eval gate and the analysis; it
+// returns why the upgrade failed ("" when it passed).
+func (ap *releaseApply) gates(e api.Engine, op api.Operation, waitErr error, gate *evalGateModel, watch *releaseWatch, from,
+	snapshotID string) (
+	string, convergeResult, bool) {
+	ctx, m, target := ap.ctx, ap.m, ap.target
 	var failure string
 	var oe *rollout.OperationError
 	switch {
-	case errors.As(err, &oe):
+	case errors.As(waitErr, &oe):
 		failure = fmt.Sprintf("the %s step failed: %s", oe.Step(), opErrorText(oe.Op))
-	case err != nil:
-		out.diags.Append(clientErrorDiag("Engine Upgrade Wait Failed", err))
-		return finish(e, &attempt)
+	case waitErr != nil:
+		ap.out.diags.Append(clientErrorDiag("Engine Upgrade Wait Failed", waitErr))
+		return "", ap.finish(e, &ap.attempt), true
 	case gate != nil:
-		score, err := d.Eval(ctx, userID, gate.Suite.ValueString())
+		score, err := ap.d.Eval(ctx, ap.userID, gate.Suite.ValueString())
 		if err != nil && ctx.Err() != nil {
-			return stop(e, &op, "", err)
+			return "", ap.stop(e, &op, "", err), true
 		}
 		if err != nil {
 			failure = "the post-upgrade eval did not run: " + errText(err)
 			break
 		}
-		attempt.Score = &score
-		if reg := *attempt.Baseline - score; reg > gate.MaxRegression.ValueFloat64() {
-			failure = fmt.Sprintf("the eval gate failed: suite %q scored %.3f on %s against a baseline of %.3f on %s, a regression of %.3f, above max_regression %.3f",
-				gate.Suite.ValueString(), score, target, *attempt.Baseline, from, reg, gate.MaxRegression.ValueFloat64())
+		ap.attempt.Score = &score
+		if reg := *ap.attempt.Baseline - score; reg > gate.MaxRegression.ValueFloat64() {
+			failure = fmt.Sprintf("the eval gate failed: suite %q scored %.3f on %s against a baseline of %.3f on %s, a regression of %.3f, "+
+				"above max_regression %.3f",
+				gate.Suite.ValueString(), score, target, *ap.attempt.Baseline, from, reg, gate.MaxRegression.ValueFloat64())
 		}
 	}
 	if failure == "" && watch != nil {
-		watch.From, watch.To, watch.SnapshotID, watch.OperationID, watch.StartedAt = from, target, snapshotID, op.ID, attempt.StartedAt
+		watch.From, watch.To, watch.SnapshotID, watch.OperationID, watch.StartedAt = from, target, snapshotID, op.ID, ap.attempt.StartedAt
 		var stopped bool
-		if failure, stopped = r.watchUpgrade(ctx, m, prior == nil, priv, watch, &attempt, &out); stopped {
-			return r.finishFresh(context.WithoutCancel(ctx), m, finish, e, &attempt, &out)
+		if failure, stopped = ap.r.watchUpgrade(ctx, m, ap.prior == nil, ap.priv, watch, &ap.attempt, &ap.out); stopped {
+			return "", ap.r.finishFresh(context.WithoutCancel(ctx), m, ap.finish, e, &ap.attempt, &ap.out), true
 		}
 	}
-	if failure == "" {
-		attempt.Status, attempt.Error = attemptSucceeded, ""
-		return r.finishFresh(ctx, m, finish, e, &attempt, &out)
-	}
-
-	// 5. Failure: roll back when asked.
-	attempt.Status, attempt.Error = attemptFailed, failure
-	return r.rollBackFailed(ctx, m, prior == nil, dec.Action == upgrade.ActionRestore, finish, e, &attempt, &out, from, target, snapshotID,
-		func(err error) convergeResult { return stop(e, &op, "", err) })
+	return failure, ap.out, false
 }
 
 // rollbackFailedAfterUpgradeDiag is the error of an upgrade whose automatic rollback failed too,
@@ -355,10 +462,13 @@ func rollbackFailedAfterUpgradeDiag(userID, from, target, failure, rbErr, snapsh
 	case create && now == from:
 		recorded = fmt.Sprintf("The engine still reports %s, so this create saved nothing to state.", from)
 	case create:
-		recorded = fmt.Sprintf("The engine runs %s, so this create keeps the release in state, tainted: its destroy (or the replacement the next apply plans) tries the rollback to %s again.", now, from)
+		recorded = fmt.Sprintf("The engine runs %s, so this create keeps the release in state, tainted: its destroy (or the replacement the "+
+			"next apply plans) tries the rollback to %s again.", now, from)
 	}
-	return diag.NewErrorDiagnostic("Engine Upgrade Failed And Rollback Failed", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed (%s), and the automatic rollback to %s failed too: %s. "+
-		"%s Restore it by hand from snapshot %s (engine-controlplane restore), then run terraform plan.", userID, from, target, failure, from, rbErr, recorded, orUnknown(snapshotID)))
+	return diag.NewErrorDiagnostic("Engine Upgrade Failed And Rollback Failed", fmt.Sprintf("Upgrading user %s's engine from %s to %s "+
+		"failed (%s), and the automatic rollback to %s failed too: %s. "+
+		"%s Restore it by hand from snapshot %s (engine-controlplane "+
+		"restore), then run terraform plan.", userID, from, target, failure, from, rbErr, recorded, orUnknown(snapshotID)))
 }
 
 // rolledBackDiag says what an automatic rollback did (a snapshot restore, or a redeploy on the
@@ -375,19 +485,23 @@ func rolledBackDiag(userID, from, target, failure string, rb upgrade.RollbackPla
 	if now != from {
 		where = fmt.Sprintf("Yet the engine runs %s now, not %s: check it with data \"engine_instance\".", now, from)
 	}
-	recorded := fmt.Sprintf("State records that it runs %s and last_attempt.status = \"rolled_back\"; the next plan shows the upgrade as still pending.", now)
+	recorded := fmt.Sprintf("State records that it runs %s and last_attempt.status = \"rolled_back\"; the next plan shows the "+
+		"upgrade as still pending.", now)
 	switch {
 	case create && now == from:
 		recorded = "This create saved nothing to state, so the next plan shows the create again."
 	case create:
-		recorded = fmt.Sprintf("This create keeps the release in state, tainted: the next apply replaces it, and its destroy first returns the engine to %s.", from)
+		recorded = fmt.Sprintf("This create keeps the release in state, tainted: the next apply replaces it, and its destroy first "+
+			"returns the engine to %s.", from)
 	}
-	return diag.NewErrorDiagnostic("Engine Upgrade Rolled Back", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed: %s.\n\nIt was rolled back automatically: %s. %s %s "+
+	return diag.NewErrorDiagnostic("Engine Upgrade Rolled Back", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed: %s.\n\nIt "+
+		"was rolled back automatically: %s. %s %s "+
 		"Fix the cause (or pick another version) before applying again.", userID, from, target, failure, how, where, recorded))
 }
 
 // finishFresh re-reads the engine so state holds what really runs, whatever happened above.
-func (r *releaseResource) finishFresh(ctx context.Context, m *releaseModel, finish func(api.Engine, *lastAttempt) convergeResult, e api.Engine, a *lastAttempt, out *convergeResult) convergeResult {
+func (r *releaseResource) finishFresh(ctx context.Context, m *releaseModel, finish func(api.Engine, *lastAttempt) convergeResult,
+	e api.Engine, a *lastAttempt, out *convergeResult) convergeResult {
 	if a.FinishedAt == "" && a.Status != attemptInProgress {
 		a.FinishedAt = rfc3339(time.Now())
 	}
@@ -408,7 +522,8 @@ func (r *releaseResource) loadSnapshots(ctx context.Context, m *releaseModel, in
 		s, err := r.data.Client.GetSnapshot(ctx, id)
 		if client.IsNotFound(err) {
 			diags.AddAttributeError(path.Root("snapshot_id"), "Snapshot Not Found",
-				fmt.Sprintf("Snapshot %s does not exist on the control plane (deleted, or never taken). Reference an existing engine_brain_snapshot of user %s, or set auto_snapshot = true.", id, in.Engine.UserID))
+				fmt.Sprintf("Snapshot %s does not exist on the control plane (deleted, or never taken). Reference an existing engine_brain_snapshot "+
+					"of user %s, or set auto_snapshot = true.", id, in.Engine.UserID))
 			return nil
 		}
 		if err != nil {

@@ -52,35 +52,6 @@ func (e expectBefore) CheckPlan(_ context.Context, req plancheck.CheckPlanReques
 	resp.Error = fmt.Errorf("%s is not in the plan", e.addr)
 }
 
-// snapshotNow takes a verified snapshot of user's engine through the API and returns its id.
-func (h *harness) snapshotNow(user string) string {
-	h.t.Helper()
-	ctx := context.Background()
-	op, err := h.Client.CreateSnapshot(ctx, user, client.NewIdempotencyKey(), api.CreateSnapshotRequest{Description: "out of band", RetentionDays: 1})
-	if err == nil {
-		op, err = h.Client.WaitOperation(ctx, op.ID, nil)
-	}
-	if err != nil || op.Result.SnapshotID == "" {
-		h.t.Fatalf("out-of-band snapshot of %s: %v (%+v)", user, err, op)
-	}
-	return op.Result.SnapshotID
-}
-
-// upgradeOutOfBand moves user's engine to version through the API, as another tool or person
-// would, naming snapshotID; it returns the operation.
-func (h *harness) upgradeOutOfBand(user, version, snapshotID string) api.Operation {
-	h.t.Helper()
-	ctx := context.Background()
-	op, err := h.Client.Upgrade(ctx, user, client.NewIdempotencyKey(), 0, api.UpgradeRequest{Version: version, SnapshotID: snapshotID})
-	if err == nil {
-		op, err = h.Client.WaitOperation(ctx, op.ID, nil)
-	}
-	if err != nil || op.Status != api.OpSucceeded {
-		h.t.Fatalf("out-of-band upgrade of %s to %s: %v (%+v)", user, version, err, op)
-	}
-	return op
-}
-
 // A saved plan refused at apply because the engine moved ("Engine Changed Since Plan ... Nothing
 // was started") leaves state exactly as it was: not the refused plan's allow_major_upgrade or
 // auto_snapshot, and no planned_upgrade for an upgrade that never ran.
@@ -363,17 +334,4 @@ func TestReleaseReachedElsewhereWarns(t *testing.T) {
 		!strings.Contains(warning, "no rollback exists") || !strings.Contains(warning, `on_destroy = "keep"`) {
 		t.Fatalf("with no snapshot left: attempt %+v, warning %q", a, warning)
 	}
-}
-
-// snapshotReads counts the GET requests for one snapshot the control plane has answered.
-func (h *harness) snapshotReads() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for k, c := range h.requests {
-		if strings.HasPrefix(k, "GET /v1/snapshots/") {
-			n += c
-		}
-	}
-	return n
 }

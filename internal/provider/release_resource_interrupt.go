@@ -23,11 +23,13 @@ import (
 // state the operation (or, when the answer to the POST that starts it never came, the POST's
 // idempotency key), so the next plan attaches to it. A create that had begun nothing fails and
 // leaves nothing, on the control plane or in state.
-func (r *releaseResource) interrupted(ctx context.Context, m *releaseModel, prior *releaseModel, priv privateState, e api.Engine, op *api.Operation, key string, began bool, a lastAttempt, cause error) convergeResult {
+func (r *releaseResource) interrupted(ctx context.Context, m *releaseModel, prior *releaseModel, priv privateState, e api.Engine,
+	op *api.Operation, key string, began bool, a lastAttempt, cause error) convergeResult {
 	var out convergeResult
 	userID := m.UserID.ValueString()
 	if prior == nil && !began {
-		out.diags.AddError("Create Interrupted", fmt.Sprintf("The apply stopped (%v) before it started anything on user %s's engine: nothing was changed and nothing is recorded. "+
+		out.diags.AddError("Create Interrupted", fmt.Sprintf("The apply stopped (%v) before it started anything on user %s's engine: nothing "+
+			"was changed and nothing is recorded. "+
 			"Run terraform apply again to create the release.", cause, userID))
 		return out
 	}
@@ -74,9 +76,11 @@ func (r *releaseResource) interrupted(ctx context.Context, m *releaseModel, prio
 	msg := fmt.Sprintf("The apply stopped (%v) while user %s's engine was moving to %s", cause, userID, m.Version.ValueString())
 	switch {
 	case op != nil && op.ID != "":
-		msg += fmt.Sprintf(" in operation %s. The control plane keeps running it; the next terraform plan/apply attaches to it and records how it ended. Nothing will run twice.", op.ID)
+		msg += fmt.Sprintf(" in operation %s. The control plane keeps running it; the next terraform plan/apply attaches to it and records how "+
+			"it ended. Nothing will run twice.", op.ID)
 	case key != "":
-		msg += ". The request that starts the upgrade was sent but its answer never came; the next terraform plan/apply finds the operation by its idempotency key and records how it ended. Nothing will run twice."
+		msg += ". The request that starts the upgrade was sent but its answer never came; the next terraform plan/apply finds the operation by " +
+			"its idempotency key and records how it ended. Nothing will run twice."
 	default:
 		msg += ". The upgrade itself had not started; the next apply starts it (a pre-upgrade snapshot already taken is reused)."
 	}
@@ -103,7 +107,8 @@ const updateKeyPrefix = "engine-release-update-"
 // With an analysis set, an update that reached its version was never judged (the apply that would
 // have watched it was killed): unjudged is then the watch the next apply resumes, from the
 // operation's end and without the figures from before, and last_attempt stays in progress.
-func (r *releaseResource) adoptKilledUpdate(ctx context.Context, m *releaseModel, e api.Engine, token string) (adopted bool, unjudged *releaseWatch) {
+func (r *releaseResource) adoptKilledUpdate(ctx context.Context, m *releaseModel, e api.Engine, token string) (adopted bool,
+	unjudged *releaseWatch) {
 	ops, err := r.data.Client.ListOperations(ctx, e.UserID)
 	if err != nil {
 		tflog.Warn(ctx, "could not read the engine's operations to look for a killed update", map[string]any{"error": err.Error()})
@@ -113,10 +118,12 @@ func (r *releaseResource) adoptKilledUpdate(ctx context.Context, m *releaseModel
 		if op.Kind != api.OpUpgrade && op.Kind != api.OpRestore {
 			continue
 		}
-		if !op.Done() || !strings.HasPrefix(op.IdempotencyKey, updateKeyPrefix+token+"-") || op.FromVersion != m.Version.ValueString() || op.ToVersion != e.EngineVersion {
+		if !op.Done() || !strings.HasPrefix(op.IdempotencyKey, updateKeyPrefix+token+"-") ||
+			op.FromVersion != m.Version.ValueString() || op.ToVersion != e.EngineVersion {
 			return false, nil
 		}
-		tflog.Info(ctx, "recording the update a killed apply made", map[string]any{"operation_id": op.ID, "from": op.FromVersion, "to": op.ToVersion})
+		tflog.Info(ctx, "recording the update a killed apply made",
+			map[string]any{"operation_id": op.ID, "from": op.FromVersion, "to": op.ToVersion})
 		if op.SnapshotID != "" {
 			m.PreUpgradeSnapshotID = types.StringValue(op.SnapshotID)
 		}
@@ -128,7 +135,8 @@ func (r *releaseResource) adoptKilledUpdate(ctx context.Context, m *releaseModel
 			if op.FinishedAt != nil {
 				w.BakeStartedAt = *op.FinishedAt
 			}
-			a.Status, a.Error = attemptInProgress, "not judged yet: the apply that upgraded the engine was killed before its analysis; the next apply judges it"
+			a.Status, a.Error = attemptInProgress, "not judged yet: the apply that upgraded the engine was killed before its analysis; the next "+
+				"apply judges it"
 			unjudged = &w
 		}
 		m.LastAttempt = a.object()
@@ -168,7 +176,8 @@ func (r *releaseResource) recoverEngine(ctx context.Context, m *releaseModel, e 
 		return e, err
 	}
 	drain, health := m.durations()
-	rolled, err := r.data.driver().RollBackTo(ctx, cat, e.UserID, op.FromVersion, op.SnapshotID, rollout.RollbackOptions{Drain: drain, Health: health})
+	rolled, err := r.data.driver().RollBackTo(ctx, cat, e.UserID, op.FromVersion, op.SnapshotID, rollout.RollbackOptions{Drain: drain,
+		Health: health})
 	if err != nil {
 		return e, err
 	}

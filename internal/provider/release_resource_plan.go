@@ -36,8 +36,8 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	claim := claimPending(ctx, req.Private)
 	if !pending && !claim && !req.State.Raw.IsNull() && req.Plan.Raw.Equal(req.State.Raw) {
 		// Nothing changes and no interrupted operation is left to resume: the proposed plan is
-		// already the quiet plan below. Decoding and re-encoding the whole object was most of a
-		// no-change plan's cost in the plugin framework (engine-bench), so skip it.
+		// already the quiet plan below. Decoding and re-encoding the whole object is most of a
+		// no-change plan's cost in the plugin framework, so skip it.
 		resp.Diagnostics.Append(r.heldDriftWarning(ctx, req)...)
 		return
 	}
@@ -61,11 +61,7 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		if drifted {
 			resp.Diagnostics.Append(r.driftWarning(ctx, *state)...)
 		}
-		plan.ID, plan.EngineID, plan.PreviousVersion = state.ID, state.EngineID, state.PreviousVersion
-		plan.SchemaVersion, plan.RunningVersion = state.SchemaVersion, state.RunningVersion
-		plan.PreUpgradeSnapshotID = nullIfEmpty(state.PreUpgradeSnapshotID)
-		plan.PlannedUpgrade, plan.LastAttempt = state.PlannedUpgrade, state.LastAttempt
-		plan.RollbackWritesLost = state.RollbackWritesLost
+		plan.keepComputed(*state)
 		plan.Owner = r.plannedOwner(plan, state.Owner, claim)
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
@@ -81,6 +77,23 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("rollback_writes_lost"), plan.RollbackWritesLost)...)
 		return
 	}
+	r.planUpgrade(ctx, req, resp, &plan, state, pending, drifted)
+}
+
+// keepComputed copies every computed value from state: the quiet plan.
+func (m *releaseModel) keepComputed(state releaseModel) {
+	m.ID, m.EngineID, m.PreviousVersion = state.ID, state.EngineID, state.PreviousVersion
+	m.SchemaVersion, m.RunningVersion = state.SchemaVersion, state.RunningVersion
+	m.PreUpgradeSnapshotID = nullIfEmpty(state.PreUpgradeSnapshotID)
+	m.PlannedUpgrade, m.LastAttempt = state.PlannedUpgrade, state.LastAttempt
+	m.RollbackWritesLost = state.RollbackWritesLost
+}
+
+// planUpgrade decides the upgrade from the engine as state (or, on create, the control plane)
+// has it: the rules as errors and warnings, and the computed values the apply will set.
+func (r *releaseResource) planUpgrade(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse,
+	plan *releaseModel,
+	state *releaseModel, pending, drifted bool) {
 	userID := plan.UserID.ValueString()
 	e, diags := readEngine(ctx, r.data.Client, userID)
 	resp.Diagnostics.Append(diags...)
@@ -106,23 +119,7 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	var resumed *api.Operation // an earlier create's operation that this create takes over
 	if state == nil {
 		plan.PreUpgradeSnapshotID = types.StringNull()
-		// A create is planned twice in one apply too, with no state to decide from. When another
-		// run is moving the engine to this very version, plan from where that operation started
-		// (what the first plan saw; apply attaches to it): planning from the half-moved engine
-		// would make the two plans differ, which Terraform reports as a provider bug instead of
-		// the wait it is (found by the chaos suite's two-workspace race).
-		if e.CurrentOperationID != "" {
-			if op, err := r.data.Client.GetOperation(ctx, e.CurrentOperationID); err == nil && !op.Done() &&
-				(op.Kind == api.OpUpgrade || op.Kind == api.OpRestore) && op.ToVersion == plan.Version.ValueString() {
-				if from, ok := cat.Get(op.FromVersion); ok {
-					e.EngineVersion, e.SchemaVersion = from.Version, from.SchemaVersion
-				}
-			}
-		} else if op, ok := r.interruptedCreate(ctx, userID, plan.Version.ValueString(), owner.Token); ok {
-			resumed = &op
-			resp.Diagnostics.AddWarning("Interrupted Create Found", fmt.Sprintf("An earlier create of this release started operation %s (%s %s -> %s, %s) on user %s's engine and stopped before it could save state. "+
-				"Applying takes the rollback target from it: previous_version = %q and the snapshot it named (%q).", op.ID, op.Kind, op.FromVersion, op.ToVersion, op.Status, userID, op.FromVersion, op.SnapshotID))
-		}
+		resumed = r.planCreateFrom(ctx, resp, cat, &e, userID, plan.Version.ValueString(), owner.Token)
 	}
 	timeout, _ := plan.Timeouts.Update(ctx, 30*time.Minute)
 	intent := upgrade.ReleaseIntent{Engine: e, Target: plan.Version.ValueString(), AutoSnapshot: plan.AutoSnapshot.ValueBool(),
@@ -133,7 +130,7 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			intent.Held = state.Version.ValueString()
 		}
 	}
-	resp.Diagnostics.Append(r.loadSnapshots(ctx, &plan, &intent)...)
+	resp.Diagnostics.Append(r.loadSnapshots(ctx, plan, &intent)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -146,7 +143,8 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			resp.Diagnostics.AddAttributeError(path.Root("rollout_window"), "Invalid Rollout Window", err.Error())
 		} else if w != nil && !w.Contains(time.Now()) {
 			resp.Diagnostics.AddAttributeWarning(path.Root("rollout_window"), "Outside The Rollout Window",
-				fmt.Sprintf("It is %s, outside the rollout window %s: applying now will refuse to start the upgrade of user %s's engine. The window next opens at %s.",
+				fmt.Sprintf("It is %s, outside the rollout window %s: applying now will refuse to start the upgrade of user %s's engine. "+
+					"The window next opens at %s.",
 					time.Now().UTC().Format(time.RFC3339), w.String(), userID, w.NextOpening(time.Now()).Format(time.RFC3339)))
 		}
 	}
@@ -154,7 +152,48 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		return
 	}
 
-	plan.ID = types.StringValue(userID)
+	plan.setPlanned(cat, e, dec, intent, state, pending, resumed)
+	plan.PlannedUpgrade = plan.planRehearsal(ctx, r.data.Client, e, dec, &resp.Diagnostics)
+	plan.Owner = types.StringValue(r.data.manager)
+	resp.Diagnostics.Append(resp.Plan.Set(ctx, plan)...)
+}
+
+// planCreateFrom adjusts e, on create, to what the first of the apply's two plans saw: when
+// another run is moving the engine to version, the version that operation started from; and
+// returns an earlier create's operation this create takes over (a warning says so), or nil.
+func (r *releaseResource) planCreateFrom(ctx context.Context, resp *resource.ModifyPlanResponse, cat *upgrade.Catalog, e *api.Engine,
+	userID, version, token string) *api.Operation {
+	// A create is planned twice in one apply too, with no state to decide from. Planning from a
+	// half-moved engine would make the two plans differ, which Terraform reports as a provider
+	// bug instead of the wait it is.
+	if e.CurrentOperationID != "" {
+		if op, err := r.data.Client.GetOperation(ctx, e.CurrentOperationID); err == nil && !op.Done() &&
+			(op.Kind == api.OpUpgrade || op.Kind == api.OpRestore) && op.ToVersion == version {
+			if from, ok := cat.Get(op.FromVersion); ok {
+				e.EngineVersion, e.SchemaVersion = from.Version, from.SchemaVersion
+			}
+		}
+		return nil
+	}
+	op, ok := r.interruptedCreate(ctx, userID, version, token)
+	if !ok {
+		return nil
+	}
+	resp.Diagnostics.AddWarning("Interrupted Create Found", fmt.Sprintf("An earlier create of this release started operation %s (%s %s -> "+
+		"%s, %s) "+
+		"on user %s's engine and stopped before it could save state. "+
+		"Applying takes the rollback target from it: previous_version = %q and the snapshot it named (%q).",
+		op.ID, op.Kind, op.FromVersion, op.ToVersion, op.Status, userID, op.FromVersion, op.SnapshotID))
+	return &op
+}
+
+// setPlanned sets the computed values the apply will reach for decision dec, unknown where only
+// the apply can know them.
+func (m *releaseModel) setPlanned(cat *upgrade.Catalog, e api.Engine, dec upgrade.ReleaseDecision, intent upgrade.ReleaseIntent,
+	state *releaseModel,
+	pending bool, resumed *api.Operation) {
+	plan := m
+	plan.ID = types.StringValue(plan.UserID.ValueString())
 	plan.EngineID = types.StringValue(e.EngineID)
 	switch {
 	case state != nil:
@@ -191,8 +230,6 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		}
 	}
 	plan.PlannedUpgrade = plannedUpgradeObject(dec.Action, dec.Path, snap)
-	plan.PlannedUpgrade = plan.planRehearsal(ctx, r.data.Client, e, dec, &resp.Diagnostics)
-	plan.Owner = types.StringValue(r.data.manager)
 	switch {
 	case dec.Action != upgrade.ActionNone || pending || resumed != nil:
 		plan.LastAttempt = types.ObjectUnknown(lastAttemptAttrTypes)
@@ -201,7 +238,6 @@ func (r *releaseResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	default:
 		plan.LastAttempt = types.ObjectNull(lastAttemptAttrTypes)
 	}
-	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
 
 // heldDriftWarning is the no-change plan's warning for an engine someone moved above version
@@ -275,13 +311,15 @@ func destroyPlanDiags(cat *upgrade.Catalog, e api.Engine, to, snapshotID string,
 	rb, err := upgrade.PlanRollback(cat, e, to, snapshotID)
 	if err != nil {
 		diags.AddError("Engine Rollback Impossible",
-			fmt.Sprintf("Destroying this release would roll user %s's engine back from %s to %s, but %v. To remove the release and leave the engine on %s, set on_destroy = \"keep\" and apply first; "+
+			fmt.Sprintf("Destroying this release would roll user %s's engine back from %s to %s, but %v. To remove the release and leave the "+
+				"engine on %s, set on_destroy = \"keep\" and apply first; "+
 				"to go back anyway, restore a snapshot taken on %s.", e.UserID, e.EngineVersion, to, err, e.EngineVersion, to))
 		return diags
 	}
 	if !rb.Restore {
 		diags.AddWarning("Destroy Rolls The Engine Back",
-			fmt.Sprintf("Destroying this release returns user %s's engine from %s to %s. The brain schema does not change, so no data is lost.", e.UserID, e.EngineVersion, to))
+			fmt.Sprintf("Destroying this release returns user %s's engine from %s to %s. The brain schema does not "+
+				"change, so no data is lost.", e.UserID, e.EngineVersion, to))
 		return diags
 	}
 	if snap == nil || snap.Status != api.SnapshotVerified {
@@ -290,13 +328,16 @@ func destroyPlanDiags(cat *upgrade.Catalog, e api.Engine, to, snapshotID string,
 			status = snap.Status
 		}
 		diags.AddError("Rollback Snapshot Unusable",
-			fmt.Sprintf("Destroying this release must restore snapshot %s to bring user %s's engine back from %s to %s (the brain schema moved), but that snapshot is %s. "+
-				"Nothing was changed. Set on_destroy = \"keep\" and apply to drop the release without rolling back, or restore the engine from another verified snapshot first.",
+			fmt.Sprintf("Destroying this release must restore snapshot %s to bring user %s's engine back from %s to %s (the brain schema moved), "+
+				"but that snapshot is %s. "+
+				"Nothing was changed. Set on_destroy = \"keep\" and apply to drop the release without rolling back, or restore the engine from "+
+				"another verified snapshot first.",
 				snapshotID, e.UserID, e.EngineVersion, to, status))
 		return diags
 	}
 	diags.AddWarning("Destroy Restores A Snapshot And Loses Data",
-		fmt.Sprintf("Destroying this release rolls user %s's engine back from %s to %s by restoring snapshot %s, taken %s. %d brain writes made since then will be lost.",
+		fmt.Sprintf("Destroying this release rolls user %s's engine back from %s to %s by restoring snapshot %s, taken %s. %d brain writes "+
+			"made since then will be lost.",
 			e.UserID, e.EngineVersion, to, snap.ID, snap.CreatedAt.UTC().Format(time.RFC3339), upgrade.WritesSince(e, *snap)))
 	return diags
 }

@@ -12,33 +12,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
-	"github.com/septemberai/terraform-provider-engine/internal/api"
 	"github.com/septemberai/terraform-provider-engine/internal/client"
-	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
 )
-
-// restoreOutOfBand restores snapshotID onto user's engine at version through the API, as
-// another tool or person would.
-func (h *harness) restoreOutOfBand(user, snapshotID, version string) {
-	h.t.Helper()
-	ctx := context.Background()
-	op, err := h.Client.Restore(ctx, user, client.NewIdempotencyKey(), 0, api.RestoreRequest{SnapshotID: snapshotID, Version: version})
-	if err == nil {
-		op, err = h.Client.WaitOperation(ctx, op.ID, nil)
-	}
-	if err != nil || op.Status != api.OpSucceeded {
-		h.t.Fatalf("out-of-band restore of %s onto %s: %v (%+v)", snapshotID, user, err, op)
-	}
-}
-
-// catalog reads the control plane's release catalog.
-func (h *harness) catalog() (*upgrade.Catalog, error) {
-	vs, err := h.Client.Versions(context.Background())
-	if err != nil {
-		return nil, err
-	}
-	return upgrade.NewCatalog(vs)
-}
 
 // A restore made after the release's upgrade brings the write counter back with the brain, so
 // the destroy plan counts only the writes the brain still holds since the pre-upgrade snapshot:

@@ -21,7 +21,8 @@ import (
 // engine (from the engine's operation history) and the snapshot that protected the move, or says
 // in its error that none did, and a warning says the same. migrated reports whether the move
 // crossed a brain schema change, so that snapshot is the one destroy must restore.
-func (r *releaseResource) reachedElsewhere(ctx context.Context, cat *upgrade.Catalog, e api.Engine, from, named string, diags *diag.Diagnostics) (a lastAttempt, migrated bool) {
+func (r *releaseResource) reachedElsewhere(ctx context.Context, cat *upgrade.Catalog, e api.Engine, from, named string,
+	diags *diag.Diagnostics) (a lastAttempt, migrated bool) {
 	a = lastAttempt{Version: e.EngineVersion, Status: attemptSucceeded, StartedAt: rfc3339(time.Now())}
 	op := r.lastMoveTo(ctx, e)
 	by := "an operation this apply did not start (the control plane no longer lists it)"
@@ -32,7 +33,8 @@ func (r *releaseResource) reachedElsewhere(ctx context.Context, cat *upgrade.Cat
 	if a.FinishedAt == "" {
 		a.FinishedAt = rfc3339(time.Now())
 	}
-	moved := fmt.Sprintf("User %s's engine ran %s when this plan was made; it already runs %s, the planned version, moved there by %s. Nothing was started; last_attempt records that move.",
+	moved := fmt.Sprintf("User %s's engine ran %s when this plan was made; it already runs %s, the planned version, moved there by %s. "+
+		"Nothing was started; last_attempt records that move.",
 		e.UserID, from, e.EngineVersion, by)
 	p, err := cat.Path(from, e.EngineVersion)
 	if err != nil || !p.RequiresSnapshot || p.Kind == upgrade.KindDowngrade {
@@ -42,7 +44,8 @@ func (r *releaseResource) reachedElsewhere(ctx context.Context, cat *upgrade.Cat
 	fromVersion, _ := cat.Get(from)
 	if s := r.protectingSnapshot(ctx, e, fromVersion, named, op); s != nil {
 		a.SnapshotID = s.ID
-		diags.AddWarning("Engine Already Moved By Someone Else", fmt.Sprintf("%s\n\nSnapshot %s, taken %s at %s (schema %d), protected that move: it is recorded as pre_upgrade_snapshot_id, so destroy can still roll back by restoring it (losing the brain writes made since).",
+		diags.AddWarning("Engine Already Moved By Someone Else", fmt.Sprintf("%s\n\nSnapshot %s, taken %s at %s (schema %d), protected that "+
+			"move: it is recorded as pre_upgrade_snapshot_id, so destroy can still roll back by restoring it (losing the brain writes made since).",
 			moved, s.ID, s.CreatedAt.UTC().Format(time.RFC3339), s.EngineVersion, s.SchemaVersion))
 		return a, true
 	}
@@ -50,10 +53,13 @@ func (r *releaseResource) reachedElsewhere(ctx context.Context, cat *upgrade.Cat
 	if op != nil {
 		opName = "operation " + op.ID
 	}
-	a.Error = fmt.Sprintf("no rollback exists: %s moved user %s's brain from schema %d to %d and no verified snapshot of it at %s (schema %d) remains, so destroy cannot restore it",
+	a.Error = fmt.Sprintf("no rollback exists: %s moved user %s's brain from schema %d to %d and no verified snapshot of it at %s (schema "+
+		"%d) remains, so destroy cannot restore it",
 		opName, e.UserID, p.FromSchema, p.ToSchema, from, p.FromSchema)
-	diags.AddWarning("Engine Moved By Someone Else Without A Rollback", fmt.Sprintf("%s\n\nThat move migrated the brain (schema %d → %d) and no verified snapshot of user %s's brain at %s remains to undo it: "+
-		"no rollback exists. last_attempt.error says so, and a destroy plan will refuse (Engine Rollback Impossible). To drop the release and keep the engine on %s, set on_destroy = \"keep\".",
+	diags.AddWarning("Engine Moved By Someone Else Without A Rollback", fmt.Sprintf("%s\n\nThat move migrated the brain (schema %d → %d) "+
+		"and no verified snapshot of user %s's brain at %s remains to undo it: "+
+		"no rollback exists. last_attempt.error says so, and a destroy plan will refuse (Engine Rollback Impossible). To drop the release and "+
+		"keep the engine on %s, set on_destroy = \"keep\".",
 		moved, p.FromSchema, p.ToSchema, e.UserID, from, e.EngineVersion))
 	return a, true
 }
@@ -77,7 +83,8 @@ func (r *releaseResource) lastMoveTo(ctx context.Context, e api.Engine) *api.Ope
 // snapshot of this engine's brain at from's schema, taken before the move. It tries the
 // configured snapshot_id, then the one the moving operation named, then the engine's snapshots,
 // newest first.
-func (r *releaseResource) protectingSnapshot(ctx context.Context, e api.Engine, from api.Version, named string, op *api.Operation) *api.Snapshot {
+func (r *releaseResource) protectingSnapshot(ctx context.Context, e api.Engine, from api.Version, named string,
+	op *api.Operation) *api.Snapshot {
 	fits := func(s api.Snapshot) bool {
 		return s.UserID == e.UserID && (s.EngineID == "" || s.EngineID == e.EngineID) && s.Status == api.SnapshotVerified &&
 			s.SchemaVersion == from.SchemaVersion && (op == nil || !s.CreatedAt.After(op.CreatedAt))
@@ -163,7 +170,8 @@ func (r *releaseResource) rememberSnapshot(ctx context.Context, m *releaseModel,
 // Null when that snapshot cannot be read (the destroy plan then says what is wrong with it).
 func (r *releaseResource) rollbackWritesLost(ctx context.Context, m *releaseModel, e api.Engine, priv privateState) types.Int64 {
 	id := m.PreUpgradeSnapshotID.ValueString()
-	if m.OnDestroy.ValueString() == onDestroyKeep || id == "" || (e.EngineVersion == m.PreviousVersion.ValueString() && e.Status == api.StatusRunning) {
+	back := e.EngineVersion == m.PreviousVersion.ValueString() && e.Status == api.StatusRunning
+	if m.OnDestroy.ValueString() == onDestroyKeep || id == "" || back {
 		return types.Int64Value(0)
 	}
 	f, ok := r.snapshotFactsOf(ctx, id, priv)

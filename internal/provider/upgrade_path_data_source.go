@@ -66,7 +66,8 @@ func (d *upgradePathDataSource) Schema(_ context.Context, _ datasource.SchemaReq
 			"kind": schema.StringAttribute{Computed: true, MarkdownDescription: "The kind of the move: " + backtickList(upgrade.Kinds) + "."},
 			"valid": schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether the move can be made as an upgrade; " +
 				"see `reason` when it cannot as it stands."},
-			"reason":      schema.StringAttribute{Computed: true, MarkdownDescription: "Why the move needs more than an upgrade (for example a snapshot restore); null otherwise."},
+			"reason": schema.StringAttribute{Computed: true, MarkdownDescription: "Why the move needs more than an upgrade (for example a " +
+				"snapshot restore); null otherwise."},
 			"from_schema": schema.Int64Attribute{Computed: true, MarkdownDescription: "The brain schema version of `from`."},
 			"to_schema":   schema.Int64Attribute{Computed: true, MarkdownDescription: "The brain schema version of `to`."},
 			"hops": schema.ListNestedAttribute{

@@ -87,7 +87,8 @@ var idRegexp = regexp.MustCompile(api.IDPattern)
 
 // idValidator checks a user, snapshot or operation id against the control API's id pattern.
 func idValidator() validator.String {
-	return stringvalidator.RegexMatches(idRegexp, "must be 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit")
+	return stringvalidator.RegexMatches(idRegexp, "must be 1-128 characters of letters, digits, '.', '_' or '-', "+
+		"starting with a letter or digit")
 }
 
 func int64Stable() []planmodifier.Int64 {

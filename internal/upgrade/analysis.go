@@ -50,6 +50,8 @@ type Metric struct {
 	Min, Max float64
 	// Describe says what the threshold checks, for the schema; %s is who is judged.
 	Describe string
+	// DescribeMean says what the group's figure is, for the schema (last_analysis).
+	DescribeMean string
 
 	value     func(api.Metrics) float64
 	mean      func(*Figures) *float64
@@ -61,6 +63,9 @@ func (m Metric) Value(x api.Metrics) float64 { return m.value(x) }
 
 // SetThreshold sets the row's threshold in cfg (nil: not checked).
 func (m Metric) SetThreshold(cfg *AnalysisConfig, v *float64) { *m.threshold(cfg) = v }
+
+// Mean is the row's figure in a group's aggregated figures.
+func (m Metric) Mean(f Figures) float64 { return *m.mean(&f) }
 
 // Threshold is the row's threshold in cfg, nil when not checked.
 func (m Metric) Threshold(cfg AnalysisConfig) *float64 { return *m.threshold(&cfg) }
@@ -91,21 +96,21 @@ const errorRateFloor = 0.002
 var Metrics = []Metric{
 	{
 		Name: "error_rate", Limit: "max_error_rate", Floor: errorRateFloor, Min: 0, Max: 1,
-		Describe:  "Highest error rate (0–1) %s may show.",
+		Describe: "Highest error rate (0–1) %s may show.", DescribeMean: "Mean error rate.",
 		value:     func(m api.Metrics) float64 { return m.ErrorRate },
 		mean:      func(f *Figures) *float64 { return &f.ErrorRate },
 		threshold: func(c *AnalysisConfig) **float64 { return &c.MaxErrorRate },
 	},
 	{
 		Name: "p99_latency_ms", Limit: "max_p99_latency_ms", Unit: " ms", Min: 1, Max: 3600000,
-		Describe:  "Highest P99 latency (ms, > 0) %s may show.",
+		Describe: "Highest P99 latency (ms, > 0) %s may show.", DescribeMean: "Mean P99 latency in ms.",
 		value:     func(m api.Metrics) float64 { return m.P99LatencyMS },
 		mean:      func(f *Figures) *float64 { return &f.P99LatencyMS },
 		threshold: func(c *AnalysisConfig) **float64 { return &c.MaxP99LatencyMS },
 	},
 	{
 		Name: "cache_hit_ratio", Limit: "min_cache_hit_ratio", HigherIsBetter: true, Min: 0, Max: 1,
-		Describe:  "Lowest cache-hit ratio (0–1) %s may show.",
+		Describe: "Lowest cache-hit ratio (0–1) %s may show.", DescribeMean: "Mean cache-hit ratio.",
 		value:     func(m api.Metrics) float64 { return m.CacheHitRatio },
 		mean:      func(f *Figures) *float64 { return &f.CacheHitRatio },
 		threshold: func(c *AnalysisConfig) **float64 { return &c.MinCacheHitRatio },

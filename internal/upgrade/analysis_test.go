@@ -50,7 +50,7 @@ func TestMetricTable(t *testing.T) {
 	m := api.Metrics{ErrorRate: 0.1, P99LatencyMS: 200, CacheHitRatio: 0.3}
 	seen := map[string]bool{}
 	for _, row := range Metrics {
-		if row.Name == "" || row.Limit == "" || row.Describe == "" || !strings.Contains(row.Describe, "%s") || row.Min >= row.Max {
+		if row.Name == "" || row.Limit == "" || row.Describe == "" || !strings.Contains(row.Describe, "%s") || row.DescribeMean == "" || row.Min >= row.Max {
 			t.Errorf("row %+v is incomplete", row.Name)
 		}
 		if seen[row.Limit] {
