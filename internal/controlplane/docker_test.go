@@ -483,3 +483,39 @@ func TestDocker_neverHealthyImageFailsAndRollbackRestartsTheOldContainer(t *test
 		t.Fatalf("after the rollback: container %s (old %s) running %v", back.ID, old.ID, back.State.Running)
 	}
 }
+
+// A container that is alive but answers no health probe (docker pause: its process frozen, its
+// port still published) is found hung by the probes: the engine is failed with the reason and
+// the container is stopped, so it takes no traffic and does not hold the brain.
+func TestDocker_hungContainerIsFailedAndStopped(t *testing.T) {
+	t.Parallel()
+	cli := dockerClient(t)
+	e := newEnv(t, withDocker(t), withSeed(1, "2.3.1"))
+	name := e.containerName("user-0001")
+	first := e.engine("user-0001").LastHealthAt
+	time.Sleep(3 * probeInterval)
+	if again := e.engine("user-0001").LastHealthAt; again == nil || first == nil || !again.After(*first) {
+		t.Fatalf("last_health_at is not refreshed by the probes: %v then %v", first, again)
+	}
+	if _, err := cli.ContainerPause(context.Background(), name, client.ContainerPauseOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if in := e.inspectEngine(cli, name); !in.State.Running || !in.State.Paused {
+		t.Fatalf("container %s is not alive and frozen: %+v", name, in.State)
+	}
+	en := e.waitStatus("user-0001", api.StatusFailed)
+	if en.Error == nil || en.Error.Code != api.CodeHealthCheckFailed || !strings.Contains(en.Error.Message, "stopped answering /health") ||
+		!strings.Contains(en.Error.Message, name) {
+		t.Fatalf("hung container: %+v", en.Error)
+	}
+	if r := e.do("POST", "/v1/engines/user-0001/turns", api.TurnsRequest{Count: 1}); r.status != 503 {
+		t.Fatalf("turn to a hung engine: %d", r.status)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for in := e.inspectEngine(cli, name); in.State.Running; in = e.inspectEngine(cli, name) {
+		if time.Now().After(deadline) {
+			t.Fatalf("hung container %s was not stopped: %+v", name, in.State)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

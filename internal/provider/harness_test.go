@@ -99,6 +99,9 @@ type harnessOptions struct {
 	// a TestAccProcess_* wrapper runs the test, see process_runtime_test.go) and "process" runs
 	// every engine as a stand-in Engine process. Under the process runtime Engines 0 means 1.
 	Runtime string
+	// AdoptLabels (KEY=VALUE) are the docker runtime's --adopt-label: containers someone else
+	// started that the control plane registers as engines.
+	AdoptLabels []string
 }
 
 // harness is one hermetic control plane for one test, served in-process.
@@ -148,6 +151,7 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 		TimeScale:     opts.TimeScale,
 		EnableFaults:  opts.Faults,
 	}
+	cpOpts.Docker.AdoptLabels = opts.AdoptLabels
 	processRuntime(t, opts.Runtime, requestedEngines, &cpOpts)
 	srv, err := controlplane.New(cpOpts)
 	if err != nil {
