@@ -90,6 +90,45 @@ func snippetStubs(body string) string {
 	return b.String()
 }
 
+var (
+	resourceRef  = regexp.MustCompile(`(?:^|[^.\w])(engine_[a-z_]+)\.([A-Za-z_][A-Za-z0-9_-]*)\.`)
+	resourceDecl = regexp.MustCompile(`(?m)^resource "(engine_[a-z_]+)" "([A-Za-z_][A-Za-z0-9_-]*)"`)
+)
+
+// earlierDeclarations is what a guide that builds one configuration step by step has declared
+// before s: for each resource s refers to without declaring, the nearest earlier snippet of the
+// same file that declares it, whole (a reader following the guide in order has it). A reference
+// no earlier snippet declares is left for validate to report.
+func earlierDeclarations(earlier []docSnippet, s docSnippet) string {
+	declared := map[string]bool{}
+	for _, m := range resourceDecl.FindAllStringSubmatch(s.body, -1) {
+		declared[m[1]+"."+m[2]] = true
+	}
+	var b strings.Builder
+	included := map[int]bool{}
+	for _, m := range resourceRef.FindAllStringSubmatch(s.body, -1) {
+		ref := m[1] + "." + m[2]
+		if declared[ref] {
+			continue
+		}
+		for i := len(earlier) - 1; i >= 0; i-- {
+			e := earlier[i]
+			if e.file != s.file || !strings.Contains(e.body, fmt.Sprintf("resource %q %q", m[1], m[2])) {
+				continue
+			}
+			if !included[i] {
+				included[i] = true
+				b.WriteString(e.body + "\n")
+				for _, d := range resourceDecl.FindAllStringSubmatch(e.body, -1) {
+					declared[d[1]+"."+d[2]] = true
+				}
+			}
+			break
+		}
+	}
+	return b.String()
+}
+
 // TestAccDocSnippets runs every HCL snippet of the README and docs through real terraform: fmt
 // -check (syntax and layout) and validate against the provider built from this checkout, so a
 // snippet that cannot work as written (such as `timeouts = { … }` where timeouts is a block)
@@ -123,6 +162,9 @@ func TestAccDocSnippets(t *testing.T) {
 			continue
 		}
 		if err := os.WriteFile(filepath.Join(dir, "stubs.tf"), []byte(snippetStubs(s.body)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "earlier.tf"), []byte(earlierDeclarations(snippets[:i], s)), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if out, err := env.TerraformCombined(ctx, dir, nil, "validate"); err != nil {
