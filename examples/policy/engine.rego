@@ -159,10 +159,18 @@ deny contains msg if {
 
 # --- A canary's first step moves at most 5% of the fleet. ------------------------------------
 # Head-counts, not percentages: a step covers ceil(step% x users) engines, at least one, so
-# steps = [5, ...] over 3 users moves 1 of them (33%). With user_ids unknown at plan, the step's
-# percentage is all there is to check.
+# steps = [5, ...] over 3 users moves 1 of them (33%). With user_ids unknown at plan, or a
+# selector scope (user_ids null: the control plane evaluates it), the step's percentage is all
+# there is to check.
 
 max_first_step := 5
+
+percent_only(rc) if rc.change.after_unknown.user_ids == true
+
+percent_only(rc) if {
+	rc.change.after.user_ids == null
+	rc.change.after.selector != null
+}
 
 deny contains msg if {
 	some rc in changing("engine_canary")
@@ -176,7 +184,7 @@ deny contains msg if {
 
 deny contains msg if {
 	some rc in changing("engine_canary")
-	rc.change.after_unknown.user_ids == true
+	percent_only(rc)
 	first := rc.change.after.steps[0]
 	first > max_first_step
 	msg := sprintf("%s: the first canary step moves %v%% of the fleet; at most %v%% may move before the first analysis. Start steps with %v or less.", [rc.address, first, max_first_step, max_first_step])

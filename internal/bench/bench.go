@@ -49,10 +49,11 @@ const (
 	MCanary   = "canary"
 	MSnapshot = "snapshot"
 	MControl  = "controlplane"
+	MFleet    = "fleet"
 )
 
 // Measurements lists every measurement in run order.
-var Measurements = []string{MPlan, MLag, MCanary, MSnapshot, MControl, MDockerCanary, MDockerSnapshot}
+var Measurements = []string{MPlan, MLag, MCanary, MSnapshot, MControl, MDockerCanary, MDockerSnapshot, MFleet}
 
 // Run performs the selected measurements and writes report.md and figures.json to cfg.OutDir.
 // A measurement that fails is recorded as failed in the report and the run continues: a broken
@@ -69,7 +70,7 @@ func Run(ctx context.Context, cfg Config) (*Figures, error) {
 	defer os.RemoveAll(work)
 
 	var tf *terraform
-	needTF := cfg.want(MPlan) || cfg.want(MLag) || cfg.want(MCanary) || cfg.want(MDockerCanary)
+	needTF := cfg.want(MPlan) || cfg.want(MLag) || cfg.want(MCanary) || cfg.want(MDockerCanary) || cfg.want(MFleet)
 	if needTF {
 		cfg.logf("building the provider from %s", cfg.RepoRoot)
 		profile := ""
@@ -94,6 +95,7 @@ func Run(ctx context.Context, cfg Config) (*Figures, error) {
 		{MControl, func() error { var err error; f.ControlPlane, err = runControlPlane(ctx, cfg, work); return err }},
 		{MDockerCanary, func() error { var err error; f.DockerCanary, err = runDockerCanary(ctx, cfg, tf, work); return err }},
 		{MDockerSnapshot, func() error { var err error; f.DockerSnapshot, err = runDockerSnapshot(ctx, cfg, work); return err }},
+		{MFleet, func() error { var err error; f.Fleet, err = runFleet(ctx, cfg, tf, work); return err }},
 	}
 	for _, s := range steps {
 		if !cfg.want(s.name) {

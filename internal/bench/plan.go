@@ -248,9 +248,16 @@ type stateSize struct {
 // stateSizes measures what each resource instance of typ costs in a state file. Compact JSON is
 // the fair per-engine figure: the indentation terraform adds is the same for every provider.
 func stateSizes(path, typ string) (stateSize, error) {
+	file, byType, err := stateByType(path)
+	return stateSize{file: file, instances: byType[typ]}, err
+}
+
+// stateByType reads a state file: its size and each resource type's instances as compact JSON
+// sizes (a data source's type is its name, as for a resource).
+func stateByType(path string) (int, map[string][]int, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return stateSize{}, err
+		return 0, nil, err
 	}
 	var st struct {
 		Resources []struct {
@@ -259,20 +266,17 @@ func stateSizes(path, typ string) (stateSize, error) {
 		} `json:"resources"`
 	}
 	if err := json.Unmarshal(b, &st); err != nil {
-		return stateSize{}, fmt.Errorf("%s: %w", path, err)
+		return 0, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	out := stateSize{file: len(b)}
+	out := map[string][]int{}
 	for _, r := range st.Resources {
-		if r.Type != typ {
-			continue
-		}
 		for _, in := range r.Instances {
 			var c bytes.Buffer
 			if err := json.Compact(&c, in); err != nil {
-				return stateSize{}, err
+				return 0, nil, err
 			}
-			out.instances = append(out.instances, c.Len())
+			out[r.Type] = append(out[r.Type], c.Len())
 		}
 	}
-	return out, nil
+	return len(b), out, nil
 }

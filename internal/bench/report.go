@@ -23,6 +23,7 @@ type Figures struct {
 	// The same canary and snapshot on the docker runtime's containers.
 	DockerCanary   *CanaryFigures   `json:"docker_canary,omitempty"`
 	DockerSnapshot *SnapshotFigures `json:"docker_snapshot,omitempty"`
+	Fleet          *FleetFigures    `json:"fleet,omitempty"`
 	Bars           []Bar            `json:"bars"`
 	Errors         []string         `json:"errors,omitempty"`
 }
@@ -69,7 +70,7 @@ func (f *Figures) bars() []Bar {
 	if sn := f.DockerSnapshot; sn != nil && sn.CopyMedianMS > 0 {
 		out = append(out, atMost(fmt.Sprintf("docker: snapshot of a container's %.0f MB brain under writes vs plain copy", sn.SnapshotSizeMB), sn.Ratio, 3, "×"))
 	}
-	return out
+	return append(out, f.Fleet.bars()...)
 }
 
 // Render re-reads a run's figures.json and rewrites its report.md, so a report can be regenerated
@@ -213,6 +214,7 @@ func (f *Figures) Markdown() string {
 		w("")
 		w("Reads and long-polls come from the same process as the server, so client and server share the cores. CPU while held counts the whole process.")
 	}
+	f.Fleet.markdown(w)
 	m := f.Machine
 	w("")
 	w("## Machine")

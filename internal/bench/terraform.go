@@ -74,6 +74,8 @@ func writeCLIConfig(path string, overrides map[string]string) error {
 type tfRun struct {
 	Wall       time.Duration
 	ProviderKB int64 // the provider process's peak RSS (VmHWM), 0 when none was seen
+	// TerraformKB is terraform's own peak RSS (VmHWM, the provider not included).
+	TerraformKB int64
 	// CPU time: terraform with its children (from wait4), and the provider alone (its last
 	// /proc sample, so up to 10 ms of its very end may be missing).
 	TotalCPU    time.Duration
@@ -97,20 +99,20 @@ func (t *terraform) run(ctx context.Context, dir string, env []string, args ...s
 	if err := cmd.Start(); err != nil {
 		return tfRun{}, err
 	}
-	var peak int64
+	var peak, tfPeak int64
 	var pcpu time.Duration
 	var wg sync.WaitGroup
 	done := make(chan struct{})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		peak, pcpu = sampleProvider(cmd.Process.Pid, done)
+		peak, tfPeak, pcpu = sampleProvider(cmd.Process.Pid, done)
 	}()
 	err := cmd.Wait()
 	wall := time.Since(start)
 	close(done)
 	wg.Wait()
-	r := tfRun{Wall: wall, ProviderKB: peak, ProviderCPU: pcpu, Output: out.String()}
+	r := tfRun{Wall: wall, ProviderKB: peak, TerraformKB: tfPeak, ProviderCPU: pcpu, Output: out.String()}
 	if ps := cmd.ProcessState; ps != nil {
 		r.TotalCPU = ps.UserTime() + ps.SystemTime()
 	}
@@ -121,14 +123,17 @@ func (t *terraform) run(ctx context.Context, dir string, env []string, args ...s
 }
 
 // sampleProvider polls the provider children of pid every 10 ms and returns the highest VmHWM
-// seen and the provider's CPU time at the last sample. VmHWM is the kernel's own high-water
+// seen, pid's own (terraform's) VmHWM and the provider's CPU time at the last sample. VmHWM is the kernel's own high-water
 // mark, so a peak between samples is not missed as long as one sample lands while the process
 // lives (terraform keeps it for the whole plan).
-func sampleProvider(pid int, done <-chan struct{}) (peakKB int64, cpu time.Duration) {
+func sampleProvider(pid int, done <-chan struct{}) (peakKB, tfKB int64, cpu time.Duration) {
 	cpus := map[int]time.Duration{}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+			tfKB = max(tfKB, procKB(string(b), "VmHWM:"))
+		}
 		for _, child := range children(pid) {
 			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", child))
 			if strings.TrimSpace(string(comm)) != providerComm {
@@ -148,7 +153,7 @@ func sampleProvider(pid int, done <-chan struct{}) (peakKB int64, cpu time.Durat
 			for _, c := range cpus {
 				cpu += c
 			}
-			return peakKB, cpu
+			return peakKB, tfKB, cpu
 		case <-tick.C:
 		}
 	}

@@ -308,17 +308,40 @@ resource "engine_canary" "c" {
 }
 `
 
+// canarySelectorConfig is canaryConfig scoped by a selector: the stable versions and snapshots
+// live in the canary's record on the control plane, not in state.
+const canarySelectorConfig = `
+resource "engine_canary" "c" {
+  version   = "2.4.0"
+  selector  = { user_id_prefix = "user-" }
+  steps     = [50, 100]
+  mode      = "auto"
+  bake_time = "0s"
+}
+`
+
 func TestKill_canaryStep(t *testing.T) {
 	t.Parallel() // each test has its own control plane and workspaces
-	runKills(t, killScenario{
-		name: "engine_canary 2.3.1->2.4.0 steps 50,100",
+	runKills(t, canaryKills("engine_canary 2.3.1->2.4.0 steps 50,100", canaryConfig))
+}
+
+// A selector canary killed anywhere converges the same way: one snapshot and one upgrade per
+// engine, its rollback targets recovered when the kill came before the record was written.
+func TestKill_canarySelectorStep(t *testing.T) {
+	t.Parallel()
+	runKills(t, canaryKills("engine_canary selector 2.3.1->2.4.0 steps 50,100", canarySelectorConfig))
+}
+
+func canaryKills(name, config string) killScenario {
+	return killScenario{
+		name: name,
 		setup: func(e *env) (*Workspace, *killState) {
 			st := &killState{users: canaryUsers, turns: 2, before: map[string]map[string]string{}, migrated: migratedTables(e, "2.3.1", "2.4.0")}
 			for _, u := range canaryUsers {
 				e.writeTurns(u, "before", 2)
 				st.before[u] = e.checksums(u)
 			}
-			return e.workspace(canaryConfig), st
+			return e.workspace(config), st
 		},
 		args:   []string{"apply", "-auto-approve", "-input=false"},
 		resume: []string{"apply", "-auto-approve", "-input=false"},
@@ -331,7 +354,7 @@ func TestKill_canaryStep(t *testing.T) {
 				r.errorf("state records canary phase %v, want promoted", v)
 			}
 		},
-	})
+	}
 }
 
 // SIGINT is Terraform's graceful stop: terraform (and the provider under it) must return within

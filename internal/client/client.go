@@ -283,7 +283,7 @@ func (r request) retryable() bool {
 	case http.MethodGet, http.MethodHead, http.MethodDelete:
 		return true
 	case http.MethodPost:
-		return r.idempotencyKey != ""
+		return r.idempotencyKey != "" || r.idempotent
 	}
 	return r.idempotent
 }

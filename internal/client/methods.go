@@ -25,6 +25,22 @@ func (c *Client) Health(ctx context.Context) (api.ServiceHealth, error) {
 
 // ListEngines reads one page of engines.
 func (c *Client) ListEngines(ctx context.Context, opts ListEnginesOptions) (api.EngineList, error) {
+	var out api.EngineList
+	err := c.do(ctx, request{method: http.MethodGet, path: api.Base + "/engines", query: opts.query()}, &out)
+	return out, err
+}
+
+// AllEngines pages through every engine matching opts (opts.PageToken is the starting page).
+func (c *Client) AllEngines(ctx context.Context, opts ListEnginesOptions) ([]api.Engine, error) {
+	return pageAll(api.Base+"/engines", "engines", opts.PageToken, func(token string) ([]api.Engine, string, error) {
+		opts.PageToken = token
+		page, err := c.ListEngines(ctx, opts)
+		return page.Engines, page.NextPageToken, err
+	})
+}
+
+// query is opts as GET /v1/engines and GET /v1/engine-ids take them.
+func (opts ListEnginesOptions) query() url.Values {
 	q := url.Values{}
 	setIf(q, "status", opts.Status)
 	setIf(q, "version", opts.Version)
@@ -33,30 +49,28 @@ func (c *Client) ListEngines(ctx context.Context, opts ListEnginesOptions) (api.
 	if opts.Limit > 0 {
 		q.Set("limit", strconv.Itoa(opts.Limit))
 	}
-	var out api.EngineList
-	err := c.do(ctx, request{method: http.MethodGet, path: api.Base + "/engines", query: q}, &out)
-	return out, err
+	return q
 }
 
-// AllEngines pages through every engine matching opts (opts.PageToken is the starting page).
-func (c *Client) AllEngines(ctx context.Context, opts ListEnginesOptions) ([]api.Engine, error) {
-	var all []api.Engine
+// pageAll reads pages from token on until one has no next token. A server that hands out a token
+// twice would keep us paging forever: that is an error.
+func pageAll[T any](route, what, token string, next func(token string) ([]T, string, error)) ([]T, error) {
+	var all []T
 	seen := map[string]bool{}
 	for {
-		page, err := c.ListEngines(ctx, opts)
+		items, tok, err := next(token)
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, page.Engines...)
-		if page.NextPageToken == "" {
+		all = append(all, items...)
+		if tok == "" {
 			return all, nil
 		}
-		// A server that hands out a token twice would keep us paging forever.
-		if seen[page.NextPageToken] {
-			return nil, fmt.Errorf("GET %s/engines: the control plane returned page token %q twice; stopping after %d engines instead of paging forever", api.Base, page.NextPageToken, len(all))
+		if seen[tok] {
+			return nil, fmt.Errorf("GET %s: the control plane returned page token %q twice; stopping after %d %s instead of paging forever", route, tok, len(all), what)
 		}
-		seen[page.NextPageToken] = true
-		opts.PageToken = page.NextPageToken
+		seen[tok] = true
+		token = tok
 	}
 }
 

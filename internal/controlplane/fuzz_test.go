@@ -111,7 +111,7 @@ func (e *env) rawRequest(method, path string, body io.Reader, headers ...string)
 func TestEveryDocumentedOperation_rejectsBadRequests(t *testing.T) {
 	e := newEnv(t, withFaults)
 	snap := e.snapshot("user-0001")
-	ids := map[string]string{"user_id": "user-0001", "snapshot_id": snap.ID, "operation_id": "op-1"}
+	ids := map[string]string{"user_id": "user-0001", "snapshot_id": snap.ID, "operation_id": "op-1", "canary_id": "canary-fuzz"}
 	ops := documentOperations(t)
 	if len(ops) < 15 {
 		t.Fatalf("the document declares only %d operations; is it the placeholder?", len(ops))

@@ -1,7 +1,6 @@
 package controlplane
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -67,35 +66,16 @@ func (s *Server) versionNotFound(field, version string) *apiError {
 
 func (s *Server) listEngines(w http.ResponseWriter, r *http.Request, _ params) {
 	q := r.URL.Query()
-	status, version, prefix := q.Get("status"), q.Get("version"), q.Get("user_id_prefix")
+	sel, bad := s.selectorFromQuery(q)
 	staging := q.Get("include_staging") == "true"
-	if status != "" && !slices.Contains(api.EngineStatuses, status) {
-		writeError(w, badField("status", fmt.Sprintf("status %q is not one of %s", status, strings.Join(api.EngineStatuses, ", "))))
+	if bad != nil {
+		writeError(w, bad)
 		return
 	}
-	if version != "" {
-		if _, ok := s.cat.Get(version); !ok {
-			writeError(w, s.versionNotFound("version", version))
-			return
-		}
-	}
-	limit := 100
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			writeError(w, badField("limit", fmt.Sprintf("limit %q must be an integer from 1 to 1000", v)))
-			return
-		}
-		limit = n
-	}
-	after := ""
-	if tok := q.Get("page_token"); tok != "" {
-		b, err := base64.RawURLEncoding.DecodeString(tok)
-		if err != nil || !validID(string(b)) {
-			writeError(w, badField("page_token", "page_token is not one this server issued; start again without it"))
-			return
-		}
-		after = string(b)
+	limit, after, bad := pageParams(q, 100, 1000)
+	if bad != nil {
+		writeError(w, bad)
+		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -106,12 +86,11 @@ func (s *Server) listEngines(w http.ResponseWriter, r *http.Request, _ params) {
 	}
 	for _, id := range s.userIDs[start:] {
 		e := s.engines[id]
-		if status != "" && e.Status != status || version != "" && e.EngineVersion != version || !strings.HasPrefix(id, prefix) ||
-			e.RehearsalID != "" && !staging {
+		if !matches(e, sel, staging) {
 			continue
 		}
 		if len(out.Engines) == limit {
-			out.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(out.Engines[limit-1].UserID))
+			out.NextPageToken = pageToken(out.Engines[limit-1].UserID)
 			break
 		}
 		out.Engines = append(out.Engines, s.engineView(e, r))

@@ -82,6 +82,7 @@ func (s *Server) routes() []route {
 		{method: "GET", pattern: "/v1/rehearsals/{rehearsal_id}", handle: s.getRehearsal},
 		{method: "DELETE", pattern: "/v1/rehearsals/{rehearsal_id}", handle: s.deleteRehearsal},
 	}
+	rs = append(rs, s.canaryRoutes()...)
 	if s.opts.EnableFaults {
 		rs = append(rs,
 			route{method: "GET", pattern: "/v1/faults", handle: s.listFaults},

@@ -219,7 +219,14 @@ func (s *Server) rehearsalSnapshot(op *operation, reh *api.Rehearsal) (api.Snaps
 		sn, ok := s.takeSnapshot(op, "snap-"+randomHex(8), api.CreateSnapshotRequest{
 			RetentionDays: 7, Description: fmt.Sprintf("taken by rehearsal %s of %s", reh.ID, reh.ToVersion)})
 		if !ok {
-			s.rehearsalEnded(reh, op.Error, nil)
+			// The snapshot failed the operation, or the control plane is closing (the next
+			// start settles the rehearsal).
+			s.mu.Lock()
+			failed, detail := op.Done(), op.Error
+			s.mu.Unlock()
+			if failed {
+				s.rehearsalEnded(reh, detail, nil)
+			}
 			return sn, false
 		}
 		s.mu.Lock()

@@ -94,6 +94,8 @@ type Server struct {
 	stats  *stats
 
 	rt engineRuntime // where engines run (runtime.go)
+
+	canaries *canaryStore // canary records (canaries.go)
 }
 
 type engineState struct {
@@ -104,7 +106,7 @@ type engineState struct {
 	turnMu   sync.Mutex    // sim runtime: serialises turn writes so the in-brain counter is exact
 	opIDs    []string      // oldest first
 	writes   []writeEvent  // recent turn writes, for metrics
-	results  []turnResult  // process runtime: recent turn results the engine reported
+	results  []turnResult  // process and docker runtimes: recent turn results the engine reported
 }
 
 type writeEvent struct {
@@ -173,7 +175,7 @@ func New(opts Options) (*Server, error) {
 		keyHash: hashKey(opts.APIKey), reg: reg,
 		engines: map[string]*engineState{}, snapshots: map[string]*snapshotState{},
 		ops: map[string]*operation{}, idem: map[string]idemEntry{}, rehearsals: map[string]*api.Rehearsal{}, templates: map[int]string{},
-		faults: newFaultSet(), stats: newStats(),
+		faults: newFaultSet(), stats: newStats(), canaries: newCanaryStore(),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.rt, err = newRuntime(s); err != nil {
@@ -361,6 +363,9 @@ func (s *Server) load() error {
 		}
 	}
 	s.idem = l.idem
+	if err := s.reg.loadCanaries(s.canaries); err != nil {
+		return err
+	}
 	for _, op := range s.ops {
 		if op.Done() {
 			continue

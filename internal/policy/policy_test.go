@@ -83,6 +83,10 @@ func TestAccPolicy(t *testing.T) {
 		{name: "canary-first-step-headcount", dir: "internal/policy/testdata/deny-canary-first-step-headcount", want: []string{
 			"engine_canary.three: the first canary step moves 1 of 3 users (33%); at most 5% of the fleet may move",
 		}},
+		// A selector scope: the plan has no user list to count, so the percentage is checked.
+		{name: "canary-first-step-selector", dir: "internal/policy/testdata/deny-canary-first-step-selector", want: []string{
+			"engine_canary.fleet: the first canary step moves 10% of the fleet; at most 5% may move before the first analysis",
+		}},
 	}
 	t.Run("plans", func(t *testing.T) { // returns when every parallel plan has been judged
 		for _, tc := range cases {

@@ -51,12 +51,13 @@ func (r *canaryResource) Create(ctx context.Context, req resource.CreateRequest,
 	}
 	timeout, diags := plan.Timeouts.Create(ctx, defaultCanaryTimeout)
 	resp.Diagnostics.Append(diags...)
+	keep, diags := r.hydrate(ctx, &plan, 0)
+	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	if plan.ID.IsUnknown() || plan.ID.IsNull() {
-		users, _ := listStrings(plan.UserIDs)
-		plan.ID = types.StringValue(canaryID(plan.Version.ValueString(), users))
+		plan.ID = types.StringValue(keep.idOf(plan))
 	}
 	if plan.CohortSeed.IsUnknown() || plan.CohortSeed.IsNull() {
 		plan.CohortSeed = plan.ID
@@ -68,6 +69,8 @@ func (r *canaryResource) Create(ctx context.Context, req resource.CreateRequest,
 	if out.diags.HasError() && !out.touched {
 		return // nothing moved and nothing recorded: no canary to track
 	}
+	resp.Diagnostics.Append(r.recordApply(ctx, plan, keep, resp.Private)...)
+	keep.dehydrate(&plan)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
@@ -87,16 +90,30 @@ func (r *canaryResource) Update(ctx context.Context, req resource.UpdateRequest,
 	if plan.CohortSeed.IsUnknown() || plan.CohortSeed.IsNull() {
 		plan.CohortSeed = state.CohortSeed
 	}
+	keep, diags := r.hydrate(ctx, &plan, 0)
+	resp.Diagnostics.Append(diags...)
+	_, diags = r.hydrate(ctx, &state, hydrateRecord)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	out := r.converge(ctx, &plan, &state, req.Private)
 	resp.Diagnostics.Append(out.diags...)
+	resp.Diagnostics.Append(r.recordApply(ctx, plan, keep, resp.Private)...)
+	keep.dehydrate(&plan)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
 func (r *canaryResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	var state canaryModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	keep, diags := r.hydrate(ctx, &state, hydrateRecord)
+	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -107,6 +124,7 @@ func (r *canaryResource) Read(ctx context.Context, req resource.ReadRequest, res
 	}
 	fillProgress(&state, run, cfg, engines, state.Phase.ValueString() == upgrade.PhaseAborted)
 	state.PlannedStep = types.StringNull() // it described the apply that ran; the next plan says anew
+	keep.dehydrate(&state)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 	resp.Diagnostics.Append(setHeld(ctx, resp.Private, cfg.held)...)
 	if state.Phase.ValueString() == upgrade.PhaseAborted {
@@ -123,11 +141,6 @@ func (r *canaryResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if state.OnDestroy.ValueString() == onDestroyKeep {
-		tflog.Info(ctx, "on_destroy = keep: leaving every engine as it is", map[string]any{"canary_id": state.ID.ValueString()})
-		r.releaseKept(ctx, state, req.Private)
-		return
-	}
 	timeout, diags := state.Timeouts.Delete(ctx, defaultCanaryTimeout)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
@@ -135,6 +148,17 @@ func (r *canaryResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	_, diags = r.hydrate(ctx, &state, hydrateRecord)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if state.OnDestroy.ValueString() == onDestroyKeep {
+		tflog.Info(ctx, "on_destroy = keep: leaving every engine as it is", map[string]any{"canary_id": state.ID.ValueString()})
+		r.releaseKept(ctx, state, req.Private)
+		resp.Diagnostics.Append(r.deleteRecord(ctx, state.ID.ValueString())...)
+		return
+	}
 	// Derive the work from what the engines really run, so an interrupted destroy resumes.
 	run, _, engines, diags := r.observed(ctx, state)
 	resp.Diagnostics.Append(diags...)
@@ -153,22 +177,38 @@ func (r *canaryResource) Delete(ctx context.Context, req resource.DeleteRequest,
 		return
 	}
 	tflog.Info(ctx, "canary rolled back", map[string]any{"canary_id": state.ID.ValueString(), "engines": len(done)})
+	resp.Diagnostics.Append(r.deleteRecord(ctx, state.ID.ValueString())...)
 	owner.releaseAll(ctx, engines)
 }
 
-// ImportState takes "VERSION:USER_ID,USER_ID,..." or "VERSION:COHORT_SEED:USER_ID,USER_ID,...";
-// refresh then reads progress, stable versions and snapshots back from the fleet and its
-// operations.
+// ImportState takes the canary's id (its record on the control plane holds everything), or
+// "VERSION:USER_ID,USER_ID,..." / "VERSION:COHORT_SEED:USER_ID,USER_ID,...", which names the same
+// id. Without a record, refresh reads progress, stable versions and snapshots back from the fleet
+// and its operations, and every plan warns what that could not recover.
 func (r *canaryResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
 	parts := strings.Split(req.ID, ":")
+	if len(parts) == 1 && req.ID != "" {
+		found, diags := r.importRecord(ctx, req.ID, &resp.State)
+		resp.Diagnostics.Append(diags...)
+		if !found && !diags.HasError() {
+			resp.Diagnostics.AddError("Canary Record Not Found",
+				fmt.Sprintf("The control plane holds no record for canary %q: every apply writes one (GET /v1/canaries/%s). Check the id (terraform state show of the canary, or id in its plan), "+
+					"or import by VERSION:COHORT_SEED:USER_ID,USER_ID,... instead, which reads each engine's stable version from its operation history.", req.ID, req.ID))
+		}
+		return
+	}
 	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[len(parts)-1] == "" {
 		resp.Diagnostics.AddError("Invalid Canary Import Id",
-			fmt.Sprintf("%q is not VERSION:USER_ID,USER_ID,... or VERSION:COHORT_SEED:USER_ID,USER_ID,... (for example 2.4.0:user-0001,user-0002).",
-				req.ID))
+			fmt.Sprintf("%q is not a canary id (canary-...), VERSION:USER_ID,USER_ID,... or VERSION:COHORT_SEED:USER_ID,USER_ID,... "+
+				"(for example 2.4.0:user-0001,user-0002).", req.ID))
 		return
 	}
 	version, users := parts[0], strings.Split(parts[len(parts)-1], ",")
 	id := canaryID(version, users)
+	if found, diags := r.importRecord(ctx, id, &resp.State); found || diags.HasError() {
+		resp.Diagnostics.Append(diags...)
+		return
+	}
 	seed := id
 	if len(parts) == 3 && parts[1] != "" {
 		seed = parts[1]
@@ -187,6 +227,7 @@ func (r *canaryResource) ImportState(ctx context.Context, req resource.ImportSta
 	set("allow_major_upgrade", false)
 	set("on_destroy", onDestroyRollback)
 	set("phase", upgrade.PhaseProgressing)
+	importGuessed(ctx, resp)
 }
 
 // canaryConfig is the part of the model the step logic needs, as Go values.

@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -18,6 +19,10 @@ func (r *canaryResource) ValidateConfig(ctx context.Context, req resource.Valida
 	var m canaryModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
 	if resp.Diagnostics.HasError() {
+		return
+	}
+	if msg, bad := noScope(m); bad {
+		resp.Diagnostics.AddAttributeError(path.Root("user_ids"), "Canary Has No Scope", msg)
 		return
 	}
 	steps, ok := listInts(m.Steps)
@@ -53,11 +58,18 @@ func (r *canaryResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		var state canaryModel
 		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 		if !resp.Diagnostics.HasError() {
+			_, diags := r.hydrate(ctx, &state, hydrateRecord)
+			resp.Diagnostics.Append(diags...)
+		}
+		if !resp.Diagnostics.HasError() {
 			resp.Diagnostics.Append(r.planDestroy(ctx, state, r.canaryOwner(ctx, req.Private, state.ID.ValueString()).token)...)
 		}
 		return
 	}
 	p, ok := r.readPlan(ctx, req, resp)
+	if p != nil {
+		defer dehydratePlan(ctx, resp, p.keep)
+	}
 	if !ok {
 		return
 	}
@@ -90,6 +102,8 @@ type canaryPlan struct {
 	cat     *upgrade.Catalog
 	engines map[string]api.Engine
 	moves   []upgrade.StepMove
+	// keep says whether a selector's facts were hydrated into plan and state (dehydrated again at the end).
+	keep scopeKeeper
 }
 
 // readPlan reads the plan and state, leaves progress unknown while the configuration is, and
@@ -106,12 +120,23 @@ func (r *canaryResource) readPlan(ctx context.Context, req resource.ModifyPlanRe
 	if resp.Diagnostics.HasError() {
 		return nil, false
 	}
+	var diags diag.Diagnostics
+	p.keep, diags = r.hydrate(ctx, plan, 0)
+	resp.Diagnostics.Append(diags...)
+	if p.state != nil {
+		_, diags = r.hydrate(ctx, p.state, hydrateRecord|hydrateMoved)
+		resp.Diagnostics.Append(diags...)
+	}
+	if resp.Diagnostics.HasError() {
+		return nil, false
+	}
 	state := p.state
 	// Only an apply that aborts changes last_abort, and that apply fails: Terraform checks the
 	// result against the plan only when the apply succeeds, so the plan keeps it as it is.
 	plan.LastAbort = types.ObjectNull(lastAbortAttrTypes)
 	if state != nil {
 		plan.LastAbort = state.LastAbort
+		resp.Diagnostics.Append(importedWithoutRecord(ctx, req.Private, *state)...)
 	}
 	users, okUsers := listStrings(plan.UserIDs)
 	steps, okSteps := listInts(plan.Steps)
@@ -120,13 +145,13 @@ func (r *canaryResource) readPlan(ctx context.Context, req resource.ModifyPlanRe
 		setProgressUnknown(plan)
 		plan.PlannedStep = types.StringUnknown()
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, plan)...)
-		return nil, false
+		return p, false
 	}
 	if upgrade.ValidateSteps(steps) != nil || upgrade.ValidateHoldAt(steps, plan.HoldAt.ValueInt64()) != nil {
 		return nil, false // ValidateConfig has said why
 	}
 	if state == nil {
-		plan.ID = types.StringValue(canaryID(plan.Version.ValueString(), users))
+		plan.ID = types.StringValue(p.keep.idOf(*plan))
 	} else {
 		plan.ID = state.ID
 	}

@@ -85,6 +85,7 @@ func (p *canaryPlan) planProgress(ctx context.Context, resp *resource.ModifyPlan
 		anyMover = anyMover || len(mv.Movers) > 0
 	}
 	plan.MovedUserIDs = stringListValue(final)
+	plan.MovedCount = types.Int64Value(int64(len(final)))
 	plan.CurrentPercent = types.Int64Value(upgrade.CurrentPercent(cfg.steps, len(cfg.users), len(final)))
 	plan.Phase = types.StringValue(upgrade.PhaseAt(cfg.steps, cfg.holdAt, reached))
 	plan.NextStep = types.StringValue(nextStepText(p.cat, p.seed, cfg, final, p.engines, nil))
@@ -95,6 +96,7 @@ func (p *canaryPlan) planProgress(ctx context.Context, resp *resource.ModifyPlan
 	plan.LastAnalysis, plan.LastAbort = state.LastAnalysis, state.LastAbort
 	if len(p.moves) > 0 || p.pending {
 		plan.LastAnalysis = types.ObjectUnknown(lastAnalysisAttrTypes)
+		selectorProgressUnknown(plan, p.keep)
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, plan)...)
 }
@@ -119,6 +121,7 @@ func (r *canaryResource) quietPlan(ctx context.Context, resp *resource.ModifyPla
 	plan.StableVersions, plan.Snapshots = state.StableVersions, state.Snapshots
 	plan.LastAnalysis, plan.LastAbort = state.LastAnalysis, state.LastAbort
 	plan.MovedUserIDs = stringListValue(moved)
+	plan.MovedCount = types.Int64Value(int64(len(moved)))
 	plan.CurrentPercent = types.Int64Value(cur)
 	plan.Phase = types.StringValue(upgrade.PhaseAt(cfg.steps, cfg.holdAt, cur))
 	plan.NextStep, plan.PlannedStep = state.NextStep, state.PlannedStep
@@ -140,6 +143,7 @@ func setProgressUnknown(m *canaryModel) {
 
 	m.StableVersions, m.Snapshots = types.MapUnknown(types.StringType), types.MapUnknown(types.StringType)
 	m.MovedUserIDs = types.ListUnknown(types.StringType)
+	m.MovedCount = types.Int64Unknown()
 	m.CurrentPercent, m.Phase, m.NextStep = types.Int64Unknown(), types.StringUnknown(), types.StringUnknown()
 	m.LastAnalysis = types.ObjectUnknown(lastAnalysisAttrTypes)
 }

@@ -25,6 +25,7 @@ func fillProgress(m *canaryModel, run *rollout.Canary, cfg canaryConfig, engines
 	moved := run.MovedList()
 	cur := upgrade.CurrentPercent(cfg.steps, len(cfg.users), len(moved))
 	m.MovedUserIDs = stringListValue(moved)
+	m.MovedCount = types.Int64Value(int64(len(moved)))
 	m.CurrentPercent = types.Int64Value(cur)
 	m.StableVersions, m.Snapshots = stringMap(run.Stable()), stringMap(run.Snapshots())
 	last := run.Last()

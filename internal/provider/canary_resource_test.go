@@ -703,8 +703,8 @@ func TestCanaryDestroyPlan(t *testing.T) {
 	}
 }
 
-// Import reads progress back from the fleet: moved users, and each one's stable version and
-// pre-upgrade snapshot recovered from its upgrade operation.
+// Import by VERSION:COHORT_SEED:USER_IDS names the canary's id and reads its record back from the
+// control plane: settings, last analysis, stable versions and snapshots; refresh reads progress.
 func TestAccCanary_import(t *testing.T) {
 	h := newHarness(t, harnessOptions{Engines: 10})
 	cfg := canaryHCL(h, 10, "2.4.0", `
@@ -728,13 +728,12 @@ func TestAccCanary_import(t *testing.T) {
 					return "2.4.0:" + rs.Primary.Attributes["cohort_seed"] + ":" + strings.Join(seedUsers(10), ","), nil
 				},
 				ImportStateVerify: true,
-				// Configuration-only values import cannot know, and the last analysis (not kept
-				// anywhere but state); without it the imported canary re-judges the step it stands
-				// at before moving on, which next_step says (checked below).
 				// planned_step described the last apply and is null after any refresh, import's included.
-				ImportStateVerifyIgnore: []string{"steps", "steps.#", "steps.0", "steps.1", "steps.2", "steps.3", "steps.4", "bake_time", "last_analysis", "timeouts", "next_step", "planned_step"},
+				ImportStateVerifyIgnore: []string{"timeouts", "next_step", "planned_step"},
 				ImportStateCheck: func(s []*terraform.InstanceState) error {
-					if got := s[0].Attributes["next_step"]; !strings.HasPrefix(got, "judge the 50% step again (bake, then analysis); then move 5 users to 100%") {
+					// The record kept last_analysis: the step the fleet stands at is judged, so the
+					// next apply moves on.
+					if got := s[0].Attributes["next_step"]; !strings.HasPrefix(got, "move 5 users to 100%") {
 						return fmt.Errorf("imported next_step = %q", got)
 					}
 					return nil
@@ -936,12 +935,8 @@ func TestAccCanary_unjudgedStepIsJudgedNext(t *testing.T) {
 		ProtoV6ProviderFactories: h.Factories(nil),
 		Steps: []resource.TestStep{
 			{
-				PreConfig: func() {
-					// user-0001's metrics hang, so the analysis cannot finish before the timeout.
-					if _, err := h.Client.AddFault(context.Background(), api.Fault{Kind: api.FaultSlowResponse, Method: "GET", PathPrefix: "/v1/engines/user-0001/metrics", DelayMS: 15000}); err != nil {
-						t.Fatal(err)
-					}
-				},
+				// user-0001's metrics hang, so the analysis cannot finish before the timeout.
+				PreConfig:          func() { hangGets(t, h, "/v1/engines/user-0001/metrics") },
 				Config:             cfg,
 				ExpectNonEmptyPlan: true,
 				ConfigStateChecks: []statecheck.StateCheck{

@@ -24,11 +24,13 @@ type instancesDataSource struct {
 }
 
 type instancesDataSourceModel struct {
-	Status       types.String   `tfsdk:"status"`
-	Version      types.String   `tfsdk:"version"`
-	UserIDPrefix types.String   `tfsdk:"user_id_prefix"`
-	Instances    []engineModel  `tfsdk:"instances"`
-	UserIDs      []types.String `tfsdk:"user_ids"`
+	Status       types.String  `tfsdk:"status"`
+	Version      types.String  `tfsdk:"version"`
+	UserIDPrefix types.String  `tfsdk:"user_id_prefix"`
+	Include      types.Bool    `tfsdk:"include_instances"`
+	Instances    []engineModel `tfsdk:"instances"`
+	UserIDs      types.List    `tfsdk:"user_ids"`
+	Count        types.Int64   `tfsdk:"engine_count"`
 }
 
 func (d *instancesDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
@@ -38,7 +40,9 @@ func (d *instancesDataSource) Metadata(_ context.Context, req datasource.Metadat
 func (d *instancesDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "Lists the engines of a fleet, optionally filtered by status, version and user id prefix. " +
-			"Pages through the whole fleet. `user_ids` feeds `for_each` of `engine_release` or the users of an `engine_canary`.",
+			"Pages through the whole fleet. `user_ids` feeds `for_each` of `engine_release` or the users of an `engine_canary`. " +
+			"For a large fleet set `include_instances = false`: the data source then reads only ids (10,000 a request) and keeps " +
+			"about 12 bytes of state per engine instead of about 350.",
 		Attributes: map[string]schema.Attribute{
 			"status": schema.StringAttribute{
 				Optional:            true,
@@ -55,9 +59,16 @@ func (d *instancesDataSource) Schema(_ context.Context, _ datasource.SchemaReque
 				MarkdownDescription: "Only engines whose user id starts with this prefix.",
 				Validators:          []validator.String{stringvalidator.LengthBetween(1, 128)},
 			},
+			"include_instances": schema.BoolAttribute{
+				Optional: true,
+				MarkdownDescription: "Whether to read every matching engine's details into `instances` (default `true`). " +
+					"`false` reads only `user_ids` and `engine_count`: at 10,000 engines the data source's state drops from about 3.5 MB to about 120 KB " +
+					"and its read from seconds to one request.",
+			},
 			"instances": schema.ListNestedAttribute{
-				Computed:            true,
-				MarkdownDescription: "The matching engines, ordered by user id; each has the attributes of the `engine_instance` data source.",
+				Computed: true,
+				MarkdownDescription: "The matching engines, ordered by user id; each has the attributes of the `engine_instance` data source. " +
+					"Null when `include_instances = false`.",
 				NestedObject: schema.NestedAttributeObject{Attributes: engineAttributes(schema.StringAttribute{
 					Computed: true, MarkdownDescription: "The user the engine serves.",
 				})},
@@ -65,7 +76,11 @@ func (d *instancesDataSource) Schema(_ context.Context, _ datasource.SchemaReque
 			"user_ids": schema.ListAttribute{
 				Computed:            true,
 				ElementType:         types.StringType,
-				MarkdownDescription: "The user ids of the matching engines, in the same order as `instances`.",
+				MarkdownDescription: "The user ids of the matching engines, ordered by user id (the order of `instances`).",
+			},
+			"engine_count": schema.Int64Attribute{
+				Computed:            true,
+				MarkdownDescription: "How many engines match.",
 			},
 		},
 	}
@@ -81,11 +96,20 @@ func (d *instancesDataSource) Read(ctx context.Context, req datasource.ReadReque
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	engines, err := d.data.Client.AllEngines(ctx, client.ListEnginesOptions{
-		Status:       m.Status.ValueString(),
-		Version:      m.Version.ValueString(),
-		UserIDPrefix: m.UserIDPrefix.ValueString(),
-	})
+	opts := client.ListEnginesOptions{Status: m.Status.ValueString(), Version: m.Version.ValueString(), UserIDPrefix: m.UserIDPrefix.ValueString()}
+	if !m.Include.IsNull() && !m.Include.ValueBool() {
+		ids, err := d.data.Client.AllEngineIDs(ctx, opts)
+		if err != nil {
+			resp.Diagnostics.Append(clientErrorDiag("Engine List Failed", err))
+			return
+		}
+		sort.Strings(ids)
+		m.UserIDs = stringListValue(ids)
+		m.Count = types.Int64Value(int64(len(ids)))
+		resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+		return
+	}
+	engines, err := d.data.Client.AllEngines(ctx, opts)
 	if err != nil {
 		resp.Diagnostics.Append(clientErrorDiag("Engine List Failed", err))
 		return
@@ -94,10 +118,12 @@ func (d *instancesDataSource) Read(ctx context.Context, req datasource.ReadReque
 	// reordering would otherwise show as a diff in everything that iterates over it.
 	sort.SliceStable(engines, func(i, j int) bool { return engines[i].UserID < engines[j].UserID })
 	m.Instances = make([]engineModel, 0, len(engines))
-	m.UserIDs = make([]types.String, 0, len(engines))
+	ids := make([]string, 0, len(engines))
 	for _, e := range engines {
 		m.Instances = append(m.Instances, newEngineModel(e))
-		m.UserIDs = append(m.UserIDs, types.StringValue(e.UserID))
+		ids = append(ids, e.UserID)
 	}
+	m.UserIDs = stringListValue(ids)
+	m.Count = types.Int64Value(int64(len(ids)))
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }

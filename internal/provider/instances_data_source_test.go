@@ -107,3 +107,44 @@ func TestAccInstancesDataSource_invalidFilters(t *testing.T) {
 		},
 	})
 }
+
+// TestAccInstancesDataSource_idsOnly: include_instances = false gives the same user_ids and count
+// as the full form, through the selector, and no instances.
+func TestAccInstancesDataSource_idsOnly(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Engines: 4, BrainRows: 1})
+	if err := h.Server.CreateEngine("team-a-1", "2.4.0"); err != nil {
+		t.Fatal(err)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: h.ProviderBlock() + `
+data "engine_instances" "light" {
+  version           = "2.3.1"
+  include_instances = false
+}
+
+data "engine_instances" "full" {
+  version = "2.3.1"
+}
+
+data "engine_instances" "none" {
+  user_id_prefix    = "nobody-"
+  include_instances = false
+}
+`,
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue("data.engine_instances.light", tfjsonpath.New("user_ids"), knownvalue.ListExact([]knownvalue.Check{
+					knownvalue.StringExact("user-0001"), knownvalue.StringExact("user-0002"), knownvalue.StringExact("user-0003"), knownvalue.StringExact("user-0004"),
+				})),
+				statecheck.ExpectKnownValue("data.engine_instances.light", tfjsonpath.New("engine_count"), knownvalue.Int64Exact(4)),
+				statecheck.ExpectKnownValue("data.engine_instances.light", tfjsonpath.New("instances"), knownvalue.Null()),
+				statecheck.ExpectKnownValue("data.engine_instances.full", tfjsonpath.New("engine_count"), knownvalue.Int64Exact(4)),
+				statecheck.ExpectKnownValue("data.engine_instances.full", tfjsonpath.New("instances"), knownvalue.ListSizeExact(4)),
+				statecheck.ExpectKnownValue("data.engine_instances.none", tfjsonpath.New("user_ids"), knownvalue.ListSizeExact(0)),
+				statecheck.ExpectKnownValue("data.engine_instances.none", tfjsonpath.New("engine_count"), knownvalue.Int64Exact(0)),
+			},
+		}},
+	})
+}

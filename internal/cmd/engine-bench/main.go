@@ -1,7 +1,7 @@
 // Command engine-bench runs the benchmark suite of internal/bench (`make bench`) and prints the
 // directory holding report.md and figures.json.
 //
-//	go run ./internal/cmd/engine-bench [-quick] [-out DIR] [-only plan,lag,canary,snapshot,controlplane]
+//	go run ./internal/cmd/engine-bench [-quick] [-out DIR] [-only plan,lag,canary,snapshot,controlplane,fleet]
 package main
 
 import (
