@@ -351,64 +351,61 @@ func (ap *releaseApply) prepare(e api.Engine, dec upgrade.ReleaseDecision, inten
 	return snapshotID, gate, watch, ap.out, false
 }
 
-// start reads the engine again, starts the upgrade (or restore) guarded by If-Match, records it
-// for an interrupted apply to find, and waits for it; the error is the wait's, for the gates.
+// start runs the move (rollout.Driver.Move: read the engine again, start the upgrade or restore
+// guarded by If-Match, wait), recording the operation for an interrupted apply to find, and maps
+// its failures; the error returned is the wait's, for the gates.
 func (ap *releaseApply) start(e api.Engine, dec upgrade.ReleaseDecision, snapshotID string) (
 	api.Engine, api.Operation, convergeResult, bool, error) {
 	ctx, userID, target, from := ap.ctx, ap.userID, ap.target, e.EngineVersion
-	var op api.Operation
-	// The snapshot and the baseline eval were operations too (each moves the generation): read
-	// the engine again, so If-Match guards exactly the gap between this read and the start.
-	fresh, err := ap.r.data.Client.GetEngine(ctx, userID)
-	if err != nil {
-		if ctx.Err() != nil {
-			return e, op, ap.stop(e, nil, "", err), true, err
-		}
-		ap.out.diags.Append(clientErrorDiag("Engine Read Failed", err))
-		return e, op, ap.finish(e, nil), true, err
-	}
-	e = fresh
-	if e.EngineVersion != from || e.CurrentOperationID != "" {
-		ap.out.diags.AddError("Engine Changed Since Plan", fmt.Sprintf("User %s's engine moved from %s to %s (operation %q) while "+
-			"the upgrade was being prepared. Nothing was started. Run terraform plan again.", userID, from, e.EngineVersion, e.CurrentOperationID))
-		return e, op, ap.finish(e, nil), true, nil
-	}
-	key := ap.r.operationKey(ctx, ap.priv, userID, ap.prior == nil)
-	ap.began = true
 	drain, health := ap.m.durations()
-	if dec.Action == upgrade.ActionRestore {
-		op, err = ap.d.StartRestore(ctx, userID, key, e.Generation, api.RestoreRequest{SnapshotID: snapshotID, Version: target,
-			DrainTimeoutSeconds: rollout.Seconds(drain), HealthTimeoutSeconds: rollout.Seconds(health)})
-	} else {
-		op, err = ap.d.StartUpgrade(ctx, userID, key, e.Generation, api.UpgradeRequest{Version: target, SnapshotID: snapshotID,
-			AllowDowngrade:      dec.Action == upgrade.ActionDowngrade,
-			DrainTimeoutSeconds: rollout.Seconds(drain), HealthTimeoutSeconds: rollout.Seconds(health)})
+	mv := rollout.ReleaseMove{UserID: userID, Version: target, SnapshotID: snapshotID,
+		Key:     ap.r.operationKey(ctx, ap.priv, userID, ap.prior == nil),
+		Restore: dec.Action == upgrade.ActionRestore, Downgrade: dec.Action == upgrade.ActionDowngrade, Drain: drain, Health: health,
+		Started: func(op api.Operation) {
+			ap.out.started = true
+			ap.out.diags.Append(setPendingOperation(ctx, ap.priv, privateReleaseOp, op)...)
+			ap.attempt.OperationID = op.ID
+			tflog.Info(ctx, "upgrade started", map[string]any{"operation_id": op.ID, "from": from, "to": target})
+		}}
+	e, op, err := ap.d.Move(ctx, e, mv)
+	var me *rollout.MoveError
+	if errors.As(err, &me) {
+		return e, op, ap.moveFailed(me, from, mv.Key), true, err
 	}
-	if err != nil && ctx.Err() != nil {
-		// The POST may have started the upgrade though its answer never came: record its key,
-		// by which the next plan finds the operation.
-		return e, op, ap.stop(e, nil, key, err), true, err
-	}
-	if err != nil {
-		if client.HasCode(err, api.CodePreconditionFailed) {
-			ap.out.diags.AddError("Engine Changed Since Plan", fmt.Sprintf("User %s's engine changed between the read and the upgrade (%s). "+
-				"Nothing was started. Run terraform plan again.", userID, errText(err)))
-		} else {
-			ap.out.diags.Append(clientErrorDiag("Engine Upgrade Not Started", err))
-		}
-		return e, op, ap.finish(e, nil), true, err
-	}
-	ap.out.started = true
-	ap.out.diags.Append(setPendingOperation(ctx, ap.priv, privateReleaseOp, op)...)
-	ap.attempt.OperationID = op.ID
-	tflog.Info(ctx, "upgrade started", map[string]any{"operation_id": op.ID, "from": from, "to": target})
-	op, err = ap.d.Wait(ctx, op)
+	ap.began = true
 	if err != nil && ctx.Err() != nil {
 		return e, op, ap.stop(e, &op, "", err), true, err
 	}
 	ap.out.diags.Append(ap.priv.SetKey(ctx, privateReleaseOp, nil)...)
 	ap.attempt.applyOperation(op)
 	return e, op, ap.out, false, err
+}
+
+// moveFailed ends the converge for a move that failed before its operation ran.
+func (ap *releaseApply) moveFailed(me *rollout.MoveError, from, key string) convergeResult {
+	ctx, e, userID := ap.ctx, me.Engine, ap.userID
+	if me.Step == rollout.MoveStart {
+		ap.began = true
+	}
+	switch {
+	case me.Step == rollout.MoveChanged:
+		ap.out.diags.AddError("Engine Changed Since Plan", fmt.Sprintf("User %s's engine moved from %s to %s (operation %q) while "+
+			"the upgrade was being prepared. Nothing was started. Run terraform plan again.", userID, from, e.EngineVersion, e.CurrentOperationID))
+	case ctx.Err() != nil && me.Step == rollout.MoveStart:
+		// The POST may have started the upgrade though its answer never came: record its key,
+		// by which the next plan finds the operation.
+		return ap.stop(e, nil, key, me.Err)
+	case ctx.Err() != nil:
+		return ap.stop(e, nil, "", me.Err)
+	case me.Step == rollout.MoveRead:
+		ap.out.diags.Append(clientErrorDiag("Engine Read Failed", me.Err))
+	case client.HasCode(me.Err, api.CodePreconditionFailed):
+		ap.out.diags.AddError("Engine Changed Since Plan", fmt.Sprintf("User %s's engine changed between the read and the upgrade (%s). "+
+			"Nothing was started. Run terraform plan again.", userID, errText(me.Err)))
+	default:
+		ap.out.diags.Append(clientErrorDiag("Engine Upgrade Not Started", me.Err))
+	}
+	return ap.finish(e, nil)
 }
 
 // gates judges the finished operation (its error, waitErr), the eval gate and the analysis; it
