@@ -62,7 +62,8 @@ func (d *instancesDataSource) Schema(_ context.Context, _ datasource.SchemaReque
 			"include_instances": schema.BoolAttribute{
 				Optional: true,
 				MarkdownDescription: "Whether to read every matching engine's details into `instances` (default `true`). " +
-					"`false` reads only `user_ids` and `engine_count`: at 10,000 engines the data source's state drops from about 3.5 MB to about 120 KB " +
+					"`false` reads only `user_ids` and `engine_count`: at 10,000 engines the data source's state drops from about 3.5 MB to " +
+					"about 120 KB " +
 					"and its read from seconds to one request.",
 			},
 			"instances": schema.ListNestedAttribute{
@@ -96,7 +97,8 @@ func (d *instancesDataSource) Read(ctx context.Context, req datasource.ReadReque
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	opts := client.ListEnginesOptions{Status: m.Status.ValueString(), Version: m.Version.ValueString(), UserIDPrefix: m.UserIDPrefix.ValueString()}
+	opts := client.ListEnginesOptions{Status: m.Status.ValueString(), Version: m.Version.ValueString(),
+		UserIDPrefix: m.UserIDPrefix.ValueString()}
 	if !m.Include.IsNull() && !m.Include.ValueBool() {
 		ids, err := d.data.Client.AllEngineIDs(ctx, opts)
 		if err != nil {
