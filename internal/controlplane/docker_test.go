@@ -105,7 +105,11 @@ func (e *env) inspectEngine(cli *client.Client, name string) container.InspectRe
 }
 
 func (e *env) containerName(user string) string {
-	return e.srv.rt.(*dockerRuntime).containerName(user)
+	r, ok := e.srv.rt.(*dockerRuntime)
+	if !ok {
+		e.t.Fatalf("the control plane runs %s, not docker", e.srv.Runtime())
+	}
+	return r.containerName(user)
 }
 
 func TestDocker_upgradeSnapshotAndRollbackOnContainers(t *testing.T) {
@@ -358,7 +362,7 @@ func TestDocker_adoptsADockerRunContainer(t *testing.T) {
 	if tr := e.turns(name, 2, "by hand"); tr.Written != 2 {
 		t.Fatalf("turns through the adopted container (its ENGINE_API_KEY): %+v", tr)
 	}
-	survived := func(what string, wantImage string) container.InspectResponse {
+	survived := func(what string, wantImage string) {
 		t.Helper()
 		c := e.inspectEngine(cli, name)
 		env := strings.Join(c.Config.Env, " ")
@@ -378,7 +382,6 @@ func TestDocker_adoptsADockerRunContainer(t *testing.T) {
 		case c.HostConfig.RestartPolicy.Name != container.RestartPolicyUnlessStopped:
 			t.Fatalf("%s: restart policy %q", what, c.HostConfig.RestartPolicy.Name)
 		}
-		return c
 	}
 	sn := e.snapshot(name)
 	op := e.wait(e.startOp("/v1/engines/"+name+"/upgrade", api.UpgradeRequest{Version: "2.4.0", SnapshotID: sn.ID}))
@@ -420,7 +423,10 @@ func TestDocker_restartReadoptsAndRestartsNone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := first.rt.(*dockerRuntime)
+	r, ok := first.rt.(*dockerRuntime)
+	if !ok {
+		t.Fatalf("the control plane runs %s, not docker", first.Runtime())
+	}
 	before := map[string]container.InspectResponse{}
 	for _, u := range []string{"user-0001", "user-0002"} {
 		in, err := cli.ContainerInspect(context.Background(), r.containerName(u), client.ContainerInspectOptions{})
@@ -446,5 +452,34 @@ func TestDocker_restartReadoptsAndRestartsNone(t *testing.T) {
 		if tr := e.turns(u, 1, "after restart"); tr.Written != 1 {
 			t.Fatalf("turns on the re-adopted %s: %+v", u, tr)
 		}
+	}
+}
+
+// An image that never turns healthy fails the upgrade (HEALTH_CHECK_FAILED); its container is
+// removed, the previous one was kept stopped, and rolling back restarts it.
+func TestDocker_neverHealthyImageFailsAndRollbackRestartsTheOldContainer(t *testing.T) {
+	t.Parallel()
+	cli := dockerClient(t)
+	e := newEnv(t, withDocker(t), withFaults, withSeed(1, "2.3.0"))
+	name := e.containerName("user-0001")
+	old := e.inspectEngine(cli, name)
+	sn := e.snapshot("user-0001")
+	e.ok(e.do("POST", "/v1/faults", api.Fault{Kind: api.FaultHealthNeverOK, UserID: "user-0001", Version: "2.3.1"}), 201, nil)
+	op := e.wait(e.startOp("/v1/engines/user-0001/upgrade", api.UpgradeRequest{Version: "2.3.1", HealthTimeoutSeconds: 2}))
+	if op.Status != api.OpFailed || op.Error.Code != api.CodeHealthCheckFailed || !strings.Contains(op.Error.Message, "never reported healthy") {
+		t.Fatalf("upgrade to a never-healthy image: %+v %+v", op.Status, op.Error)
+	}
+	if kept := e.inspectEngine(cli, name+previousSuffix); kept.ID != old.ID || kept.State.Running {
+		t.Fatalf("the previous container was not kept stopped: %s running %v", kept.ID, kept.State.Running)
+	}
+	if _, err := cli.ContainerInspect(context.Background(), name, client.ContainerInspectOptions{}); err == nil {
+		t.Fatal("the never-healthy container was left behind")
+	}
+	op = e.wait(e.startOp("/v1/engines/user-0001/restore", api.RestoreRequest{SnapshotID: sn.ID, Version: "2.3.0"}))
+	if op.Status != api.OpSucceeded || !strings.Contains(step(op, api.StepBoot).Message, "previous container restarted") {
+		t.Fatalf("rollback: %+v", op.Error)
+	}
+	if back := e.inspectEngine(cli, name); back.ID != old.ID || !back.State.Running {
+		t.Fatalf("after the rollback: container %s (old %s) running %v", back.ID, old.ID, back.State.Running)
 	}
 }

@@ -98,8 +98,8 @@ func validateFault(in api.Fault, process bool) *apiError {
 		return badField("id", "id is assigned by the control plane; leave it out")
 	case in.UserID != "" && !validID(in.UserID):
 		return badField("user_id", fmt.Sprintf("user_id must match %s", api.IDPattern))
-	case in.Method != "" && !slices.Contains([]string{"GET", "POST", "PATCH", "DELETE"}, strings.ToUpper(in.Method)):
-		return badField("method", "method must be GET, POST, PATCH or DELETE")
+	case in.Method != "" && !slices.Contains([]string{"GET", "POST", "PUT", "PATCH", "DELETE"}, strings.ToUpper(in.Method)):
+		return badField("method", "method must be GET, POST, PUT, PATCH or DELETE")
 	}
 	return nil
 }

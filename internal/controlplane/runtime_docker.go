@@ -169,7 +169,7 @@ func newDockerRuntime(s *Server) (*dockerRuntime, error) {
 	defer cancel()
 	if _, err := r.cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		r.cli.Close()
-		return nil, fmt.Errorf("no Docker daemon answers at %s (%v): start Docker, or point DOCKER_HOST at a running daemon; the docker runtime does not start without one", r.cli.DaemonHost(), err)
+		return nil, fmt.Errorf("no Docker daemon answers at %s (%w): start Docker, or point DOCKER_HOST at a running daemon; the docker runtime does not start without one", r.cli.DaemonHost(), err)
 	}
 	for _, d := range []string{o.BrainRoot, r.keyDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -211,7 +211,8 @@ func (r *dockerRuntime) containerName(user string) string {
 func containerSafeName(user string) string {
 	b := []byte(user)
 	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-'
+		if !ok {
 			b[i] = '-'
 		}
 	}

@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -31,12 +32,12 @@ func (r *dockerRuntime) drainAndStop(op *operation, timeout time.Duration) bool 
 	kept := r.keepPrevious(c)
 	keep := map[bool]string{true: fmt.Sprintf("; kept stopped as %s until the new container is healthy", c.name), false: "; removed"}[kept]
 	if killed {
-		s.finishStep(op, api.StepDrain, fmt.Sprintf("SIGTERM sent to container %s (docker stop, %ds grace from drain_timeout); it was still running when the grace ran out", c.engineInstance.desc, secs))
+		s.finishStep(op, api.StepDrain, fmt.Sprintf("SIGTERM sent to %s (docker stop, %ds grace from drain_timeout); it was still running when the grace ran out", c.desc, secs))
 		s.begin(op, api.StepStop, api.StatusStopped)
-		s.finishStep(op, api.StepStop, fmt.Sprintf("%s ignored SIGTERM for %ds; killed with SIGKILL after the grace period%s", c.engineInstance.desc, secs, keep))
+		s.finishStep(op, api.StepStop, fmt.Sprintf("%s ignored SIGTERM for %ds; killed with SIGKILL after the grace period%s", c.desc, secs, keep))
 		return true
 	}
-	s.finishStep(op, api.StepDrain, fmt.Sprintf("SIGTERM sent to %s (docker stop); in-flight turns finished and it exited (%s) after %s", c.engineInstance.desc, c.exit, took.Round(time.Millisecond)))
+	s.finishStep(op, api.StepDrain, fmt.Sprintf("SIGTERM sent to %s (docker stop); in-flight turns finished and it exited (%s) after %s", c.desc, c.exit, took.Round(time.Millisecond)))
 	s.begin(op, api.StepStop, api.StatusStopped)
 	s.finishStep(op, api.StepStop, "engine container stopped"+keep)
 	return true
@@ -71,7 +72,7 @@ func (r *dockerRuntime) migrate(op *operation, path api.UpgradePath, healthTimeo
 		return false
 	}
 	s.migrated(op, e, path.ToSchema)
-	s.finishStep(op, api.StepMigrate, fmt.Sprintf("%s (%s, image %s) migrated the brain to schema %d at start-up", path.To, c.engineInstance.desc, c.image, path.ToSchema))
+	s.finishStep(op, api.StepMigrate, fmt.Sprintf("%s (%s, image %s) migrated the brain to schema %d at start-up", path.To, c.desc, c.image, path.ToSchema))
 	return true
 }
 
@@ -117,7 +118,7 @@ func (r *dockerRuntime) bootAndCheck(op *operation, version string, healthTimeou
 		r.failBoot(op, c, restarted, api.StepBoot, v, err, wait)
 		return
 	}
-	s.finishStep(op, api.StepBoot, fmt.Sprintf("%s running as %s (%s, image %s) on %s", v.Version, c.engineInstance.desc, how, c.image, c.url))
+	s.finishStep(op, api.StepBoot, fmt.Sprintf("%s running as %s (%s, image %s) on %s", v.Version, c.desc, how, c.image, c.url))
 	s.begin(op, api.StepHealth, "")
 	if err := c.waitHealth(s.ctx, deadline, true); err != nil {
 		r.failBoot(op, c, restarted, api.StepHealth, v, err, wait)
@@ -151,9 +152,10 @@ func (r *dockerRuntime) failBoot(op *operation, c *engineContainer, restarted bo
 		return
 	}
 	r.dispose(c, restarted)
-	if ce, ok := err.(*containerExit); ok {
+	var ce *containerExit
+	if errors.As(err, &ce) {
 		r.s.failOp(op, step, ce.apiCode(api.CodeHealthCheckFailed), fmt.Sprintf("%v; restore a snapshot to bring user %s's engine back", ce, op.UserID), true)
 		return
 	}
-	r.s.failOp(op, step, api.CodeHealthCheckFailed, fmt.Sprintf("%s on user %s never reported healthy within %s; %s was stopped; restore a snapshot", v.Version, op.UserID, wait, c.engineInstance.desc), true)
+	r.s.failOp(op, step, api.CodeHealthCheckFailed, fmt.Sprintf("%s on user %s never reported healthy within %s; %s was stopped; restore a snapshot", v.Version, op.UserID, wait, c.desc), true)
 }

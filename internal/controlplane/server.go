@@ -106,7 +106,7 @@ type engineState struct {
 	turnMu   sync.Mutex    // sim runtime: serialises turn writes so the in-brain counter is exact
 	opIDs    []string      // oldest first
 	writes   []writeEvent  // recent turn writes, for metrics
-	results  []turnResult  // process runtime: recent turn results the engine reported
+	results  []turnResult  // process and docker runtimes: recent turn results the engine reported
 }
 
 type writeEvent struct {

@@ -92,19 +92,19 @@ func (r *brainSnapshotResource) Schema(ctx context.Context, _ resource.SchemaReq
 				Optional: true, Computed: true, Default: booldefault.StaticBool(false),
 			},
 			"engine_id": schema.StringAttribute{MarkdownDescription: "The engine the brain belongs to.", Computed: true, PlanModifiers: stable},
-			"engine_version": schema.StringAttribute{MarkdownDescription: "The version the engine ran " +
-				"when the snapshot was taken.", Computed: true, PlanModifiers: stable},
-			"schema_version": schema.Int64Attribute{MarkdownDescription: "The brain schema version " +
-				"captured.", Computed: true, PlanModifiers: int64Stable()},
+			"engine_version": schema.StringAttribute{MarkdownDescription: "The version the engine ran when the snapshot was taken.",
+				Computed: true, PlanModifiers: stable},
+			"schema_version": schema.Int64Attribute{MarkdownDescription: "The brain schema version captured.",
+				Computed: true, PlanModifiers: int64Stable()},
 			"size_bytes": schema.Int64Attribute{MarkdownDescription: "Size of the snapshot file.", Computed: true, PlanModifiers: int64Stable()},
-			"sha256": schema.StringAttribute{MarkdownDescription: "sha256 of the snapshot file, " +
-				"checked before any restore.", Computed: true, PlanModifiers: stable},
+			"sha256": schema.StringAttribute{MarkdownDescription: "sha256 of the snapshot file, checked before any restore.",
+				Computed: true, PlanModifiers: stable},
 			"brain_writes": schema.Int64Attribute{
 				MarkdownDescription: "The engine's brain write counter when the snapshot was taken: restoring it loses the writes counted after.",
 				Computed:            true, PlanModifiers: int64Stable(),
 			},
-			"created_at": schema.StringAttribute{MarkdownDescription: "When the snapshot was taken (RFC " +
-				"3339).", Computed: true, PlanModifiers: stable},
+			"created_at": schema.StringAttribute{MarkdownDescription: "When the snapshot was taken (RFC 3339).",
+				Computed: true, PlanModifiers: stable},
 			"retain_until": schema.StringAttribute{
 				MarkdownDescription: "`created_at` + `retention_days` (RFC 3339): before it, destroy needs `force_destroy`.",
 				Computed:            true,
@@ -163,8 +163,8 @@ func (r *brainSnapshotResource) Create(ctx context.Context, req resource.CreateR
 		plan.pending(op)
 		resp.Diagnostics.Append(setPendingOperation(ctx, resp.Private, privateSnapshotOp, op)...)
 		resp.Diagnostics.AddWarning("Brain Snapshot Still Running",
-			fmt.Sprintf("Snapshot %s of user %s (operation %s) had not finished when the apply stopped (%s). The control plane keeps working on "+
-				"it; "+
+			fmt.Sprintf("Snapshot %s of user %s (operation %s) had not finished when the apply stopped (%s). The "+
+				"control plane keeps working on it; "+
 				"it is recorded with status \"pending\" and the next terraform apply waits for it and records the result. Nothing was started twice.",
 				op.SnapshotID, userID, op.ID, ctx.Err()))
 		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
@@ -198,8 +198,8 @@ func (r *brainSnapshotResource) Read(ctx context.Context, req resource.ReadReque
 			return // still pending: keep state; the plan shows the attach
 		case cur.Status == api.OpFailed:
 			resp.Diagnostics.AddWarning("Pending Brain Snapshot Failed",
-				fmt.Sprintf("Snapshot operation %s for user %s failed (%s); the snapshot is removed from state "+
-					"and will be planned again.", cur.ID, cur.UserID, opErrorText(cur)))
+				fmt.Sprintf("Snapshot operation %s for user %s failed (%s); the snapshot is removed from state and will be planned again.",
+					cur.ID, cur.UserID, opErrorText(cur)))
 			resp.State.RemoveResource(ctx)
 			return
 		}
@@ -222,8 +222,8 @@ func (r *brainSnapshotResource) Read(ctx context.Context, req resource.ReadReque
 	if snap.Status != api.SnapshotVerified {
 		resp.Diagnostics.AddWarning("Brain Snapshot Is "+titleCase(snap.Status),
 			fmt.Sprintf("Snapshot %s of user %s is %q: its file no longer matches the sha256 %s recorded when it was taken. "+
-				"It will never be restored, and upgrades cannot rely on it. Take a new engine_brain_snapshot (for example with "+
-				"terraform apply -replace).",
+				"It will never be restored, and upgrades cannot rely on it. Take a new engine_brain_snapshot (for example "+
+				"with terraform apply -replace).",
 				snap.ID, snap.UserID, snap.Status, snap.SHA256))
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
@@ -364,8 +364,8 @@ func (r *brainSnapshotResource) usableEngine(ctx context.Context, userID string)
 	e, diags := readEngine(ctx, r.data.Client, userID)
 	if !diags.HasError() && e.Status == api.StatusFailed {
 		diags.AddAttributeError(path.Root("user_id"), "Engine Is Failed",
-			fmt.Sprintf("User %s's engine %s is failed (%s) and its brain cannot be snapshotted. Restore it from "+
-				"an earlier snapshot first.", userID, e.EngineID, engineErrorText(e)))
+			fmt.Sprintf("User %s's engine %s is failed (%s) and its brain cannot be snapshotted. Restore it from an earlier snapshot first.",
+				userID, e.EngineID, engineErrorText(e)))
 	}
 	return diags
 }

@@ -172,9 +172,8 @@ func (r *canaryResource) Delete(ctx context.Context, req resource.DeleteRequest,
 		resp.Diagnostics.AddError("Canary Rollback Failed",
 			fmt.Sprintf("Destroy could not return every moved engine of canary %s to its stable version: %s. %d engines are back (%s).\n\n"+
 				"The canary stays in state. Fix the cause, then run terraform destroy again: it resumes from what the engines run (a running "+
-				"rollback is waited for, never started twice). "+
-				"To drop the canary without rolling back, set on_destroy = "+
-				"\"keep\" and apply first.", state.ID.ValueString(), rollbackErrText(err), len(done), strings.Join(firstNames(done, 10), ", ")))
+				"rollback is waited for, never started twice). To drop the canary without rolling back, set on_destroy = \"keep\" and apply first.",
+				state.ID.ValueString(), rollbackErrText(err), len(done), strings.Join(firstNames(done, 10), ", ")))
 		return
 	}
 	tflog.Info(ctx, "canary rolled back", map[string]any{"canary_id": state.ID.ValueString(), "engines": len(done)})

@@ -141,8 +141,8 @@ func (r *canaryResource) converge(ctx context.Context, m *canaryModel, prior *ca
 		errors.As(err, &ie)
 		msg := fmt.Sprintf("The apply stopped (%v) before canary %s finished its step. State records what the engines run: %d users on %s, "+
 			"their stable versions and every snapshot taken. "+
-			"Operations still running on the control plane keep running; the next apply attaches to them and resumes from the fleet, never "+
-			"upgrading an engine twice.",
+			"Operations still running on the control plane keep running; the next apply attaches to them and resumes from the fleet, "+
+			"never upgrading an engine twice.",
 			ie.Cause, m.ID.ValueString(), len(run.MovedList()), cfg.version)
 		if prior == nil {
 			// An error on create would taint the canary and plan a rollback of the progress made.

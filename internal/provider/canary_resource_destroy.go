@@ -59,8 +59,8 @@ func (r *canaryResource) planDestroy(ctx context.Context, state canaryModel, tok
 			s, err := r.data.Client.GetSnapshot(ctx, rb.SnapshotID)
 			switch {
 			case err != nil || s.Status != api.SnapshotVerified:
-				impossible = append(impossible, fmt.Sprintf("user %s needs snapshot %s restored, "+
-					"but it is unusable (%v %s)", u, rb.SnapshotID, err, s.Status))
+				impossible = append(impossible, fmt.Sprintf("user %s needs snapshot %s restored, but it is unusable (%v %s)",
+					u, rb.SnapshotID, err, s.Status))
 				continue
 			default:
 				line += fmt.Sprintf(", restoring snapshot %s (%d brain writes since it will be lost)", s.ID, upgrade.WritesSince(e, s))
@@ -77,8 +77,8 @@ func (r *canaryResource) planDestroy(ctx context.Context, state canaryModel, tok
 	}
 	if len(lines) > 0 {
 		diags.AddWarning("Destroy Rolls The Canary Back",
-			fmt.Sprintf("Destroying canary %s returns %d engines to their stable versions, each verified healthy before "+
-				"the canary leaves state:\n%s",
+			fmt.Sprintf("Destroying canary %s returns %d engines to their stable versions, each verified healthy "+
+				"before the canary leaves state:\n%s",
 				state.ID.ValueString(), len(lines), strings.Join(firstNames(lines, 50), "\n")))
 	}
 	return diags

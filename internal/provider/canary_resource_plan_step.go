@@ -39,9 +39,9 @@ func (p *canaryPlan) planStep(ctx context.Context, resp *resource.ModifyPlanResp
 				"or raise timeouts."+which
 		}
 		resp.Diagnostics.AddAttributeError(path.Root(attr), "Canary Schedule Exceeds The Timeout",
-			fmt.Sprintf("This apply would walk %d steps (%s) with bake_time %s after each: at least %s of baking, longer than the %s timeout of "+
-				"%s. "+
-				"Nothing was changed; %s.", len(p.moves), joinPercents(p.targets), bake, certain, which, timeout, next))
+			fmt.Sprintf("This apply would walk %d steps (%s) with bake_time %s after each: at least %s of baking, "+
+				"longer than the %s timeout of %s. Nothing was changed; %s.",
+				len(p.moves), joinPercents(p.targets), bake, certain, which, timeout, next))
 		return false
 	}
 	plan.PlannedStep = types.StringNull()

@@ -173,14 +173,14 @@ func abortDetail(id, version string, f *rollout.StepFailure) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Canary %s of %s was aborted at the %d%% step.\n\n%s\n\n", id, version, f.Step, f.Text(errText))
 	if f.RollbackErr != nil {
-		fmt.Fprintf(&b, "Rolling the moved engines back FAILED: %v. %d engines are back (%s). State records phase = \"aborted\" and what each "+
-			"engine runs; "+
-			"run terraform apply again to retry the rollback and the step, or restore the "+
-			"listed snapshots by hand.", rollbackErrText(f.RollbackErr), len(f.RolledBack), strings.Join(firstNames(f.RolledBack, 10), ", "))
+		fmt.Fprintf(&b, "Rolling the moved engines back FAILED: %v. %d engines are back (%s). State records phase = "+
+			"\"aborted\" and what each engine runs; run terraform apply again to retry the rollback and the step, or "+
+			"restore the listed snapshots by hand.",
+			rollbackErrText(f.RollbackErr), len(f.RolledBack), strings.Join(firstNames(f.RolledBack, 10), ", "))
 		return b.String()
 	}
-	fmt.Fprintf(&b, "Every moved engine is back on its stable version and healthy (%d rolled back: %s; snapshots restored where the schema "+
-		"moved). "+
+	fmt.Fprintf(&b, "Every moved engine is back on its stable version and healthy (%d rolled back: %s; snapshots "+
+		"restored where the schema moved). "+
 		"State records phase = \"aborted\"; the next plan shows what a retry would do. Fix the release (or pick another "+
 		"version) before applying again.",
 		len(f.RolledBack), strings.Join(firstNames(f.RolledBack, 10), ", "))

@@ -70,13 +70,13 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 			"engine back (`on_destroy = \"keep\"` opts out).",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
-				MarkdownDescription: "The canary's id, derived at create from `version` and the initial `user_ids` and then kept: it is " +
-					"the default `cohort_seed`.",
+				MarkdownDescription: "The canary's id, derived at create from `version` and the initial `user_ids` and then kept: " +
+					"it is the default `cohort_seed`.",
 				Computed: true, PlanModifiers: stable,
 			},
 			"version": schema.StringAttribute{
-				MarkdownDescription: "The version to roll out: a version of the release catalog (data `engine_versions`). Changing it replaces the " +
-					"canary: " +
+				MarkdownDescription: "The version to roll out: a version of the release catalog (data `engine_versions`). " +
+					"Changing it replaces the canary: " +
 					"the old one's moved engines roll back (unless `on_destroy = \"keep\"`), then the new rollout starts from the first step.",
 				Required: true, Validators: []validator.String{versionValidator{}},
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
@@ -87,8 +87,8 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 					"scope (and in `moved_user_ids`) " +
 					"whether or not it is still listed, so a data source filtering on the old version (`version = \"2.3.1\"`), which drops each engine " +
 					"as soon as it moves, never shrinks the rollout. " +
-					"A step's percentage is of the scope. Adding users never reshuffles the ones already moved; the next step may move a few more to " +
-					"keep the share. " +
+					"A step's percentage is of the scope. Adding users never reshuffles the ones already moved; the next step may move " +
+					"a few more to keep the share. " +
 					"A moved user that leaves `user_ids` *and* `version` (upgraded, restored or deleted outside the canary) leaves the scope, and the " +
 					"plan warns, naming it; abort and destroy still roll it back. " +
 					"A listed user whose engine someone moved *above* `version` outside the canary is **held**: out of the scope, never moved, judged " +
@@ -128,8 +128,8 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				Validators: []validator.String{stringvalidator.LengthBetween(1, 128)},
 			},
 			"mode": schema.StringAttribute{
-				MarkdownDescription: "`stepwise` (default): each apply advances at most one step and the plan shows the next one. `auto`: one apply " +
-					"walks every remaining step, " +
+				MarkdownDescription: "`stepwise` (default): each apply advances at most one step and the plan shows the next one. `auto`: one " +
+					"apply walks every remaining step, " +
 					"baking after each; a schedule whose bake time cannot fit the create/update timeout is a plan error. Allowed: " +
 					backtickList(upgrade.CanaryModes) + ".",
 				Optional: true, Computed: true, Default: stringdefault.StaticString(upgrade.ModeStepwise),
@@ -143,21 +143,21 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 			"analysis": schema.SingleNestedAttribute{
 				MarkdownDescription: "What each step's analysis checks after the bake. The cohort (moved engines) is always compared with the " +
 					"baseline (engines not moved, over the same window; " +
-					"at 100% the cohort's own figures from before the step) using `baseline_tolerance` and `max_new_warning_kinds`, even when " +
-					"this attribute is not set.",
+					"at 100% the cohort's own figures from before the step) using `baseline_tolerance` and `max_new_warning_kinds`, even " +
+					"when this attribute is not set.",
 				Optional: true,
-				Attributes: analysisAttributes(analysisWords{who: "an engine of the cohort", newKinds: "How many warning kinds the cohort may show " +
-					"that the baseline does not.",
+				Attributes: analysisAttributes(analysisWords{who: "an engine of the cohort", newKinds: "How many warning kinds the cohort may " +
+					"show that the baseline does not.",
 					worseThan: "How much worse than the baseline the cohort may be", comparedTo: "the baseline's"}, map[string]schema.Attribute{
-					"eval_suite": schema.StringAttribute{MarkdownDescription: "An eval suite to run on a sample of each step's movers " +
-						"before and after their move.", Optional: true,
+					"eval_suite": schema.StringAttribute{MarkdownDescription: "An eval suite to run on a sample of each step's " +
+						"movers before and after their move.", Optional: true,
 						Validators: []validator.String{stringvalidator.LengthBetween(1, 128)}},
-					"max_eval_regression": schema.Float64Attribute{MarkdownDescription: "Largest allowed drop of the eval score " +
-						"(0–1). Defaults to `0.05`.",
+					"max_eval_regression": schema.Float64Attribute{MarkdownDescription: "Largest allowed drop of the eval " +
+						"score (0–1). Defaults to `0.05`.",
 						Optional: true, Computed: true, Default: float64default.StaticFloat64(defaultMaxEvalRegression),
 						Validators: []validator.Float64{float64validator.Between(0, 1)}},
-					"failure_limit": schema.Int64Attribute{MarkdownDescription: "How many cohort engines may breach an absolute threshold before the " +
-						"step fails. Defaults to `0`.",
+					"failure_limit": schema.Int64Attribute{MarkdownDescription: "How many cohort engines may breach an absolute threshold before " +
+						"the step fails. Defaults to `0`.",
 						Optional: true, Computed: true, Default: int64default.StaticInt64(0), Validators: []validator.Int64{int64validator.Between(0,
 							100000)}},
 				}),
@@ -206,11 +206,11 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				Computed: true,
 			},
 			"next_step": schema.StringAttribute{
-				MarkdownDescription: "What the next apply does with this configuration, e.g. `move 4 users to 25%: user-0003, …; snapshot first for " +
-					"4`; `none` when promoted; " +
+				MarkdownDescription: "What the next apply does with this configuration, e.g. `move 4 users to 25%: user-0003, …; snapshot first " +
+					"for 4`; `none` when promoted; " +
 					"`none: holding at 50%; without hold_at the next apply would move …` while holding; `none: the next plan fails with \"…\": …` while " +
-					"the plan's fleet rules refuse the next step; with held engines (see `user_ids`) it ends `; leaves user-0003 (2.4.1) where they " +
-					"run, above 2.4.0`. " +
+					"the plan's fleet rules refuse the next step; with held engines (see `user_ids`) it ends `; leaves user-0003 (2.4.1) " +
+					"where they run, above 2.4.0`. " +
 					"In a plan, the old value is what this apply does when the plan leaves `user_ids`, `steps`, `mode` and `hold_at` as they were " +
 					"(users the canary moved leaving a filtered `user_ids` do not count: they stay in scope); " +
 					"lifting the hold, the old value's `without hold_at` part is what this apply does. The new value is what the apply after this one " +
@@ -233,18 +233,17 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				Attributes: map[string]schema.Attribute{
 					"step":    schema.Int64Attribute{Computed: true, MarkdownDescription: "The step (percentage) analysed."},
 					"verdict": schema.StringAttribute{Computed: true, MarkdownDescription: "`pass` or `fail`."},
-					"failures": schema.ListAttribute{Computed: true, ElementType: types.StringType, MarkdownDescription: "One line per failed check: " +
-						"metric, values, threshold."},
-					"canary": schema.SingleNestedAttribute{Computed: true, MarkdownDescription: "The cohort's " +
-						"figures.", Attributes: figuresAttributes()},
-					"baseline": schema.SingleNestedAttribute{Computed: true, MarkdownDescription: "The baseline's " +
-						"figures.", Attributes: figuresAttributes()},
+					"failures": schema.ListAttribute{Computed: true, ElementType: types.StringType, MarkdownDescription: "One line per failed " +
+						"check: metric, values, threshold."},
+					"canary": schema.SingleNestedAttribute{Computed: true, MarkdownDescription: "The cohort's figures.", Attributes: figuresAttributes()},
+					"baseline": schema.SingleNestedAttribute{Computed: true, MarkdownDescription: "The baseline's figures.",
+						Attributes: figuresAttributes()},
 					"at": schema.StringAttribute{Computed: true, MarkdownDescription: "When the analysis ran (RFC 3339)."},
 				},
 			},
 			"last_abort": schema.SingleNestedAttribute{
-				MarkdownDescription: "Why the rollout last aborted, null until one does; kept (as `last_attempt` is on `engine_release`) after a " +
-					"retry moves on. " +
+				MarkdownDescription: "Why the rollout last aborted, null until one does; kept (as `last_attempt` is on " +
+					"`engine_release`) after a retry moves on. " +
 					"While `phase = \"aborted\"`, every plan shows it in a warning. An abort in the apply that creates the canary fails that apply, and " +
 					"Terraform then marks the canary tainted: " +
 					"the next plan replaces it, which rolls back nothing (the abort did) and retries the rollout from the first step.",
@@ -255,12 +254,12 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 					"user_id": schema.StringAttribute{Computed: true,
 						MarkdownDescription: "The user whose engine failed to move (`engine_failed`); null when the analysis failed."},
 					"error_code": schema.StringAttribute{Computed: true,
-						MarkdownDescription: "The control plane's error code of that failure, e.g. `HEALTH_CHECK_FAILED`; null when it gave " +
-							"none (a failed analysis)."},
-					"detail": schema.StringAttribute{Computed: true, MarkdownDescription: "The failure in words: the engine's error, or each " +
-						"failed check of the analysis."},
-					"rolled_back": schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether every moved engine went " +
-						"back to its stable version."},
+						MarkdownDescription: "The control plane's error code of that failure, e.g. `HEALTH_CHECK_FAILED`; null when it " +
+							"gave none (a failed analysis)."},
+					"detail": schema.StringAttribute{Computed: true, MarkdownDescription: "The failure in words: the engine's error, or " +
+						"each failed check of the analysis."},
+					"rolled_back": schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether every moved engine " +
+						"went back to its stable version."},
 					"at": schema.StringAttribute{Computed: true, MarkdownDescription: "When the canary aborted (RFC 3339)."},
 				},
 			},

@@ -74,8 +74,8 @@ func (r *canaryResource) leftScope(ctx context.Context, state canaryModel, users
 		return diags
 	}
 	diags.AddAttributeWarning(path.Root("user_ids"), "Moved Users Left The Canary",
-		fmt.Sprintf("Canary %s moved these users to %s, but they no longer run it and are not in user_ids, so they no longer count toward the "+
-			"rollout's steps:\n%s\n\n"+
+		fmt.Sprintf("Canary %s moved these users to %s, but they no longer run it and are not in user_ids, so they no longer count "+
+			"toward the rollout's steps:\n%s\n\n"+
 			"Users the canary moved stay in its scope while they run %s, whatever user_ids says; these left it another way (an upgrade, a restore "+
 			"or a deletion outside this canary). "+
 			"The canary keeps their stable versions and snapshots: destroy (or an abort) still returns them to their stable versions. Add them "+

@@ -68,8 +68,8 @@ func clientErrorDetail(err error) string {
 			"Check that endpoint (or %s) points at a running control plane, or raise request_timeout (or %s).", err, envEndpoint, envRequestTimeout)
 	}
 	return fmt.Sprintf("The request to the control plane failed: %s.\n\n"+
-		"Check that endpoint (or %s) points at a running, reachable control plane; the request was "+
-		"retried up to max_retries times.", err, envEndpoint)
+		"Check that endpoint (or %s) points at a running, reachable control plane; the request was retried up to max_retries times.",
+		err, envEndpoint)
 }
 
 func nextStep(ce *client.Error) string {

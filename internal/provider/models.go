@@ -64,29 +64,28 @@ func engineAttributes(userID schema.StringAttribute) map[string]schema.Attribute
 	return map[string]schema.Attribute{
 		"user_id":   userID,
 		"engine_id": schema.StringAttribute{Computed: true, MarkdownDescription: "The engine's id, assigned by the fleet orchestrator."},
-		"version": schema.StringAttribute{Computed: true, MarkdownDescription: "The Engine version the engine runs " +
-			"now, for example `2.3.1`."},
-		"schema_version": schema.Int64Attribute{Computed: true, MarkdownDescription: "The schema version of the engine's " +
-			"brain (its SQLite database)."},
+		"version":   schema.StringAttribute{Computed: true, MarkdownDescription: "The Engine version the engine runs now, for example `2.3.1`."},
+		"schema_version": schema.Int64Attribute{Computed: true, MarkdownDescription: "The schema version of the " +
+			"engine's brain (its SQLite database)."},
 		"status": schema.StringAttribute{Computed: true, MarkdownDescription: "The engine's lifecycle status, one of " +
 			backtickList(api.EngineStatuses) + "."},
-		"url": schema.StringAttribute{Computed: true, MarkdownDescription: "Where the engine serves its own API, when the " +
-			"control plane reports it."},
-		"last_health_at": schema.StringAttribute{Computed: true, MarkdownDescription: "When the engine last answered `/health` (RFC " +
-			"3339, UTC); null if never."},
-		"health_status": schema.StringAttribute{Computed: true, MarkdownDescription: "The overall status of the engine's last `/health` " +
-			"answer, for example `ok`."},
+		"url": schema.StringAttribute{Computed: true, MarkdownDescription: "Where the engine serves its own API, " +
+			"when the control plane reports it."},
+		"last_health_at": schema.StringAttribute{Computed: true, MarkdownDescription: "When the engine last answered `/health` " +
+			"(RFC 3339, UTC); null if never."},
+		"health_status": schema.StringAttribute{Computed: true, MarkdownDescription: "The overall status of the engine's last " +
+			"`/health` answer, for example `ok`."},
 		"health_subsystems": schema.MapAttribute{Computed: true, ElementType: types.StringType,
 			MarkdownDescription: "Status of each subsystem in the last `/health` answer, by subsystem name."},
-		"brain_writes": schema.Int64Attribute{Computed: true, MarkdownDescription: "Count of the writes the brain holds: it grows with every " +
-			"write and a restore sets it " +
+		"brain_writes": schema.Int64Attribute{Computed: true, MarkdownDescription: "Count of the writes the brain holds: it grows with " +
+			"every write and a restore sets it " +
 			"back to the restored snapshot's. The difference to a snapshot's `brain_writes` is the data a restore of that snapshot would lose."},
-		"generation": schema.Int64Attribute{Computed: true, MarkdownDescription: "Increases on every change to the engine; used " +
-			"for optimistic concurrency."},
+		"generation": schema.Int64Attribute{Computed: true, MarkdownDescription: "Increases on every change to the engine; " +
+			"used for optimistic concurrency."},
 		"current_operation_id": schema.StringAttribute{Computed: true, MarkdownDescription: "The operation running on the engine now, if any " +
 			"(the control plane allows one at a time)."},
-		"owner": schema.StringAttribute{Computed: true, MarkdownDescription: "The manager (a workspace's provider `manager`) whose " +
-			"`engine_release` " +
+		"owner": schema.StringAttribute{Computed: true, MarkdownDescription: "The manager (a workspace's provider " +
+			"`manager`) whose `engine_release` " +
 			"or `engine_canary` owns the engine; null when none. Another manager's plan to move the engine fails and names it."},
 		"owner_resource_type": schema.StringAttribute{Computed: true, MarkdownDescription: "The type of the resource that owns the engine " +
 			"(`engine_release` or `engine_canary`); null when none."},

@@ -383,3 +383,22 @@ resource "engine_release" "r" {
 			h.expectOwner("user-0001", ""), h.expectOwner("user-0003", ""), h.expectOwnerType("user-0002", "team-a", resourceTypeRelease)),
 	})
 }
+
+// A canary destroyed with on_destroy = "keep" leaves its engines on the new version and gives
+// them up, so another workspace can then manage them without a take-over.
+func TestAccOwnership_canaryKeepReleases(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.3.1", Engines: 2})
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			Config: h.canaryOwnedConfig(`["user-0001", "user-0002"]`, ""),
+			Check:  resource.ComposeTestCheckFunc(h.expectOwner("user-0001", "fleet-ws"), h.expectOwner("user-0002", "fleet-ws")),
+		}, {
+			Config: strings.Replace(h.canaryOwnedConfig(`["user-0001", "user-0002"]`, ""), `bake_time = "0s"`, `bake_time = "0s"
+  on_destroy = "keep"`, 1),
+		}},
+		CheckDestroy: resource.ComposeTestCheckFunc(h.expectEngine("user-0001", "2.4.0"), h.expectEngine("user-0002", "2.4.0"),
+			h.expectOwner("user-0001", ""), h.expectOwner("user-0002", "")),
+	})
+}

@@ -114,8 +114,8 @@ func (p *engineProvider) Schema(_ context.Context, _ provider.SchemaRequest, res
 				Optional: true,
 			},
 			attrCACertFile: schema.StringAttribute{
-				MarkdownDescription: "Path of a file holding PEM-encoded CA certificate(s) to trust, read at configure time. " +
-					"Conflicts with `ca_cert_pem`.",
+				MarkdownDescription: "Path of a file holding PEM-encoded CA certificate(s) to trust, read at configure " +
+					"time. Conflicts with `ca_cert_pem`.",
 				Optional: true,
 			},
 			attrInsecureSkipVerify: schema.BoolAttribute{

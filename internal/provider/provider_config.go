@@ -69,8 +69,8 @@ func resolveConfig(m providerModel, lookupEnv func(string) (string, bool)) (clie
 		u, err := parseEndpoint(raw)
 		if err != nil {
 			r.errorf(attrEndpoint, "Invalid Engine Endpoint", "%s from %s: %s. Set %s (or %s) to the control API's base URL, "+
-				"for example \"https://engine-control.example.com\" or "+
-				"\"http://127.0.0.1:8470\".", quoteShort(client.RedactURL(raw)), from, err, attrEndpoint, envEndpoint)
+				"for example \"https://engine-control.example.com\" or \"http://127.0.0.1:8470\".",
+				quoteShort(client.RedactURL(raw)), from, err, attrEndpoint, envEndpoint)
 		}
 		cfg.Endpoint = u
 	} else {
@@ -108,8 +108,8 @@ func resolveConfig(m providerModel, lookupEnv func(string) (string, bool)) (clie
 	if raw, from, ok := r.str(boolString(m.InsecureSkipVerify), attrInsecureSkipVerify, envInsecureSkipVerify); ok {
 		b, err := strconv.ParseBool(raw)
 		if err != nil {
-			r.errorf(attrInsecureSkipVerify, "Invalid Insecure Skip Verify Setting", "%q from %s is not a boolean. Set insecure_skip_verify "+
-				"(or %s) to true or false.", raw, from, envInsecureSkipVerify)
+			r.errorf(attrInsecureSkipVerify, "Invalid Insecure Skip Verify Setting", "%q from %s is not a boolean. Set "+
+				"insecure_skip_verify (or %s) to true or false.", raw, from, envInsecureSkipVerify)
 		}
 		cfg.InsecureSkipVerify = b
 	}
@@ -124,11 +124,11 @@ func resolveConfig(m providerModel, lookupEnv func(string) (string, bool)) (clie
 		d, err := time.ParseDuration(strings.TrimSpace(raw))
 		switch {
 		case err != nil:
-			r.errorf(attrRequestTimeout, "Invalid Request Timeout", "%q from %s is not a duration. Set request_timeout (or %s) to a Go duration "+
-				"such as \"30s\" or \"2m\".", raw, from, envRequestTimeout)
+			r.errorf(attrRequestTimeout, "Invalid Request Timeout", "%q from %s is not a duration. Set request_timeout (or %s) to a Go "+
+				"duration such as \"30s\" or \"2m\".", raw, from, envRequestTimeout)
 		case d < minRequestTimeout || d > maxRequestTimeout:
-			r.errorf(attrRequestTimeout, "Invalid Request Timeout", "%q from %s is out of range. Set request_timeout (or %s) to a "+
-				"duration between %s and %s.", raw, from, envRequestTimeout, minRequestTimeout, maxRequestTimeout)
+			r.errorf(attrRequestTimeout, "Invalid Request Timeout", "%q from %s is out of range. Set request_timeout (or %s) "+
+				"to a duration between %s and %s.", raw, from, envRequestTimeout, minRequestTimeout, maxRequestTimeout)
 		default:
 			cfg.RequestTimeout = d
 		}
@@ -137,8 +137,8 @@ func resolveConfig(m providerModel, lookupEnv func(string) (string, bool)) (clie
 	if raw, from, ok := r.str(int64String(m.MaxRetries), attrMaxRetries, envMaxRetries); ok {
 		n, err := strconv.Atoi(strings.TrimSpace(raw))
 		if err != nil || n < 0 || n > maxMaxRetries {
-			r.errorf(attrMaxRetries, "Invalid Max Retries", "%q from %s is not a whole number between 0 and %d. Set "+
-				"max_retries (or %s) to one.", raw, from, maxMaxRetries, envMaxRetries)
+			r.errorf(attrMaxRetries, "Invalid Max Retries", "%q from %s is not a whole number between 0 and %d. Set max_retries (or %s) to one.",
+				raw, from, maxMaxRetries, envMaxRetries)
 		} else {
 			cfg.MaxRetries = n
 		}
@@ -163,8 +163,8 @@ func (r *resolver) str(v types.String, name, env string) (raw, from string, ok b
 		return "", "", false
 	case !v.IsNull():
 		if v.ValueString() == "" {
-			r.errorf(name, "Empty Engine Provider Setting", "%s is set to an empty string. Set it to a value, or remove it to use "+
-				"the %s environment variable.", name, env)
+			r.errorf(name, "Empty Engine Provider Setting", "%s is set to an empty string. Set it to a value, or remove it to "+
+				"use the %s environment variable.", name, env)
 			return "", "", false
 		}
 		return v.ValueString(), "the " + name + " attribute", true

@@ -137,8 +137,8 @@ func (r *releaseResource) Read(ctx context.Context, req resource.ReadRequest, re
 		return
 	}
 	if id := state.EngineID.ValueString(); id != "" && e.EngineID != id {
-		tflog.Warn(ctx, "engine re-provisioned; the "+
-			"release no longer applies to it", map[string]any{"user_id": userID, "old_engine_id": id, "engine_id": e.EngineID})
+		tflog.Warn(ctx, "engine re-provisioned; the release no longer applies to it",
+			map[string]any{"user_id": userID, "old_engine_id": id, "engine_id": e.EngineID})
 		resp.State.RemoveResource(ctx)
 		return
 	}
@@ -253,10 +253,10 @@ func (r *releaseResource) rollBack(ctx context.Context, state releaseModel, priv
 
 func rollbackFailedDiag(userID, to string, err error) diag.Diagnostic {
 	return diag.NewErrorDiagnostic("Engine Rollback Failed",
-		fmt.Sprintf("Destroy could not return user %s's engine to %s: %v.\n\nThe release stays in state. Fix the cause, then run terraform "+
-			"destroy again: it resumes "+
-			"(a running rollback is waited for, never started twice). To drop the release without rolling back, set on_destroy = "+
-			"\"keep\" and apply first.", userID, to, errText(err)))
+		fmt.Sprintf("Destroy could not return user %s's engine to %s: %v.\n\nThe release stays in state. Fix the cause, then run "+
+			"terraform destroy again: it resumes "+
+			"(a running rollback is waited for, never started twice). To drop the release without rolling back, set "+
+			"on_destroy = \"keep\" and apply first.", userID, to, errText(err)))
 }
 
 func (r *releaseResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {

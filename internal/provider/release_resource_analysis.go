@@ -32,13 +32,13 @@ const defaultReleaseBake = "10m"
 // own figures before the upgrade as the baseline.
 func releaseAnalysisAttribute() schema.SingleNestedAttribute {
 	return schema.SingleNestedAttribute{
-		MarkdownDescription: "The post-upgrade checklist, as `engine_canary` runs it: before the drain the engine's own metrics over `window` " +
-			"are read (the " +
-			"baseline); after the new version reports healthy (and `eval_gate`, if set, passed) the engine is watched for `bake_time`, then its " +
-			"metrics " +
+		MarkdownDescription: "The post-upgrade checklist, as `engine_canary` runs it: before the drain the engine's own " +
+			"metrics over `window` are read (the " +
+			"baseline); after the new version reports healthy (and `eval_gate`, if set, passed) the engine is watched for " +
+			"`bake_time`, then its metrics " +
 			"over `window` are compared with the thresholds and with the baseline. A failing analysis fails the upgrade like a failed gate: with " +
-			"`auto_rollback` the engine goes back to the version it ran, restoring the pre-upgrade snapshot where the schema moved, and " +
-			"`last_attempt.error` " +
+			"`auto_rollback` the engine goes back to the version it ran, restoring the pre-upgrade snapshot where the schema " +
+			"moved, and `last_attempt.error` " +
 			"lists each failed check with its figures before and after. Not set: no metrics are read and nothing is watched.",
 		Optional: true,
 		Attributes: analysisAttributes(analysisWords{who: "the engine after the upgrade",
@@ -119,8 +119,8 @@ func (r *releaseResource) watchUpgrade(ctx context.Context, m *releaseModel, cre
 	}
 	out.diags.Append(setPrivateJSON(ctx, priv, privateReleaseWatch, w)...)
 	left := w.Bake - time.Since(w.BakeStartedAt)
-	tflog.Info(ctx, "watching the upgraded "+
-		"engine before the analysis", map[string]any{"phase": "bake", "bake": w.Bake.String(), "left": left.String()})
+	tflog.Info(ctx, "watching the upgraded engine before the analysis",
+		map[string]any{"phase": "bake", "bake": w.Bake.String(), "left": left.String()})
 	err := client.Sleep(ctx, left)
 	var after api.Metrics
 	if err == nil {
@@ -129,11 +129,11 @@ func (r *releaseResource) watchUpgrade(ctx context.Context, m *releaseModel, cre
 	if err != nil && ctx.Err() != nil {
 		out.interrupted, out.started = true, true
 		a.Status = attemptInProgress
-		msg := fmt.Sprintf("The apply stopped (%v) while watching user %s's engine after its upgrade from %s to %s, %s into a bake of %s. The "+
-			"engine runs %s; "+
-			"the upgrade is not judged yet, so last_attempt stays in_progress. The next terraform apply resumes the bake where it stopped and "+
-			"judges the upgrade once: "+
-			"nothing is upgraded again.", ctx.Err(), userID, w.From, w.To, time.Since(w.BakeStartedAt).Round(time.Millisecond), w.Bake, w.To)
+		msg := fmt.Sprintf("The apply stopped (%v) while watching user %s's engine after its upgrade from %s to %s, %s into a "+
+			"bake of %s. The engine runs %s; "+
+			"the upgrade is not judged yet, so last_attempt stays in_progress. The next terraform apply resumes the bake where it "+
+			"stopped and judges the upgrade once: nothing is upgraded again.",
+			ctx.Err(), userID, w.From, w.To, time.Since(w.BakeStartedAt).Round(time.Millisecond), w.Bake, w.To)
 		if create {
 			out.diags.AddWarning("Engine Upgrade Analysis Interrupted", msg)
 		} else {
@@ -154,8 +154,8 @@ func (r *releaseResource) watchUpgrade(ctx context.Context, m *releaseModel, cre
 		tflog.Info(ctx, "the analysis passed", map[string]any{"error_rate": after.ErrorRate, "p99_latency_ms": after.P99LatencyMS})
 		return "", false
 	}
-	return fmt.Sprintf("the analysis after a bake of %s failed (metrics over %s, after the "+
-		"upgrade against before it):\n%s", w.Bake, w.Window, v.Summary()), false
+	return fmt.Sprintf("the analysis after a bake of %s failed (metrics over %s, after the upgrade against before it):\n%s",
+		w.Bake, w.Window, v.Summary()), false
 }
 
 // resumeWatch judges an upgrade whose analysis an interrupted apply left unjudged, when the
@@ -170,8 +170,8 @@ func (r *releaseResource) resumeWatch(ctx context.Context, m *releaseModel, prio
 		return out, false
 	}
 	if e.EngineVersion != w.To || e.Status != api.StatusRunning || m.Version.ValueString() != w.To {
-		tflog.Warn(ctx, "dropping an unjudged upgrade: the engine or "+
-			"the configuration moved on", map[string]any{"to": w.To, "engine_version": e.EngineVersion, "status": e.Status})
+		tflog.Warn(ctx, "dropping an unjudged upgrade: the engine or the configuration moved on",
+			map[string]any{"to": w.To, "engine_version": e.EngineVersion, "status": e.Status})
 		out.diags.Append(priv.SetKey(ctx, privateReleaseWatch, nil)...)
 		return out, false
 	}
@@ -183,8 +183,8 @@ func (r *releaseResource) resumeWatch(ctx context.Context, m *releaseModel, prio
 	if w.SnapshotID != "" {
 		m.PreUpgradeSnapshotID = types.StringValue(w.SnapshotID)
 	}
-	tflog.Info(ctx, "resuming the analysis an "+
-		"interrupted apply left unjudged", map[string]any{"operation_id": w.OperationID, "bake_started_at": w.BakeStartedAt})
+	tflog.Info(ctx, "resuming the analysis an interrupted apply left unjudged",
+		map[string]any{"operation_id": w.OperationID, "bake_started_at": w.BakeStartedAt})
 	failure, stopped := r.watchUpgrade(ctx, m, prior == nil, priv, &w, &a, &out)
 	if stopped {
 		return r.finishFresh(context.WithoutCancel(ctx), m, finish, e, &a, &out), true
@@ -207,8 +207,8 @@ func (r *releaseResource) rollBackFailed(ctx context.Context, m *releaseModel, c
 	userID := m.UserID.ValueString()
 	if !m.AutoRollback.ValueBool() || keep {
 		out.diags.AddError("Engine Upgrade Failed", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed: %s. auto_rollback is off, so "+
-			"the engine was left as it is; "+
-			"state records what it runs. Roll back with a lower version and allow_downgrade, or destroy the release.", userID, from, to, a.Error))
+			"the engine was left as it is; state records what it runs. Roll back with a lower version and allow_downgrade, or destroy the release.",
+			userID, from, to, a.Error))
 		return r.finishFresh(ctx, m, finish, e, a, out)
 	}
 	rb, err := r.rollBackTo(ctx, m, from, snapshotID)
@@ -294,8 +294,7 @@ func (m releaseModel) watchPlanDiags(ctx context.Context, userID, from, action s
 	}
 	diags.AddAttributeWarning(path.Root("analysis"), "Upgrade Watched By Analysis",
 		fmt.Sprintf("After user %s's engine reports healthy on %s, this apply watches it for bake_time %s, then compares its %s over a %s "+
-			"window with its own figures over the %s before the upgrade "+
-			"(read before the drain; baseline_tolerance %g). %s",
+			"window with its own figures over the %s before the upgrade (read before the drain; baseline_tolerance %g). %s",
 			userID, m.Version.ValueString(), w.Bake, strings.Join(checks, ", "), w.Window, w.Window, w.Config.BaselineTolerance, onFailure))
 	if w.Window > w.Bake {
 		diags.AddAttributeWarning(path.Root("analysis").AtName("window"), "Analysis Window Longer Than The Bake",

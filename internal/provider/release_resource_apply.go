@@ -184,11 +184,10 @@ func (ap *releaseApply) attached(e api.Engine, attached *api.Operation, recovere
 		m.PreUpgradeSnapshotID = types.StringValue(attached.SnapshotID)
 	}
 	if recovered {
-		tflog.Info(ctx, "resuming an interrupted "+
-			"create", map[string]any{"operation_id": attached.ID, "from": attached.FromVersion, "status": attached.Status})
-		ap.out.diags.AddWarning("Interrupted Create Resumed", fmt.Sprintf("An earlier create of this release started operation %s (%s %s -> "+
-			"%s, %s) "+
-			"and stopped before it could save state. This create takes its rollback target from that operation: "+
+		tflog.Info(ctx, "resuming an interrupted create",
+			map[string]any{"operation_id": attached.ID, "from": attached.FromVersion, "status": attached.Status})
+		ap.out.diags.AddWarning("Interrupted Create Resumed", fmt.Sprintf("An earlier create of this release started "+
+			"operation %s (%s %s -> %s, %s) and stopped before it could save state. This create takes its rollback target from that operation: "+
 			"previous_version = %q, pre_upgrade_snapshot_id = %q.",
 			attached.ID, attached.Kind, attached.FromVersion, attached.ToVersion, attached.Status, attached.FromVersion, attached.SnapshotID))
 		if attached.Status == api.OpFailed {
@@ -370,9 +369,8 @@ func (ap *releaseApply) start(e api.Engine, dec upgrade.ReleaseDecision, snapsho
 	}
 	e = fresh
 	if e.EngineVersion != from || e.CurrentOperationID != "" {
-		ap.out.diags.AddError("Engine Changed Since Plan", fmt.Sprintf("User %s's engine moved from %s to %s (operation %q) while the upgrade "+
-			"was being prepared. "+
-			"Nothing was started. Run terraform plan again.", userID, from, e.EngineVersion, e.CurrentOperationID))
+		ap.out.diags.AddError("Engine Changed Since Plan", fmt.Sprintf("User %s's engine moved from %s to %s (operation %q) while "+
+			"the upgrade was being prepared. Nothing was started. Run terraform plan again.", userID, from, e.EngineVersion, e.CurrentOperationID))
 		return e, op, ap.finish(e, nil), true, nil
 	}
 	key := ap.r.operationKey(ctx, ap.priv, userID, ap.prior == nil)
@@ -438,8 +436,8 @@ func (ap *releaseApply) gates(e api.Engine, op api.Operation, waitErr error, gat
 		}
 		ap.attempt.Score = &score
 		if reg := *ap.attempt.Baseline - score; reg > gate.MaxRegression.ValueFloat64() {
-			failure = fmt.Sprintf("the eval gate failed: suite %q scored %.3f on %s against a baseline of %.3f on %s, a regression of %.3f, "+
-				"above max_regression %.3f",
+			failure = fmt.Sprintf("the eval gate failed: suite %q scored %.3f on %s against a baseline of %.3f on %s, a regression of "+
+				"%.3f, above max_regression %.3f",
 				gate.Suite.ValueString(), score, target, *ap.attempt.Baseline, from, reg, gate.MaxRegression.ValueFloat64())
 		}
 	}
@@ -466,8 +464,7 @@ func rollbackFailedAfterUpgradeDiag(userID, from, target, failure, rbErr, snapsh
 			"next apply plans) tries the rollback to %s again.", now, from)
 	}
 	return diag.NewErrorDiagnostic("Engine Upgrade Failed And Rollback Failed", fmt.Sprintf("Upgrading user %s's engine from %s to %s "+
-		"failed (%s), and the automatic rollback to %s failed too: %s. "+
-		"%s Restore it by hand from snapshot %s (engine-controlplane "+
+		"failed (%s), and the automatic rollback to %s failed too: %s. %s Restore it by hand from snapshot %s (engine-controlplane "+
 		"restore), then run terraform plan.", userID, from, target, failure, from, rbErr, recorded, orUnknown(snapshotID)))
 }
 
@@ -485,18 +482,18 @@ func rolledBackDiag(userID, from, target, failure string, rb upgrade.RollbackPla
 	if now != from {
 		where = fmt.Sprintf("Yet the engine runs %s now, not %s: check it with data \"engine_instance\".", now, from)
 	}
-	recorded := fmt.Sprintf("State records that it runs %s and last_attempt.status = \"rolled_back\"; the next plan shows the "+
-		"upgrade as still pending.", now)
+	recorded := fmt.Sprintf("State records that it runs %s and last_attempt.status = \"rolled_back\"; the next plan "+
+		"shows the upgrade as still pending.", now)
 	switch {
 	case create && now == from:
 		recorded = "This create saved nothing to state, so the next plan shows the create again."
 	case create:
-		recorded = fmt.Sprintf("This create keeps the release in state, tainted: the next apply replaces it, and its destroy first "+
-			"returns the engine to %s.", from)
+		recorded = fmt.Sprintf("This create keeps the release in state, tainted: the next apply replaces it, and its destroy "+
+			"first returns the engine to %s.", from)
 	}
 	return diag.NewErrorDiagnostic("Engine Upgrade Rolled Back", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed: %s.\n\nIt "+
-		"was rolled back automatically: %s. %s %s "+
-		"Fix the cause (or pick another version) before applying again.", userID, from, target, failure, how, where, recorded))
+		"was rolled back automatically: %s. %s %s Fix the cause (or pick another version) before applying again.",
+		userID, from, target, failure, how, where, recorded))
 }
 
 // finishFresh re-reads the engine so state holds what really runs, whatever happened above.

@@ -29,8 +29,7 @@ func (r *releaseResource) interrupted(ctx context.Context, m *releaseModel, prio
 	userID := m.UserID.ValueString()
 	if prior == nil && !began {
 		out.diags.AddError("Create Interrupted", fmt.Sprintf("The apply stopped (%v) before it started anything on user %s's engine: nothing "+
-			"was changed and nothing is recorded. "+
-			"Run terraform apply again to create the release.", cause, userID))
+			"was changed and nothing is recorded. Run terraform apply again to create the release.", cause, userID))
 		return out
 	}
 	out.interrupted = true

@@ -143,8 +143,8 @@ func (r *releaseResource) planUpgrade(ctx context.Context, req resource.ModifyPl
 			resp.Diagnostics.AddAttributeError(path.Root("rollout_window"), "Invalid Rollout Window", err.Error())
 		} else if w != nil && !w.Contains(time.Now()) {
 			resp.Diagnostics.AddAttributeWarning(path.Root("rollout_window"), "Outside The Rollout Window",
-				fmt.Sprintf("It is %s, outside the rollout window %s: applying now will refuse to start the upgrade of user %s's engine. "+
-					"The window next opens at %s.",
+				fmt.Sprintf("It is %s, outside the rollout window %s: applying now will refuse to start the upgrade of user %s's "+
+					"engine. The window next opens at %s.",
 					time.Now().UTC().Format(time.RFC3339), w.String(), userID, w.NextOpening(time.Now()).Format(time.RFC3339)))
 		}
 	}
@@ -179,9 +179,8 @@ func (r *releaseResource) planCreateFrom(ctx context.Context, resp *resource.Mod
 	if !ok {
 		return nil
 	}
-	resp.Diagnostics.AddWarning("Interrupted Create Found", fmt.Sprintf("An earlier create of this release started operation %s (%s %s -> "+
-		"%s, %s) "+
-		"on user %s's engine and stopped before it could save state. "+
+	resp.Diagnostics.AddWarning("Interrupted Create Found", fmt.Sprintf("An earlier create of this release started "+
+		"operation %s (%s %s -> %s, %s) on user %s's engine and stopped before it could save state. "+
 		"Applying takes the rollback target from it: previous_version = %q and the snapshot it named (%q).",
 		op.ID, op.Kind, op.FromVersion, op.ToVersion, op.Status, userID, op.FromVersion, op.SnapshotID))
 	return &op
@@ -312,14 +311,14 @@ func destroyPlanDiags(cat *upgrade.Catalog, e api.Engine, to, snapshotID string,
 	if err != nil {
 		diags.AddError("Engine Rollback Impossible",
 			fmt.Sprintf("Destroying this release would roll user %s's engine back from %s to %s, but %v. To remove the release and leave the "+
-				"engine on %s, set on_destroy = \"keep\" and apply first; "+
-				"to go back anyway, restore a snapshot taken on %s.", e.UserID, e.EngineVersion, to, err, e.EngineVersion, to))
+				"engine on %s, set on_destroy = \"keep\" and apply first; to go back anyway, restore a snapshot taken on %s.",
+				e.UserID, e.EngineVersion, to, err, e.EngineVersion, to))
 		return diags
 	}
 	if !rb.Restore {
 		diags.AddWarning("Destroy Rolls The Engine Back",
-			fmt.Sprintf("Destroying this release returns user %s's engine from %s to %s. The brain schema does not "+
-				"change, so no data is lost.", e.UserID, e.EngineVersion, to))
+			fmt.Sprintf("Destroying this release returns user %s's engine from %s to %s. The brain schema does not change, so no data is lost.",
+				e.UserID, e.EngineVersion, to))
 		return diags
 	}
 	if snap == nil || snap.Status != api.SnapshotVerified {
@@ -328,16 +327,16 @@ func destroyPlanDiags(cat *upgrade.Catalog, e api.Engine, to, snapshotID string,
 			status = snap.Status
 		}
 		diags.AddError("Rollback Snapshot Unusable",
-			fmt.Sprintf("Destroying this release must restore snapshot %s to bring user %s's engine back from %s to %s (the brain schema moved), "+
-				"but that snapshot is %s. "+
+			fmt.Sprintf("Destroying this release must restore snapshot %s to bring user %s's engine back from %s to %s (the brain schema "+
+				"moved), but that snapshot is %s. "+
 				"Nothing was changed. Set on_destroy = \"keep\" and apply to drop the release without rolling back, or restore the engine from "+
 				"another verified snapshot first.",
 				snapshotID, e.UserID, e.EngineVersion, to, status))
 		return diags
 	}
 	diags.AddWarning("Destroy Restores A Snapshot And Loses Data",
-		fmt.Sprintf("Destroying this release rolls user %s's engine back from %s to %s by restoring snapshot %s, taken %s. %d brain writes "+
-			"made since then will be lost.",
+		fmt.Sprintf("Destroying this release rolls user %s's engine back from %s to %s by restoring snapshot %s, taken %s. %d brain "+
+			"writes made since then will be lost.",
 			e.UserID, e.EngineVersion, to, snap.ID, snap.CreatedAt.UTC().Format(time.RFC3339), upgrade.WritesSince(e, *snap)))
 	return diags
 }

@@ -71,8 +71,8 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{MarkdownDescription: "The user id (one release per engine).", Computed: true, PlanModifiers: stable},
 			"user_id": schema.StringAttribute{
-				MarkdownDescription: "The user whose engine this release manages. Changing it replaces the resource (destroying the old " +
-					"one rolls that engine back).",
+				MarkdownDescription: "The user whose engine this release manages. Changing it replaces the resource (destroying the " +
+					"old one rolls that engine back).",
 				Required:      true,
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
 				Validators:    []validator.String{idValidator()},
@@ -102,8 +102,8 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				Optional: true, Computed: true, Default: booldefault.StaticBool(false),
 			},
 			"allow_downgrade": schema.BoolAttribute{
-				MarkdownDescription: "Allow `version` lower than the running one. Below the brain's schema this restores a snapshot and loses later " +
-					"writes. Defaults to `false`.",
+				MarkdownDescription: "Allow `version` lower than the running one. Below the brain's schema this restores a snapshot and loses " +
+					"later writes. Defaults to `false`.",
 				Optional: true, Computed: true, Default: booldefault.StaticBool(false),
 			},
 			"drain_timeout": schema.StringAttribute{
@@ -121,8 +121,8 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					"one; a drop of more than `max_regression` fails the upgrade.",
 				Optional: true,
 				Attributes: map[string]schema.Attribute{
-					"suite": schema.StringAttribute{MarkdownDescription: "The eval suite to " +
-						"run.", Required: true, Validators: []validator.String{stringvalidator.LengthBetween(1, 128)}},
+					"suite": schema.StringAttribute{MarkdownDescription: "The eval suite to run.",
+						Required: true, Validators: []validator.String{stringvalidator.LengthBetween(1, 128)}},
 					"max_regression": schema.Float64Attribute{
 						MarkdownDescription: "Largest allowed drop of the score (0–1), e.g. `0.05`.",
 						Required:            true, Validators: []validator.Float64{float64validator.Between(0, 1)},
@@ -142,12 +142,12 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				Validators: []validator.String{stringvalidator.OneOf(onDestroyValues...)},
 			},
 			"take_ownership": schema.BoolAttribute{
-				MarkdownDescription: "Take the engine over from another manager (another workspace's `engine_release` or `engine_canary`) at the " +
-					"next apply. " +
+				MarkdownDescription: "Take the engine over from another manager (another workspace's `engine_release` or " +
+					"`engine_canary`) at the next apply. " +
 					"Without it, a plan that would create this release over, or move, an engine another manager owns fails and names the owner. " +
 					"After a take-over, that manager's plans refuse to move the engine and its destroy leaves it alone. While it is `true`, any later " +
-					"apply that changes this release takes the engine back from whoever owns it then: set it back to `false` once the take-over is " +
-					"applied. " +
+					"apply that changes this release takes the engine back from whoever owns it then: set it back to `false` " +
+					"once the take-over is applied. " +
 					"Defaults to `false`. See the [Terraform Cloud and Atlantis guide](../guides/terraform-cloud-and-atlantis.md#one-owner-per-engine).",
 				Optional: true, Computed: true, Default: booldefault.StaticBool(false),
 			},
@@ -157,22 +157,22 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					"another manager's name after it took the engine over, null while nobody owns it.",
 				Computed: true,
 			},
-			"rollout_window": rolloutWindowAttribute("When upgrades may start (UTC). Outside it the plan warns and the apply refuses to start " +
-				"one, naming the next opening."),
+			"rollout_window": rolloutWindowAttribute("When upgrades may start (UTC). Outside it the plan warns and the apply refuses to " +
+				"start one, naming the next opening."),
 			"engine_id": schema.StringAttribute{MarkdownDescription: "The engine's id.", Computed: true, PlanModifiers: stable},
-			"previous_version": schema.StringAttribute{MarkdownDescription: "The version the engine ran when this resource adopted it: the " +
-				"rollback target of destroy.", Computed: true, PlanModifiers: stable},
+			"previous_version": schema.StringAttribute{MarkdownDescription: "The version the engine ran when this resource adopted it: " +
+				"the rollback target of destroy.", Computed: true, PlanModifiers: stable},
 			"schema_version": schema.Int64Attribute{MarkdownDescription: "The brain schema version.", Computed: true},
 			"running_version": schema.StringAttribute{
-				MarkdownDescription: "The version the engine runs, as the last refresh or apply read it. It differs from `version` only when someone " +
-					"moved " +
+				MarkdownDescription: "The version the engine runs, as the last refresh or apply read it. It differs from " +
+					"`version` only when someone moved " +
 					"the engine above `version` outside this resource while `allow_downgrade` is off: plans then leave the engine on `running_version` " +
 					"and warn, and an apply refuses only a change that would move it.",
 				Computed: true,
 			},
 			"pre_upgrade_snapshot_id": schema.StringAttribute{
-				MarkdownDescription: "The snapshot the last migrating upgrade relied on (also one someone else's upgrade to `version` relied on, " +
-					"when that upgrade " +
+				MarkdownDescription: "The snapshot the last migrating upgrade relied on (also one someone else's upgrade to " +
+					"`version` relied on, when that upgrade " +
 					"got there before this resource's apply); destroy restores it when it rolls back across a schema change. Null when no snapshot is " +
 					"recorded; unknown at plan when the apply decides it (`auto_snapshot`).",
 				Computed: true,
@@ -180,15 +180,15 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"rollback_writes_lost": schema.Int64Attribute{
 				MarkdownDescription: "How many brain writes destroying this release would lose now: the writes made since `pre_upgrade_snapshot_id` " +
 					"was taken, when destroy must restore it (the brain schema moved); `0` when destroy restores nothing: `on_destroy = \"keep\"`, " +
-					"no schema change, or no snapshot recorded (where the schema moved, the destroy plan then fails instead). Kept current by every " +
-					"refresh from the " +
+					"no schema change, or no snapshot recorded (where the schema moved, the destroy plan then fails instead). Kept " +
+					"current by every refresh from the " +
 					"engine read refresh makes anyway, so a policy reads it in a destroy plan's `terraform show -json` (`change.before`); " +
 					"a plan never changes it. Null when the snapshot could not be read.",
 				Computed: true,
 			},
 			"planned_upgrade": schema.SingleNestedAttribute{
-				MarkdownDescription: "The upgrade the plan will carry out, known at plan time for reviewers and policy tools (`terraform show " +
-					"-json`); " +
+				MarkdownDescription: "The upgrade the plan will carry out, known at plan time for reviewers and policy " +
+					"tools (`terraform show -json`); " +
 					"null when the plan changes no version. After apply it describes the change just made until the next refresh sets it back to null " +
 					"(`last_attempt` keeps how that change ended): a fleet's no-change plans then carry no upgrade description per engine.",
 				Computed: true,
@@ -197,21 +197,20 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 						"`restore` (downgrade by snapshot restore)."},
 					"from": schema.StringAttribute{Computed: true, MarkdownDescription: "The version running at plan time."},
 					"to":   schema.StringAttribute{Computed: true, MarkdownDescription: "The target version."},
-					"kind": schema.StringAttribute{Computed: true, MarkdownDescription: "`none`, `patch`, " +
-						"`minor`, `major` or `downgrade`."},
-					"hops": schema.ListNestedAttribute{Computed: true, MarkdownDescription: "The steps of the " +
-						"path.", NestedObject: schema.NestedAttributeObject{Attributes: hopAttributes()}},
-					"migrations": schema.ListNestedAttribute{Computed: true, MarkdownDescription: "Brain migrations applied, in " +
-						"order.", NestedObject: schema.NestedAttributeObject{Attributes: migrationAttributes()}},
-					"forward_only": schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether a migration is forward-only (going back " +
-						"needs a snapshot restore)."},
+					"kind": schema.StringAttribute{Computed: true, MarkdownDescription: "`none`, `patch`, `minor`, `major` or `downgrade`."},
+					"hops": schema.ListNestedAttribute{Computed: true, MarkdownDescription: "The steps of the path.",
+						NestedObject: schema.NestedAttributeObject{Attributes: hopAttributes()}},
+					"migrations": schema.ListNestedAttribute{Computed: true, MarkdownDescription: "Brain migrations applied, in order.",
+						NestedObject: schema.NestedAttributeObject{Attributes: migrationAttributes()}},
+					"forward_only": schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether a migration is forward-only (going " +
+						"back needs a snapshot restore)."},
 					"destructive": schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether a migration rewrites or drops data."},
 					"breaking_changes": schema.ListAttribute{Computed: true, ElementType: types.StringType, MarkdownDescription: "Breaking changes " +
 						"of the versions crossed."},
-					"migration_guide_url": schema.StringAttribute{Computed: true, MarkdownDescription: "The migration guide to read (the " +
-						"last one crossed), or empty."},
-					"requires_snapshot": schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether the path migrates the brain, so a " +
-						"snapshot must protect it."},
+					"migration_guide_url": schema.StringAttribute{Computed: true, MarkdownDescription: "The migration guide to read " +
+						"(the last one crossed), or empty."},
+					"requires_snapshot": schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether the path migrates the brain, " +
+						"so a snapshot must protect it."},
 					"snapshot_id": schema.StringAttribute{Computed: true, MarkdownDescription: "The snapshot protecting the upgrade (unknown at " +
 						"plan with `auto_snapshot`), or the one a downgrade restores."},
 					"rehearsal": rehearsalSummaryAttribute(),
@@ -222,8 +221,7 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				Computed:            true,
 				Attributes: map[string]schema.Attribute{
 					"version": schema.StringAttribute{Computed: true, MarkdownDescription: "The version attempted."},
-					"status": schema.StringAttribute{Computed: true, MarkdownDescription: "`succeeded`, `failed`, " +
-						"`rolled_back` or `in_progress`."},
+					"status":  schema.StringAttribute{Computed: true, MarkdownDescription: "`succeeded`, `failed`, `rolled_back` or `in_progress`."},
 					"operation_id": schema.StringAttribute{Computed: true, MarkdownDescription: "The control plane operation that ran it " +
 						"(someone else's, when another run or tool got the engine to `version` first)."},
 					"error": schema.StringAttribute{Computed: true, MarkdownDescription: "Why it failed; for an upgrade someone else made " +
@@ -231,8 +229,8 @@ func (r *releaseResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					"started_at":  schema.StringAttribute{Computed: true, MarkdownDescription: "RFC 3339."},
 					"finished_at": schema.StringAttribute{Computed: true, MarkdownDescription: "RFC 3339, empty while in progress."},
 					"snapshot_id": schema.StringAttribute{Computed: true, MarkdownDescription: "The snapshot that protected it, or empty."},
-					"baseline_eval_score": schema.Float64Attribute{Computed: true, MarkdownDescription: "The eval score before the " +
-						"upgrade (with `eval_gate`)."},
+					"baseline_eval_score": schema.Float64Attribute{Computed: true, MarkdownDescription: "The eval score before " +
+						"the upgrade (with `eval_gate`)."},
 					"eval_score": schema.Float64Attribute{Computed: true, MarkdownDescription: "The eval score after it (with `eval_gate`)."},
 				},
 			},
@@ -254,10 +252,10 @@ func rolloutWindowAttribute(description string) schema.SingleNestedAttribute {
 				MarkdownDescription: "Weekdays: " + backtickList(upgrade.Weekdays) + ".", Required: true, ElementType: types.StringType,
 				Validators: []validator.List{listvalidator.SizeAtLeast(1), listvalidator.ValueStringsAre(stringvalidator.OneOf(upgrade.Weekdays...))},
 			},
-			"start": schema.StringAttribute{MarkdownDescription: "Opening time, `HH:MM` " +
-				"UTC.", Required: true, Validators: []validator.String{clockValidator()}},
-			"end": schema.StringAttribute{MarkdownDescription: "Closing time, `HH:MM` UTC (before " +
-				"`start` wraps past midnight).", Required: true, Validators: []validator.String{clockValidator()}},
+			"start": schema.StringAttribute{MarkdownDescription: "Opening time, `HH:MM` UTC.",
+				Required: true, Validators: []validator.String{clockValidator()}},
+			"end": schema.StringAttribute{MarkdownDescription: "Closing time, `HH:MM` UTC (before `start` wraps past midnight).",
+				Required: true, Validators: []validator.String{clockValidator()}},
 		},
 	}
 }

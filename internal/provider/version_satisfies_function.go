@@ -25,8 +25,8 @@ func (versionSatisfiesFunction) Definition(_ context.Context, _ function.Definit
 		Summary: "Checks an Engine version against a version constraint",
 		MarkdownDescription: "Returns `true` when `version` meets `constraint`, written in Terraform's version constraint syntax " +
 			"(`>= 2.3.0`, `~> 2.4`, `>= 2.3, < 3.0`). `version` is written as every resource takes it: `MAJOR.MINOR.PATCH`, " +
-			"optionally followed by `-PRERELEASE` and `+BUILD` (`v2.4.0` and `2.4` are errors). A malformed version or constraint is an " +
-			"error naming the argument.",
+			"optionally followed by `-PRERELEASE` and `+BUILD` (`v2.4.0` and `2.4` are errors). A malformed version or constraint " +
+			"is an error naming the argument.",
 		Parameters: []function.Parameter{
 			function.StringParameter{Name: "version", MarkdownDescription: "A semantic version, for example `2.4.0`."},
 			function.StringParameter{Name: "constraint", MarkdownDescription: "A version constraint, for example `~> 2.4`."},

@@ -65,8 +65,8 @@ func (d *versionsDataSource) Schema(_ context.Context, _ datasource.SchemaReques
 				MarkdownDescription: "Every version in the catalog, oldest first.",
 				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
 					"version": schema.StringAttribute{Computed: true, MarkdownDescription: "The version, for example `2.4.0`."},
-					"schema_version": schema.Int64Attribute{Computed: true, MarkdownDescription: "The brain schema version this " +
-						"version reads and writes."},
+					"schema_version": schema.Int64Attribute{Computed: true, MarkdownDescription: "The brain schema version " +
+						"this version reads and writes."},
 					"breaking": schema.BoolAttribute{Computed: true, MarkdownDescription: "The release has breaking changes (a major)."},
 					"breaking_changes": schema.ListAttribute{Computed: true, ElementType: types.StringType,
 						MarkdownDescription: "What the release breaks, one entry per change."},

@@ -192,7 +192,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 		return c, fmt.Errorf("--runtime %q must be %s (engines simulated in this process), %s (one child process per engine) or %s (one container per engine)", c.runtime, controlplane.RuntimeSim, controlplane.RuntimeProcess, controlplane.RuntimeDocker)
 	case c.runtime != controlplane.RuntimeProcess && (c.engineCommand != "" || len(c.engineCommandFor) > 0):
 		return c, errors.New("--engine-command and --engine-command-for need --runtime process")
-	case c.runtime != controlplane.RuntimeDocker && c.dockerFlagsSet(fs):
+	case c.runtime != controlplane.RuntimeDocker && c.dockerFlagsSet():
 		return c, errors.New("--image, --image-for, --network, --brain-root, --engine-env-passthrough, --adopt-label and --remove-containers-on-exit need --runtime docker")
 	case c.portMin < 1 || c.portMax > 65535 || c.portMin > c.portMax:
 		return c, fmt.Errorf("--port-min %d and --port-max %d must be a range of ports, for example 9001 and 9999", c.portMin, c.portMax)
@@ -201,7 +201,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 }
 
 // dockerFlagsSet says a docker runtime flag was given (on the command line or in the environment).
-func (c *config) dockerFlagsSet(fs *flag.FlagSet) bool {
+func (c *config) dockerFlagsSet() bool {
 	return c.image != controlplane.DefaultDockerImage || c.network != controlplane.DefaultDockerNetwork || c.brainRoot != "" ||
 		c.envPassthrough != "" || len(c.imageFor) > 0 || len(c.adoptLabels) > 0 || c.removeContainers
 }
