@@ -95,11 +95,13 @@ func fleetPoint(ctx context.Context, cfg Config, tf *terraform, dir string, n in
 	if err != nil {
 		return pt, err
 	}
-	pt.CreatePlanMS, pt.StepApplyMS, pt.TEngineMS, pt.StepIdealMS, pt.StepSpanMS = st.createPlanMS, st.applyMS, st.tEngineMS, st.idealMS, st.spanMS
+	pt.CreatePlanMS, pt.StepApplyMS, pt.TEngineMS = st.createPlanMS, st.applyMS, st.tEngineMS
+	pt.StepIdealMS, pt.StepSpanMS = st.idealMS, st.spanMS
 	pt.StepRatio = round((st.applyMS - st.createPlanMS) / st.idealMS)
 	pt.StepRawRatio = round(st.applyMS / st.idealMS)
 	pt.StepSpanRat = round(st.spanMS / st.idealMS)
-	cfg.logf("fleet %d: 10%% step (%d engines) at scale %g applied in %.0f ms (plan %.0f ms), ideal %.0f ms: ratio %.2f", n, pt.StepEngines, stepScale, st.applyMS, st.createPlanMS, st.idealMS, pt.StepRatio)
+	cfg.logf("fleet %d: 10%% step (%d engines) at scale %g applied in %.0f ms (plan %.0f ms), ideal %.0f ms: ratio %.2f",
+		n, pt.StepEngines, stepScale, st.applyMS, st.createPlanMS, st.idealMS, pt.StepRatio)
 
 	fast, p, err := fleetFirstStep(ctx, cfg, tf, filepath.Join(dir, "fast"), example, n, parallel, fastScale, &pt)
 	if p != nil {
@@ -126,7 +128,8 @@ func fleetPoint(ctx context.Context, cfg Config, tf *terraform, dir string, n in
 	if err := fleetState(filepath.Join(tfDir, "terraform.tfstate"), &pt); err != nil {
 		return pt, err
 	}
-	cfg.logf("fleet %d: no-op plan %.0f ms, terraform %.0f MB, provider %.0f MB, %.1f state bytes per engine (10%% step at scale %g: ratio %.2f)",
+	cfg.logf("fleet %d: no-op plan %.0f ms, terraform %.0f MB, provider %.0f MB, %.1f state bytes per engine (10%% step at scale "+
+		"%g: ratio %.2f)",
 		n, pt.NoopPlanMS, pt.TerraformPeakMB, pt.ProviderPeakMB, pt.StateBytesPerEngine, fastScale, pt.FastStepRatio)
 	return pt, nil
 }
@@ -138,7 +141,8 @@ func fleetEnv(p *plane, parallel int) []string {
 
 // fleetFirstStep seeds a control plane of n engines at scale, plans the example and applies its
 // first (10 %) step. The caller closes the plane (nil when it did not start).
-func fleetFirstStep(ctx context.Context, cfg Config, tf *terraform, dir string, example []byte, n, parallel int, scale float64, pt *FleetPoint) (fleetStep, *plane, error) {
+func fleetFirstStep(ctx context.Context, cfg Config, tf *terraform, dir string, example []byte, n, parallel int, scale float64,
+	pt *FleetPoint) (fleetStep, *plane, error) {
 	var st fleetStep
 	p, err := startPlane(controlplane.Options{DataDir: filepath.Join(dir, "cp"), SeedEngines: n, SeedBrainRows: 1, TimeScale: scale})
 	if err != nil {
@@ -166,7 +170,8 @@ func fleetFirstStep(ctx context.Context, cfg Config, tf *terraform, dir string, 
 	if len(durs) != pt.StepEngines {
 		return st, p, fmt.Errorf("the 10%% step moved %d engines, want %d", len(durs), pt.StepEngines)
 	}
-	st = fleetStep{createPlanMS: round(ms(cp.Wall)), applyMS: round(ms(r.Wall)), tEngineMS: round(median(durs)), spanMS: round(ms(last.Sub(first)))}
+	st = fleetStep{createPlanMS: round(ms(cp.Wall)), applyMS: round(ms(r.Wall)), tEngineMS: round(median(durs)),
+		spanMS: round(ms(last.Sub(first)))}
 	st.idealMS = round(float64((pt.StepEngines+parallel-1)/parallel) * st.tEngineMS)
 	return st, p, nil
 }
@@ -242,14 +247,22 @@ func (f *FleetFigures) markdown(w func(format string, args ...any)) {
 	w("")
 	w("## 6. Fleet scale (examples/fleet-scale)")
 	w("")
-	w("`examples/fleet-scale` as a user runs it: one `engine_canary` scoped by a `selector`, steps [10, 100], stepwise, `bake_time = \"0s\"`, `max_parallel = 50`, patch 2.3.0 → 2.3.1. The 10 %% step: a plan, then the first apply, on a control plane at time scale %s (one upgrade about 3 s, as in the fleet rollout measurement). Then, on a second control plane at time scale %s: the first apply, the second (promotion), and a plan with nothing to change.", num(stepScale), num(fastScale))
+	w("`examples/fleet-scale` as a user runs it: one `engine_canary` scoped by a `selector`, steps [10, 100], stepwise, "+
+		"`bake_time = \"0s\"`, `max_parallel = 50`, patch 2.3.0 → 2.3.1. The 10 %% step: a plan, then the first apply, on a control "+
+		"plane at time scale %s (one upgrade about 3 s, as in the fleet rollout measurement). Then, on a second control plane at "+
+		"time scale %s: the first apply, the second (promotion), and a plan with nothing to change.", num(stepScale), num(fastScale))
 	w("")
-	w("| engines | seed | create plan | 10 %% step: engines / apply / ideal | (apply − create plan) / ideal | raw / span ratio | same at scale 0.05 | promote apply | no-op plan | terraform peak RSS | provider peak RSS | state file | canary + data source / engine |")
+	w("| engines | seed | create plan | 10 %% step: engines / apply / ideal | (apply − create plan) / ideal | raw / span ratio | " +
+		"same at scale 0.05 | promote apply | no-op plan | terraform peak RSS | provider peak RSS | state file | canary + data source / engine |")
 	w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, pt := range f.Points {
-		w("| %d | %s s | %s ms | %d / %s ms / %s ms | **%s×** | %s× / %s× | %s× | %s ms | **%s ms** | **%s MB** | %s MB | %d B | **%s B** |", pt.Engines, num(pt.SeedSeconds), num(pt.CreatePlanMS), pt.StepEngines, num(pt.StepApplyMS), num(pt.StepIdealMS),
+		w("| %d | %s s | %s ms | %d / %s ms / %s ms | **%s×** | %s× / %s× | %s× | %s ms | **%s ms** | **%s MB** | %s MB | %d B | "+
+			"**%s B** |", pt.Engines, num(pt.SeedSeconds), num(pt.CreatePlanMS), pt.StepEngines, num(pt.StepApplyMS), num(pt.StepIdealMS),
 			num(pt.StepRatio), num(pt.StepRawRatio), num(pt.StepSpanRat), num(pt.FastStepRatio), num(pt.PromoteMS), num(pt.NoopPlanMS), num(pt.TerraformPeakMB), num(pt.ProviderPeakMB), pt.StateFileBytes, num(pt.StateBytesPerEngine))
 	}
 	w("")
-	w("The ideal is ceil(step engines / max_parallel) × the median upgrade's own time on the control plane; the ratio takes the create plan off the apply (terraform's and the provider's cost of reading and planning the fleet), the raw ratio does not, and the span ratio is the upgrades' first start to last end over the ideal. State per engine is the compact JSON of the canary and the data source over the engines.")
+	w("The ideal is ceil(step engines / max_parallel) × the median upgrade's own time on the control plane; the ratio takes the " +
+		"create plan off the apply (terraform's and the provider's cost of reading and planning the fleet), the raw ratio does not, " +
+		"and the span ratio is the upgrades' first start to last end over the ideal. State per engine is the compact JSON of the " +
+		"canary and the data source over the engines.")
 }

@@ -72,7 +72,8 @@ func (c *Client) RecordMoved(ctx context.Context, id string, engines []api.Moved
 	for len(engines) > 0 {
 		n := min(len(engines), api.MaxMovedBatch)
 		var out api.MovedEngines
-		req := request{method: http.MethodPost, path: canaryPath(id) + "/moved", body: api.RecordMovedRequest{Engines: engines[:n]}, idempotent: true}
+		body := api.RecordMovedRequest{Engines: engines[:n]}
+		req := request{method: http.MethodPost, path: canaryPath(id) + "/moved", body: body, idempotent: true}
 		if err := c.do(ctx, req, &out); err != nil {
 			return err
 		}

@@ -15,7 +15,8 @@ import (
 // (batched on write, paged on read), and the selector paged through in full.
 func TestControlPlane_canaryRecordBatchesAndPages(t *testing.T) {
 	const n = api.MaxMovedBatch + 5
-	srv, err := controlplane.New(controlplane.Options{DataDir: t.TempDir(), APIKey: cpKey, SeedEngines: n, SeedVersion: "2.3.0", SeedBrainRows: 1, TimeScale: 0.001})
+	srv, err := controlplane.New(controlplane.Options{DataDir: t.TempDir(), APIKey: cpKey, SeedEngines: n, SeedVersion: "2.3.0",
+		SeedBrainRows: 1, TimeScale: 0.001})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,7 +67,8 @@ func pageAll[T any](route, what, token string, next func(token string) ([]T, str
 			return all, nil
 		}
 		if seen[tok] {
-			return nil, fmt.Errorf("GET %s: the control plane returned page token %q twice; stopping after %d %s instead of paging forever", route, tok, len(all), what)
+			return nil, fmt.Errorf("GET %s: the control plane returned page token %q twice; stopping after %d %s instead of paging forever",
+				route, tok, len(all), what)
 		}
 		seen[tok] = true
 		token = tok

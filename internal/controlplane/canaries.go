@@ -126,7 +126,8 @@ func (r *registry) putMoved(c api.Canary, ms []api.MovedEngine) error {
 
 func canaryNotFound(id string) *apiError {
 	return newErr(http.StatusNotFound, api.CodeCanaryNotFound,
-		fmt.Sprintf("no record for canary %q on this control plane; a canary's record is written by its first apply (PUT /v1/canaries/%s)", id, id))
+		fmt.Sprintf("no record for canary %q on this control plane; a canary's record is written by its first apply (PUT "+
+			"/v1/canaries/%s)", id, id))
 }
 
 // checkCanary vets a record's configuration.
@@ -199,7 +200,8 @@ func (s *Server) putCanary(w http.ResponseWriter, r *http.Request, p params) {
 	prev := cs.recs[id]
 	if prev == nil && len(cs.recs) >= maxCanaries {
 		writeError(w, newErr(http.StatusConflict, api.CodeInvalidRequest,
-			fmt.Sprintf("this control plane holds %d canary records, its limit; delete finished canaries (DELETE /v1/canaries/{canary_id})", maxCanaries)))
+			fmt.Sprintf("this control plane holds %d canary records, its limit; "+
+				"delete finished canaries (DELETE /v1/canaries/{canary_id})", maxCanaries)))
 		return
 	}
 	now := time.Now().UTC()

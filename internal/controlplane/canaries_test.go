@@ -37,7 +37,8 @@ func TestCanaryRecord_roundTripAndRestart(t *testing.T) {
 		t.Fatalf("recorded = %+v", m)
 	}
 	// Recording again without a snapshot keeps the snapshot; a second entry adds one.
-	again := api.RecordMovedRequest{Engines: []api.MovedEngine{{UserID: "user-0001", StableVersion: "2.3.0"}, {UserID: "user-0003", StableVersion: "2.3.0"}}}
+	again := api.RecordMovedRequest{Engines: []api.MovedEngine{
+		{UserID: "user-0001", StableVersion: "2.3.0"}, {UserID: "user-0003", StableVersion: "2.3.0"}}}
 	e.ok(e.do("POST", "/v1/canaries/"+id+"/moved", again), 200, &m)
 	if m.Moved != 3 || m.Engines[0].SnapshotID != "snap-1" {
 		t.Fatalf("re-recorded = %+v", m)
@@ -58,7 +59,8 @@ func TestCanaryRecord_roundTripAndRestart(t *testing.T) {
 	}
 	var page api.MovedEngines
 	e2.ok(e2.do("GET", "/v1/canaries/"+id+"/moved?limit=2", nil), 200, &page)
-	if page.Moved != 3 || len(page.Engines) != 2 || page.NextPageToken == "" || page.Engines[0].UserID != "user-0001" || page.Engines[0].SnapshotID != "snap-1" {
+	if page.Moved != 3 || len(page.Engines) != 2 || page.NextPageToken == "" ||
+		page.Engines[0].UserID != "user-0001" || page.Engines[0].SnapshotID != "snap-1" {
 		t.Fatalf("first page after restart = %+v", page)
 	}
 	var page2 api.MovedEngines
@@ -107,7 +109,8 @@ func TestCanaryRecord_badInput(t *testing.T) {
 	if r := e.do("GET", "/v1/canaries/"+id, nil); r.status != 404 {
 		t.Fatalf("a refused PUT created a record: %d %s", r.status, r.body)
 	}
-	if r := e.do("POST", "/v1/canaries/"+id+"/moved", api.RecordMovedRequest{Engines: []api.MovedEngine{{UserID: "user-0001", StableVersion: "2.3.0"}}}); r.status != 404 || r.errCode() != api.CodeCanaryNotFound {
+	one := api.RecordMovedRequest{Engines: []api.MovedEngine{{UserID: "user-0001", StableVersion: "2.3.0"}}}
+	if r := e.do("POST", "/v1/canaries/"+id+"/moved", one); r.status != 404 || r.errCode() != api.CodeCanaryNotFound {
 		t.Fatalf("moved on a missing canary = %d %s", r.status, r.body)
 	}
 	e.ok(e.do("PUT", "/v1/canaries/"+id, testCanary()), 201, nil)
@@ -115,7 +118,8 @@ func TestCanaryRecord_badInput(t *testing.T) {
 		"no engine":   {UserID: "user-9999", StableVersion: "2.3.0"},
 		"bad version": {UserID: "user-0001", StableVersion: "0.0.1"},
 	} {
-		r := e.do("POST", "/v1/canaries/"+id+"/moved", api.RecordMovedRequest{Engines: []api.MovedEngine{{UserID: "user-0002", StableVersion: "2.3.0"}, m}})
+		batch := api.RecordMovedRequest{Engines: []api.MovedEngine{{UserID: "user-0002", StableVersion: "2.3.0"}, m}}
+		r := e.do("POST", "/v1/canaries/"+id+"/moved", batch)
 		if r.status != 404 {
 			t.Errorf("%s: %d %s, want 404", name, r.status, r.body)
 		}

@@ -192,10 +192,10 @@ func (r *canaryResource) ImportState(ctx context.Context, req resource.ImportSta
 		resp.Diagnostics.Append(diags...)
 		if !found && !diags.HasError() {
 			resp.Diagnostics.AddError("Canary Record Not Found",
-				fmt.Sprintf("The control plane holds no record for canary %q: every apply writes one (GET /v1/canaries/%s). Check the id (terraform "+
-					"state show of the canary, or id in its plan), "+
-					"or import by VERSION:COHORT_SEED:USER_ID,USER_ID,... instead, which reads each engine's stable version from its operation history.",
-					req.ID, req.ID))
+				fmt.Sprintf("The control plane holds no record for canary %q: every apply writes one (GET /v1/canaries/%s). Check the id "+
+					"(terraform state show of the canary, or id in its plan), "+
+					"or import by VERSION:COHORT_SEED:USER_ID,USER_ID,... instead, which reads each engine's stable version from its "+
+					"operation history.", req.ID, req.ID))
 		}
 		return
 	}

@@ -53,17 +53,17 @@ func (r *canaryResource) saveRecord(ctx context.Context, m canaryModel, keep sco
 	}
 	if err != nil && keep.on {
 		diags.AddError("Canary Record Not Saved",
-			fmt.Sprintf("Canary %s's record (each moved engine's stable version and snapshot, which a selector canary keeps only there) could not "+
-				"be written to the control plane: %s.\n\n"+
-				"The next apply or refresh reads the stable versions back from each engine's operation history (the last upgrade to %s). Fix the "+
-				"cause and apply again before an abort or destroy needs them.",
+			fmt.Sprintf("Canary %s's record (each moved engine's stable version and snapshot, which a selector canary keeps only "+
+				"there) could not be written to the control plane: %s.\n\n"+
+				"The next apply or refresh reads the stable versions back from each engine's operation history (the last upgrade to %s). "+
+				"Fix the cause and apply again before an abort or destroy needs them.",
 				m.ID.ValueString(), errText(err), m.Version.ValueString()))
 	} else if err != nil {
 		diags.AddWarning("Canary Record Not Saved",
-			fmt.Sprintf("Canary %s's record (its settings, last analysis and each moved engine's stable version and snapshot) could not be "+
-				"written to the control plane: %s.\n\n"+
-				"State still holds all of it; the next apply writes the record again. Until then an import of this canary "+
-				"cannot recover its rollback targets.",
+			fmt.Sprintf("Canary %s's record (its settings, last analysis and each moved engine's stable version and snapshot) could "+
+				"not be written to the control plane: %s.\n\n"+
+				"State still holds all of it; the next apply writes the record again. Until then an import of this canary cannot recover "+
+				"its rollback targets.",
 				m.ID.ValueString(), errText(err)))
 	}
 	return diags
@@ -111,8 +111,8 @@ func (r *canaryResource) deleteRecord(ctx context.Context, id string) diag.Diagn
 	var diags diag.Diagnostics
 	if err := r.data.Client.DeleteCanary(ctx, id); err != nil {
 		diags.AddWarning("Canary Record Not Deleted",
-			fmt.Sprintf("Canary %s is destroyed, but its record on the control plane could not be deleted: %s. Delete "+
-				"it with DELETE /v1/canaries/%s.", id, errText(err), id))
+			fmt.Sprintf("Canary %s is destroyed, but its record on the control plane could not be deleted: %s. Delete it with DELETE "+
+				"/v1/canaries/%s.", id, errText(err), id))
 	}
 	return diags
 }
@@ -199,8 +199,8 @@ func setFromJSON(ctx context.Context, st *tfsdk.State, name string, b json.RawMe
 		v, err = typ.ValueFromTerraform(ctx, tv)
 	}
 	if err != nil {
-		diags.AddAttributeError(path.Root(name), "Canary Record Unreadable", fmt.Sprintf("The record's %s does not fit the attribute: %v.",
-			name, err))
+		diags.AddAttributeError(path.Root(name), "Canary Record Unreadable", fmt.Sprintf("The record's %s does not fit the "+
+			"attribute: %v.", name, err))
 		return diags
 	}
 	return st.SetAttribute(ctx, path.Root(name), v)
@@ -349,10 +349,10 @@ func importedWithoutRecord(ctx context.Context, priv interface {
 	}
 	diags.AddWarning("Canary Imported Without Its Record",
 		fmt.Sprintf("The control plane held no record for canary %s when it was imported, so these were not recovered: %s.\n\n"+
-			"Each moved engine's stable version (its rollback target) was read from its last upgrade to %s: if an "+
-			"engine was moved out of band since, "+
-			"that target may be wrong; check stable_versions in state before an abort or destroy needs it. The settings take "+
-			"the configuration's values and "+
+			"Each moved engine's stable version (its rollback target) was read from its last upgrade to %s: if an engine was moved out "+
+			"of band since, "+
+			"that target may be wrong; check stable_versions in state before an abort or destroy needs it. The settings take the "+
+			"configuration's values and "+
 			"the step the fleet stands at is judged again. The next apply writes the record and this warning goes away.",
 			state.ID.ValueString(), strings.Join(missing, ", "), state.Version.ValueString()))
 	return diags

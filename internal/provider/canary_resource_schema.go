@@ -183,13 +183,13 @@ func (r *canaryResource) Schema(ctx context.Context, _ resource.SchemaRequest, r
 				Computed:            true,
 			},
 			"stable_versions": schema.MapAttribute{
-				MarkdownDescription: "User → the version the engine ran before the canary moved it: the rollback target. Null with `selector`: the " +
-					"control plane keeps it, in the canary's record.",
+				MarkdownDescription: "User → the version the engine ran before the canary moved it: the rollback target. Null with " +
+					"`selector`: the control plane keeps it, in the canary's record.",
 				Computed: true, ElementType: types.StringType,
 			},
 			"snapshots": schema.MapAttribute{
-				MarkdownDescription: "User → the snapshot taken before its migrating upgrade: what an abort or destroy restores. Null with " +
-					"`selector`: the control plane keeps it, in the canary's record.",
+				MarkdownDescription: "User → the snapshot taken before its migrating upgrade: what an abort or destroy restores. Null " +
+					"with `selector`: the control plane keeps it, in the canary's record.",
 				Computed: true, ElementType: types.StringType,
 			},
 			"moved_user_ids": schema.ListAttribute{

@@ -32,14 +32,14 @@ var selectorAttrTypes = map[string]attr.Type{"status": types.StringType, "versio
 
 func selectorAttribute() schema.SingleNestedAttribute {
 	return schema.SingleNestedAttribute{
-		MarkdownDescription: "The scope as a filter the control plane evaluates at every plan, for a large fleet: every " +
-			"engine matching all the fields set " +
-			"(as `engine_instances` filters), together with `user_ids` when both are set. With a selector the canary's state " +
-			"does not grow with the fleet: " +
-			"`stable_versions`, `snapshots` and `moved_user_ids` are kept on the control plane, in the canary's record " +
-			"(see `moved_count`, `next_step`). " +
-			"A selector on the version being replaced (`version = \"2.3.1\"`) shrinks as engines move; the engines this canary moved stay in " +
-			"scope while they run `version`.",
+		MarkdownDescription: "The scope as a filter the control plane evaluates at every plan, for a large fleet: every engine " +
+			"matching all the fields set " +
+			"(as `engine_instances` filters), together with `user_ids` when both are set. With a selector the canary's state does not " +
+			"grow with the fleet: " +
+			"`stable_versions`, `snapshots` and `moved_user_ids` are kept on the control plane, in the canary's record (see " +
+			"`moved_count`, `next_step`). " +
+			"A selector on the version being replaced (`version = \"2.3.1\"`) shrinks as engines move; the engines this canary moved " +
+			"stay in scope while they run `version`.",
 		Optional: true,
 		Attributes: map[string]schema.Attribute{
 			"status": schema.StringAttribute{
@@ -117,8 +117,8 @@ func (r *canaryResource) hydrate(ctx context.Context, m *canaryModel, what int) 
 		m.UserIDs = types.ListUnknown(types.StringType)
 		return k, nil
 	}
-	ids, err := r.data.Client.AllEngineIDs(ctx, client.ListEnginesOptions{Status: sel.Status, Version: sel.Version,
-		UserIDPrefix: sel.UserIDPrefix})
+	opts := client.ListEnginesOptions{Status: sel.Status, Version: sel.Version, UserIDPrefix: sel.UserIDPrefix}
+	ids, err := r.data.Client.AllEngineIDs(ctx, opts)
 	if err != nil {
 		diags.Append(clientErrorAttrDiag(path.Root("selector"), "Engine Selector Read Failed", err))
 		return k, diags

@@ -89,7 +89,8 @@ func TestAccCanary_selectorKeepsFactsOnTheControlPlane(t *testing.T) {
 		Steps: []resource.TestStep{
 			{Config: cfg, ExpectNonEmptyPlan: true, Check: cohort(1), ConfigStateChecks: append(kept(1),
 				statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("current_percent"), knownvalue.Int64Exact(10)),
-				statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("next_step"), knownvalue.StringRegexp(regexp.MustCompile(`^move 4 users to 50%: user-`))))},
+				statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("next_step"),
+					knownvalue.StringRegexp(regexp.MustCompile(`^move 4 users to 50%: user-`))))},
 			{Config: cfg, ExpectNonEmptyPlan: true, Check: cohort(5), ConfigStateChecks: kept(5)},
 			{Config: cfg, Check: cohort(10), ConfigStateChecks: append(kept(10),
 				statecheck.ExpectKnownValue(canaryAddr, tfjsonpath.New("phase"), knownvalue.StringExact("promoted")))},
@@ -232,7 +233,8 @@ func TestAccCanary_selectorInterruptedApplyResumes(t *testing.T) {
 // needs.
 func hangGets(t *testing.T, h *harness, pathPrefix string) {
 	t.Helper()
-	if _, err := h.Client.AddFault(context.Background(), api.Fault{Kind: api.FaultSlowResponse, Method: "GET", PathPrefix: pathPrefix, DelayMS: 15000}); err != nil {
+	f := api.Fault{Kind: api.FaultSlowResponse, Method: "GET", PathPrefix: pathPrefix, DelayMS: 15000}
+	if _, err := h.Client.AddFault(context.Background(), f); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -62,8 +62,9 @@ func (d *instancesDataSource) Schema(_ context.Context, _ datasource.SchemaReque
 			"include_instances": schema.BoolAttribute{
 				Optional: true,
 				MarkdownDescription: "Whether to read every matching engine's details into `instances` (default `true`). " +
-					"`false` reads only `user_ids` and `engine_count`: at 10,000 engines the data source's state drops " +
-					"from about 3.5 MB to about 120 KB and its read from seconds to one request.",
+					"`false` reads only `user_ids` and `engine_count`: at 10,000 engines the data source's state drops from about 3.5 MB to " +
+					"about 120 KB " +
+					"and its read from seconds to one request.",
 			},
 			"instances": schema.ListNestedAttribute{
 				Computed: true,

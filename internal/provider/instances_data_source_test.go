@@ -136,7 +136,8 @@ data "engine_instances" "none" {
 `,
 			ConfigStateChecks: []statecheck.StateCheck{
 				statecheck.ExpectKnownValue("data.engine_instances.light", tfjsonpath.New("user_ids"), knownvalue.ListExact([]knownvalue.Check{
-					knownvalue.StringExact("user-0001"), knownvalue.StringExact("user-0002"), knownvalue.StringExact("user-0003"), knownvalue.StringExact("user-0004"),
+					knownvalue.StringExact("user-0001"), knownvalue.StringExact("user-0002"),
+					knownvalue.StringExact("user-0003"), knownvalue.StringExact("user-0004"),
 				})),
 				statecheck.ExpectKnownValue("data.engine_instances.light", tfjsonpath.New("engine_count"), knownvalue.Int64Exact(4)),
 				statecheck.ExpectKnownValue("data.engine_instances.light", tfjsonpath.New("instances"), knownvalue.Null()),
