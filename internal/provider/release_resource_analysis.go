@@ -15,7 +15,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
-	"github.com/septemberai/terraform-provider-engine/internal/client"
 	"github.com/septemberai/terraform-provider-engine/internal/rollout"
 	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
 )
@@ -56,24 +55,9 @@ func releaseAnalysisAttribute() schema.SingleNestedAttribute {
 	}
 }
 
-// releaseWatch is one upgrade's analysis: the settings, the engine's figures before the upgrade,
-// and once the upgrade is healthy, when the bake started. It is what private state keeps of an
-// analysis an interrupted apply left unjudged.
-type releaseWatch struct {
-	Config        upgrade.AnalysisConfig `json:"config"`
-	Bake          time.Duration          `json:"bake"`
-	Window        time.Duration          `json:"window"`
-	Before        api.Metrics            `json:"before"`
-	From          string                 `json:"from"`
-	To            string                 `json:"to"`
-	SnapshotID    string                 `json:"snapshot_id"`
-	OperationID   string                 `json:"operation_id"`
-	StartedAt     string                 `json:"started_at"` // the attempt's
-	BakeStartedAt time.Time              `json:"bake_started_at"`
-	// NoBefore: the figures from before the upgrade were lost with a killed apply, so only the
-	// absolute thresholds can judge it.
-	NoBefore bool `json:"no_before,omitempty"`
-}
+// releaseWatch is one upgrade's analysis (rollout.Watch); private state keeps it for an analysis
+// an interrupted apply left unjudged.
+type releaseWatch = rollout.Watch
 
 // watchSettings reads the analysis; ok is false when none is set.
 func (m releaseModel) watchSettings() (w releaseWatch, ok bool) {
@@ -99,11 +83,9 @@ func (r *releaseResource) watchBefore(ctx context.Context, m *releaseModel) (*re
 	if !ok {
 		return nil, nil
 	}
-	before, err := r.data.Client.Metrics(ctx, m.UserID.ValueString(), w.Window)
-	if err != nil {
+	if err := r.data.driver().WatchBefore(ctx, m.UserID.ValueString(), &w); err != nil {
 		return nil, err
 	}
-	w.Before = before
 	return &w, nil
 }
 
@@ -114,19 +96,12 @@ func (r *releaseResource) watchBefore(ctx context.Context, m *releaseModel) (*re
 func (r *releaseResource) watchUpgrade(ctx context.Context, m *releaseModel, create bool, priv privateState, w *releaseWatch,
 	a *lastAttempt, out *convergeResult) (failure string, stopped bool) {
 	userID := m.UserID.ValueString()
-	if w.BakeStartedAt.IsZero() {
-		w.BakeStartedAt = time.Now()
-	}
-	out.diags.Append(setPrivateJSON(ctx, priv, privateReleaseWatch, w)...)
-	left := w.Bake - time.Since(w.BakeStartedAt)
-	tflog.Info(ctx, "watching the upgraded engine before the analysis",
-		map[string]any{"phase": "bake", "bake": w.Bake.String(), "left": left.String()})
-	err := client.Sleep(ctx, left)
-	var after api.Metrics
-	if err == nil {
-		after, err = r.data.Client.Metrics(ctx, userID, w.Window)
-	}
-	if err != nil && ctx.Err() != nil {
+	res := r.data.driver().Bake(ctx, userID, w, func(w *releaseWatch) {
+		out.diags.Append(setPrivateJSON(ctx, priv, privateReleaseWatch, w)...)
+		tflog.Info(ctx, "watching the upgraded engine before the analysis",
+			map[string]any{"phase": "bake", "bake": w.Bake.String(), "left": w.Left().String()})
+	})
+	if res.Interrupted {
 		out.interrupted, out.started = true, true
 		a.Status = attemptInProgress
 		msg := fmt.Sprintf("The apply stopped (%v) while watching user %s's engine after its upgrade from %s to %s, %s into a "+
@@ -142,20 +117,16 @@ func (r *releaseResource) watchUpgrade(ctx context.Context, m *releaseModel, cre
 		return "", true
 	}
 	out.diags.Append(priv.SetKey(ctx, privateReleaseWatch, nil)...)
-	if err != nil {
-		return "the analysis could not read the engine's metrics after the upgrade (" + errText(err) + "), and an unjudged " +
+	if res.Err != nil {
+		return "the analysis could not read the engine's metrics after the upgrade (" + errText(res.Err) + "), and an unjudged " +
 			"upgrade never counts as passed", false
 	}
-	v := upgrade.AnalyzeRelease(w.Config, w.Before, after)
-	if w.NoBefore {
-		v = upgrade.AnalyzeReleaseThresholds(w.Config, after)
-	}
-	if v.Pass() {
-		tflog.Info(ctx, "the analysis passed", map[string]any{"error_rate": after.ErrorRate, "p99_latency_ms": after.P99LatencyMS})
+	if v := res.Verdict; v.Pass() {
+		tflog.Info(ctx, "the analysis passed", map[string]any{"error_rate": res.After.ErrorRate, "p99_latency_ms": res.After.P99LatencyMS})
 		return "", false
 	}
 	return fmt.Sprintf("the analysis after a bake of %s failed (metrics over %s, after the upgrade against before it):\n%s",
-		w.Bake, w.Window, v.Summary()), false
+		w.Bake, w.Window, res.Verdict.Summary()), false
 }
 
 // resumeWatch judges an upgrade whose analysis an interrupted apply left unjudged, when the
@@ -169,7 +140,7 @@ func (r *releaseResource) resumeWatch(ctx context.Context, m *releaseModel, prio
 	if attached != nil || !getPrivateJSON(ctx, priv, privateReleaseWatch, &w) {
 		return out, false
 	}
-	if e.EngineVersion != w.To || e.Status != api.StatusRunning || m.Version.ValueString() != w.To {
+	if !w.Resumable(e, m.Version.ValueString()) {
 		tflog.Warn(ctx, "dropping an unjudged upgrade: the engine or the configuration moved on",
 			map[string]any{"to": w.To, "engine_version": e.EngineVersion, "status": e.Status})
 		out.diags.Append(priv.SetKey(ctx, privateReleaseWatch, nil)...)
@@ -248,7 +219,7 @@ func watchPending(ctx context.Context, priv interface {
 	if !getPrivateJSON(ctx, priv, privateReleaseWatch, &w) {
 		return false
 	}
-	left := w.Bake - time.Since(w.BakeStartedAt)
+	left := w.Left()
 	if left < 0 {
 		left = 0
 	}
