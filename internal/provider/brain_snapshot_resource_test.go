@@ -233,11 +233,13 @@ resource "engine_release" "r" {
 	})
 }
 
-// A create cut short while the snapshot is verified leaves it pending; the next apply attaches
+// A create cut short while it waits for the snapshot leaves it pending; the next apply attaches
 // to the same operation, and exactly one snapshot exists.
 func TestAccBrainSnapshot_interruptedCreate(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, harnessOptions{TimeScale: 3}) // verification takes ~3 s
+	// Verification takes ~25 s: the operation is still running when the interrupted apply's
+	// plans read it (an update that attaches), with a wide margin over a slow machine.
+	h := newHarness(t, harnessOptions{TimeScale: 25, Faults: true})
 	body := func(timeout string) string {
 		return fmt.Sprintf(`
   force_destroy = true
@@ -248,15 +250,22 @@ func TestAccBrainSnapshot_interruptedCreate(t *testing.T) {
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: h.Factories(nil),
 		Steps: []resource.TestStep{{
-			Config: h.snapshotConfig(body("200ms")),
+			// The first read of the operation hangs past the create timeout, so the apply stops
+			// while it waits for the snapshot, after the control plane has named it, however slow
+			// the machine; the timeout leaves the engine check and the start ample time.
+			PreConfig: func() {
+				if _, err := h.Client.AddFault(context.Background(), api.Fault{Kind: api.FaultSlowResponse, Method: "GET",
+					PathPrefix: "/v1/operations/", Count: 1, DelayMS: 60000}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			Config: h.snapshotConfig(body("8s")),
 			ConfigStateChecks: []statecheck.StateCheck{
 				statecheck.ExpectKnownValue(snapshotAddr, tfjsonpath.New("status"), knownvalue.StringExact("pending")),
 			},
 			ExpectNonEmptyPlan: true,
 		}, {
-			// Whether this plan still sees the operation running (an update that attaches) or
-			// the refresh already recorded its result depends on the machine's speed; either way
-			// the outcome below must hold.
+			// The update attaches to the running operation and records its result.
 			Config: h.snapshotConfig(body("5m")),
 			ConfigStateChecks: []statecheck.StateCheck{
 				statecheck.ExpectKnownValue(snapshotAddr, tfjsonpath.New("status"), knownvalue.StringExact("verified")),
