@@ -226,6 +226,24 @@ func (s *Server) engineLostLocked(e *engineState, code, msg string) error {
 	return s.reg.putEngines(e.Engine)
 }
 
+// bootFailed fails user's engine because version did not come up on its brain (where names
+// the runtime's engine, as "" or " in a container"): the Engine's own code when its exit error
+// carries one, else HEALTH_CHECK_FAILED. It returns the reason as an error.
+func (s *Server) bootFailed(user, version, where string, err error) error {
+	code := api.CodeHealthCheckFailed
+	var ec exitCoder
+	if errors.As(err, &ec) {
+		code = ec.apiCode(code)
+	}
+	msg := fmt.Sprintf("version %s did not start on user %s's brain%s: %v", version, user, where, err)
+	s.mu.Lock()
+	if e := s.engines[user]; e != nil {
+		_ = s.engineLostLocked(e, code, msg)
+	}
+	s.mu.Unlock()
+	return errors.New(msg)
+}
+
 // EngineProcess reports user's engine process under the process runtime (under docker: the
 // container's main process, as the host sees it): its pid, its URL and the key it accepts in
 // X-Engine-Key. ok is false when none runs (or under sim).

@@ -391,17 +391,7 @@ func (r *dockerRuntime) boot(user, version string) error {
 
 // lost fails user's engine: version did not come up.
 func (r *dockerRuntime) lost(user, version string, err error) error {
-	code := api.CodeHealthCheckFailed
-	if ec, ok := err.(exitCoder); ok {
-		code = ec.apiCode(code)
-	}
-	msg := fmt.Sprintf("version %s did not start on user %s's brain in a container: %v", version, user, err)
-	r.s.mu.Lock()
-	if e := r.s.engines[user]; e != nil {
-		_ = r.s.engineLostLocked(e, code, msg)
-	}
-	r.s.mu.Unlock()
-	return errors.New(msg)
+	return r.s.bootFailed(user, version, " in a container", err)
 }
 
 // close leaves the containers running (the next control plane adopts them) unless

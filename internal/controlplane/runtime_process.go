@@ -204,18 +204,7 @@ func (r *procRuntime) boot(user, version string) error {
 		r.kill(p)
 		break
 	}
-	code := api.CodeHealthCheckFailed
-	var pe *processExit
-	if errors.As(err, &pe) {
-		code = pe.apiCode(code)
-	}
-	msg := fmt.Sprintf("version %s did not start on user %s's brain: %v", version, user, err)
-	r.s.mu.Lock()
-	if e := r.s.engines[user]; e != nil {
-		_ = r.s.engineLostLocked(e, code, msg)
-	}
-	r.s.mu.Unlock()
-	return errors.New(msg)
+	return r.s.bootFailed(user, version, "", err)
 }
 
 // close stops every engine process: SIGTERM, the grace of closeGrace to finish the turns in
