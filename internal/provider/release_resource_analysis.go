@@ -76,31 +76,30 @@ func (m releaseModel) watchSettings() (w releaseWatch, ok bool) {
 	return w, true
 }
 
-// watchBefore reads the engine's figures over the window before the upgrade (before the drain):
-// the analysis's baseline. nil without an analysis.
-func (r *releaseResource) watchBefore(ctx context.Context, m *releaseModel) (*releaseWatch, error) {
-	w, ok := m.watchSettings()
-	if !ok {
-		return nil, nil
-	}
-	if err := r.data.driver().WatchBefore(ctx, m.UserID.ValueString(), &w); err != nil {
-		return nil, err
-	}
-	return &w, nil
-}
-
 // watchUpgrade bakes the upgraded engine for what is left of the bake, reads its figures and
 // judges them. failure is "" when the analysis passed. stopped means the apply was interrupted
 // first: private state keeps the watch, the attempt stays in progress, and the next apply
 // resumes the bake and judges once.
 func (r *releaseResource) watchUpgrade(ctx context.Context, m *releaseModel, create bool, priv privateState, w *releaseWatch,
 	a *lastAttempt, out *convergeResult) (failure string, stopped bool) {
-	userID := m.UserID.ValueString()
-	res := r.data.driver().Bake(ctx, userID, w, func(w *releaseWatch) {
+	res := r.data.driver().Bake(ctx, m.UserID.ValueString(), w, r.baking(ctx, priv, out))
+	return r.judgeBake(ctx, m, create, priv, w, res, a, out)
+}
+
+// baking records the watch in private state once its bake has started, for an interrupted apply.
+func (r *releaseResource) baking(ctx context.Context, priv privateState, out *convergeResult) func(*releaseWatch) {
+	return func(w *releaseWatch) {
 		out.diags.Append(setPrivateJSON(ctx, priv, privateReleaseWatch, w)...)
 		tflog.Info(ctx, "watching the upgraded engine before the analysis",
 			map[string]any{"phase": "bake", "bake": w.Bake.String(), "left": w.Left().String()})
-	})
+	}
+}
+
+// judgeBake maps a bake's outcome: failure is "" when the analysis passed; stopped when the apply
+// was interrupted first (private state keeps the watch, the attempt stays in progress).
+func (r *releaseResource) judgeBake(ctx context.Context, m *releaseModel, create bool, priv privateState, w *releaseWatch,
+	res rollout.BakeResult, a *lastAttempt, out *convergeResult) (failure string, stopped bool) {
+	userID := m.UserID.ValueString()
 	if res.Interrupted {
 		out.interrupted, out.started = true, true
 		a.Status = attemptInProgress

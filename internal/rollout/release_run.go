@@ -1,0 +1,158 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+
+	"github.com/septemberai/terraform-provider-engine/internal/api"
+)
+
+// The order of one engine_release upgrade once the plan's rules passed: the pre-upgrade
+// snapshot, the eval baseline, the metrics baseline, the move, the eval gate, the bake and its
+// analysis. The caller keeps the mapping: it records each moment through ReleaseHooks and turns
+// the ReleaseResult into its messages, the verdict or the rollback.
+
+// The steps a release run can stop in before a verdict.
+const (
+	RunSnapshot = "snapshot" // the pre-upgrade snapshot failed
+	RunBaseline = "baseline" // the eval baseline failed
+	RunMetrics  = "metrics"  // reading the figures before the upgrade failed
+	RunMove     = "move"     // the move failed before its operation ran (Err is a *MoveError)
+	RunWait     = "wait"     // waiting for the operation failed, or ctx ended during it
+	RunEval     = "eval"     // ctx ended during the eval after the upgrade
+	RunBake     = "bake"     // ctx ended during the bake: Bake says how far it got
+)
+
+// ReleaseRun is one engine's upgrade after its checks.
+type ReleaseRun struct {
+	// Engine is the engine as last read; Move.SnapshotID is replaced by the snapshot taken
+	// when TakeSnapshot.
+	Engine       api.Engine
+	Move         ReleaseMove
+	TakeSnapshot bool
+	Snapshot     api.CreateSnapshotRequest
+	// EvalSuite, when set, is run before and after the move; a drop of more than MaxRegression
+	// fails the upgrade.
+	EvalSuite     string
+	MaxRegression float64
+	// Watch, when set, is the analysis: its baseline is read before the move, and after a
+	// healthy move the engine bakes and is judged.
+	Watch *Watch
+	Hooks ReleaseHooks
+}
+
+// ReleaseHooks are the moments the caller records; each may be nil.
+type ReleaseHooks struct {
+	// Begin is called before a request that starts work (the snapshot, the eval baseline).
+	Begin func(step string)
+	// Snapshot is called once the snapshot the move uses is known (taken or given).
+	Snapshot func(id string)
+	// Baseline is called with the eval baseline's score.
+	Baseline func(score float64)
+	// Moved is called once the operation ended (failed or not), unless ctx ended first. The
+	// move's own Started hook says when the operation was named.
+	Moved func(op api.Operation)
+	// Score is called with the eval's score after the upgrade.
+	Score func(score float64)
+	// Baking is Bake's: the watch, once its start is known and before the wait.
+	Baking func(*Watch)
+}
+
+// ReleaseResult is how a release run ended. Step is where it stopped before a verdict ("" when
+// it reached one), with Err. Otherwise the upgrade failed when OpErr (the operation failed),
+// EvalErr (the eval after it did not run) or Regressed is set, or Bake's verdict failed.
+type ReleaseResult struct {
+	Step string
+	Err  error
+	// Interrupted: ctx had ended when the run stopped.
+	Interrupted     bool
+	Engine          api.Engine
+	Op              api.Operation
+	SnapshotID      string
+	OpErr           *OperationError
+	EvalErr         error
+	Baseline, Score float64
+	Regressed       bool
+	Bake            *BakeResult
+}
+
+// Failed reports whether the run reached a verdict before the bake that fails the upgrade.
+func (r *ReleaseResult) Failed() bool { return r.OpErr != nil || r.EvalErr != nil || r.Regressed }
+
+// Release runs rr in its order and stops at the first step that fails.
+func (d *Driver) Release(ctx context.Context, rr ReleaseRun) ReleaseResult {
+	h, userID := rr.Hooks, rr.Move.UserID
+	res := ReleaseResult{Engine: rr.Engine, SnapshotID: rr.Move.SnapshotID}
+	stop := func(step string, err error) ReleaseResult {
+		res.Step, res.Err, res.Interrupted = step, err, ctx.Err() != nil
+		return res
+	}
+	if rr.TakeSnapshot {
+		call(h.Begin, RunSnapshot)
+		snap, _, err := d.PreUpgradeSnapshot(ctx, "engine_release", rr.Engine, rr.Move.Version, rr.Snapshot)
+		if err != nil {
+			return stop(RunSnapshot, err)
+		}
+		res.SnapshotID = snap.ID
+	}
+	call(h.Snapshot, res.SnapshotID)
+	if rr.EvalSuite != "" {
+		call(h.Begin, RunBaseline)
+		score, err := d.Eval(ctx, userID, rr.EvalSuite)
+		if err != nil {
+			return stop(RunBaseline, err)
+		}
+		res.Baseline = score
+		call(h.Baseline, score)
+	}
+	if rr.Watch != nil {
+		if err := d.WatchBefore(ctx, userID, rr.Watch); err != nil {
+			return stop(RunMetrics, err)
+		}
+	}
+	mv := rr.Move
+	mv.SnapshotID = res.SnapshotID
+	var err error
+	res.Engine, res.Op, err = d.Move(ctx, rr.Engine, mv)
+	var me *MoveError
+	if errors.As(err, &me) {
+		return stop(RunMove, err)
+	}
+	if err != nil && ctx.Err() != nil {
+		return stop(RunWait, err)
+	}
+	call(h.Moved, res.Op)
+	switch {
+	case errors.As(err, &res.OpErr):
+	case err != nil:
+		res.Step, res.Err = RunWait, err // a wait that failed with ctx still live
+		return res
+	case rr.EvalSuite != "":
+		score, err := d.Eval(ctx, userID, rr.EvalSuite)
+		if err != nil && ctx.Err() != nil {
+			return stop(RunEval, err)
+		}
+		if err != nil {
+			res.EvalErr = err
+			break
+		}
+		res.Score = score
+		call(h.Score, score)
+		res.Regressed = res.Baseline-score > rr.MaxRegression
+	}
+	if !res.Failed() && rr.Watch != nil {
+		rr.Watch.SnapshotID, rr.Watch.OperationID = res.SnapshotID, res.Op.ID
+		b := d.Bake(ctx, userID, rr.Watch, h.Baking)
+		res.Bake = &b
+		if b.Interrupted {
+			return stop(RunBake, b.Err)
+		}
+	}
+	return res
+}
+
+func call[T any](f func(T), v T) {
+	if f != nil {
+		f(v)
+	}
+}
