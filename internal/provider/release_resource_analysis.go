@@ -164,16 +164,17 @@ func (r *releaseResource) resumeWatch(ctx context.Context, m *releaseModel, prio
 		return r.finishFresh(ctx, m, finish, e, &a, &out), true
 	}
 	a.Status, a.Error = attemptFailed, failure
-	return r.rollBackFailed(ctx, m, prior == nil, false, finish, e, &a, &out, w.From, w.To, w.SnapshotID, nil), true
+	rollBack := func() (upgrade.RollbackPlan, error) { return r.rollBackTo(ctx, m, w.From, w.SnapshotID) }
+	return r.rollBackFailed(ctx, m, prior == nil, false, finish, e, &a, &out, w.From, w.To, w.SnapshotID, rollBack, nil), true
 }
 
 // rollBackFailed ends an upgrade from -> to that failed (a gate or the analysis): with
-// auto_rollback (and unless keep) it returns the engine to from, restoring snapshotID where the
-// schema moved, and says what happened and what state holds; otherwise it leaves the engine as it
-// is. stop, when set, takes over if the apply is interrupted during the rollback.
+// auto_rollback (and unless keep) rollBack returns the engine to from, restoring snapshotID where
+// the schema moved, and it says what happened and what state holds; otherwise it leaves the engine
+// as it is. stop, when set, takes over if the apply is interrupted during the rollback.
 func (r *releaseResource) rollBackFailed(ctx context.Context, m *releaseModel, create, keep bool, finish func(api.Engine,
-	*lastAttempt) convergeResult,
-	e api.Engine, a *lastAttempt, out *convergeResult, from, to, snapshotID string, stop func(error) convergeResult) convergeResult {
+	*lastAttempt) convergeResult, e api.Engine, a *lastAttempt, out *convergeResult, from, to, snapshotID string,
+	rollBack func() (upgrade.RollbackPlan, error), stop func(error) convergeResult) convergeResult {
 	userID := m.UserID.ValueString()
 	if !m.AutoRollback.ValueBool() || keep {
 		out.diags.AddError("Engine Upgrade Failed", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed: %s. auto_rollback is off, so "+
@@ -181,7 +182,7 @@ func (r *releaseResource) rollBackFailed(ctx context.Context, m *releaseModel, c
 			userID, from, to, a.Error))
 		return r.finishFresh(ctx, m, finish, e, a, out)
 	}
-	rb, err := r.rollBackTo(ctx, m, from, snapshotID)
+	rb, err := rollBack()
 	if err != nil && ctx.Err() != nil && stop != nil {
 		return stop(err)
 	}

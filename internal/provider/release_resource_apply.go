@@ -278,8 +278,8 @@ func (ap *releaseApply) recheck(e api.Engine) (upgrade.ReleaseDecision, upgrade.
 }
 
 // upgrade runs the decided move in rollout's order (Driver.Release: the snapshot and the
-// baselines, the operation, the gates, the bake) and maps how it ended: a stop, the verdict, or a
-// rollback when the upgrade failed.
+// baselines, the operation, the gates, the bake, and the rollback when they fail) and maps how it
+// ended: a stop, the verdict, or the rollback.
 func (ap *releaseApply) upgrade(e api.Engine, dec upgrade.ReleaseDecision, intent upgrade.ReleaseIntent) convergeResult {
 	from := e.EngineVersion
 	rr, gate := ap.releaseRun(e, dec, intent)
@@ -298,12 +298,19 @@ func (ap *releaseApply) upgrade(e api.Engine, dec upgrade.ReleaseDecision, inten
 	}
 	// Failure: roll back when asked.
 	ap.attempt.Status, ap.attempt.Error = attemptFailed, failure
+	rolledBack := func() (upgrade.RollbackPlan, error) {
+		if run.RolledBack == nil {
+			return upgrade.RollbackPlan{}, run.RollBackErr
+		}
+		return run.RolledBack.Plan, run.RollBackErr
+	}
 	return ap.r.rollBackFailed(ap.ctx, ap.m, ap.prior == nil, dec.Action == upgrade.ActionRestore, ap.finish, e, &ap.attempt, &ap.out,
-		from, ap.target, run.SnapshotID, func(err error) convergeResult { return ap.stop(e, &run.Op, "", err) })
+		from, ap.target, run.SnapshotID, rolledBack, func(err error) convergeResult { return ap.stop(e, &run.Op, "", err) })
 }
 
-// releaseRun maps the decision and the model to rollout's run, with the hooks that record each
-// moment: began, the snapshot, the baseline, the pending operation, the score, the watch.
+// releaseRun maps the decision and the model to rollout's run (with auto_rollback, and unless
+// it restores, its rollback), with the hooks that record each moment: began, the snapshot, the
+// baseline, the pending operation, the score, the watch.
 func (ap *releaseApply) releaseRun(e api.Engine, dec upgrade.ReleaseDecision, intent upgrade.ReleaseIntent) (
 	rollout.ReleaseRun, *evalGateModel) {
 	ctx, m, userID, from, target := ap.ctx, ap.m, ap.userID, e.EngineVersion, ap.target
@@ -326,6 +333,9 @@ func (ap *releaseApply) releaseRun(e api.Engine, dec upgrade.ReleaseDecision, in
 	gate := m.evalGate()
 	if gate != nil {
 		rr.EvalSuite, rr.MaxRegression = gate.Suite.ValueString(), gate.MaxRegression.ValueFloat64()
+	}
+	if m.AutoRollback.ValueBool() && dec.Action != upgrade.ActionRestore {
+		rr.RollBack, rr.Catalog = &rollout.RollbackOptions{Drain: drain, Health: health}, ap.cat
 	}
 	if w, ok := m.watchSettings(); ok {
 		w.From, w.To, w.StartedAt = from, target, ap.attempt.StartedAt

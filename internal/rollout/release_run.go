@@ -5,12 +5,13 @@ import (
 	"errors"
 
 	"github.com/septemberai/terraform-provider-engine/internal/api"
+	"github.com/septemberai/terraform-provider-engine/internal/upgrade"
 )
 
 // The order of one engine_release upgrade once the plan's rules passed: the pre-upgrade
 // snapshot, the eval baseline, the metrics baseline, the move, the eval gate, the bake and its
-// analysis. The caller keeps the mapping: it records each moment through ReleaseHooks and turns
-// the ReleaseResult into its messages, the verdict or the rollback.
+// analysis, and on failure the rollback. The caller keeps the mapping: it records each moment
+// through ReleaseHooks and turns the ReleaseResult into its messages.
 
 // The steps a release run can stop in before a verdict.
 const (
@@ -38,7 +39,11 @@ type ReleaseRun struct {
 	// Watch, when set, is the analysis: its baseline is read before the move, and after a
 	// healthy move the engine bakes and is judged.
 	Watch *Watch
-	Hooks ReleaseHooks
+	// RollBack, when set, is the failure path: an upgrade that fails goes back to the version
+	// the engine ran (Driver.RollBackTo on Catalog, restoring the snapshot where the schema moved).
+	RollBack *RollbackOptions
+	Catalog  *upgrade.Catalog
+	Hooks    ReleaseHooks
 }
 
 // ReleaseHooks are the moments the caller records; each may be nil.
@@ -74,10 +79,17 @@ type ReleaseResult struct {
 	Baseline, Score float64
 	Regressed       bool
 	Bake            *BakeResult
+	// RolledBack and RollBackErr are the rollback's outcome, when the upgrade failed and
+	// ReleaseRun.RollBack asked for one.
+	RolledBack  *RolledBack
+	RollBackErr error
 }
 
-// Failed reports whether the run reached a verdict before the bake that fails the upgrade.
-func (r *ReleaseResult) Failed() bool { return r.OpErr != nil || r.EvalErr != nil || r.Regressed }
+// Failed reports whether the run reached a verdict that fails the upgrade: the operation, the
+// eval gate, or the analysis (its figures unread, or judged failing).
+func (r *ReleaseResult) Failed() bool {
+	return r.OpErr != nil || r.EvalErr != nil || r.Regressed || (r.Bake != nil && (r.Bake.Err != nil || !r.Bake.Verdict.Pass()))
+}
 
 // Release runs rr in its order and stops at the first step that fails.
 func (d *Driver) Release(ctx context.Context, rr ReleaseRun) ReleaseResult {
@@ -147,6 +159,10 @@ func (d *Driver) Release(ctx context.Context, rr ReleaseRun) ReleaseResult {
 		if b.Interrupted {
 			return stop(RunBake, b.Err)
 		}
+	}
+	if res.Failed() && rr.RollBack != nil {
+		rolled, err := d.RollBackTo(ctx, rr.Catalog, userID, rr.Engine.EngineVersion, res.SnapshotID, *rr.RollBack)
+		res.RolledBack, res.RollBackErr = &rolled, err
 	}
 	return res
 }

@@ -21,18 +21,34 @@ func TestRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A failing eval gate (every score regresses past -2) fails the upgrade; the run rolls back,
+	// restoring the snapshot it took.
+	cat := catalogOf(t, c)
+	snap := api.CreateSnapshotRequest{Description: "test", RetentionDays: 1}
+	failing := ReleaseRun{Engine: e, TakeSnapshot: true, Snapshot: snap,
+		Move:      ReleaseMove{UserID: user, Version: "2.4.0", Key: client.NewIdempotencyKey()},
+		EvalSuite: "regression", MaxRegression: -2, RollBack: &RollbackOptions{}, Catalog: cat}
+	res := d.Release(ctx, failing)
+	if res.Step != "" || !res.Regressed || !res.Failed() || res.RollBackErr != nil || res.RolledBack == nil ||
+		res.RolledBack.Engine.EngineVersion != "2.3.1" || !res.RolledBack.Plan.Restore || res.RolledBack.Plan.SnapshotID != res.SnapshotID {
+		t.Fatalf("failing run: step %q (%v), regressed %v, rollback %+v (%v)", res.Step, res.Err, res.Regressed, res.RolledBack, res.RollBackErr)
+	}
+	if e, err = c.GetEngine(ctx, user); err != nil || e.EngineVersion != "2.3.1" || e.Status != api.StatusRunning {
+		t.Fatalf("engine after the rollback: %s %s (%v)", e.EngineVersion, e.Status, err)
+	}
+
 	var moments []string
 	note := func(m string) { moments = append(moments, m) }
-	rr := ReleaseRun{Engine: e, TakeSnapshot: true, Snapshot: api.CreateSnapshotRequest{Description: "test", RetentionDays: 1},
+	rr := ReleaseRun{Engine: e, TakeSnapshot: true, Snapshot: snap,
 		Move:      ReleaseMove{UserID: user, Version: "2.4.0", Key: client.NewIdempotencyKey(), Started: func(api.Operation) { note("started") }},
 		EvalSuite: "regression", MaxRegression: 1,
 		Watch: &Watch{Window: time.Minute, Config: upgrade.AnalysisConfig{BaselineTolerance: 100}},
 		Hooks: ReleaseHooks{Begin: func(s string) { note("begin " + s) }, Snapshot: func(string) { note("snapshot") },
 			Baseline: func(float64) { note("baseline") }, Moved: func(api.Operation) { note("moved") },
 			Score: func(float64) { note("score") }, Baking: func(*Watch) { note("baking") }}}
-	res := d.Release(ctx, rr)
+	res = d.Release(ctx, rr)
 	want := []string{"begin snapshot", "snapshot", "begin baseline", "baseline", "started", "moved", "score", "baking"}
-	if res.Step != "" || res.Failed() || res.Bake == nil || !reflect.DeepEqual(moments, want) {
+	if res.Step != "" || res.Failed() || res.Bake == nil || res.RolledBack != nil || !reflect.DeepEqual(moments, want) {
 		t.Fatalf("run: step %q (%v), failed %v, bake %+v, moments %v", res.Step, res.Err, res.Failed(), res.Bake, moments)
 	}
 	if res.SnapshotID == "" || rr.Watch.SnapshotID != res.SnapshotID || rr.Watch.OperationID != res.Op.ID || res.Op.ID == "" {
@@ -50,4 +66,18 @@ func TestRelease(t *testing.T) {
 	if res.Step != RunMove || !errors.As(res.Err, &me) || me.Step != MoveChanged || !reflect.DeepEqual(moments, []string{"snapshot"}) {
 		t.Fatalf("stale run: step %q (%v), moments %v", res.Step, res.Err, moments)
 	}
+}
+
+// catalogOf is the control plane's release catalog.
+func catalogOf(t *testing.T, c *client.Client) *upgrade.Catalog {
+	t.Helper()
+	vs, err := c.Versions(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := upgrade.NewCatalog(vs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cat
 }
