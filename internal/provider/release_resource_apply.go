@@ -139,7 +139,7 @@ func (ap *releaseApply) attach() (e api.Engine, res convergeResult, done bool) {
 		ap.out.diags.Append(clientErrorDiag("Engine Read Failed", err))
 		return e, ap.out, true
 	}
-	if res, resumed := ap.r.resumeWatch(ctx, m, prior, ap.priv, e, attached, ap.finish); resumed {
+	if res, resumed := ap.r.resumeWatch(ctx, m, prior, ap.priv, e, attached, ap.cat, ap.finish); resumed {
 		return e, res, true
 	}
 	if attached == nil && hasPending {
@@ -298,14 +298,8 @@ func (ap *releaseApply) upgrade(e api.Engine, dec upgrade.ReleaseDecision, inten
 	}
 	// Failure: roll back when asked.
 	ap.attempt.Status, ap.attempt.Error = attemptFailed, failure
-	rolledBack := func() (upgrade.RollbackPlan, error) {
-		if run.RolledBack == nil {
-			return upgrade.RollbackPlan{}, run.RollBackErr
-		}
-		return run.RolledBack.Plan, run.RollBackErr
-	}
 	return ap.r.rollBackFailed(ap.ctx, ap.m, ap.prior == nil, dec.Action == upgrade.ActionRestore, ap.finish, e, &ap.attempt, &ap.out,
-		from, ap.target, run.SnapshotID, rolledBack, func(err error) convergeResult { return ap.stop(e, &run.Op, "", err) })
+		from, ap.target, run.SnapshotID, run.RollBack, func(err error) convergeResult { return ap.stop(e, &run.Op, "", err) })
 }
 
 // releaseRun maps the decision and the model to rollout's run (with auto_rollback, and unless
@@ -334,8 +328,8 @@ func (ap *releaseApply) releaseRun(e api.Engine, dec upgrade.ReleaseDecision, in
 	if gate != nil {
 		rr.EvalSuite, rr.MaxRegression = gate.Suite.ValueString(), gate.MaxRegression.ValueFloat64()
 	}
-	if m.AutoRollback.ValueBool() && dec.Action != upgrade.ActionRestore {
-		rr.RollBack, rr.Catalog = &rollout.RollbackOptions{Drain: drain, Health: health}, ap.cat
+	if dec.Action != upgrade.ActionRestore {
+		rr.RollBack, rr.Catalog = m.rollBackOptions(), ap.cat
 	}
 	if w, ok := m.watchSettings(); ok {
 		w.From, w.To, w.StartedAt = from, target, ap.attempt.StartedAt

@@ -160,11 +160,40 @@ func (d *Driver) Release(ctx context.Context, rr ReleaseRun) ReleaseResult {
 			return stop(RunBake, b.Err)
 		}
 	}
-	if res.Failed() && rr.RollBack != nil {
-		rolled, err := d.RollBackTo(ctx, rr.Catalog, userID, rr.Engine.EngineVersion, res.SnapshotID, *rr.RollBack)
+	d.rollBackFailed(ctx, &res, userID, rr.Engine.EngineVersion, rr.RollBack, rr.Catalog)
+	return res
+}
+
+// ResumeRelease judges an upgrade of userID's engine (last read as e) whose analysis an
+// interrupted run left unjudged (w): the bake goes on for what is left of it, then the analysis runs once, and a failing one
+// rolls back to w.From when rollBack asks.
+func (d *Driver) ResumeRelease(ctx context.Context, userID string, e api.Engine, w *Watch, baking func(*Watch), rollBack *RollbackOptions,
+	cat *upgrade.Catalog) ReleaseResult {
+	res := ReleaseResult{Engine: e, SnapshotID: w.SnapshotID}
+	b := d.Bake(ctx, userID, w, baking)
+	res.Bake = &b
+	if b.Interrupted {
+		res.Step, res.Err, res.Interrupted = RunBake, b.Err, true
+		return res
+	}
+	d.rollBackFailed(ctx, &res, userID, w.From, rollBack, cat)
+	return res
+}
+
+// rollBackFailed is the failure path: a failed upgrade goes back to from when o asks.
+func (d *Driver) rollBackFailed(ctx context.Context, res *ReleaseResult, userID, from string, o *RollbackOptions, cat *upgrade.Catalog) {
+	if res.Failed() && o != nil {
+		rolled, err := d.RollBackTo(ctx, cat, userID, from, res.SnapshotID, *o)
 		res.RolledBack, res.RollBackErr = &rolled, err
 	}
-	return res
+}
+
+// RollBack is the rollback's way back and error, for a caller that maps the two.
+func (r *ReleaseResult) RollBack() (upgrade.RollbackPlan, error) {
+	if r.RolledBack == nil {
+		return upgrade.RollbackPlan{}, r.RollBackErr
+	}
+	return r.RolledBack.Plan, r.RollBackErr
 }
 
 func call[T any](f func(T), v T) {

@@ -58,6 +58,8 @@ func TestRelease(t *testing.T) {
 		t.Fatalf("engine after the run: %s %s (%v)", now.EngineVersion, now.Status, err)
 	}
 
+	w := *rr.Watch
+
 	// The same run from the stale read: the engine moved since, so nothing starts.
 	moments = nil
 	rr.TakeSnapshot, rr.EvalSuite, rr.Watch = false, "", nil
@@ -65,6 +67,20 @@ func TestRelease(t *testing.T) {
 	var me *MoveError
 	if res.Step != RunMove || !errors.As(res.Err, &me) || me.Step != MoveChanged || !reflect.DeepEqual(moments, []string{"snapshot"}) {
 		t.Fatalf("stale run: step %q (%v), moments %v", res.Step, res.Err, moments)
+	}
+
+	// The watch of the upgrade, resumed past its bake and judged failing (p99 must be 0, no
+	// figures from before): the run rolls the engine back to 2.3.1 from the snapshot.
+	strict := 0.0
+	w.From, w.To, w.BakeStartedAt, w.NoBefore, w.Config.MaxP99LatencyMS = "2.3.1", "2.4.0", time.Now().Add(-time.Hour), true, &strict
+	now, err := c.GetEngine(ctx, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res = d.ResumeRelease(ctx, user, now, &w, nil, &RollbackOptions{}, cat)
+	if res.Step != "" || !res.Failed() || res.RollBackErr != nil || res.RolledBack == nil || res.RolledBack.Engine.EngineVersion != "2.3.1" ||
+		res.RolledBack.Plan.SnapshotID != w.SnapshotID {
+		t.Fatalf("resumed watch: step %q (%v), bake %+v, rollback %+v (%v)", res.Step, res.Err, res.Bake, res.RolledBack, res.RollBackErr)
 	}
 }
 
