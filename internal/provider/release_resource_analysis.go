@@ -76,31 +76,20 @@ func (m releaseModel) watchSettings() (w releaseWatch, ok bool) {
 	return w, true
 }
 
-// watchBefore reads the engine's figures over the window before the upgrade (before the drain):
-// the analysis's baseline. nil without an analysis.
-func (r *releaseResource) watchBefore(ctx context.Context, m *releaseModel) (*releaseWatch, error) {
-	w, ok := m.watchSettings()
-	if !ok {
-		return nil, nil
-	}
-	if err := r.data.driver().WatchBefore(ctx, m.UserID.ValueString(), &w); err != nil {
-		return nil, err
-	}
-	return &w, nil
-}
-
-// watchUpgrade bakes the upgraded engine for what is left of the bake, reads its figures and
-// judges them. failure is "" when the analysis passed. stopped means the apply was interrupted
-// first: private state keeps the watch, the attempt stays in progress, and the next apply
-// resumes the bake and judges once.
-func (r *releaseResource) watchUpgrade(ctx context.Context, m *releaseModel, create bool, priv privateState, w *releaseWatch,
-	a *lastAttempt, out *convergeResult) (failure string, stopped bool) {
-	userID := m.UserID.ValueString()
-	res := r.data.driver().Bake(ctx, userID, w, func(w *releaseWatch) {
+// baking records the watch in private state once its bake has started, for an interrupted apply.
+func (r *releaseResource) baking(ctx context.Context, priv privateState, out *convergeResult) func(*releaseWatch) {
+	return func(w *releaseWatch) {
 		out.diags.Append(setPrivateJSON(ctx, priv, privateReleaseWatch, w)...)
 		tflog.Info(ctx, "watching the upgraded engine before the analysis",
 			map[string]any{"phase": "bake", "bake": w.Bake.String(), "left": w.Left().String()})
-	})
+	}
+}
+
+// judgeBake maps a bake's outcome: failure is "" when the analysis passed; stopped when the apply
+// was interrupted first (private state keeps the watch, the attempt stays in progress).
+func (r *releaseResource) judgeBake(ctx context.Context, m *releaseModel, create bool, priv privateState, w *releaseWatch,
+	res rollout.BakeResult, a *lastAttempt, out *convergeResult) (failure string, stopped bool) {
+	userID := m.UserID.ValueString()
 	if res.Interrupted {
 		out.interrupted, out.started = true, true
 		a.Status = attemptInProgress
@@ -130,11 +119,11 @@ func (r *releaseResource) watchUpgrade(ctx context.Context, m *releaseModel, cre
 }
 
 // resumeWatch judges an upgrade whose analysis an interrupted apply left unjudged, when the
-// engine still runs what it was upgraded to: the bake goes on for what is left of it, then the
-// analysis runs once. ok is false when there is nothing to resume (the converge goes on as usual).
+// engine still runs what it was upgraded to: rollout.Driver.ResumeRelease bakes for what is left,
+// runs the analysis once and rolls back a failing one. ok is false when there is nothing to resume
+// (the converge goes on as usual).
 func (r *releaseResource) resumeWatch(ctx context.Context, m *releaseModel, prior *releaseModel, priv privateState, e api.Engine,
-	attached *api.Operation,
-	finish func(api.Engine, *lastAttempt) convergeResult) (convergeResult, bool) {
+	attached *api.Operation, cat *upgrade.Catalog, finish func(api.Engine, *lastAttempt) convergeResult) (convergeResult, bool) {
 	var out convergeResult
 	var w releaseWatch
 	if attached != nil || !getPrivateJSON(ctx, priv, privateReleaseWatch, &w) {
@@ -156,7 +145,8 @@ func (r *releaseResource) resumeWatch(ctx context.Context, m *releaseModel, prio
 	}
 	tflog.Info(ctx, "resuming the analysis an interrupted apply left unjudged",
 		map[string]any{"operation_id": w.OperationID, "bake_started_at": w.BakeStartedAt})
-	failure, stopped := r.watchUpgrade(ctx, m, prior == nil, priv, &w, &a, &out)
+	run := r.data.driver().ResumeRelease(ctx, m.UserID.ValueString(), e, &w, r.baking(ctx, priv, &out), m.rollBackOptions(), cat)
+	failure, stopped := r.judgeBake(ctx, m, prior == nil, priv, &w, *run.Bake, &a, &out)
 	if stopped {
 		return r.finishFresh(context.WithoutCancel(ctx), m, finish, e, &a, &out), true
 	}
@@ -165,16 +155,16 @@ func (r *releaseResource) resumeWatch(ctx context.Context, m *releaseModel, prio
 		return r.finishFresh(ctx, m, finish, e, &a, &out), true
 	}
 	a.Status, a.Error = attemptFailed, failure
-	return r.rollBackFailed(ctx, m, prior == nil, false, finish, e, &a, &out, w.From, w.To, w.SnapshotID, nil), true
+	return r.rollBackFailed(ctx, m, prior == nil, false, finish, e, &a, &out, w.From, w.To, w.SnapshotID, run.RollBack, nil), true
 }
 
 // rollBackFailed ends an upgrade from -> to that failed (a gate or the analysis): with
-// auto_rollback (and unless keep) it returns the engine to from, restoring snapshotID where the
-// schema moved, and says what happened and what state holds; otherwise it leaves the engine as it
-// is. stop, when set, takes over if the apply is interrupted during the rollback.
+// auto_rollback (and unless keep) rollout has returned the engine to from, restoring snapshotID
+// where the schema moved, and rollBack gives how (or its error); it says what happened and what
+// state holds. stop, when set, takes over if the apply was interrupted during the rollback.
 func (r *releaseResource) rollBackFailed(ctx context.Context, m *releaseModel, create, keep bool, finish func(api.Engine,
-	*lastAttempt) convergeResult,
-	e api.Engine, a *lastAttempt, out *convergeResult, from, to, snapshotID string, stop func(error) convergeResult) convergeResult {
+	*lastAttempt) convergeResult, e api.Engine, a *lastAttempt, out *convergeResult, from, to, snapshotID string,
+	rollBack func() (upgrade.RollbackPlan, error), stop func(error) convergeResult) convergeResult {
 	userID := m.UserID.ValueString()
 	if !m.AutoRollback.ValueBool() || keep {
 		out.diags.AddError("Engine Upgrade Failed", fmt.Sprintf("Upgrading user %s's engine from %s to %s failed: %s. auto_rollback is off, so "+
@@ -182,7 +172,7 @@ func (r *releaseResource) rollBackFailed(ctx context.Context, m *releaseModel, c
 			userID, from, to, a.Error))
 		return r.finishFresh(ctx, m, finish, e, a, out)
 	}
-	rb, err := r.rollBackTo(ctx, m, from, snapshotID)
+	rb, err := rollBack()
 	if err != nil && ctx.Err() != nil && stop != nil {
 		return stop(err)
 	}
@@ -197,17 +187,13 @@ func (r *releaseResource) rollBackFailed(ctx context.Context, m *releaseModel, c
 	return res
 }
 
-// rollBackTo returns the engine to version to (rollout.RollBackTo), restoring snapshotID where
-// the schema moved; the plan says which it did.
-func (r *releaseResource) rollBackTo(ctx context.Context, m *releaseModel, to, snapshotID string) (upgrade.RollbackPlan, error) {
-	cat, err := r.data.Catalog(ctx)
-	if err != nil {
-		return upgrade.RollbackPlan{}, err
+// rollBackOptions is the rollback a failed upgrade runs: nil without auto_rollback.
+func (m *releaseModel) rollBackOptions() *rollout.RollbackOptions {
+	if !m.AutoRollback.ValueBool() {
+		return nil
 	}
 	drain, health := m.durations()
-	rolled, err := r.data.driver().RollBackTo(ctx, cat, m.UserID.ValueString(), to, snapshotID, rollout.RollbackOptions{Drain: drain,
-		Health: health})
-	return rolled.Plan, err
+	return &rollout.RollbackOptions{Drain: drain, Health: health}
 }
 
 // watchPending reports whether an interrupted apply left an upgrade unjudged, and warns that the

@@ -139,7 +139,7 @@ func (ap *releaseApply) attach() (e api.Engine, res convergeResult, done bool) {
 		ap.out.diags.Append(clientErrorDiag("Engine Read Failed", err))
 		return e, ap.out, true
 	}
-	if res, resumed := ap.r.resumeWatch(ctx, m, prior, ap.priv, e, attached, ap.finish); resumed {
+	if res, resumed := ap.r.resumeWatch(ctx, m, prior, ap.priv, e, attached, ap.cat, ap.finish); resumed {
 		return e, res, true
 	}
 	if attached == nil && hasPending {
@@ -277,19 +277,18 @@ func (ap *releaseApply) recheck(e api.Engine) (upgrade.ReleaseDecision, upgrade.
 	return dec, intent, ap.out, false
 }
 
-// upgrade runs the decided move: the snapshot and the baselines, the operation, the gates, and a
-// rollback when they fail.
+// upgrade runs the decided move in rollout's order (Driver.Release: the snapshot and the
+// baselines, the operation, the gates, the bake, and the rollback when they fail) and maps how it
+// ended: a stop, the verdict, or the rollback.
 func (ap *releaseApply) upgrade(e api.Engine, dec upgrade.ReleaseDecision, intent upgrade.ReleaseIntent) convergeResult {
 	from := e.EngineVersion
-	snapshotID, gate, watch, res, done := ap.prepare(e, dec, intent)
-	if done {
+	rr, gate := ap.releaseRun(e, dec, intent)
+	run := ap.d.Release(ap.ctx, rr)
+	if res, done := ap.stopped(run, from, rr.Move.Key); done {
 		return res
 	}
-	e, op, res, done, err := ap.start(e, dec, snapshotID)
-	if done {
-		return res
-	}
-	failure, res, done := ap.gates(e, op, err, gate, watch, from, snapshotID)
+	e = run.Engine
+	failure, res, done := ap.failure(run, gate, rr.Watch, from)
 	if done {
 		return res
 	}
@@ -300,85 +299,98 @@ func (ap *releaseApply) upgrade(e api.Engine, dec upgrade.ReleaseDecision, inten
 	// Failure: roll back when asked.
 	ap.attempt.Status, ap.attempt.Error = attemptFailed, failure
 	return ap.r.rollBackFailed(ap.ctx, ap.m, ap.prior == nil, dec.Action == upgrade.ActionRestore, ap.finish, e, &ap.attempt, &ap.out,
-		from, ap.target, snapshotID, func(err error) convergeResult { return ap.stop(e, &op, "", err) })
+		from, ap.target, run.SnapshotID, run.RollBack, func(err error) convergeResult { return ap.stop(e, &run.Op, "", err) })
 }
 
-// prepare takes the pre-upgrade snapshot when the decision asks for one, the eval baseline and
-// the analysis baseline; it returns the snapshot the operation uses.
-func (ap *releaseApply) prepare(e api.Engine, dec upgrade.ReleaseDecision, intent upgrade.ReleaseIntent) (
-	snapshotID string, gate *evalGateModel, watch *releaseWatch, res convergeResult, done bool) {
-	ctx, m, from, target := ap.ctx, ap.m, e.EngineVersion, ap.target
-	snapshotID = m.SnapshotID.ValueString()
+// releaseRun maps the decision and the model to rollout's run (with auto_rollback, and unless
+// it restores, its rollback), with the hooks that record each moment: began, the snapshot, the
+// baseline, the pending operation, the score, the watch.
+func (ap *releaseApply) releaseRun(e api.Engine, dec upgrade.ReleaseDecision, intent upgrade.ReleaseIntent) (
+	rollout.ReleaseRun, *evalGateModel) {
+	ctx, m, userID, from, target := ap.ctx, ap.m, ap.userID, e.EngineVersion, ap.target
+	snapshotID := m.SnapshotID.ValueString()
 	if dec.Action == upgrade.ActionRestore && snapshotID == "" && intent.RestoreSnapshot != nil {
 		snapshotID = intent.RestoreSnapshot.ID
 	}
-	if dec.TakeSnapshot {
-		tflog.Info(ctx, "taking the pre-upgrade snapshot", map[string]any{"phase": api.StepSnapshot})
-		ap.began = true
-		snap, _, err := ap.d.PreUpgradeSnapshot(ctx, "engine_release", e, target, api.CreateSnapshotRequest{
-			Description: fmt.Sprintf("pre-upgrade %s -> %s (engine_release auto_snapshot)", from, target), RetentionDays: defaultRetentionDays})
-		if err != nil && ctx.Err() != nil {
-			return "", nil, nil, ap.stop(e, nil, "", err), true
-		}
-		if err != nil {
-			ap.out.diags.Append(operationErrorDiag("Pre-Upgrade Snapshot Failed", err))
-			return "", nil, nil, ap.finish(e, nil), true
-		}
-		snapshotID = snap.ID
-	}
-	if dec.Action == upgrade.ActionUpgrade && dec.Path.RequiresSnapshot {
-		m.PreUpgradeSnapshotID = types.StringValue(snapshotID)
-		ap.attempt.SnapshotID = snapshotID
-	}
-	gate = m.evalGate()
+	drain, health := m.durations()
+	rr := rollout.ReleaseRun{Engine: e, TakeSnapshot: dec.TakeSnapshot, Snapshot: api.CreateSnapshotRequest{
+		Description: fmt.Sprintf("pre-upgrade %s -> %s (engine_release auto_snapshot)", from, target), RetentionDays: defaultRetentionDays},
+		Move: rollout.ReleaseMove{UserID: userID, Version: target, SnapshotID: snapshotID,
+			Key:     ap.r.operationKey(ctx, ap.priv, userID, ap.prior == nil),
+			Restore: dec.Action == upgrade.ActionRestore, Downgrade: dec.Action == upgrade.ActionDowngrade, Drain: drain, Health: health,
+			Started: func(op api.Operation) {
+				ap.began, ap.out.started = true, true
+				ap.out.diags.Append(setPendingOperation(ctx, ap.priv, privateReleaseOp, op)...)
+				ap.attempt.OperationID = op.ID
+				tflog.Info(ctx, "upgrade started", map[string]any{"operation_id": op.ID, "from": from, "to": target})
+			}}}
+	gate := m.evalGate()
 	if gate != nil {
-		ap.began = true
-		score, err := ap.d.Eval(ctx, ap.userID, gate.Suite.ValueString())
-		if err != nil && ctx.Err() != nil {
-			return "", nil, nil, ap.stop(e, nil, "", err), true
-		}
-		if err != nil {
-			ap.out.diags.Append(operationErrorDiag("Baseline Eval Failed", err))
-			return "", nil, nil, ap.finish(e, nil), true
-		}
-		ap.attempt.Baseline = &score
+		rr.EvalSuite, rr.MaxRegression = gate.Suite.ValueString(), gate.MaxRegression.ValueFloat64()
 	}
-	watch, err := ap.r.watchBefore(ctx, m)
-	if err != nil {
-		ap.out.diags.Append(clientErrorDiag("Baseline Metrics Read Failed", err))
-		return "", nil, nil, ap.finish(e, nil), true
+	if dec.Action != upgrade.ActionRestore {
+		rr.RollBack, rr.Catalog = m.rollBackOptions(), ap.cat
 	}
-	return snapshotID, gate, watch, ap.out, false
+	if w, ok := m.watchSettings(); ok {
+		w.From, w.To, w.StartedAt = from, target, ap.attempt.StartedAt
+		rr.Watch = &w
+	}
+	rr.Hooks = rollout.ReleaseHooks{
+		Begin: func(step string) {
+			if step == rollout.RunSnapshot {
+				tflog.Info(ctx, "taking the pre-upgrade snapshot", map[string]any{"phase": api.StepSnapshot})
+			}
+			ap.began = true
+		},
+		Snapshot: func(id string) {
+			if dec.Action == upgrade.ActionUpgrade && dec.Path.RequiresSnapshot {
+				m.PreUpgradeSnapshotID = types.StringValue(id)
+				ap.attempt.SnapshotID = id
+			}
+		},
+		Baseline: func(score float64) { ap.attempt.Baseline = &score },
+		Moved: func(op api.Operation) {
+			ap.out.diags.Append(ap.priv.SetKey(ctx, privateReleaseOp, nil)...)
+			ap.attempt.applyOperation(op)
+		},
+		Score:  func(score float64) { ap.attempt.Score = &score },
+		Baking: ap.r.baking(ctx, ap.priv, &ap.out),
+	}
+	return rr, gate
 }
 
-// start runs the move (rollout.Driver.Move: read the engine again, start the upgrade or restore
-// guarded by If-Match, wait), recording the operation for an interrupted apply to find, and maps
-// its failures; the error returned is the wait's, for the gates.
-func (ap *releaseApply) start(e api.Engine, dec upgrade.ReleaseDecision, snapshotID string) (
-	api.Engine, api.Operation, convergeResult, bool, error) {
-	ctx, userID, target, from := ap.ctx, ap.userID, ap.target, e.EngineVersion
-	drain, health := ap.m.durations()
-	mv := rollout.ReleaseMove{UserID: userID, Version: target, SnapshotID: snapshotID,
-		Key:     ap.r.operationKey(ctx, ap.priv, userID, ap.prior == nil),
-		Restore: dec.Action == upgrade.ActionRestore, Downgrade: dec.Action == upgrade.ActionDowngrade, Drain: drain, Health: health,
-		Started: func(op api.Operation) {
-			ap.out.started = true
-			ap.out.diags.Append(setPendingOperation(ctx, ap.priv, privateReleaseOp, op)...)
-			ap.attempt.OperationID = op.ID
-			tflog.Info(ctx, "upgrade started", map[string]any{"operation_id": op.ID, "from": from, "to": target})
-		}}
-	e, op, err := ap.d.Move(ctx, e, mv)
-	var me *rollout.MoveError
-	if errors.As(err, &me) {
-		return e, op, ap.moveFailed(me, from, mv.Key), true, err
+// stopped ends the converge (done) for a run that stopped before its verdict: interrupted, or a
+// step before the gates failed.
+func (ap *releaseApply) stopped(run rollout.ReleaseResult, from, key string) (convergeResult, bool) {
+	e := run.Engine
+	switch run.Step {
+	case rollout.RunSnapshot, rollout.RunBaseline:
+		if run.Interrupted {
+			return ap.stop(e, nil, "", run.Err), true
+		}
+		summary := "Pre-Upgrade Snapshot Failed"
+		if run.Step == rollout.RunBaseline {
+			summary = "Baseline Eval Failed"
+		}
+		ap.out.diags.Append(operationErrorDiag(summary, run.Err))
+		return ap.finish(e, nil), true
+	case rollout.RunMetrics:
+		ap.out.diags.Append(clientErrorDiag("Baseline Metrics Read Failed", run.Err))
+		return ap.finish(e, nil), true
+	case rollout.RunMove:
+		var me *rollout.MoveError
+		errors.As(run.Err, &me)
+		return ap.moveFailed(me, from, key), true
+	case rollout.RunWait:
+		if run.Interrupted {
+			return ap.stop(e, &run.Op, "", run.Err), true
+		}
+		ap.out.diags.Append(clientErrorDiag("Engine Upgrade Wait Failed", run.Err))
+		return ap.finish(e, &ap.attempt), true
+	case rollout.RunEval:
+		return ap.stop(e, &run.Op, "", run.Err), true
 	}
-	ap.began = true
-	if err != nil && ctx.Err() != nil {
-		return e, op, ap.stop(e, &op, "", err), true, err
-	}
-	ap.out.diags.Append(ap.priv.SetKey(ctx, privateReleaseOp, nil)...)
-	ap.attempt.applyOperation(op)
-	return e, op, ap.out, false, err
+	return ap.out, false
 }
 
 // moveFailed ends the converge for a move that failed before its operation ran.
@@ -408,44 +420,28 @@ func (ap *releaseApply) moveFailed(me *rollout.MoveError, from, key string) conv
 	return ap.finish(e, nil)
 }
 
-// gates judges the finished operation (its error, waitErr), the eval gate and the analysis; it
-// returns why the upgrade failed ("" when it passed).
-func (ap *releaseApply) gates(e api.Engine, op api.Operation, waitErr error, gate *evalGateModel, watch *releaseWatch, from,
-	snapshotID string) (
+// failure says why the upgrade failed ("" when it passed): the operation, the eval gate or the
+// analysis; done when the apply was interrupted during the bake.
+func (ap *releaseApply) failure(run rollout.ReleaseResult, gate *evalGateModel, w *releaseWatch, from string) (
 	string, convergeResult, bool) {
-	ctx, m, target := ap.ctx, ap.m, ap.target
-	var failure string
-	var oe *rollout.OperationError
 	switch {
-	case errors.As(waitErr, &oe):
-		failure = fmt.Sprintf("the %s step failed: %s", oe.Step(), opErrorText(oe.Op))
-	case waitErr != nil:
-		ap.out.diags.Append(clientErrorDiag("Engine Upgrade Wait Failed", waitErr))
-		return "", ap.finish(e, &ap.attempt), true
-	case gate != nil:
-		score, err := ap.d.Eval(ctx, ap.userID, gate.Suite.ValueString())
-		if err != nil && ctx.Err() != nil {
-			return "", ap.stop(e, &op, "", err), true
-		}
-		if err != nil {
-			failure = "the post-upgrade eval did not run: " + errText(err)
-			break
-		}
-		ap.attempt.Score = &score
-		if reg := *ap.attempt.Baseline - score; reg > gate.MaxRegression.ValueFloat64() {
-			failure = fmt.Sprintf("the eval gate failed: suite %q scored %.3f on %s against a baseline of %.3f on %s, a regression of "+
+	case run.OpErr != nil:
+		return fmt.Sprintf("the %s step failed: %s", run.OpErr.Step(), opErrorText(run.OpErr.Op)), ap.out, false
+	case run.EvalErr != nil:
+		return "the post-upgrade eval did not run: " + errText(run.EvalErr), ap.out, false
+	case run.Regressed:
+		return fmt.Sprintf("the eval gate failed: suite %q scored %.3f on %s against a baseline of %.3f on %s, a regression of "+
 				"%.3f, above max_regression %.3f",
-				gate.Suite.ValueString(), score, target, *ap.attempt.Baseline, from, reg, gate.MaxRegression.ValueFloat64())
+				gate.Suite.ValueString(), run.Score, ap.target, run.Baseline, from, run.Baseline-run.Score, gate.MaxRegression.ValueFloat64()),
+			ap.out, false
+	case run.Bake != nil:
+		failure, stopped := ap.r.judgeBake(ap.ctx, ap.m, ap.prior == nil, ap.priv, w, *run.Bake, &ap.attempt, &ap.out)
+		if stopped {
+			return "", ap.r.finishFresh(context.WithoutCancel(ap.ctx), ap.m, ap.finish, run.Engine, &ap.attempt, &ap.out), true
 		}
+		return failure, ap.out, false
 	}
-	if failure == "" && watch != nil {
-		watch.From, watch.To, watch.SnapshotID, watch.OperationID, watch.StartedAt = from, target, snapshotID, op.ID, ap.attempt.StartedAt
-		var stopped bool
-		if failure, stopped = ap.r.watchUpgrade(ctx, m, ap.prior == nil, ap.priv, watch, &ap.attempt, &ap.out); stopped {
-			return "", ap.r.finishFresh(context.WithoutCancel(ctx), m, ap.finish, e, &ap.attempt, &ap.out), true
-		}
-	}
-	return failure, ap.out, false
+	return "", ap.out, false
 }
 
 // rollbackFailedAfterUpgradeDiag is the error of an upgrade whose automatic rollback failed too,

@@ -16,18 +16,8 @@ import (
 // with its start and judged nothing; resumed past its end it reads and judges at once, by the
 // thresholds alone when the baseline is gone.
 func TestReleaseWatch(t *testing.T) {
-	srv, err := controlplane.New(controlplane.Options{DataDir: t.TempDir(), APIKey: benchKey, SeedEngines: 1, SeedVersion: "2.3.1",
-		SeedBrainRows: 3, TimeScale: 0.01})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
-	c, err := client.New(client.Config{Endpoint: hs.URL, APIKey: benchKey, RequestTimeout: time.Minute, MaxRetries: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, user := &Driver{Client: c}, "user-0001"
+	d, c := oneEngine(t)
+	user := "user-0001"
 	w := &Watch{Bake: time.Hour, Window: 5 * time.Minute, To: "2.3.1", Config: upgrade.AnalysisConfig{BaselineTolerance: 0.5}}
 	if err := d.WatchBefore(context.Background(), user, w); err != nil || w.Before.UserID != user {
 		t.Fatalf("baseline: %v, %+v", err, w.Before)
@@ -57,4 +47,21 @@ func TestReleaseWatch(t *testing.T) {
 	if res = d.Bake(context.Background(), user, w, nil); res.Verdict.Pass() || len(res.Verdict.Findings) != 1 {
 		t.Fatalf("thresholds alone, p99 must be 0: %+v", res.Verdict)
 	}
+}
+
+// oneEngine is a driver on a control plane of one engine, user-0001 on 2.3.1, and its client.
+func oneEngine(t *testing.T) (*Driver, *client.Client) {
+	t.Helper()
+	srv, err := controlplane.New(controlplane.Options{DataDir: t.TempDir(), APIKey: benchKey, SeedEngines: 1, SeedVersion: "2.3.1",
+		SeedBrainRows: 3, TimeScale: 0.01})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	c, err := client.New(client.Config{Endpoint: hs.URL, APIKey: benchKey, RequestTimeout: time.Minute, MaxRetries: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Driver{Client: c}, c
 }
