@@ -62,13 +62,14 @@ func (c *canaryClaim) claim(ctx context.Context, user string) error {
 	if client.HasCode(err, api.CodeEngineOwned) {
 		return fmt.Errorf("user %s's engine is managed elsewhere (%s): a canary moves no engine another manager owns, "+
 			"so nothing was started on it; "+
-			"take it out of user_ids, or have its manager give it up first", user, errText(err))
+			"take it out of the canary's scope (user_ids or selector), or have its manager give it up first", user, errText(err))
 	}
 	return err
 }
 
 // canaryOwnerDiags fails a canary plan that would move engines another manager owns, naming them.
-func canaryOwnerDiags(engines map[string]api.Engine, moves []upgrade.StepMove, token string) diag.Diagnostics {
+// bySelector says the canary's scope is a selector, so the error points there rather than at user_ids.
+func canaryOwnerDiags(engines map[string]api.Engine, moves []upgrade.StepMove, token string, bySelector bool) diag.Diagnostics {
 	var diags diag.Diagnostics
 	var owned []string
 	for _, mv := range moves {
@@ -81,12 +82,20 @@ func canaryOwnerDiags(engines map[string]api.Engine, moves []upgrade.StepMove, t
 	if len(owned) == 0 {
 		return diags
 	}
-	diags.AddAttributeError(path.Root("user_ids"), "Engines Managed Elsewhere",
-		fmt.Sprintf("This canary would move %d engines that another manager owns:\n- %s\n\n"+
+	attr, out := "user_ids", "Take those users out of user_ids"
+	if bySelector {
+		attr, out = "selector", "Narrow the selector (and user_ids, if set) so that the canary no longer covers those users"
+	}
+	noun := "engines"
+	if len(owned) == 1 {
+		noun = "engine"
+	}
+	diags.AddAttributeError(path.Root(attr), "Engines Managed Elsewhere",
+		fmt.Sprintf("This canary would move %d %s that another manager owns:\n- %s\n\n"+
 			"Two managers of one engine undo each other's work. Nothing was changed. "+
-			"Take those users out of user_ids, or have their manager give them up first (on_destroy = \"keep\" and a destroy there; "+
+			"%s, or have their manager give them up first (on_destroy = \"keep\" and a destroy there; "+
 			"a removed block alone leaves them owned). A canary never takes an engine over.",
-			len(owned), strings.Join(firstNames(owned, 20), "\n- ")))
+			len(owned), noun, strings.Join(firstNames(owned, 20), "\n- "), out))
 	return diags
 }
 

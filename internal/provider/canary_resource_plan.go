@@ -232,7 +232,8 @@ func (r *canaryResource) planFleet(ctx context.Context, req resource.ModifyPlanR
 	// just added to user_ids) is refused only when this plan would move it.
 	cfg.users = upgrade.Without(p.scope, cfg.held)
 	p.moves = upgrade.PlanSteps(p.seed, cfg.users, p.targets, p.moved)
-	resp.Diagnostics.Append(canaryOwnerDiags(engines, p.moves, r.canaryOwner(ctx, req.Private, p.plan.ID.ValueString()).token)...)
+	resp.Diagnostics.Append(canaryOwnerDiags(engines, p.moves, r.canaryOwner(ctx, req.Private, p.plan.ID.ValueString()).token,
+		!p.plan.Selector.IsNull())...)
 	if since := upgrade.MovedAbove(p.moves, upgrade.NewlyHeld(check.Held, cfg.held)); len(since) > 0 {
 		resp.Diagnostics.Append(problemDiags([]upgrade.Problem{upgrade.CanaryWouldDowngrade(cfg.version, since)}, true)...)
 		return false

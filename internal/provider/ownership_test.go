@@ -402,3 +402,22 @@ func TestAccOwnership_canaryKeepReleases(t *testing.T) {
 			h.expectOwner("user-0001", ""), h.expectOwner("user-0002", "")),
 	})
 }
+
+// A selector canary that would move an engine another manager owns is refused at plan, and the
+// error points at the selector (there is no user_ids to take the user out of).
+func TestAccOwnership_canarySelector(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{Version: "2.3.1"})
+	cfg := strings.Replace(h.canaryOwnedConfig(`null`, ""), `user_ids  = null`, `selector  = { user_id_prefix = "user-" }`, 1)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: h.Factories(nil),
+		Steps: []resource.TestStep{{
+			PreConfig:   func() { h.claim("user-0002", "team-a", false) },
+			Config:      cfg,
+			ExpectError: regexp.MustCompile(`Engines Managed Elsewhere[\s\S]*1 engine that[\s\S]*user-0002[\s\S]*Narrow the selector`),
+		}},
+	})
+	if e := h.Engine("user-0001"); e.EngineVersion != "2.3.1" {
+		t.Errorf("user-0001's engine runs %s after the refused plan, want 2.3.1", e.EngineVersion)
+	}
+}
