@@ -86,16 +86,12 @@ func canaryOwnerDiags(engines map[string]api.Engine, moves []upgrade.StepMove, t
 	if bySelector {
 		attr, out = "selector", "Narrow the selector (and user_ids, if set) so that the canary no longer covers those users"
 	}
-	noun := "engines"
-	if len(owned) == 1 {
-		noun = "engine"
-	}
 	diags.AddAttributeError(path.Root(attr), "Engines Managed Elsewhere",
 		fmt.Sprintf("This canary would move %d %s that another manager owns:\n- %s\n\n"+
 			"Two managers of one engine undo each other's work. Nothing was changed. "+
 			"%s, or have their manager give them up first (on_destroy = \"keep\" and a destroy there; "+
 			"a removed block alone leaves them owned). A canary never takes an engine over.",
-			len(owned), noun, strings.Join(firstNames(owned, 20), "\n- "), out))
+			len(owned), engineNoun(len(owned)), strings.Join(firstNames(owned, 20), "\n- "), out))
 	return diags
 }
 
@@ -112,9 +108,9 @@ func keepTakenOver(users []string, engines map[string]api.Engine, token string, 
 	}
 	if len(left) > 0 {
 		sort.Strings(left)
-		diags.AddWarning("Destroy Leaves Engines Alone", fmt.Sprintf("%d engines this canary moved are now owned by another manager; "+
+		diags.AddWarning("Destroy Leaves Engines Alone", fmt.Sprintf("Another manager now owns %d %s this canary moved; "+
 			"destroying the canary "+
-			"leaves them where they run, without a rollback:\n- %s", len(left), strings.Join(firstNames(left, 20), "\n- ")))
+			"leaves them where they run, without a rollback:\n- %s", len(left), engineNoun(len(left)), strings.Join(firstNames(left, 20), "\n- ")))
 	}
 	return out
 }
@@ -161,4 +157,12 @@ func (r *canaryResource) releaseKept(ctx context.Context, state canaryModel, pri
 		return
 	}
 	r.canaryOwner(ctx, priv, state.ID.ValueString()).releaseAll(ctx, engines)
+}
+
+// engineNoun is "engine" for one, "engines" otherwise.
+func engineNoun(n int) string {
+	if n == 1 {
+		return "engine"
+	}
+	return "engines"
 }
