@@ -22,7 +22,7 @@ provider "engine" {}
 variable "canary_version" {
   description = "The version to roll out."
   type        = string
-  default     = "2.3.1"
+  default     = "2.4.0"
 }
 
 variable "user_id_prefix" {
