@@ -96,7 +96,8 @@ resource "engine_release" "major" {
   # The post-upgrade checklist: after a bake, error rate, P99 latency, cache-hit ratio and
   # warning kinds against thresholds and against this engine's own figures before the upgrade;
   # a failing analysis rolls the engine back. Against a real Engine, watch the first hour:
-  # bake_time = window = "1h".
+  # bake_time = window = "1h", with timeouts { create = "90m" } (the bake must fit in the apply's
+  # timeout, 30m by default).
   analysis = {
     max_error_rate     = 0.05
     max_p99_latency_ms = 1500

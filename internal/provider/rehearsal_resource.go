@@ -215,6 +215,9 @@ func (r *rehearsalResource) Read(ctx context.Context, req resource.ReadRequest, 
 	if state.ReplayTurns.IsNull() {
 		// Imported: the request's own settings are not part of the record.
 		state.ReplayTurns, state.KeepEngine = types.Int64Value(defaultReplayTurns), types.BoolValue(reh.KeepEngine)
+		if reh.EvalSuite != "" {
+			state.EvalSuite = types.StringValue(reh.EvalSuite)
+		}
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }

@@ -150,7 +150,7 @@ func TestAccRehearsal_majorOnACopy(t *testing.T) {
 			},
 		}, {
 			ResourceName: rehearsalAddr, ImportState: true, ImportStateVerify: true,
-			ImportStateVerifyIgnore: []string{"replay_turns", "analysis", "eval_suite", "timeouts"},
+			ImportStateVerifyIgnore: []string{"replay_turns", "analysis", "timeouts"},
 		}, {
 			Config: h.rehearsalConfig("3.0.0", fmt.Sprintf("  snapshot_id = %q\n  eval_suite = \"regression\"", snap)),
 			ConfigStateChecks: []statecheck.StateCheck{

@@ -1,5 +1,6 @@
-# A rehearsal made in another workspace (for example the staging team's), read by its id: gate
-# this workspace's upgrade on its verdict and show the measured migration time.
+# A rehearsal made in another workspace (for example the staging team's), read by its id: its
+# verdict, path, measured migration time and failed checks. To gate this workspace's upgrade on
+# it, name the same id in engine_release.rehearsal_id.
 variable "rehearsal_id" {
   type = string
 }
