@@ -193,7 +193,7 @@ func (r *procRuntime) boot(user, version string) error {
 		if p, err = r.spawn(user, version, env); err != nil {
 			break
 		}
-		if err = p.waitHealth(r.s.ctx, time.Now().Add(r.processWait(time.Duration(defaultHealthTimeout)*time.Second, minProcessWait)), true); err == nil {
+		if err = p.waitHealth(r.s.ctx, time.Now().Add(r.s.realWait(time.Duration(defaultHealthTimeout)*time.Second, minProcessWait)), true); err == nil {
 			r.healthy(p)
 			return nil
 		}

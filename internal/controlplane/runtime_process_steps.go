@@ -19,7 +19,7 @@ func (r *procRuntime) drainAndStop(op *operation, timeout time.Duration) bool {
 		s.nothingToDrain(op, "engine process")
 		return true
 	}
-	grace := r.processWait(timeout, minProcessGrace)
+	grace := r.s.realWait(timeout, minProcessGrace)
 	took, killed := r.stop(p, grace)
 	if s.ctx.Err() != nil {
 		return false
@@ -57,7 +57,7 @@ func (r *procRuntime) migrate(op *operation, path api.UpgradePath, healthTimeout
 		s.failOp(op, api.StepMigrate, api.CodeInternal, fmt.Sprintf("could not start %s to migrate user %s's brain: %v; nothing was migrated", path.To, op.UserID, err), false)
 		return false
 	}
-	w := migrationWatch{inst: &p.engineInstance, deadline: time.Now().Add(r.processWait(healthTimeout, minProcessWait)),
+	w := migrationWatch{inst: &p.engineInstance, deadline: time.Now().Add(r.s.realWait(healthTimeout, minProcessWait)),
 		kill: func() { r.kill(p) }, faultKill: killMid}
 	if !s.followMigration(op, path, w) {
 		return false
@@ -85,7 +85,7 @@ func (r *procRuntime) bootAndCheck(op *operation, version string, healthTimeout 
 			return
 		}
 	}
-	wait := r.processWait(healthTimeout, minProcessWait)
+	wait := r.s.realWait(healthTimeout, minProcessWait)
 	deadline := time.Now().Add(wait)
 	if err := p.waitHealth(r.s.ctx, deadline, false); err != nil {
 		r.failBoot(op, p, api.StepBoot, v, err, wait)
@@ -117,11 +117,4 @@ func (r *procRuntime) failBoot(op *operation, p *engineProc, step string, v api.
 		return
 	}
 	r.failWith(op, p, step, api.CodeHealthCheckFailed, fmt.Sprintf("%s on user %s never reported healthy within %s; the process (%d) was killed; restore a snapshot", v.Version, op.UserID, wait, p.pid))
-}
-
-// processWait is a requested timeout as the process runtime applies it: scaled like every
-// nominal duration, but never below what a real process needs (floor), unless the request itself
-// is shorter.
-func (r *procRuntime) processWait(d time.Duration, floor time.Duration) time.Duration {
-	return r.s.realWait(d, floor)
 }
